@@ -1,1 +1,176 @@
-//! placeholder
+//! Storage for shopgrowth: one interface, [`Store`], over two real backends.
+//!
+//! - [`sqlite`]: the embedded default, one file, a single writer thread with group commit.
+//! - [`postgres`]: for several server nodes sharing one database.
+//! - [`queries`]: SQL both backends share, and decoding of rows into the core model.
+//! - [`records`]: what the store takes and returns beyond the core model.
+//!
+//! Only this crate knows SQL. Personal data arrives already encrypted ([`records::SealedUser`]).
+
+pub mod error;
+pub mod postgres;
+mod queries;
+pub mod records;
+pub mod sqlite;
+
+pub use error::{Error, Result};
+
+use records::*;
+use shopgrowth_core::ids::{DeviceId, UserId};
+use shopgrowth_core::model::{Event, Order, Product, Refund, Store as ShopStore};
+use std::path::PathBuf;
+
+/// Where the data lives: a SQLite file, or a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…`/`postgresql://…`, `sqlite:PATH`, or a plain file path.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(Location::Postgres(text.to_owned()))
+        } else if let Some(path) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
+            Ok(Location::Sqlite(PathBuf::from(path)))
+        } else if text.contains("://") || text.is_empty() {
+            Err(Error::BadLocation(text.to_owned()))
+        } else {
+            Ok(Location::Sqlite(PathBuf::from(text)))
+        }
+    }
+}
+
+/// The store. Every method is one atomic write or one consistent read.
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    pub async fn open(location: &Location) -> Result<Self> {
+        Ok(match location {
+            Location::Sqlite(path) => Store::Sqlite(sqlite::SqliteStore::open(path)?),
+            Location::Postgres(url) => Store::Postgres(postgres::PgStore::connect(url, None).await?),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies pending migrations; refuses to run if an applied one was edited.
+    pub async fn migrate(&self) -> Result<()> {
+        dispatch!(self.migrate())
+    }
+
+    /// Stores new events and reports the ids already stored as duplicates. Durable on return.
+    pub async fn insert_events(&self, events: Vec<Event>, received_at: i64) -> Result<Vec<Written>> {
+        dispatch!(self.insert_events(events, received_at))
+    }
+
+    /// Inserts or updates users; one with the phone of an existing customer is merged into it.
+    pub async fn upsert_users(&self, users: Vec<SealedUser>, now: i64) -> Result<Vec<UserWritten>> {
+        dispatch!(self.upsert_users(users, now))
+    }
+
+    pub async fn upsert_products(&self, products: Vec<Product>, now: i64) -> Result<Vec<Written>> {
+        dispatch!(self.upsert_products(products, now))
+    }
+
+    pub async fn upsert_stores(&self, stores: Vec<ShopStore>, now: i64) -> Result<Vec<Written>> {
+        dispatch!(self.upsert_stores(stores, now))
+    }
+
+    /// Stores new orders with their lines; an order id seen before is a duplicate, unchanged.
+    pub async fn insert_orders(&self, orders: Vec<Order>, now: i64) -> Result<Vec<Written>> {
+        dispatch!(self.insert_orders(orders, now))
+    }
+
+    /// Applies a refund by atomic conditional writes per line; idempotent by refund id.
+    pub async fn add_refund(&self, order_id: String, refund: Refund, now: i64) -> Result<RefundWritten> {
+        dispatch!(self.add_refund(order_id, refund, now))
+    }
+
+    /// Writes one batch of a file import.
+    pub async fn import_batch(&self, batch: ImportBatch, now: i64) -> Result<ImportWritten> {
+        dispatch!(self.import_batch(batch, now))
+    }
+
+    /// Records that an anonymous device logged in as `user`; its past events follow the user.
+    pub async fn link_device(&self, device: DeviceId, user: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+        dispatch!(self.link_device(device, user, reason, now))
+    }
+
+    /// Merges user `source` into `target` by hand.
+    pub async fn merge_users(&self, source: UserId, target: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+        dispatch!(self.merge_users(source, target, reason, now))
+    }
+
+    /// Undoes a merge; the link stays in the history with its undo time.
+    pub async fn undo_link(&self, link_id: i64, now: i64) -> Result<IdentityLink> {
+        dispatch!(self.undo_link(link_id, now))
+    }
+
+    /// The customer a user id belongs to, after ID-Mapping.
+    pub async fn customer(&self, user_id: UserId) -> Result<Option<Customer>> {
+        dispatch!(self.customer(user_id))
+    }
+
+    pub async fn recent_events(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredEvent>> {
+        dispatch!(self.recent_events(customer, limit))
+    }
+
+    pub async fn recent_orders(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredOrder>> {
+        dispatch!(self.recent_orders(customer, limit))
+    }
+
+    /// Every merge that involves the customer, undone ones included.
+    pub async fn links_of(&self, customer: &Customer) -> Result<Vec<IdentityLink>> {
+        dispatch!(self.links_of(customer))
+    }
+
+    /// Deletes a user's personal data (phone, email, name, birthday, attributes); keeps the id.
+    pub async fn erase_personal_data(&self, user_id: UserId, now: i64) -> Result<bool> {
+        dispatch!(self.erase_personal_data(user_id, now))
+    }
+
+    pub async fn create_api_key(&self, key: ApiKeyRecord) -> Result<()> {
+        dispatch!(self.create_api_key(key))
+    }
+
+    pub async fn api_key(&self, id: String) -> Result<Option<ApiKeyRecord>> {
+        dispatch!(self.api_key(id))
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        dispatch!(self.api_keys())
+    }
+
+    pub async fn revoke_api_key(&self, id: String, now: i64) -> Result<bool> {
+        dispatch!(self.revoke_api_key(id, now))
+    }
+
+    pub async fn counts(&self) -> Result<Counts> {
+        dispatch!(self.counts())
+    }
+
+    /// Which of `ids` are stored events.
+    pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
+        dispatch!(self.events_present(ids))
+    }
+}

@@ -1,0 +1,702 @@
+//! PostgreSQL backend, for shops that run several server nodes on one database.
+//!
+//! Same SQL and semantics as SQLite; concurrency comes from the database instead of a single
+//! writer: every write runs in one transaction, limits are conditional `UPDATE`s, and merges of
+//! customers by phone take a transaction-scoped advisory lock on the phone's hash so two nodes
+//! cannot each miss the other's new user.
+
+use crate::error::{Error, Result};
+use crate::queries::*;
+use crate::records::*;
+use shopgrowth_core::ids::{DeviceId, UserId};
+use shopgrowth_core::model::{Event, Order, OrderLine, Product, Refund, Store as ShopStore};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+type Tx = Transaction<'static, Postgres>;
+
+impl PgStore {
+    /// Connects to `url`; `schema`, when given, is created and used as the search path (tests
+    /// use one schema each).
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        if let Some(schema) = schema {
+            let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&admin).await?;
+            admin.close().await;
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
+        Ok(PgStore { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn insert_events(&self, events: Vec<Event>, received_at: i64) -> Result<Vec<Written>> {
+        let mut tx = self.pool.begin().await?;
+        let out = insert_events(&mut tx, &events, received_at).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn upsert_users(&self, users: Vec<SealedUser>, now: i64) -> Result<Vec<UserWritten>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(users.len());
+        for u in &users {
+            if let Some(hash) = &u.phone_hash {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(encode($1, 'hex'), 0))")
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let existed = sqlx::query(USER_EXISTS).bind(&u.id).fetch_optional(&mut *tx).await?.is_some();
+            sqlx::query(UPSERT_USER)
+                .bind(&u.id)
+                .bind(&u.phone_enc)
+                .bind(&u.phone_hash)
+                .bind(&u.email_enc)
+                .bind(&u.email_hash)
+                .bind(&u.name_enc)
+                .bind(u.gender.map(|g| g.as_str()))
+                .bind(u.birthday.map(|b| b.to_string()))
+                .bind(&u.city)
+                .bind(u.city_tier.map(|t| t.as_str()))
+                .bind(u.registration_channel.map(|c| c.as_str()))
+                .bind(u.registered_at)
+                .bind(json_text(&u.attributes))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let mut merged_into = None;
+            if let Some(hash) = &u.phone_hash {
+                let already =
+                    sqlx::query(ACTIVE_LINK_OF).bind("user").bind(&u.id).fetch_optional(&mut *tx).await?.is_some();
+                if !already {
+                    let other: Option<String> = sqlx::query_scalar(SAME_PHONE_CUSTOMER)
+                        .bind(hash)
+                        .bind(&u.id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(target) = other {
+                        let n = link_if_new(&mut tx, "user", &u.id, &target, "same_phone", now).await?;
+                        if n == 1 {
+                            merged_into = Some(UserId(target));
+                        }
+                    }
+                }
+            }
+            out.push(UserWritten { written: if existed { Written::Updated } else { Written::Inserted }, merged_into });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn upsert_products(&self, products: Vec<Product>, now: i64) -> Result<Vec<Written>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(products.len());
+        for p in &products {
+            let existed = sqlx::query(PRODUCT_EXISTS).bind(p.id.as_str()).fetch_optional(&mut *tx).await?.is_some();
+            bind_product(sqlx::query(UPSERT_PRODUCT), p, now).execute(&mut *tx).await?;
+            out.push(if existed { Written::Updated } else { Written::Inserted });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn upsert_stores(&self, stores: Vec<ShopStore>, now: i64) -> Result<Vec<Written>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(stores.len());
+        for s in &stores {
+            let existed = sqlx::query(STORE_EXISTS).bind(s.id.as_str()).fetch_optional(&mut *tx).await?.is_some();
+            sqlx::query(UPSERT_STORE)
+                .bind(s.id.as_str())
+                .bind(&s.name)
+                .bind(&s.city)
+                .bind(s.city_tier.map(|t| t.as_str()))
+                .bind(&s.address)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            out.push(if existed { Written::Updated } else { Written::Inserted });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn insert_orders(&self, orders: Vec<Order>, now: i64) -> Result<Vec<Written>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(orders.len());
+        for order in &orders {
+            let total = order.computed_total().unwrap_or(0);
+            let inserted =
+                insert_order_header(&mut tx, order, total, order.lines.len() as i64, "api", now, false).await?;
+            if !inserted {
+                out.push(Written::Duplicate);
+                continue;
+            }
+            for (i, l) in order.lines.iter().enumerate() {
+                insert_line(&mut tx, order, l, i as i64, None).await?;
+            }
+            attach_customer(&mut tx, order.user_id.as_ref(), order.device_id.as_ref(), now).await?;
+            out.push(Written::Inserted);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn add_refund(&self, order_id: String, refund: Refund, now: i64) -> Result<RefundWritten> {
+        let mut tx = self.pool.begin().await?;
+        // Refunds of one order serialise on the order row, so a reused refund id is seen.
+        let locked = sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(&order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let seen: Option<String> = sqlx::query_scalar(REFUND_ORDER_OF).bind(&refund.id).fetch_optional(&mut *tx).await?;
+        match seen {
+            Some(o) if o == order_id => return Ok(RefundWritten::Duplicate),
+            Some(o) => return Err(Error::RefundIdReused { refund_id: refund.id.clone(), order_id: o }),
+            None => {}
+        }
+        if locked.is_none() {
+            return Err(Error::NotFound { entity: "order", id: order_id });
+        }
+        for line in &refund.lines {
+            let n = sqlx::query(REFUND_LINE)
+                .bind(&order_id)
+                .bind(line.line_no)
+                .bind(line.quantity)
+                .bind(line.amount)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                let exists =
+                    sqlx::query(LINE_EXISTS).bind(&order_id).bind(line.line_no).fetch_optional(&mut *tx).await?.is_some();
+                return Err(if exists {
+                    Error::RefundExceedsLine { line_no: line.line_no }
+                } else {
+                    Error::NoSuchLine { order_id: order_id.clone(), line_no: line.line_no }
+                });
+            }
+        }
+        let n = sqlx::query(INSERT_REFUND)
+            .bind(&refund.id)
+            .bind(&order_id)
+            .bind(refund.amount())
+            .bind(serde_json::to_string(&refund.lines).unwrap_or_default())
+            .bind(&refund.reason)
+            .bind(refund.refunded_at.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::Conflict(format!("refund {:?} was written concurrently", refund.id)));
+        }
+        sqlx::query(ADD_ORDER_REFUNDED).bind(&order_id).bind(refund.amount()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(RefundWritten::Applied)
+    }
+
+    pub async fn import_batch(&self, batch: ImportBatch, now: i64) -> Result<ImportWritten> {
+        let mut tx = self.pool.begin().await?;
+        for u in &batch.users {
+            sqlx::query(INSERT_BARE_USER).bind(u).bind(now).execute(&mut *tx).await?;
+        }
+        for p in &batch.products {
+            bind_product(sqlx::query(INSERT_PRODUCT_IF_ABSENT), p, now).execute(&mut *tx).await?;
+        }
+        let mut lines_out = Vec::new();
+        for imported in &batch.orders {
+            let order = &imported.order;
+            let (mut total, mut count) = (0i64, 0i64);
+            for ((l, line_no), key) in order.lines.iter().zip(&imported.line_nos).zip(&imported.line_keys) {
+                if insert_line(&mut tx, order, l, *line_no, Some(key)).await? {
+                    total += l.amount().unwrap_or(0);
+                    count += 1;
+                    lines_out.push(Written::Inserted);
+                } else {
+                    lines_out.push(Written::Duplicate);
+                }
+            }
+            if count > 0 {
+                insert_order_header(&mut tx, order, total, count, "import", now, true).await?;
+            }
+        }
+        let events_out = insert_events(&mut tx, &batch.events, now).await?;
+        tx.commit().await?;
+        Ok(ImportWritten { lines: lines_out, events: events_out })
+    }
+
+    pub async fn link_device(&self, device: DeviceId, user: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(INSERT_BARE_USER).bind(user.as_str()).bind(now).execute(&mut *tx).await?;
+        link_if_new(&mut tx, "device", device.as_str(), user.as_str(), &reason, now).await?;
+        let link = active_link(&mut tx, LinkKind::Device, device.as_str()).await?;
+        tx.commit().await?;
+        link.ok_or_else(|| Error::Conflict(format!("device {device} was unlinked from {user} by hand")))
+    }
+
+    pub async fn merge_users(&self, source: UserId, target: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE identity_links IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        for id in [&source, &target] {
+            if sqlx::query(USER_EXISTS).bind(id.as_str()).fetch_optional(&mut *tx).await?.is_none() {
+                return Err(Error::NotFound { entity: "user", id: id.0.clone() });
+            }
+        }
+        if canonical_of(&mut tx, target.as_str()).await? == source.as_str() {
+            return Err(Error::Conflict(format!("{target} is already merged into {source}")));
+        }
+        if let Some(existing) = active_link(&mut tx, LinkKind::User, source.as_str()).await? {
+            return Err(Error::Conflict(format!(
+                "{source} is already merged into {} (undo link {} first)",
+                existing.target_user_id, existing.id
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO identity_links (kind, source_id, target_user_id, reason, created_at) VALUES ('user', $1, $2, $3, $4)",
+        )
+        .bind(source.as_str())
+        .bind(target.as_str())
+        .bind(&reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let link = active_link(&mut tx, LinkKind::User, source.as_str()).await?;
+        tx.commit().await?;
+        link.ok_or_else(|| Error::Corrupt("merge link vanished".into()))
+    }
+
+    pub async fn undo_link(&self, link_id: i64, now: i64) -> Result<IdentityLink> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(UNDO_LINK).bind(link_id).bind(now).execute(&mut *tx).await?.rows_affected();
+        let row = sqlx::query(&format!("SELECT {LINK_COLUMNS} FROM identity_links WHERE id = $1"))
+            .bind(link_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let link = row
+            .map(|r| link_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::NotFound { entity: "identity link", id: link_id.to_string() })?;
+        if changed == 0 {
+            return Err(Error::Conflict(format!("identity link {link_id} was already undone")));
+        }
+        Ok(link)
+    }
+
+    pub async fn customer(&self, user_id: UserId) -> Result<Option<Customer>> {
+        let mut tx = self.pool.begin().await?;
+        let canonical_id = canonical_of(&mut tx, user_id.as_str()).await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(&canonical_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let canonical = user_row(&row)?.into_record()?;
+        let sources = "SELECT source_id FROM identity_links WHERE kind = $1 AND target_user_id = $2 \
+                       AND undone_at IS NULL ORDER BY id";
+        let mut member_ids = vec![canonical_id];
+        let mut i = 0;
+        while i < member_ids.len() && member_ids.len() < 10_000 {
+            let found: Vec<String> =
+                sqlx::query_scalar(sources).bind("user").bind(&member_ids[i]).fetch_all(&mut *tx).await?;
+            member_ids.extend(found);
+            i += 1;
+        }
+        let mut device_ids = Vec::new();
+        for m in &member_ids {
+            let found: Vec<String> = sqlx::query_scalar(sources).bind("device").bind(m).fetch_all(&mut *tx).await?;
+            device_ids.extend(found.into_iter().map(DeviceId));
+        }
+        tx.commit().await?;
+        Ok(Some(Customer {
+            canonical,
+            requested_id: user_id,
+            member_ids: member_ids.into_iter().map(UserId).collect(),
+            device_ids,
+        }))
+    }
+
+    pub async fn recent_events(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredEvent>> {
+        let (users, devices) = ids_of(customer);
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE user_id = ANY($1) OR (user_id IS NULL AND device_id = ANY($2)) \
+             ORDER BY time DESC, id LIMIT $3"
+        ))
+        .bind(&users)
+        .bind(&devices)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (event, received_at) = event_row(r)?.into_event()?;
+                Ok(StoredEvent { event, received_at })
+            })
+            .collect()
+    }
+
+    pub async fn recent_orders(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredOrder>> {
+        let (users, devices) = ids_of(customer);
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ANY($1) OR (user_id IS NULL AND device_id = ANY($2)) \
+             ORDER BY placed_at DESC, id LIMIT $3"
+        ))
+        .bind(&users)
+        .bind(&devices)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let header = order_row(r)?;
+            let lines = sqlx::query(LINES_OF_ORDER)
+                .bind(&header.id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(line_row)
+                .collect::<Result<Vec<_>>>()?;
+            out.push(header.into_order(lines)?);
+        }
+        Ok(out)
+    }
+
+    pub async fn links_of(&self, customer: &Customer) -> Result<Vec<IdentityLink>> {
+        let (users, _) = ids_of(customer);
+        let rows = sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM identity_links WHERE target_user_id = ANY($1) \
+             OR (kind = 'user' AND source_id = ANY($1)) ORDER BY id"
+        ))
+        .bind(&users)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_row).collect()
+    }
+
+    pub async fn erase_personal_data(&self, user_id: UserId, now: i64) -> Result<bool> {
+        let n = sqlx::query(ERASE_USER).bind(user_id.as_str()).bind(now).execute(&self.pool).await?.rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn create_api_key(&self, key: ApiKeyRecord) -> Result<()> {
+        sqlx::query(INSERT_API_KEY)
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(&key.secret_hash)
+            .bind(key.scopes.join(","))
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn api_key(&self, id: String) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| api_key_row(&r)).transpose()
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(api_key_row).collect()
+    }
+
+    pub async fn revoke_api_key(&self, id: String, now: i64) -> Result<bool> {
+        Ok(sqlx::query(REVOKE_API_KEY).bind(&id).bind(now).execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    pub async fn counts(&self) -> Result<Counts> {
+        let r = sqlx::query(COUNTS).fetch_one(&self.pool).await?;
+        Ok(Counts {
+            users: r.try_get(0)?,
+            products: r.try_get(1)?,
+            stores: r.try_get(2)?,
+            orders: r.try_get(3)?,
+            order_lines: r.try_get(4)?,
+            events: r.try_get(5)?,
+        })
+    }
+
+    pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)").bind(&ids).fetch_all(&self.pool).await?)
+    }
+}
+
+async fn insert_events(tx: &mut Tx, events: &[Event], received_at: i64) -> Result<Vec<Written>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement for the whole batch; RETURNING tells which ids were new.
+    let col = |f: &dyn Fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<String> = events.iter().map(|e| e.id.0.clone()).collect();
+    let kinds: Vec<String> = events.iter().map(|e| e.kind.as_str().to_owned()).collect();
+    let times: Vec<i64> = events.iter().map(|e| e.time.0).collect();
+    let channels: Vec<String> = events.iter().map(|e| e.channel.as_str().to_owned()).collect();
+    let ratings: Vec<Option<i16>> = events.iter().map(|e| e.rating.map(i16::from)).collect();
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO events (id, type, time, user_id, device_id, channel, sku_id, store_id, order_id, query, text, \
+           rating, properties, received_at) \
+         SELECT DISTINCT ON (t.id) t.id, t.type, t.time, t.user_id, t.device_id, t.channel, t.sku_id, t.store_id, \
+           t.order_id, t.query, t.text, t.rating, t.properties, $14::int8 \
+         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
+           $8::text[], $9::text[], $10::text[], $11::text[], $12::int2[], $13::text[]) WITH ORDINALITY \
+           AS t(id, type, time, user_id, device_id, channel, sku_id, store_id, order_id, query, text, rating, \
+           properties, ord) \
+         ORDER BY t.id, t.ord \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&times)
+    .bind(col(&|e| e.user_id.as_ref().map(|u| u.0.clone())))
+    .bind(col(&|e| e.device_id.as_ref().map(|d| d.0.clone())))
+    .bind(&channels)
+    .bind(col(&|e| e.sku_id.as_ref().map(|s| s.0.clone())))
+    .bind(col(&|e| e.store_id.as_ref().map(|s| s.0.clone())))
+    .bind(col(&|e| e.order_id.as_ref().map(|o| o.0.clone())))
+    .bind(col(&|e| e.query.clone()))
+    .bind(col(&|e| e.text.clone()))
+    .bind(&ratings)
+    .bind(col(&|e| properties_text(e)))
+    .bind(received_at)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut fresh: std::collections::HashSet<String> = inserted.into_iter().collect();
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        // An id repeated inside one batch is new only the first time.
+        if fresh.remove(e.id.as_str()) {
+            attach_customer(tx, e.user_id.as_ref(), e.device_id.as_ref(), received_at).await?;
+            out.push(Written::Inserted);
+        } else {
+            out.push(Written::Duplicate);
+        }
+    }
+    Ok(out)
+}
+
+async fn attach_customer(tx: &mut Tx, user: Option<&UserId>, device: Option<&DeviceId>, now: i64) -> Result<()> {
+    if let Some(user) = user {
+        sqlx::query(INSERT_BARE_USER).bind(user.as_str()).bind(now).execute(&mut **tx).await?;
+        if let Some(device) = device {
+            link_if_new(tx, "device", device.as_str(), user.as_str(), "login", now).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn link_if_new(tx: &mut Tx, kind: &str, source: &str, target: &str, reason: &str, now: i64) -> Result<u64> {
+    Ok(sqlx::query(LINK_IF_NEW)
+        .bind(kind)
+        .bind(source)
+        .bind(target)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+async fn insert_order_header(
+    tx: &mut Tx,
+    order: &Order,
+    total: i64,
+    line_count: i64,
+    source: &str,
+    now: i64,
+    accumulate: bool,
+) -> Result<bool> {
+    let sql = if accumulate { UPSERT_IMPORTED_ORDER } else { INSERT_ORDER };
+    let n = sqlx::query(sql)
+        .bind(order.id.as_str())
+        .bind(order.kind.as_str())
+        .bind(order.status.as_str())
+        .bind(order.user_id.as_ref().map(|u| u.as_str()))
+        .bind(order.device_id.as_ref().map(|d| d.as_str()))
+        .bind(order.store_id.as_ref().map(|s| s.as_str()))
+        .bind(order.channel.as_str())
+        .bind(order.currency.as_str())
+        .bind(order.placed_at.0)
+        .bind(order.shipping_fee)
+        .bind(order.discount_total())
+        .bind(total)
+        .bind(line_count)
+        .bind(serde_json::to_string(&order.coupon_codes).unwrap_or_else(|_| "[]".into()))
+        .bind(order.original_order_id.as_ref().map(|o| o.as_str()))
+        .bind(source)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+async fn insert_line(tx: &mut Tx, order: &Order, l: &OrderLine, line_no: i64, key: Option<&String>) -> Result<bool> {
+    let n = sqlx::query(INSERT_ORDER_LINE)
+        .bind(order.id.as_str())
+        .bind(line_no)
+        .bind(l.sku_id.as_str())
+        .bind(&l.title)
+        .bind(l.quantity)
+        .bind(l.unit_price)
+        .bind(l.discount)
+        .bind(l.amount().unwrap_or(0))
+        .bind(key)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+fn bind_product<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    p: &'q Product,
+    now: i64,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    q.bind(p.id.as_str())
+        .bind(p.title.as_str())
+        .bind(p.category.join("/"))
+        .bind(p.brand.as_deref())
+        .bind(p.spu_id.as_deref())
+        .bind(p.price)
+        .bind(p.cost)
+        .bind(p.currency.as_str())
+        .bind(p.stock)
+        .bind(json_text(&p.attributes))
+        .bind(now)
+}
+
+fn ids_of(customer: &Customer) -> (Vec<String>, Vec<String>) {
+    (
+        customer.member_ids.iter().map(|u| u.0.clone()).collect(),
+        customer.device_ids.iter().map(|d| d.0.clone()).collect(),
+    )
+}
+
+async fn canonical_of(tx: &mut Tx, user_id: &str) -> Result<String> {
+    let mut current = user_id.to_owned();
+    for _ in 0..32 {
+        let next: Option<String> =
+            sqlx::query_scalar(ACTIVE_LINK_OF).bind("user").bind(&current).fetch_optional(&mut **tx).await?;
+        match next {
+            Some(next) if next != current => current = next,
+            _ => break,
+        }
+    }
+    Ok(current)
+}
+
+async fn active_link(tx: &mut Tx, kind: LinkKind, source: &str) -> Result<Option<IdentityLink>> {
+    let row = sqlx::query(&format!(
+        "SELECT {LINK_COLUMNS} FROM identity_links WHERE kind = $1 AND source_id = $2 AND undone_at IS NULL"
+    ))
+    .bind(kind.as_str())
+    .bind(source)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| link_row(&r)).transpose()
+}
+
+fn link_row(r: &PgRow) -> Result<IdentityLink> {
+    let kind: String = r.try_get(1)?;
+    link_from(r.try_get(0)?, &kind, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)
+}
+
+fn user_row(r: &PgRow) -> Result<UserRow> {
+    Ok(UserRow {
+        id: r.try_get(0)?,
+        phone_enc: r.try_get(1)?,
+        phone_hash: r.try_get(2)?,
+        email_enc: r.try_get(3)?,
+        email_hash: r.try_get(4)?,
+        name_enc: r.try_get(5)?,
+        gender: r.try_get(6)?,
+        birthday: r.try_get(7)?,
+        city: r.try_get(8)?,
+        city_tier: r.try_get(9)?,
+        registration_channel: r.try_get(10)?,
+        registered_at: r.try_get(11)?,
+        attributes: r.try_get(12)?,
+        created_at: r.try_get(13)?,
+        updated_at: r.try_get(14)?,
+        erased_at: r.try_get(15)?,
+    })
+}
+
+fn event_row(r: &PgRow) -> Result<EventRow> {
+    Ok(EventRow {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        time: r.try_get(2)?,
+        user_id: r.try_get(3)?,
+        device_id: r.try_get(4)?,
+        channel: r.try_get(5)?,
+        sku_id: r.try_get(6)?,
+        store_id: r.try_get(7)?,
+        order_id: r.try_get(8)?,
+        query: r.try_get(9)?,
+        text: r.try_get(10)?,
+        rating: r.try_get::<Option<i16>, _>(11)?.map(i64::from),
+        properties: r.try_get(12)?,
+        received_at: r.try_get(13)?,
+    })
+}
+
+fn order_row(r: &PgRow) -> Result<OrderRow> {
+    Ok(OrderRow {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        status: r.try_get(2)?,
+        user_id: r.try_get(3)?,
+        device_id: r.try_get(4)?,
+        store_id: r.try_get(5)?,
+        channel: r.try_get(6)?,
+        currency: r.try_get(7)?,
+        placed_at: r.try_get(8)?,
+        shipping_fee: r.try_get(9)?,
+        total: r.try_get(10)?,
+        coupon_codes: r.try_get(11)?,
+        original_order_id: r.try_get(12)?,
+        refunded_amount: r.try_get(13)?,
+        source: r.try_get(14)?,
+    })
+}
+
+fn line_row(r: &PgRow) -> Result<OrderLine> {
+    Ok(OrderLine {
+        sku_id: r.try_get::<String, _>(0)?.into(),
+        quantity: r.try_get(1)?,
+        unit_price: r.try_get(2)?,
+        discount: r.try_get(3)?,
+        title: r.try_get(4)?,
+    })
+}
+
+fn api_key_row(r: &PgRow) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        secret_hash: r.try_get(2)?,
+        scopes: scopes_from(&r.try_get::<String, _>(3)?),
+        created_at: r.try_get(4)?,
+        revoked_at: r.try_get(5)?,
+    })
+}

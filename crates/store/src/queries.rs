@@ -1,0 +1,306 @@
+//! SQL shared by both backends, written with `$N` placeholders (PostgreSQL's); the SQLite
+//! backend rewrites them to `?N`. Also the decoding of rows into the core model, so both
+//! backends turn the same columns into the same values.
+
+use crate::error::{Error, Result};
+use crate::records::{parse_json_map, IdentityLink, LinkKind, SealedUser, UserRecord};
+use shopgrowth_core::model::{Channel, CityTier, Event, EventType, Gender, Order, OrderKind, OrderLine, OrderStatus};
+use shopgrowth_core::time::Timestamp;
+use shopgrowth_core::Currency;
+
+pub const INSERT_EVENT: &str = "INSERT INTO events (id, type, time, user_id, device_id, channel, sku_id, store_id, \
+     order_id, query, text, rating, properties, received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING";
+
+/// Links a device to a user unless it is linked already, or this exact link was undone by hand.
+pub const LINK_IF_NEW: &str = "INSERT INTO identity_links (kind, source_id, target_user_id, reason, created_at) \
+     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM identity_links \
+       WHERE kind = $1 AND source_id = $2 AND (undone_at IS NULL OR target_user_id = $3)) \
+     ON CONFLICT DO NOTHING";
+
+pub const UPSERT_USER: &str = "INSERT INTO users (id, phone_enc, phone_hash, email_enc, email_hash, name_enc, gender, \
+     birthday, city, city_tier, registration_channel, registered_at, attributes, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+     ON CONFLICT (id) DO UPDATE SET \
+       phone_enc = COALESCE(excluded.phone_enc, users.phone_enc), \
+       phone_hash = COALESCE(excluded.phone_hash, users.phone_hash), \
+       email_enc = COALESCE(excluded.email_enc, users.email_enc), \
+       email_hash = COALESCE(excluded.email_hash, users.email_hash), \
+       name_enc = COALESCE(excluded.name_enc, users.name_enc), \
+       gender = COALESCE(excluded.gender, users.gender), \
+       birthday = COALESCE(excluded.birthday, users.birthday), \
+       city = COALESCE(excluded.city, users.city), \
+       city_tier = COALESCE(excluded.city_tier, users.city_tier), \
+       registration_channel = COALESCE(excluded.registration_channel, users.registration_channel), \
+       registered_at = COALESCE(excluded.registered_at, users.registered_at), \
+       attributes = excluded.attributes, \
+       updated_at = excluded.updated_at, \
+       erased_at = NULL";
+
+pub const USER_EXISTS: &str = "SELECT 1 FROM users WHERE id = $1";
+
+pub const INSERT_BARE_USER: &str =
+    "INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING";
+
+/// The oldest other customer (not itself merged away) with the same phone.
+pub const SAME_PHONE_CUSTOMER: &str = "SELECT u.id FROM users u WHERE u.phone_hash = $1 AND u.id <> $2 \
+     AND u.erased_at IS NULL AND NOT EXISTS (SELECT 1 FROM identity_links l \
+       WHERE l.kind = 'user' AND l.source_id = u.id AND l.undone_at IS NULL) \
+     ORDER BY u.created_at, u.id LIMIT 1";
+
+pub const UPSERT_PRODUCT: &str = "INSERT INTO products (id, title, category_path, brand, spu_id, price, cost, currency, \
+     stock, attributes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (id) DO UPDATE SET title = excluded.title, category_path = excluded.category_path, \
+       brand = excluded.brand, spu_id = excluded.spu_id, price = excluded.price, cost = excluded.cost, \
+       currency = excluded.currency, stock = excluded.stock, attributes = excluded.attributes, \
+       updated_at = excluded.updated_at";
+
+pub const INSERT_PRODUCT_IF_ABSENT: &str = "INSERT INTO products (id, title, category_path, brand, spu_id, price, cost, \
+     currency, stock, attributes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT DO NOTHING";
+
+pub const PRODUCT_EXISTS: &str = "SELECT 1 FROM products WHERE id = $1";
+
+pub const UPSERT_STORE: &str = "INSERT INTO stores (id, name, city, city_tier, address, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, city = excluded.city, \
+       city_tier = excluded.city_tier, address = excluded.address, updated_at = excluded.updated_at";
+
+pub const STORE_EXISTS: &str = "SELECT 1 FROM stores WHERE id = $1";
+
+pub const INSERT_ORDER: &str = "INSERT INTO orders (id, kind, status, user_id, device_id, store_id, channel, currency, \
+     placed_at, shipping_fee, discount_total, total, line_count, coupon_codes, original_order_id, source, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING";
+
+/// An imported order grows as its lines arrive (an invoice may span several batches).
+pub const UPSERT_IMPORTED_ORDER: &str = "INSERT INTO orders (id, kind, status, user_id, device_id, store_id, channel, \
+     currency, placed_at, shipping_fee, discount_total, total, line_count, coupon_codes, original_order_id, source, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+     ON CONFLICT (id) DO UPDATE SET total = orders.total + excluded.total, \
+       discount_total = orders.discount_total + excluded.discount_total, \
+       line_count = orders.line_count + excluded.line_count";
+
+pub const INSERT_ORDER_LINE: &str = "INSERT INTO order_lines (order_id, line_no, sku_id, title, quantity, unit_price, \
+     discount, amount, line_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+
+pub const INSERT_REFUND: &str = "INSERT INTO refunds (id, order_id, amount, lines, reason, refunded_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+pub const REFUND_ORDER_OF: &str = "SELECT order_id FROM refunds WHERE id = $1";
+
+/// The atomic conditional write of a refund on one line: it succeeds only while the line has
+/// that much quantity and money left, so concurrent refunds can never exceed the line.
+pub const REFUND_LINE: &str = "UPDATE order_lines SET refunded_quantity = refunded_quantity + $3, \
+       refunded_amount = refunded_amount + $4 \
+     WHERE order_id = $1 AND line_no = $2 AND refunded_quantity + $3 <= quantity \
+       AND refunded_amount + $4 <= amount";
+
+pub const LINE_EXISTS: &str = "SELECT 1 FROM order_lines WHERE order_id = $1 AND line_no = $2";
+
+pub const ADD_ORDER_REFUNDED: &str = "UPDATE orders SET refunded_amount = refunded_amount + $2 WHERE id = $1";
+
+pub const ORDER_EXISTS: &str = "SELECT 1 FROM orders WHERE id = $1";
+
+pub const USER_COLUMNS: &str = "id, phone_enc, phone_hash, email_enc, email_hash, name_enc, gender, birthday, city, \
+     city_tier, registration_channel, registered_at, attributes, created_at, updated_at, erased_at";
+
+pub const ACTIVE_LINK_OF: &str =
+    "SELECT target_user_id FROM identity_links WHERE kind = $1 AND source_id = $2 AND undone_at IS NULL";
+
+pub const LINK_COLUMNS: &str = "id, kind, source_id, target_user_id, reason, created_at, undone_at";
+
+pub const UNDO_LINK: &str = "UPDATE identity_links SET undone_at = $2 WHERE id = $1 AND undone_at IS NULL";
+
+pub const EVENT_COLUMNS: &str =
+    "id, type, time, user_id, device_id, channel, sku_id, store_id, order_id, query, text, rating, properties, received_at";
+
+pub const ORDER_COLUMNS: &str = "id, kind, status, user_id, device_id, store_id, channel, currency, placed_at, \
+     shipping_fee, total, coupon_codes, original_order_id, refunded_amount, source";
+
+pub const LINES_OF_ORDER: &str = "SELECT sku_id, quantity, unit_price, discount, title FROM order_lines \
+     WHERE order_id = $1 ORDER BY line_no";
+
+pub const ERASE_USER: &str = "UPDATE users SET phone_enc = NULL, phone_hash = NULL, email_enc = NULL, \
+     email_hash = NULL, name_enc = NULL, birthday = NULL, attributes = '{}', erased_at = $2, updated_at = $2 \
+     WHERE id = $1";
+
+pub const INSERT_API_KEY: &str =
+    "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+pub const API_KEY_COLUMNS: &str = "id, name, secret_hash, scopes, created_at, revoked_at";
+
+pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM products), \
+     (SELECT COUNT(*) FROM stores), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), \
+     (SELECT COUNT(*) FROM events)";
+
+/// Placeholders `$1..$n` for an `IN (...)` list starting at `$first`.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::Corrupt(format!("{what} {value:?}"))
+}
+
+pub fn parse_channel(s: &str) -> Result<Channel> {
+    Channel::parse(s).ok_or_else(|| corrupt("channel", s))
+}
+
+/// Columns of an `events` row in [`EVENT_COLUMNS`] order.
+pub struct EventRow {
+    pub id: String,
+    pub kind: String,
+    pub time: i64,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub channel: String,
+    pub sku_id: Option<String>,
+    pub store_id: Option<String>,
+    pub order_id: Option<String>,
+    pub query: Option<String>,
+    pub text: Option<String>,
+    pub rating: Option<i64>,
+    pub properties: Option<String>,
+    pub received_at: i64,
+}
+
+impl EventRow {
+    pub fn into_event(self) -> Result<(Event, i64)> {
+        let event = Event {
+            kind: EventType::parse(&self.kind).ok_or_else(|| corrupt("event type", &self.kind))?,
+            channel: parse_channel(&self.channel)?,
+            id: self.id.into(),
+            time: Timestamp(self.time),
+            user_id: self.user_id.map(Into::into),
+            device_id: self.device_id.map(Into::into),
+            sku_id: self.sku_id.map(Into::into),
+            store_id: self.store_id.map(Into::into),
+            order_id: self.order_id.map(Into::into),
+            query: self.query,
+            text: self.text,
+            rating: self.rating.and_then(|r| u8::try_from(r).ok()),
+            properties: parse_json_map(self.properties.as_deref()),
+        };
+        Ok((event, self.received_at))
+    }
+}
+
+/// Event properties as stored: `NULL` when empty, to keep the table small.
+pub fn properties_text(event: &Event) -> Option<String> {
+    (!event.properties.is_empty()).then(|| crate::records::json_text(&event.properties))
+}
+
+/// Columns of an `orders` row in [`ORDER_COLUMNS`] order; lines are read separately.
+pub struct OrderRow {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub store_id: Option<String>,
+    pub channel: String,
+    pub currency: String,
+    pub placed_at: i64,
+    pub shipping_fee: i64,
+    pub total: i64,
+    pub coupon_codes: String,
+    pub original_order_id: Option<String>,
+    pub refunded_amount: i64,
+    pub source: String,
+}
+
+impl OrderRow {
+    pub fn into_order(self, lines: Vec<OrderLine>) -> Result<crate::records::StoredOrder> {
+        let order = Order {
+            kind: OrderKind::parse(&self.kind).ok_or_else(|| corrupt("order kind", &self.kind))?,
+            status: OrderStatus::parse(&self.status).ok_or_else(|| corrupt("order status", &self.status))?,
+            channel: parse_channel(&self.channel)?,
+            currency: Currency::parse(&self.currency).map_err(|e| Error::Corrupt(e.to_string()))?,
+            id: self.id.into(),
+            user_id: self.user_id.map(Into::into),
+            device_id: self.device_id.map(Into::into),
+            store_id: self.store_id.map(Into::into),
+            placed_at: Timestamp(self.placed_at),
+            lines,
+            shipping_fee: self.shipping_fee,
+            coupon_codes: serde_json::from_str(&self.coupon_codes).unwrap_or_default(),
+            original_order_id: self.original_order_id.map(Into::into),
+            total: Some(self.total),
+        };
+        Ok(crate::records::StoredOrder { order, refunded_amount: self.refunded_amount, source: self.source })
+    }
+}
+
+/// Columns of a `users` row in [`USER_COLUMNS`] order.
+pub struct UserRow {
+    pub id: String,
+    pub phone_enc: Option<Vec<u8>>,
+    pub phone_hash: Option<Vec<u8>>,
+    pub email_enc: Option<Vec<u8>>,
+    pub email_hash: Option<Vec<u8>>,
+    pub name_enc: Option<Vec<u8>>,
+    pub gender: Option<String>,
+    pub birthday: Option<String>,
+    pub city: Option<String>,
+    pub city_tier: Option<String>,
+    pub registration_channel: Option<String>,
+    pub registered_at: Option<i64>,
+    pub attributes: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub erased_at: Option<i64>,
+}
+
+impl UserRow {
+    pub fn into_record(self) -> Result<UserRecord> {
+        let sealed = SealedUser {
+            gender: self.gender.as_deref().map(|g| Gender::parse(g).ok_or_else(|| corrupt("gender", g))).transpose()?,
+            birthday: self
+                .birthday
+                .as_deref()
+                .map(|b| b.parse().map_err(|_| corrupt("birthday", b)))
+                .transpose()?,
+            city_tier: self
+                .city_tier
+                .as_deref()
+                .map(|t| CityTier::parse(t).ok_or_else(|| corrupt("city tier", t)))
+                .transpose()?,
+            registration_channel: self.registration_channel.as_deref().map(parse_channel).transpose()?,
+            id: self.id,
+            phone_enc: self.phone_enc,
+            phone_hash: self.phone_hash,
+            email_enc: self.email_enc,
+            email_hash: self.email_hash,
+            name_enc: self.name_enc,
+            city: self.city,
+            registered_at: self.registered_at,
+            attributes: parse_json_map(Some(&self.attributes)),
+        };
+        Ok(UserRecord { sealed, created_at: self.created_at, updated_at: self.updated_at, erased_at: self.erased_at })
+    }
+}
+
+pub fn link_from(
+    id: i64,
+    kind: &str,
+    source_id: String,
+    target_user_id: String,
+    reason: String,
+    created_at: i64,
+    undone_at: Option<i64>,
+) -> Result<IdentityLink> {
+    Ok(IdentityLink {
+        id,
+        kind: LinkKind::parse(kind).ok_or_else(|| corrupt("link kind", kind))?,
+        source_id,
+        target_user_id,
+        reason,
+        created_at,
+        undone_at,
+    })
+}
+
+pub fn scopes_from(text: &str) -> Vec<String> {
+    text.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}

@@ -1,0 +1,208 @@
+//! What the store takes and gives back, beyond the core model: sealed personal data, write
+//! outcomes, customers with their merged identities, stored events and orders, API keys.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use shopgrowth_core::ids::{DeviceId, UserId};
+use shopgrowth_core::model::{Channel, CityTier, Event, Gender, Order, User};
+use shopgrowth_core::pii::{normalise_email, normalise_phone, PiiCipher, PiiKind};
+
+/// What a write did to one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Written {
+    Inserted,
+    Updated,
+    /// The id was already stored; nothing changed.
+    Duplicate,
+}
+
+/// A user whose personal data is already encrypted, with keyed hashes for look-ups. The store
+/// never sees a clear phone, email or name.
+#[derive(Debug, Clone, Default)]
+pub struct SealedUser {
+    pub id: String,
+    pub phone_enc: Option<Vec<u8>>,
+    pub phone_hash: Option<Vec<u8>>,
+    pub email_enc: Option<Vec<u8>>,
+    pub email_hash: Option<Vec<u8>>,
+    pub name_enc: Option<Vec<u8>>,
+    pub gender: Option<Gender>,
+    pub birthday: Option<NaiveDate>,
+    pub city: Option<String>,
+    pub city_tier: Option<CityTier>,
+    pub registration_channel: Option<Channel>,
+    pub registered_at: Option<i64>,
+    pub attributes: Map<String, Value>,
+}
+
+impl SealedUser {
+    /// Normalises and encrypts a validated user's personal data. Fields that fail normalisation
+    /// are left out (validation reports them before this is called).
+    pub fn seal(user: &User, cipher: &PiiCipher) -> Self {
+        let phone = user.phone.as_ref().and_then(|p| normalise_phone(p.expose()).ok());
+        let email = user.email.as_ref().and_then(|e| normalise_email(e.expose()).ok());
+        SealedUser {
+            id: user.id.0.clone(),
+            phone_enc: phone.as_deref().map(|p| cipher.encrypt(p)),
+            phone_hash: phone.as_deref().map(|p| cipher.lookup_hash(PiiKind::Phone, p)),
+            email_enc: email.as_deref().map(|e| cipher.encrypt(e)),
+            email_hash: email.as_deref().map(|e| cipher.lookup_hash(PiiKind::Email, e)),
+            name_enc: user.name.as_ref().map(|n| cipher.encrypt(n.expose().trim())),
+            gender: user.gender,
+            birthday: user.birthday,
+            city: user.city.clone(),
+            city_tier: user.city_tier,
+            registration_channel: user.registration_channel,
+            registered_at: user.registered_at.map(|t| t.0),
+            attributes: user.attributes.clone(),
+        }
+    }
+
+    /// A user known only by id (an order's customer seen in an import).
+    pub fn bare(id: &str) -> Self {
+        SealedUser { id: id.to_owned(), ..Default::default() }
+    }
+}
+
+/// A stored user row.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub sealed: SealedUser,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub erased_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserWritten {
+    pub written: Written,
+    /// Set when this user was merged into an existing customer with the same phone.
+    pub merged_into: Option<UserId>,
+}
+
+/// One customer as ID-Mapping sees them: the canonical user, the users merged into it and the
+/// devices that logged in as any of them.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub canonical: UserRecord,
+    pub requested_id: UserId,
+    pub member_ids: Vec<UserId>,
+    pub device_ids: Vec<DeviceId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    Device,
+    User,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Device => "device",
+            LinkKind::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "device" => Some(LinkKind::Device),
+            "user" => Some(LinkKind::User),
+            _ => None,
+        }
+    }
+}
+
+/// A recorded merge: `source_id` (a device or a user) belongs to `target_user_id`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IdentityLink {
+    pub id: i64,
+    pub kind: LinkKind,
+    pub source_id: String,
+    pub target_user_id: String,
+    pub reason: String,
+    pub created_at: i64,
+    pub undone_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub event: Event,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    pub order: Order,
+    pub refunded_amount: i64,
+    pub source: String,
+}
+
+/// An order as a file import sees it: lines carry their file line number and a content digest,
+/// so a re-import or an exact duplicate line is stored once.
+#[derive(Debug, Clone)]
+pub struct ImportedOrder {
+    pub order: Order,
+    pub line_nos: Vec<i64>,
+    pub line_keys: Vec<String>,
+}
+
+/// What one import write carries: customers and products to create if absent, order lines and
+/// events. Outcomes come back per order line, then per event, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    pub users: Vec<String>,
+    pub products: Vec<shopgrowth_core::model::Product>,
+    pub orders: Vec<ImportedOrder>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportWritten {
+    pub lines: Vec<Written>,
+    pub events: Vec<Written>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Row counts per table, for summaries and health.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Counts {
+    pub users: i64,
+    pub products: i64,
+    pub stores: i64,
+    pub orders: i64,
+    pub order_lines: i64,
+    pub events: i64,
+}
+
+/// Refund outcome; a refund id seen before is a duplicate and changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundWritten {
+    Applied,
+    Duplicate,
+}
+
+pub(crate) fn json_text(map: &Map<String, Value>) -> String {
+    Value::Object(map.clone()).to_string()
+}
+
+pub(crate) fn parse_json_map(text: Option<&str>) -> Map<String, Value> {
+    match text.map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => m,
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,811 @@
+//! Embedded SQLite backend: one file in WAL mode, zero set-up.
+//!
+//! Every write goes through one writer thread (the single owner of the write connection). It
+//! takes all requests waiting at that moment, runs each in its own savepoint and commits them in
+//! one transaction with `synchronous = FULL`: one fsync acknowledges a whole group durably
+//! (group commit). SQLite allows one writer at a time anyway, so this costs no parallelism and
+//! makes every conditional write trivially atomic. Reads run on blocking threads over a small
+//! pool of connections, which WAL lets proceed while the writer works.
+
+use crate::error::{Error, Result};
+use crate::queries::*;
+use crate::records::*;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use sha2::{Digest, Sha256};
+use shopgrowth_core::ids::{DeviceId, UserId};
+use shopgrowth_core::model::{Event, Order, OrderLine, Product, Refund, Store as ShopStore};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// Most requests committed together; bounds the latency a large group adds.
+const MAX_GROUP: usize = 256;
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+/// `$N` → `?N`: the shared SQL is written for PostgreSQL.
+fn lite(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
+         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file and starts its writer thread.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let writer = open_connection(path)?;
+        let (tx, rx) = mpsc::channel::<Job>(1024);
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || run_writer(writer, rx))?;
+        Ok(SqliteStore { jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| match f(conn) {
+            Ok(value) => (
+                true,
+                Box::new(move |commit: Result<(), String>| {
+                    let _ = tx.send(commit.map(|()| value).map_err(Error::CommitFailed));
+                }),
+            ),
+            Err(e) => (false, Box::new(move |_| drop(tx.send(Err(e))))),
+        });
+        self.jobs.send(job).await.map_err(|_| Error::WriterGone)?;
+        rx.await.map_err(|_| Error::WriterGone)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let pool = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&path)?,
+            };
+            let result = f(&conn);
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("reader task failed: {e}")))?
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        self.write(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS _shopgrowth_migrations (version INTEGER PRIMARY KEY, \
+                 name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )?;
+            for (version, name, sql) in MIGRATIONS {
+                let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+                let applied: Option<String> = conn
+                    .query_row("SELECT checksum FROM _shopgrowth_migrations WHERE version = ?1", [version], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                match applied {
+                    Some(c) if c == checksum => {}
+                    Some(_) => return Err(Error::MigrationChanged(format!("{version:04}_{name}"))),
+                    None => {
+                        conn.execute_batch(sql)?;
+                        conn.execute(
+                            "INSERT INTO _shopgrowth_migrations (version, name, checksum, applied_at) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![version, name, checksum, chrono::Utc::now().timestamp_millis()],
+                        )?;
+                        tracing::info!(version, name, "applied sqlite migration");
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn insert_events(&self, events: Vec<Event>, received_at: i64) -> Result<Vec<Written>> {
+        self.write(move |conn| insert_events(conn, &events, received_at)).await
+    }
+
+    pub async fn upsert_users(&self, users: Vec<SealedUser>, now: i64) -> Result<Vec<UserWritten>> {
+        self.write(move |conn| {
+            let mut exists = conn.prepare_cached(&lite(USER_EXISTS))?;
+            let mut upsert = conn.prepare_cached(&lite(UPSERT_USER))?;
+            let mut same_phone = conn.prepare_cached(&lite(SAME_PHONE_CUSTOMER))?;
+            let mut active = conn.prepare_cached(&lite(ACTIVE_LINK_OF))?;
+            let mut link = conn.prepare_cached(&lite(LINK_IF_NEW))?;
+            let mut out = Vec::with_capacity(users.len());
+            for u in &users {
+                let existed = exists.exists([&u.id])?;
+                upsert.execute(params![
+                    u.id,
+                    u.phone_enc,
+                    u.phone_hash,
+                    u.email_enc,
+                    u.email_hash,
+                    u.name_enc,
+                    u.gender.map(|g| g.as_str()),
+                    u.birthday.map(|b| b.to_string()),
+                    u.city,
+                    u.city_tier.map(|t| t.as_str()),
+                    u.registration_channel.map(|c| c.as_str()),
+                    u.registered_at,
+                    json_text(&u.attributes),
+                    now
+                ])?;
+                let mut merged_into = None;
+                if let Some(hash) = &u.phone_hash {
+                    let already: bool = active.exists(params!["user", u.id])?;
+                    let other: Option<String> =
+                        if already { None } else { same_phone.query_row(params![hash, u.id], |r| r.get(0)).optional()? };
+                    if let Some(target) = other {
+                        if link.execute(params!["user", u.id, target, "same_phone", now])? == 1 {
+                            merged_into = Some(UserId(target));
+                        }
+                    }
+                }
+                out.push(UserWritten {
+                    written: if existed { Written::Updated } else { Written::Inserted },
+                    merged_into,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn upsert_products(&self, products: Vec<Product>, now: i64) -> Result<Vec<Written>> {
+        self.write(move |conn| {
+            let mut exists = conn.prepare_cached(&lite(PRODUCT_EXISTS))?;
+            let mut upsert = conn.prepare_cached(&lite(UPSERT_PRODUCT))?;
+            let mut out = Vec::with_capacity(products.len());
+            for p in &products {
+                let existed = exists.exists([p.id.as_str()])?;
+                upsert.execute(params_from_iter(product_params(p, now)))?;
+                out.push(if existed { Written::Updated } else { Written::Inserted });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn upsert_stores(&self, stores: Vec<ShopStore>, now: i64) -> Result<Vec<Written>> {
+        self.write(move |conn| {
+            let mut exists = conn.prepare_cached(&lite(STORE_EXISTS))?;
+            let mut upsert = conn.prepare_cached(&lite(UPSERT_STORE))?;
+            let mut out = Vec::with_capacity(stores.len());
+            for s in &stores {
+                let existed = exists.exists([s.id.as_str()])?;
+                upsert.execute(params![
+                    s.id.as_str(),
+                    s.name,
+                    s.city,
+                    s.city_tier.map(|t| t.as_str()),
+                    s.address,
+                    now
+                ])?;
+                out.push(if existed { Written::Updated } else { Written::Inserted });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn insert_orders(&self, orders: Vec<Order>, now: i64) -> Result<Vec<Written>> {
+        self.write(move |conn| {
+            let mut out = Vec::with_capacity(orders.len());
+            for order in &orders {
+                let total = order.computed_total().unwrap_or(0);
+                let inserted = insert_order_header(conn, order, total, order.lines.len() as i64, "api", now, false)?;
+                if !inserted {
+                    out.push(Written::Duplicate);
+                    continue;
+                }
+                let mut line = conn.prepare_cached(&lite(INSERT_ORDER_LINE))?;
+                for (i, l) in order.lines.iter().enumerate() {
+                    line.execute(params![
+                        order.id.as_str(),
+                        i as i64,
+                        l.sku_id.as_str(),
+                        l.title,
+                        l.quantity,
+                        l.unit_price,
+                        l.discount,
+                        l.amount().unwrap_or(0),
+                        Option::<String>::None
+                    ])?;
+                }
+                attach_customer(conn, order.user_id.as_ref(), order.device_id.as_ref(), now)?;
+                out.push(Written::Inserted);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn add_refund(&self, order_id: String, refund: Refund, now: i64) -> Result<RefundWritten> {
+        self.write(move |conn| {
+            let seen: Option<String> =
+                conn.query_row(&lite(REFUND_ORDER_OF), [&refund.id], |r| r.get(0)).optional()?;
+            match seen {
+                Some(o) if o == order_id => return Ok(RefundWritten::Duplicate),
+                Some(o) => return Err(Error::RefundIdReused { refund_id: refund.id.clone(), order_id: o }),
+                None => {}
+            }
+            if !conn.prepare_cached(&lite(ORDER_EXISTS))?.exists([&order_id])? {
+                return Err(Error::NotFound { entity: "order", id: order_id });
+            }
+            let mut update = conn.prepare_cached(&lite(REFUND_LINE))?;
+            for line in &refund.lines {
+                if update.execute(params![order_id, line.line_no, line.quantity, line.amount])? == 0 {
+                    let exists = conn.prepare_cached(&lite(LINE_EXISTS))?.exists(params![order_id, line.line_no])?;
+                    return Err(if exists {
+                        Error::RefundExceedsLine { line_no: line.line_no }
+                    } else {
+                        Error::NoSuchLine { order_id: order_id.clone(), line_no: line.line_no }
+                    });
+                }
+            }
+            let lines_json = serde_json::to_string(&refund.lines).unwrap_or_default();
+            conn.execute(
+                &lite(INSERT_REFUND),
+                params![refund.id, order_id, refund.amount(), lines_json, refund.reason, refund.refunded_at.0, now],
+            )?;
+            conn.execute(&lite(ADD_ORDER_REFUNDED), params![order_id, refund.amount()])?;
+            Ok(RefundWritten::Applied)
+        })
+        .await
+    }
+
+    pub async fn import_batch(&self, batch: ImportBatch, now: i64) -> Result<ImportWritten> {
+        self.write(move |conn| {
+            let mut bare_user = conn.prepare_cached(&lite(INSERT_BARE_USER))?;
+            for u in &batch.users {
+                bare_user.execute(params![u, now])?;
+            }
+            let mut product = conn.prepare_cached(&lite(INSERT_PRODUCT_IF_ABSENT))?;
+            for p in &batch.products {
+                product.execute(params_from_iter(product_params(p, now)))?;
+            }
+            let mut lines_out = Vec::new();
+            let mut line = conn.prepare_cached(&lite(INSERT_ORDER_LINE))?;
+            for imported in &batch.orders {
+                let order = &imported.order;
+                let (mut total, mut count) = (0i64, 0i64);
+                for ((l, line_no), key) in order.lines.iter().zip(&imported.line_nos).zip(&imported.line_keys) {
+                    let amount = l.amount().unwrap_or(0);
+                    let n = line.execute(params![
+                        order.id.as_str(),
+                        line_no,
+                        l.sku_id.as_str(),
+                        l.title,
+                        l.quantity,
+                        l.unit_price,
+                        l.discount,
+                        amount,
+                        key
+                    ])?;
+                    if n == 1 {
+                        total += amount;
+                        count += 1;
+                        lines_out.push(Written::Inserted);
+                    } else {
+                        lines_out.push(Written::Duplicate);
+                    }
+                }
+                if count > 0 {
+                    insert_order_header(conn, order, total, count, "import", now, true)?;
+                }
+            }
+            let events_out = insert_events(conn, &batch.events, now)?;
+            Ok(ImportWritten { lines: lines_out, events: events_out })
+        })
+        .await
+    }
+
+    pub async fn link_device(&self, device: DeviceId, user: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+        self.write(move |conn| {
+            conn.execute(&lite(INSERT_BARE_USER), params![user.as_str(), now])?;
+            conn.execute(&lite(LINK_IF_NEW), params!["device", device.as_str(), user.as_str(), reason, now])?;
+            active_link(conn, LinkKind::Device, device.as_str())?
+                .ok_or_else(|| Error::Conflict(format!("device {device} was unlinked from {user} by hand")))
+        })
+        .await
+    }
+
+    pub async fn merge_users(&self, source: UserId, target: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+        self.write(move |conn| {
+            for id in [&source, &target] {
+                if !conn.prepare_cached(&lite(USER_EXISTS))?.exists([id.as_str()])? {
+                    return Err(Error::NotFound { entity: "user", id: id.0.clone() });
+                }
+            }
+            if canonical_of(conn, target.as_str())? == source.as_str() {
+                return Err(Error::Conflict(format!("{target} is already merged into {source}")));
+            }
+            if let Some(existing) = active_link(conn, LinkKind::User, source.as_str())? {
+                return Err(Error::Conflict(format!(
+                    "{source} is already merged into {} (undo link {} first)",
+                    existing.target_user_id, existing.id
+                )));
+            }
+            conn.execute(
+                "INSERT INTO identity_links (kind, source_id, target_user_id, reason, created_at) \
+                 VALUES ('user', ?1, ?2, ?3, ?4)",
+                params![source.as_str(), target.as_str(), reason, now],
+            )?;
+            active_link(conn, LinkKind::User, source.as_str())?
+                .ok_or_else(|| Error::Corrupt("merge link vanished".into()))
+        })
+        .await
+    }
+
+    pub async fn undo_link(&self, link_id: i64, now: i64) -> Result<IdentityLink> {
+        self.write(move |conn| {
+            let changed = conn.execute(&lite(UNDO_LINK), params![link_id, now])?;
+            let link = link_by_id(conn, link_id)?
+                .ok_or_else(|| Error::NotFound { entity: "identity link", id: link_id.to_string() })?;
+            if changed == 0 {
+                return Err(Error::Conflict(format!("identity link {link_id} was already undone")));
+            }
+            Ok(link)
+        })
+        .await
+    }
+
+    pub async fn customer(&self, user_id: UserId) -> Result<Option<Customer>> {
+        self.read(move |conn| {
+            let canonical_id = canonical_of(conn, user_id.as_str())?;
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+            let Some(canonical) = conn.query_row(&sql, [&canonical_id], user_row).optional()? else {
+                return Ok(None);
+            };
+            let mut member_ids = vec![canonical_id.clone()];
+            let mut i = 0;
+            let mut sources =
+                conn.prepare_cached(&lite("SELECT source_id FROM identity_links WHERE kind = $1 AND target_user_id = $2 AND undone_at IS NULL ORDER BY id"))?;
+            while i < member_ids.len() && member_ids.len() < 10_000 {
+                let found: Vec<String> = sources
+                    .query_map(params!["user", member_ids[i]], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                member_ids.extend(found);
+                i += 1;
+            }
+            let mut device_ids = Vec::new();
+            for m in &member_ids {
+                let found: Vec<String> =
+                    sources.query_map(params!["device", m], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                device_ids.extend(found.into_iter().map(DeviceId));
+            }
+            Ok(Some(Customer {
+                canonical: canonical.into_record()?,
+                requested_id: user_id,
+                member_ids: member_ids.into_iter().map(UserId).collect(),
+                device_ids,
+            }))
+        })
+        .await
+    }
+
+    pub async fn recent_events(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredEvent>> {
+        let (users, devices) = ids_of(customer);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE user_id IN ({}) OR (user_id IS NULL AND device_id IN ({})) \
+                 ORDER BY time DESC, id LIMIT {limit}",
+                placeholders(1, users.len()),
+                placeholders(users.len() + 1, devices.len().max(1))
+            );
+            let mut binds = users.clone();
+            binds.extend(if devices.is_empty() { vec![String::new()] } else { devices });
+            let mut stmt = conn.prepare(&lite(&sql))?;
+            let rows = stmt.query_map(params_from_iter(binds.iter()), event_row)?;
+            rows.map(|r| {
+                let (event, received_at) = r?.into_event()?;
+                Ok(StoredEvent { event, received_at })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn recent_orders(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredOrder>> {
+        let (users, devices) = ids_of(customer);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id IN ({}) OR (user_id IS NULL AND device_id IN ({})) \
+                 ORDER BY placed_at DESC, id LIMIT {limit}",
+                placeholders(1, users.len()),
+                placeholders(users.len() + 1, devices.len().max(1))
+            );
+            let mut binds = users.clone();
+            binds.extend(if devices.is_empty() { vec![String::new()] } else { devices });
+            let mut stmt = conn.prepare(&lite(&sql))?;
+            let headers: Vec<OrderRow> =
+                stmt.query_map(params_from_iter(binds.iter()), order_row)?.collect::<Result<_, _>>()?;
+            let mut lines_of = conn.prepare_cached(&lite(LINES_OF_ORDER))?;
+            headers
+                .into_iter()
+                .map(|h| {
+                    let lines = lines_of.query_map([&h.id], line_row)?.collect::<Result<Vec<_>, _>>()?;
+                    h.into_order(lines)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn links_of(&self, customer: &Customer) -> Result<Vec<IdentityLink>> {
+        let (users, _) = ids_of(customer);
+        self.read(move |conn| {
+            let list = placeholders(1, users.len());
+            let sql = format!(
+                "SELECT {LINK_COLUMNS} FROM identity_links WHERE target_user_id IN ({list}) \
+                 OR (kind = 'user' AND source_id IN ({list})) ORDER BY id"
+            );
+            let mut stmt = conn.prepare(&lite(&sql))?;
+            let rows = stmt.query_map(params_from_iter(users.iter()), link_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    pub async fn erase_personal_data(&self, user_id: UserId, now: i64) -> Result<bool> {
+        self.write(move |conn| Ok(conn.execute(&lite(ERASE_USER), params![user_id.as_str(), now])? == 1)).await
+    }
+
+    pub async fn create_api_key(&self, key: ApiKeyRecord) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                &lite(INSERT_API_KEY),
+                params![key.id, key.name, key.secret_hash, key.scopes.join(","), key.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn api_key(&self, id: String) -> Result<Option<ApiKeyRecord>> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?1");
+            Ok(conn.query_row(&sql, [&id], api_key_row).optional()?)
+        })
+        .await
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id");
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], api_key_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn revoke_api_key(&self, id: String, now: i64) -> Result<bool> {
+        self.write(move |conn| Ok(conn.execute(&lite(REVOKE_API_KEY), params![id, now])? == 1)).await
+    }
+
+    pub async fn counts(&self) -> Result<Counts> {
+        self.read(|conn| {
+            Ok(conn.query_row(COUNTS, [], |r| {
+                Ok(Counts {
+                    users: r.get(0)?,
+                    products: r.get(1)?,
+                    stores: r.get(2)?,
+                    orders: r.get(3)?,
+                    order_lines: r.get(4)?,
+                    events: r.get(5)?,
+                })
+            })?)
+        })
+        .await
+    }
+
+    /// Which of `ids` are stored events.
+    pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
+        self.read(move |conn| {
+            let mut present = Vec::new();
+            for chunk in ids.chunks(500) {
+                let sql = format!("SELECT id FROM events WHERE id IN ({})", placeholders(1, chunk.len()));
+                let mut stmt = conn.prepare(&lite(&sql))?;
+                let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))?;
+                for r in rows {
+                    present.push(r?);
+                }
+            }
+            Ok(present)
+        })
+        .await
+    }
+}
+
+fn run_writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "sqlite writer could not begin a transaction");
+            continue; // dropping the jobs answers their callers with WriterGone
+        }
+        let mut finishes = Vec::with_capacity(group.len());
+        for job in group {
+            let _ = conn.execute_batch("SAVEPOINT job");
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+            match run {
+                Ok((true, finish)) => finishes.push(finish),
+                Ok((false, finish)) => {
+                    let _ = conn.execute_batch("ROLLBACK TO job");
+                    finishes.push(finish);
+                }
+                Err(_) => {
+                    tracing::error!("a store write panicked; its changes were rolled back");
+                    let _ = conn.execute_batch("ROLLBACK TO job");
+                }
+            }
+            let _ = conn.execute_batch("RELEASE job");
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishes {
+            finish(commit.clone());
+        }
+    }
+}
+
+fn insert_events(conn: &Connection, events: &[Event], received_at: i64) -> Result<Vec<Written>> {
+    let mut insert = conn.prepare_cached(&lite(INSERT_EVENT))?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let n = insert.execute(params![
+            e.id.as_str(),
+            e.kind.as_str(),
+            e.time.0,
+            e.user_id.as_ref().map(|u| u.as_str()),
+            e.device_id.as_ref().map(|d| d.as_str()),
+            e.channel.as_str(),
+            e.sku_id.as_ref().map(|s| s.as_str()),
+            e.store_id.as_ref().map(|s| s.as_str()),
+            e.order_id.as_ref().map(|o| o.as_str()),
+            e.query,
+            e.text,
+            e.rating,
+            properties_text(e),
+            received_at
+        ])?;
+        if n == 1 {
+            attach_customer(conn, e.user_id.as_ref(), e.device_id.as_ref(), received_at)?;
+            out.push(Written::Inserted);
+        } else {
+            out.push(Written::Duplicate);
+        }
+    }
+    Ok(out)
+}
+
+/// Makes sure a user seen in an order or event exists, and links the device it came from.
+fn attach_customer(conn: &Connection, user: Option<&UserId>, device: Option<&DeviceId>, now: i64) -> Result<()> {
+    if let Some(user) = user {
+        conn.prepare_cached(&lite(INSERT_BARE_USER))?.execute(params![user.as_str(), now])?;
+        if let Some(device) = device {
+            conn.prepare_cached(&lite(LINK_IF_NEW))?.execute(params![
+                "device",
+                device.as_str(),
+                user.as_str(),
+                "login",
+                now
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_order_header(
+    conn: &Connection,
+    order: &Order,
+    total: i64,
+    line_count: i64,
+    source: &str,
+    now: i64,
+    accumulate: bool,
+) -> Result<bool> {
+    let sql = if accumulate { UPSERT_IMPORTED_ORDER } else { INSERT_ORDER };
+    let n = conn.prepare_cached(&lite(sql))?.execute(params![
+        order.id.as_str(),
+        order.kind.as_str(),
+        order.status.as_str(),
+        order.user_id.as_ref().map(|u| u.as_str()),
+        order.device_id.as_ref().map(|d| d.as_str()),
+        order.store_id.as_ref().map(|s| s.as_str()),
+        order.channel.as_str(),
+        order.currency.as_str(),
+        order.placed_at.0,
+        order.shipping_fee,
+        order.discount_total(),
+        total,
+        line_count,
+        serde_json::to_string(&order.coupon_codes).unwrap_or_else(|_| "[]".into()),
+        order.original_order_id.as_ref().map(|o| o.as_str()),
+        source,
+        now
+    ])?;
+    Ok(n == 1)
+}
+
+fn product_params(p: &Product, now: i64) -> Vec<Box<dyn rusqlite::ToSql + '_>> {
+    vec![
+        Box::new(p.id.as_str()),
+        Box::new(p.title.as_str()),
+        Box::new(p.category.join("/")),
+        Box::new(p.brand.as_deref()),
+        Box::new(p.spu_id.as_deref()),
+        Box::new(p.price),
+        Box::new(p.cost),
+        Box::new(p.currency.as_str()),
+        Box::new(p.stock),
+        Box::new(json_text(&p.attributes)),
+        Box::new(now),
+    ]
+}
+
+fn ids_of(customer: &Customer) -> (Vec<String>, Vec<String>) {
+    (
+        customer.member_ids.iter().map(|u| u.0.clone()).collect(),
+        customer.device_ids.iter().map(|d| d.0.clone()).collect(),
+    )
+}
+
+/// Follows active user links to the customer a user id belongs to.
+fn canonical_of(conn: &Connection, user_id: &str) -> Result<String> {
+    let mut current = user_id.to_owned();
+    let mut stmt = conn.prepare_cached(&lite(ACTIVE_LINK_OF))?;
+    for _ in 0..32 {
+        match stmt.query_row(params!["user", current], |r| r.get::<_, String>(0)).optional()? {
+            Some(next) if next != current => current = next,
+            _ => break,
+        }
+    }
+    Ok(current)
+}
+
+fn active_link(conn: &Connection, kind: LinkKind, source: &str) -> Result<Option<IdentityLink>> {
+    let sql = format!("SELECT {LINK_COLUMNS} FROM identity_links WHERE kind = ?1 AND source_id = ?2 AND undone_at IS NULL");
+    conn.query_row(&sql, params![kind.as_str(), source], link_row).optional()?.transpose()
+}
+
+fn link_by_id(conn: &Connection, id: i64) -> Result<Option<IdentityLink>> {
+    let sql = format!("SELECT {LINK_COLUMNS} FROM identity_links WHERE id = ?1");
+    conn.query_row(&sql, [id], link_row).optional()?.transpose()
+}
+
+fn link_row(r: &Row<'_>) -> rusqlite::Result<Result<IdentityLink>> {
+    let kind: String = r.get(1)?;
+    Ok(link_from(r.get(0)?, &kind, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        phone_enc: r.get(1)?,
+        phone_hash: r.get(2)?,
+        email_enc: r.get(3)?,
+        email_hash: r.get(4)?,
+        name_enc: r.get(5)?,
+        gender: r.get(6)?,
+        birthday: r.get(7)?,
+        city: r.get(8)?,
+        city_tier: r.get(9)?,
+        registration_channel: r.get(10)?,
+        registered_at: r.get(11)?,
+        attributes: r.get(12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+        erased_at: r.get(15)?,
+    })
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        time: r.get(2)?,
+        user_id: r.get(3)?,
+        device_id: r.get(4)?,
+        channel: r.get(5)?,
+        sku_id: r.get(6)?,
+        store_id: r.get(7)?,
+        order_id: r.get(8)?,
+        query: r.get(9)?,
+        text: r.get(10)?,
+        rating: r.get(11)?,
+        properties: r.get(12)?,
+        received_at: r.get(13)?,
+    })
+}
+
+fn order_row(r: &Row<'_>) -> rusqlite::Result<OrderRow> {
+    Ok(OrderRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        status: r.get(2)?,
+        user_id: r.get(3)?,
+        device_id: r.get(4)?,
+        store_id: r.get(5)?,
+        channel: r.get(6)?,
+        currency: r.get(7)?,
+        placed_at: r.get(8)?,
+        shipping_fee: r.get(9)?,
+        total: r.get(10)?,
+        coupon_codes: r.get(11)?,
+        original_order_id: r.get(12)?,
+        refunded_amount: r.get(13)?,
+        source: r.get(14)?,
+    })
+}
+
+fn line_row(r: &Row<'_>) -> rusqlite::Result<OrderLine> {
+    Ok(OrderLine {
+        sku_id: r.get::<_, String>(0)?.into(),
+        quantity: r.get(1)?,
+        unit_price: r.get(2)?,
+        discount: r.get(3)?,
+        title: r.get(4)?,
+    })
+}
+
+fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        secret_hash: r.get(2)?,
+        scopes: scopes_from(&r.get::<_, String>(3)?),
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
