@@ -282,6 +282,25 @@ pub struct Event {
     pub properties: Map<String, Value>,
 }
 
+/// An order as a file import sees it. Each line's number is a digest of its content, so a
+/// re-import or an exact duplicate line is stored once; `source_lines` are its lines in the file.
+#[derive(Debug, Clone)]
+pub struct ImportedOrder {
+    pub order: Order,
+    pub line_nos: Vec<i64>,
+    pub source_lines: Vec<i64>,
+}
+
+/// What one import write carries: customers and products to create if absent, order lines and
+/// events. Outcomes come back per order line, then per event, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    pub users: Vec<String>,
+    pub products: Vec<Product>,
+    pub orders: Vec<ImportedOrder>,
+    pub events: Vec<Event>,
+}
+
 /// Earliest instant we accept: 2000-01-01T00:00:00Z.
 pub const EARLIEST_TIME: Timestamp = Timestamp(946_684_800_000);
 /// How far ahead of the server's clock an event may be (clock skew of devices).

@@ -221,8 +221,8 @@ impl PgStore {
         for imported in &batch.orders {
             let order = &imported.order;
             let (mut total, mut count) = (0i64, 0i64);
-            for ((l, line_no), key) in order.lines.iter().zip(&imported.line_nos).zip(&imported.line_keys) {
-                if insert_line(&mut tx, order, l, *line_no, Some(key)).await? {
+            for ((l, line_no), source_line) in order.lines.iter().zip(&imported.line_nos).zip(&imported.source_lines) {
+                if insert_line(&mut tx, order, l, *line_no, Some(*source_line)).await? {
                     total += l.amount().unwrap_or(0);
                     count += 1;
                     lines_out.push(Written::Inserted);
@@ -549,7 +549,7 @@ async fn insert_order_header(
     Ok(n == 1)
 }
 
-async fn insert_line(tx: &mut Tx, order: &Order, l: &OrderLine, line_no: i64, key: Option<&String>) -> Result<bool> {
+async fn insert_line(tx: &mut Tx, order: &Order, l: &OrderLine, line_no: i64, source_line: Option<i64>) -> Result<bool> {
     let n = sqlx::query(INSERT_ORDER_LINE)
         .bind(order.id.as_str())
         .bind(line_no)
@@ -559,7 +559,7 @@ async fn insert_line(tx: &mut Tx, order: &Order, l: &OrderLine, line_no: i64, ke
         .bind(l.unit_price)
         .bind(l.discount)
         .bind(l.amount().unwrap_or(0))
-        .bind(key)
+        .bind(source_line)
         .execute(&mut **tx)
         .await?
         .rows_affected();

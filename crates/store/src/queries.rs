@@ -80,7 +80,7 @@ pub const UPSERT_IMPORTED_ORDER: &str = "INSERT INTO orders (id, kind, status, u
        line_count = orders.line_count + excluded.line_count";
 
 pub const INSERT_ORDER_LINE: &str = "INSERT INTO order_lines (order_id, line_no, sku_id, title, quantity, unit_price, \
-     discount, amount, line_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+     discount, amount, source_line) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
 
 pub const INSERT_REFUND: &str = "INSERT INTO refunds (id, order_id, amount, lines, reason, refunded_at, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
@@ -117,7 +117,7 @@ pub const ORDER_COLUMNS: &str = "id, kind, status, user_id, device_id, store_id,
      shipping_fee, total, coupon_codes, original_order_id, refunded_amount, source";
 
 pub const LINES_OF_ORDER: &str = "SELECT sku_id, quantity, unit_price, discount, title FROM order_lines \
-     WHERE order_id = $1 ORDER BY line_no";
+     WHERE order_id = $1 ORDER BY COALESCE(source_line, line_no), line_no";
 
 pub const ERASE_USER: &str = "UPDATE users SET phone_enc = NULL, phone_hash = NULL, email_enc = NULL, \
      email_hash = NULL, name_enc = NULL, birthday = NULL, attributes = '{}', erased_at = $2, updated_at = $2 \

@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use shopgrowth_core::ids::{DeviceId, UserId};
+pub use shopgrowth_core::model::{ImportBatch, ImportedOrder};
 use shopgrowth_core::model::{Channel, CityTier, Event, Gender, Order, User};
 use shopgrowth_core::pii::{normalise_email, normalise_phone, PiiCipher, PiiKind};
 
@@ -139,25 +140,6 @@ pub struct StoredOrder {
     pub order: Order,
     pub refunded_amount: i64,
     pub source: String,
-}
-
-/// An order as a file import sees it: lines carry their file line number and a content digest,
-/// so a re-import or an exact duplicate line is stored once.
-#[derive(Debug, Clone)]
-pub struct ImportedOrder {
-    pub order: Order,
-    pub line_nos: Vec<i64>,
-    pub line_keys: Vec<String>,
-}
-
-/// What one import write carries: customers and products to create if absent, order lines and
-/// events. Outcomes come back per order line, then per event, in order.
-#[derive(Debug, Clone, Default)]
-pub struct ImportBatch {
-    pub users: Vec<String>,
-    pub products: Vec<shopgrowth_core::model::Product>,
-    pub orders: Vec<ImportedOrder>,
-    pub events: Vec<Event>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

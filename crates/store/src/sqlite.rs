@@ -250,7 +250,7 @@ impl SqliteStore {
                         l.unit_price,
                         l.discount,
                         l.amount().unwrap_or(0),
-                        Option::<String>::None
+                        Option::<i64>::None
                     ])?;
                 }
                 attach_customer(conn, order.user_id.as_ref(), order.device_id.as_ref(), now)?;
@@ -310,7 +310,7 @@ impl SqliteStore {
             for imported in &batch.orders {
                 let order = &imported.order;
                 let (mut total, mut count) = (0i64, 0i64);
-                for ((l, line_no), key) in order.lines.iter().zip(&imported.line_nos).zip(&imported.line_keys) {
+                for ((l, line_no), source_line) in order.lines.iter().zip(&imported.line_nos).zip(&imported.source_lines) {
                     let amount = l.amount().unwrap_or(0);
                     let n = line.execute(params![
                         order.id.as_str(),
@@ -321,7 +321,7 @@ impl SqliteStore {
                         l.unit_price,
                         l.discount,
                         amount,
-                        key
+                        source_line
                     ])?;
                     if n == 1 {
                         total += amount;

@@ -256,18 +256,18 @@ async fn imports_dedupe_lines_and_grow_orders(h: Harness) {
     let s = &h.store;
     let mut o = order("536365", Some("17850"), &[(6, 255, 0), (6, 339, 0)]);
     o.currency = Currency::GBP;
-    let batch = |nos: Vec<i64>, keys: Vec<&str>, o: Order| ImportBatch {
+    let batch = |source_lines: Vec<i64>, line_nos: Vec<i64>, o: Order| ImportBatch {
         users: vec!["17850".into()],
         products: vec![],
-        orders: vec![ImportedOrder { order: o, line_nos: nos, line_keys: keys.into_iter().map(String::from).collect() }],
+        orders: vec![ImportedOrder { order: o, line_nos, source_lines }],
         events: vec![],
     };
-    let out = s.import_batch(batch(vec![2, 3], vec!["k1", "k2"], o.clone()), NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    let out = s.import_batch(batch(vec![2, 3], vec![111, 222], o.clone()), NOW).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.lines, [Written::Inserted, Written::Inserted]);
     // The same invoice later in the file: one exact duplicate line, one new line.
     let mut later = o.clone();
     later.lines = vec![o.lines[0].clone(), OrderLine { sku_id: "x".into(), quantity: 1, unit_price: 100, discount: 0, title: None }];
-    let out = s.import_batch(batch(vec![9, 10], vec!["k1", "k3"], later), NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    let out = s.import_batch(batch(vec![9, 10], vec![111, 333], later), NOW).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.lines, [Written::Duplicate, Written::Inserted]);
     let c = s.customer(UserId("17850".into())).await.ok().flatten().unwrap_or_else(|| panic!("no customer"));
     let orders = s.recent_orders(&c, 5).await.unwrap_or_default();

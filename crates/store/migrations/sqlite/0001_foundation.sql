@@ -70,8 +70,8 @@ CREATE INDEX orders_user ON orders (user_id, placed_at) WHERE user_id IS NOT NUL
 CREATE INDEX orders_device ON orders (device_id, placed_at) WHERE device_id IS NOT NULL;
 CREATE INDEX orders_placed ON orders (placed_at);
 
--- line_no is the position in the order (API) or the file line (import); line_key, when set,
--- is a digest of the line's content so that an exact duplicate line is stored once.
+-- line_no is the position in the order (API), or for an imported line a digest of the line's
+-- content, so that an exact duplicate line is stored once; source_line is its line in the file.
 CREATE TABLE order_lines (
     order_id          TEXT NOT NULL,
     line_no           BIGINT NOT NULL,
@@ -83,11 +83,9 @@ CREATE TABLE order_lines (
     amount            BIGINT NOT NULL,
     refunded_quantity BIGINT NOT NULL DEFAULT 0,
     refunded_amount   BIGINT NOT NULL DEFAULT 0,
-    line_key          TEXT,
+    source_line       BIGINT,
     PRIMARY KEY (order_id, line_no)
-);
-CREATE UNIQUE INDEX order_lines_key ON order_lines (order_id, line_key) WHERE line_key IS NOT NULL;
-CREATE INDEX order_lines_sku ON order_lines (sku_id);
+) WITHOUT ROWID;
 
 CREATE TABLE refunds (
     id          TEXT PRIMARY KEY,
@@ -115,7 +113,7 @@ CREATE TABLE events (
     rating      INTEGER,
     properties  TEXT,
     received_at BIGINT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX events_user_time ON events (user_id, time) WHERE user_id IS NOT NULL;
 CREATE INDEX events_device_time ON events (device_id, time) WHERE device_id IS NOT NULL;
 
