@@ -1,1 +1,87 @@
-//! placeholder
+//! The HTTP API of shopgrowth (axum), under `/api/v1`. Thin: it authenticates, parses and
+//! validates, calls the store, and maps errors in one place.
+//!
+//! - [`routes`]: the handlers, one module per capability.
+//! - [`extract`]: the JSON body and API-key extractors.
+//! - [`auth`]: API keys and scopes.
+//! - [`error`]: problem details, the one error-to-HTTP mapping.
+//! - [`openapi`]: the OpenAPI document served at `/api/v1/openapi.json`.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod views;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use shopgrowth_core::pii::PiiCipher;
+use shopgrowth_store::Store;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted; a larger one gets 413.
+    pub body_limit_bytes: usize,
+    /// Most items in one batch request.
+    pub max_batch_items: usize,
+    /// Requests running longer are answered 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { body_limit_bytes: 8 << 20, max_batch_items: 5_000, request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub cipher: Arc<PiiCipher>,
+    pub keys: Arc<auth::KeyCache>,
+    pub config: Arc<ApiConfig>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>, cipher: Arc<PiiCipher>, config: ApiConfig) -> Self {
+        AppState { store, cipher, keys: Arc::new(auth::KeyCache::default()), config: Arc::new(config) }
+    }
+}
+
+/// The whole application as a router; tests drive it directly or over a socket.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.body_limit_bytes;
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .route("/health", axum::routing::get(routes::health))
+        .nest("/api/v1", routes::api_v1())
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Serves `app` on a bound listener until `shutdown` resolves, then drains open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

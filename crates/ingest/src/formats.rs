@@ -178,7 +178,11 @@ impl Adapter for OnlineRetail {
         let invoice = field(fields, c_invoice);
         let is_return = invoice.starts_with('C');
         let customer = clean_customer_id(field(fields, c_customer));
-        let tags = RowTags { is_return, is_anonymous: matches!(customer, Ok(None)) };
+        let tags = RowTags {
+            is_return,
+            is_anonymous: matches!(customer, Ok(None)),
+            customer: customer.clone().ok().flatten(),
+        };
         if invoice.is_empty() {
             problems.push(Problem::new("InvoiceNo", "invoice_missing", "is empty"));
         }
@@ -241,7 +245,8 @@ impl Adapter for OnlineRetail {
                 None
             }
         };
-        let (Some(quantity), Some(placed_at), Some(unit_price), true) = (quantity, placed_at, unit_price, problems.is_empty())
+        let (Some(quantity), Some(placed_at), Some(unit_price), true) =
+            (quantity, placed_at, unit_price, problems.is_empty())
         else {
             return Err((problems, tags));
         };

@@ -44,10 +44,12 @@ impl std::fmt::Display for Rejection {
 }
 
 /// What kind of row this was, kept for rows that are rejected too, so summaries add up.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowTags {
     pub is_return: bool,
     pub is_anonymous: bool,
+    /// A valid customer id on the row: the customer is known even when the line is refused.
+    pub customer: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

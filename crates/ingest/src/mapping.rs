@@ -194,7 +194,7 @@ impl Mapping {
         mut problems: Vec<Problem>,
         opts: &Options,
     ) -> Outcome {
-        let tags = RowTags { is_return: false, is_anonymous: get("user_id").is_none() };
+        let tags = RowTags { is_anonymous: get("user_id").is_none(), ..RowTags::default() };
         let kind = match get("type") {
             Some(t) => EventType::parse(t).or_else(|| {
                 problems.push(Problem::new("type", "type_unknown", format!("{t:?} is not an event type (map it under [values.type])")));
@@ -248,7 +248,8 @@ impl Mapping {
         time: Option<Timestamp>,
         mut problems: Vec<Problem>,
     ) -> Outcome {
-        let tags = RowTags { is_return: false, is_anonymous: get("user_id").is_none() && get("device_id").is_none() };
+        let tags =
+            RowTags { is_anonymous: get("user_id").is_none() && get("device_id").is_none(), ..RowTags::default() };
         let currency = self.currency.as_deref().and_then(|c| Currency::parse(c).ok()).unwrap_or(Currency::CNY);
         let order_id = get("order_id");
         let sku_id = get("sku_id");

@@ -195,7 +195,15 @@ impl Reader {
                     }
                     chunk.batch.events.push(*event);
                 }
-                Err((problems, tags)) => chunk.rejected.push(self.rejected(line, problems, tags)),
+                Err((problems, tags)) => {
+                    if let Some(customer) = &tags.customer {
+                        if !self.seen_users.contains(customer) {
+                            self.seen_users.insert(customer.clone());
+                            chunk.batch.users.push(customer.clone());
+                        }
+                    }
+                    chunk.rejected.push(self.rejected(line, problems, tags));
+                }
             }
         }
         chunk.batch.orders.extend(current.take());
@@ -295,7 +303,7 @@ fn parse_json_event(text: &str, opts: &Options) -> Result<Box<Event>, (Vec<Probl
     if problems.is_empty() {
         Ok(Box::new(event))
     } else {
-        let tags = RowTags { is_return: false, is_anonymous: event.user_id.is_none() };
+        let tags = RowTags { is_anonymous: event.user_id.is_none(), ..RowTags::default() };
         Err((problems.into_iter().map(|p| Problem::new(&p.field, "invalid", p.reason)).collect(), tags))
     }
 }

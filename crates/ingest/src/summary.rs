@@ -14,6 +14,27 @@ pub struct Tally {
     pub rejected: u64,
 }
 
+/// What kind each item of a batch is, taken before the batch moves to the store.
+#[derive(Debug, Clone, Default)]
+pub struct BatchShape {
+    /// (is a return, is anonymous) per order line.
+    lines: Vec<(bool, bool)>,
+    /// is anonymous, per event.
+    events: Vec<bool>,
+}
+
+impl BatchShape {
+    pub fn of(batch: &ImportBatch) -> Self {
+        let mut lines = Vec::new();
+        for imported in &batch.orders {
+            let is_return = imported.order.kind == OrderKind::Return;
+            let is_anonymous = imported.order.user_id.is_none() && imported.order.device_id.is_none();
+            lines.extend(std::iter::repeat_n((is_return, is_anonymous), imported.order.lines.len()));
+        }
+        BatchShape { lines, events: batch.events.iter().map(|e| e.user_id.is_none()).collect() }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub file: String,
@@ -58,21 +79,15 @@ impl Summary {
         }
     }
 
-    /// Counts what the store did with a batch: `line_inserted` per order line in batch order,
-    /// then `event_inserted` per event (false means the store already had it).
-    pub fn add_written(&mut self, batch: &ImportBatch, line_inserted: &[bool], event_inserted: &[bool]) {
-        let mut inserted = line_inserted.iter();
-        for imported in &batch.orders {
-            let is_return = imported.order.kind == OrderKind::Return;
-            let is_anonymous = imported.order.user_id.is_none() && imported.order.device_id.is_none();
-            for _ in &imported.order.lines {
-                let new = inserted.next().copied().unwrap_or(false);
-                self.count(new, is_return, is_anonymous);
-                self.order_lines_accepted += u64::from(new);
-            }
+    /// Counts what the store did with a batch of this shape: `line_inserted` per order line in
+    /// batch order, then `event_inserted` per event (false means the store already had it).
+    pub fn add_written(&mut self, shape: &BatchShape, line_inserted: &[bool], event_inserted: &[bool]) {
+        for (&(is_return, is_anonymous), &new) in shape.lines.iter().zip(line_inserted) {
+            self.count(new, is_return, is_anonymous);
+            self.order_lines_accepted += u64::from(new);
         }
-        for (event, &new) in batch.events.iter().zip(event_inserted) {
-            self.count(new, false, event.user_id.is_none());
+        for (&is_anonymous, &new) in shape.events.iter().zip(event_inserted) {
+            self.count(new, false, is_anonymous);
             self.events_accepted += u64::from(new);
         }
     }

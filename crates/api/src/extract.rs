@@ -1,0 +1,97 @@
+//! Extractors: [`ApiJson`], whose rejections are problem details naming the field, and
+//! [`Caller`], the authenticated API key.
+
+use crate::auth::{Scope, VerifiedKey};
+use crate::error::ApiError;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use serde::de::DeserializeOwned;
+use shopgrowth_core::FieldError;
+
+/// JSON body; a malformed body is a 400 naming the path of the bad field and the position.
+pub struct ApiJson<T>(pub T);
+
+/// Reads the raw body, checking its type and size.
+pub async fn json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into()));
+    }
+    Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit: state.config.body_limit_bytes }
+        } else {
+            ApiError::invalid(format!("could not read the body: {e}"), vec![])
+        }
+    })
+}
+
+/// Deserialises JSON text, naming the field path (`lines[0].quantity`) on failure.
+pub fn from_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, FieldError> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        FieldError::new(field, e.into_inner().to_string())
+    })
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
+        from_json(&bytes).map(ApiJson).map_err(|e| {
+            let detail = if e.field.is_empty() {
+                format!("malformed JSON: {}", e.reason)
+            } else {
+                format!("malformed JSON at {}: {}", e.field, e.reason)
+            };
+            ApiError::Invalid { code: "malformed_json", detail, errors: vec![e] }
+        })
+    }
+}
+
+/// The API key a request came with (`Authorization: Bearer sg_…` or `X-Api-Key: sg_…`).
+#[derive(Debug, Clone)]
+pub struct Caller(pub VerifiedKey);
+
+impl Caller {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.0.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(scope.as_str()))
+        }
+    }
+
+    /// Whether responses may show personal data in clear.
+    pub fn sees_pii(&self) -> bool {
+        self.0.allows(Scope::Pii)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("an API key is required: send Authorization: Bearer <key>".into())
+            })?;
+        state.keys.verify(&state.store, presented).await.map(Caller)
+    }
+}

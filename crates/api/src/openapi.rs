@@ -1,0 +1,59 @@
+//! The OpenAPI document, generated from the handlers' annotations. `docs/openapi.json` is a
+//! committed copy; a test fails when it drifts.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct ApiKeyAuth;
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sg_<id>_<secret>")
+                    .description(Some("An API key made by `shopgrowth keys create` or POST /api/v1/api-keys."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "shopgrowth", description = "Growth and precision-operations platform for e-commerce."),
+    paths(
+        crate::routes::health,
+        crate::routes::ingest::post_event,
+        crate::routes::ingest::post_events,
+        crate::routes::ingest::post_users,
+        crate::routes::ingest::post_products,
+        crate::routes::ingest::post_stores,
+        crate::routes::ingest::post_order,
+        crate::routes::ingest::post_orders,
+        crate::routes::ingest::post_refund,
+        crate::routes::customers::get_customer,
+        crate::routes::customers::identify,
+        crate::routes::customers::merge,
+        crate::routes::customers::undo_link,
+        crate::routes::customers::erase,
+        crate::routes::admin::create_key,
+        crate::routes::admin::list_keys,
+        crate::routes::admin::revoke_key,
+        crate::routes::admin::stats,
+        crate::routes::admin::openapi,
+    ),
+    modifiers(&ApiKeyAuth)
+)]
+pub struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub fn document_json() -> String {
+    document().to_pretty_json().unwrap_or_default()
+}

@@ -1,0 +1,49 @@
+//! Handlers under `/api/v1`, one module per capability.
+//!
+//! - [`ingest`]: events, users, products, stores, orders, refunds (scope `ingest`).
+//! - [`customers`]: customer look-up, ID-Mapping, erasure (scopes `read`, `ingest`, `admin`).
+//! - [`admin`]: API keys and store statistics (scope `admin`).
+
+pub mod admin;
+pub mod customers;
+pub mod ingest;
+
+use crate::AppState;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub fn api_v1() -> Router<AppState> {
+    Router::new()
+        .route("/events", post(ingest::post_event))
+        .route("/events/batch", post(ingest::post_events))
+        .route("/users/batch", post(ingest::post_users))
+        .route("/products/batch", post(ingest::post_products))
+        .route("/stores/batch", post(ingest::post_stores))
+        .route("/orders", post(ingest::post_order))
+        .route("/orders/batch", post(ingest::post_orders))
+        .route("/orders/{order_id}/refunds", post(ingest::post_refund))
+        .route("/identify", post(customers::identify))
+        .route("/users/{user_id}", get(customers::get_customer))
+        .route("/users/{user_id}/merge", post(customers::merge))
+        .route("/users/{user_id}/personal-data", delete(customers::erase))
+        .route("/identity-links/{link_id}/undo", post(customers::undo_link))
+        .route("/api-keys", post(admin::create_key).get(admin::list_keys))
+        .route("/api-keys/{key_id}", delete(admin::revoke_key))
+        .route("/stats", get(admin::stats))
+        .route("/openapi.json", get(admin::openapi))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub backend: &'static str,
+    pub version: &'static str,
+}
+
+/// Liveness and the storage backend in use. The only endpoint without an API key.
+#[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, body = Health)))]
+pub async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Health> {
+    Json(Health { status: "ok", backend: state.store.backend(), version: env!("CARGO_PKG_VERSION") })
+}
