@@ -166,10 +166,50 @@ pub fn parse_minor(text: &str, digits: u32, rounding: Rounding) -> Result<i64, M
     Ok(if negative { -minor } else { minor })
 }
 
+/// Splits `total` minor units over parts in proportion to `weights`, exactly: each part gets the
+/// floor of its share, and the units left over go one each to the largest fractional remainders
+/// (ties to the earlier part). The parts always sum to `total`. With no positive weight, all
+/// of it goes to the first part.
+pub fn allocate(total: i64, weights: &[i64]) -> Vec<i64> {
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let sum: i128 = weights.iter().map(|&w| i128::from(w.max(0))).sum();
+    if sum == 0 {
+        let mut parts = vec![0; weights.len()];
+        parts[0] = total;
+        return parts;
+    }
+    let total128 = i128::from(total);
+    let mut parts = Vec::with_capacity(weights.len());
+    let mut remainders = Vec::with_capacity(weights.len());
+    for (i, &w) in weights.iter().enumerate() {
+        let exact = total128 * i128::from(w.max(0));
+        parts.push((exact.div_euclid(sum)) as i64);
+        remainders.push((exact.rem_euclid(sum), i));
+    }
+    let mut left = total - parts.iter().sum::<i64>();
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, i) in remainders.iter().cycle().take(left.unsigned_abs() as usize) {
+        parts[i] += left.signum();
+    }
+    left = total - parts.iter().sum::<i64>();
+    debug_assert_eq!(left, 0);
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn allocation_examples() {
+        assert_eq!(allocate(100, &[1, 1, 1]), [34, 33, 33]);
+        assert_eq!(allocate(4000, &[19900, 9900, 12000]), [1904, 948, 1148]);
+        assert_eq!(allocate(7, &[0, 0]), [7, 0]);
+        assert_eq!(allocate(-5, &[1, 1]), [-2, -3]);
+    }
 
     #[test]
     fn parses_exact_decimals() {
@@ -207,6 +247,21 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn allocations_sum_exactly(total in -1_000_000_000i64..1_000_000_000, weights in proptest::collection::vec(0i64..10_000_000, 1..40)) {
+            let parts = allocate(total, &weights);
+            prop_assert_eq!(parts.iter().sum::<i64>(), total);
+            prop_assert_eq!(parts.len(), weights.len());
+            let wsum: i128 = weights.iter().map(|&w| i128::from(w)).sum();
+            if wsum > 0 {
+                for (p, w) in parts.iter().zip(&weights) {
+                    let exact = i128::from(total) * i128::from(*w);
+                    // each part is within one unit of its exact share
+                    prop_assert!((i128::from(*p) * wsum - exact).abs() <= wsum);
+                }
+            }
+        }
+
         #[test]
         fn display_then_parse_round_trips(minor in -1_000_000_000_000i64..1_000_000_000_000) {
             let shown = Money::new(minor, Currency::USD).to_string().replace('$', "");

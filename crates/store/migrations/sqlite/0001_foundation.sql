@@ -130,6 +130,7 @@ CREATE TABLE identity_links (
 );
 CREATE UNIQUE INDEX identity_links_active ON identity_links (kind, source_id) WHERE undone_at IS NULL;
 CREATE INDEX identity_links_target ON identity_links (target_user_id) WHERE undone_at IS NULL;
+CREATE INDEX identity_links_source ON identity_links (kind, source_id);
 
 CREATE TABLE api_keys (
     id          TEXT PRIMARY KEY,
