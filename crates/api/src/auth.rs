@@ -63,7 +63,8 @@ pub struct NewKey {
 
 pub fn generate(name: &str, scopes: &[Scope], now: i64) -> NewKey {
     let id = hex_of(&rand::random::<[u8; 8]>());
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
+    let secret =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
     let mut scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
     scopes.sort();
     scopes.dedup();
@@ -97,7 +98,9 @@ pub struct KeyCache {
 
 impl KeyCache {
     pub async fn verify(&self, store: &Store, presented: &str) -> Result<VerifiedKey, ApiError> {
-        let malformed = || ApiError::Unauthorized("the API key is malformed (expected sg_<id>_<secret>)".into());
+        let malformed = || {
+            ApiError::Unauthorized("the API key is malformed (expected sg_<id>_<secret>)".into())
+        };
         let rest = presented.strip_prefix("sg_").ok_or_else(malformed)?;
         let (id, secret) = rest.split_once('_').ok_or_else(malformed)?;
         let hash = Sha256::digest(secret.as_bytes()).to_vec();
@@ -120,7 +123,11 @@ impl KeyCache {
         let key = VerifiedKey {
             id: record.id.clone(),
             name: record.name.clone(),
-            scopes: record.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            scopes: record
+                .scopes
+                .iter()
+                .filter_map(|s| Scope::parse(s))
+                .collect(),
         };
         let mut cache = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 10_000 {
@@ -131,7 +138,10 @@ impl KeyCache {
     }
 
     pub fn forget(&self, id: &str) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 
@@ -141,10 +151,18 @@ mod tests {
 
     #[test]
     fn admin_implies_ingest_and_read_but_not_pii() {
-        let key = VerifiedKey { id: "k".into(), name: "n".into(), scopes: vec![Scope::Admin] };
+        let key = VerifiedKey {
+            id: "k".into(),
+            name: "n".into(),
+            scopes: vec![Scope::Admin],
+        };
         assert!(key.allows(Scope::Ingest) && key.allows(Scope::Read) && key.allows(Scope::Admin));
         assert!(!key.allows(Scope::Pii));
-        let ingest = VerifiedKey { id: "k".into(), name: "n".into(), scopes: vec![Scope::Ingest] };
+        let ingest = VerifiedKey {
+            id: "k".into(),
+            name: "n".into(),
+            scopes: vec![Scope::Ingest],
+        };
         assert!(!ingest.allows(Scope::Admin) && !ingest.allows(Scope::Read));
     }
 
@@ -153,8 +171,18 @@ mod tests {
         let k = generate("backend", &[Scope::Read, Scope::Ingest, Scope::Read], 1);
         assert!(k.plaintext.starts_with(&format!("sg_{}_", k.record.id)));
         assert_eq!(k.record.scopes, ["ingest", "read"]);
-        let secret = k.plaintext.strip_prefix(&format!("sg_{}_", k.record.id)).unwrap_or("");
-        assert_eq!(k.record.secret_hash, Sha256::digest(secret.as_bytes()).to_vec());
-        assert!(!k.record.secret_hash.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        let secret = k
+            .plaintext
+            .strip_prefix(&format!("sg_{}_", k.record.id))
+            .unwrap_or("");
+        assert_eq!(
+            k.record.secret_hash,
+            Sha256::digest(secret.as_bytes()).to_vec()
+        );
+        assert!(!k
+            .record
+            .secret_hash
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes()));
     }
 }

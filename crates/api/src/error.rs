@@ -30,7 +30,11 @@ pub enum ApiError {
     #[error("this endpoint needs an API key with the {0} scope")]
     Forbidden(&'static str),
     #[error("{detail}")]
-    Invalid { code: &'static str, detail: String, errors: Vec<FieldError> },
+    Invalid {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("the request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{0}")]
@@ -47,7 +51,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        ApiError::Invalid { code: "invalid_body", detail: detail.into(), errors }
+        ApiError::Invalid {
+            code: "invalid_body",
+            detail: detail.into(),
+            errors,
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str) {
@@ -56,7 +64,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Store(e) => match e.kind() {
@@ -95,9 +105,17 @@ impl IntoResponse for ApiError {
             errors,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        let mut response = (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

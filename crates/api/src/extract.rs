@@ -22,19 +22,29 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiErro
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
     if !is_json {
-        return Err(ApiError::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into()));
+        return Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON (Content-Type: application/json)".into(),
+        ));
     }
-    Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit: state.config.body_limit_bytes }
-        } else {
-            ApiError::invalid(format!("could not read the body: {e}"), vec![])
-        }
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge {
+                    limit: state.config.body_limit_bytes,
+                }
+            } else {
+                ApiError::invalid(format!("could not read the body: {e}"), vec![])
+            }
+        })
 }
 
-/// Deserialises JSON text, naming the field path (`lines[0].quantity`) on failure.
+/// Deserialises JSON text, naming the field path (`lines[0].quantity`) on failure. The fast
+/// parser runs first; only a failing input is parsed again to find the path.
 pub fn from_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, FieldError> {
+    if let Ok(value) = serde_json::from_slice(text) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -54,7 +64,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             } else {
                 format!("malformed JSON at {}: {}", e.field, e.reason)
             };
-            ApiError::Invalid { code: "malformed_json", detail, errors: vec![e] }
+            ApiError::Invalid {
+                code: "malformed_json",
+                detail,
+                errors: vec![e],
+            }
         })
     }
 }
@@ -81,16 +95,24 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .map(str::trim)
             .ok_or_else(|| {
-                ApiError::Unauthorized("an API key is required: send Authorization: Bearer <key>".into())
+                ApiError::Unauthorized(
+                    "an API key is required: send Authorization: Bearer <key>".into(),
+                )
             })?;
         state.keys.verify(&state.store, presented).await.map(Caller)
     }

@@ -38,7 +38,11 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { body_limit_bytes: 8 << 20, max_batch_items: 5_000, request_timeout: Duration::from_secs(30) }
+        ApiConfig {
+            body_limit_bytes: 8 << 20,
+            max_batch_items: 5_000,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -53,7 +57,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<Store>, cipher: Arc<PiiCipher>, config: ApiConfig) -> Self {
-        AppState { store, cipher, keys: Arc::new(auth::KeyCache::default()), config: Arc::new(config) }
+        AppState {
+            store,
+            cipher,
+            keys: Arc::new(auth::KeyCache::default()),
+            config: Arc::new(config),
+        }
     }
 }
 
@@ -83,5 +92,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -15,7 +15,9 @@ impl Modify for ApiKeyAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("sg_<id>_<secret>")
-                    .description(Some("An API key made by `shopgrowth keys create` or POST /api/v1/api-keys."))
+                    .description(Some(
+                        "An API key made by `shopgrowth keys create` or POST /api/v1/api-keys.",
+                    ))
                     .build(),
             ),
         );

@@ -65,7 +65,11 @@ pub struct OrderView {
 
 impl From<StoredOrder> for OrderView {
     fn from(s: StoredOrder) -> Self {
-        OrderView { order: s.order, refunded_amount: s.refunded_amount, source: s.source }
+        OrderView {
+            order: s.order,
+            refunded_amount: s.refunded_amount,
+            source: s.source,
+        }
     }
 }
 
@@ -120,13 +124,24 @@ impl CustomerView {
         CustomerView {
             id: u.id.clone(),
             requested_id: customer.requested_id.0.clone(),
-            merged_user_ids: customer.member_ids.iter().skip(1).map(|m| m.0.clone()).collect(),
+            merged_user_ids: customer
+                .member_ids
+                .iter()
+                .skip(1)
+                .map(|m| m.0.clone())
+                .collect(),
             device_ids: customer.device_ids.iter().map(|d| d.0.clone()).collect(),
             pii_masked: !clear,
             phone: open(&u.phone_enc, mask_phone),
             email: open(&u.email_enc, mask_email),
             name: open(&u.name_enc, mask_name),
-            birthday: u.birthday.map(|b| if clear { b.to_string() } else { format!("{}-**-**", b.format("%Y")) }),
+            birthday: u.birthday.map(|b| {
+                if clear {
+                    b.to_string()
+                } else {
+                    format!("{}-**-**", b.format("%Y"))
+                }
+            }),
             gender: u.gender.map(|g| g.as_str().to_owned()),
             city: u.city.clone(),
             city_tier: u.city_tier.map(|t| t.as_str().to_owned()),

@@ -11,61 +11,151 @@ use shopgrowth_api::ApiConfig;
 async fn health_needs_no_key_but_everything_else_does() {
     let t = test_app().await;
     let (status, body) = t.call("GET", "/health", None, None).await;
-    assert_eq!((status, body["backend"].as_str()), (StatusCode::OK, Some("sqlite")));
-    for (method, path) in [("GET", "/api/v1/stats"), ("POST", "/api/v1/events/batch"), ("GET", "/api/v1/openapi.json")] {
+    assert_eq!(
+        (status, body["backend"].as_str()),
+        (StatusCode::OK, Some("sqlite"))
+    );
+    for (method, path) in [
+        ("GET", "/api/v1/stats"),
+        ("POST", "/api/v1/events/batch"),
+        ("GET", "/api/v1/openapi.json"),
+    ] {
         let (status, body) = t.call(method, path, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(body["code"], "unauthorized");
     }
-    let (status, body) = t.call("GET", "/api/v1/stats", Some("sg_nope_nope"), None).await;
-    assert_eq!((status, body["detail"].as_str()), (StatusCode::UNAUTHORIZED, Some("unknown API key")));
-    let (status, _) = t.call("GET", "/api/v1/stats", Some("not-a-key"), None).await;
+    let (status, body) = t
+        .call("GET", "/api/v1/stats", Some("sg_nope_nope"), None)
+        .await;
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unknown API key"))
+    );
+    let (status, _) = t
+        .call("GET", "/api/v1/stats", Some("not-a-key"), None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn scopes_are_enforced() {
     let t = test_app().await;
-    let (status, body) = t.call("GET", "/api/v1/api-keys", Some(&t.ingest), None).await;
+    let (status, body) = t
+        .call("GET", "/api/v1/api-keys", Some(&t.ingest), None)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["detail"], "this endpoint needs an API key with the admin scope");
-    let (status, _) = t.call("POST", "/api/v1/events/batch", Some(&t.read), Some(json!({"events": []}).to_string())).await;
+    assert_eq!(
+        body["detail"],
+        "this endpoint needs an API key with the admin scope"
+    );
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/events/batch",
+            Some(&t.read),
+            Some(json!({"events": []}).to_string()),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = t.call("GET", "/api/v1/api-keys", Some(&t.admin), None).await;
+    let (status, _) = t
+        .call("GET", "/api/v1/api-keys", Some(&t.admin), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     // Erasing personal data needs pii as well as admin.
-    let (status, _) = t.call("DELETE", "/api/v1/users/u1/personal-data", Some(&t.admin), None).await;
+    let (status, _) = t
+        .call(
+            "DELETE",
+            "/api/v1/users/u1/personal-data",
+            Some(&t.admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // An admin without pii cannot mint a pii key.
     let req = json!({"name": "x", "scopes": ["pii"]}).to_string();
-    let (status, _) = t.call("POST", "/api/v1/api-keys", Some(&t.admin), Some(req)).await;
+    let (status, _) = t
+        .call("POST", "/api/v1/api-keys", Some(&t.admin), Some(req))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn malformed_json_is_a_400_that_names_the_problem() {
     let t = test_app().await;
-    let (status, body) = t.call("POST", "/api/v1/events", Some(&t.ingest), Some("{\"id\": \"e1\", ".into())).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_json")));
-    assert!(body["detail"].as_str().unwrap_or("").contains("line 1"), "{body}");
-    let bad_time = json!({"id": "e1", "type": "view", "time": "yesterday", "channel": "app", "sku_id": "s"});
-    let (status, body) = t.call("POST", "/api/v1/events", Some(&t.ingest), Some(bad_time.to_string())).await;
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(&t.ingest),
+            Some("{\"id\": \"e1\", ".into()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("line 1"),
+        "{body}"
+    );
+    let bad_time =
+        json!({"id": "e1", "type": "view", "time": "yesterday", "channel": "app", "sku_id": "s"});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(&t.ingest),
+            Some(bad_time.to_string()),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["field"], "time", "{body}");
     let bad_batch = json!({"events": [view("a", Some("u"), None)], "extra": 1}).to_string();
-    let (status, body) = t.call("POST", "/api/v1/events/batch", Some(&t.ingest), Some(bad_batch)).await;
-    assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("extra")));
-    let (status, body) = t.call("POST", "/api/v1/orders/batch", Some(&t.ingest), Some("[1,2]".into())).await;
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/events/batch",
+            Some(&t.ingest),
+            Some(bad_batch),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("extra"))
+    );
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/orders/batch",
+            Some(&t.ingest),
+            Some("[1,2]".into()),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
-    let t = test_app_with(ApiConfig { body_limit_bytes: 4096, ..ApiConfig::default() }).await;
-    let events: Vec<Value> = (0..100).map(|i| view(&format!("e{i}"), Some("u1"), None)).collect();
-    let (status, body) =
-        t.call("POST", "/api/v1/events/batch", Some(&t.ingest), Some(json!({ "events": events }).to_string())).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")));
+    let t = test_app_with(ApiConfig {
+        body_limit_bytes: 4096,
+        ..ApiConfig::default()
+    })
+    .await;
+    let events: Vec<Value> = (0..100)
+        .map(|i| view(&format!("e{i}"), Some("u1"), None))
+        .collect();
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/events/batch",
+            Some(&t.ingest),
+            Some(json!({ "events": events }).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
 }
 
 #[tokio::test]
@@ -81,9 +171,19 @@ async fn batches_store_the_good_items_and_report_the_rest() {
         {"id": "e4", "type": "teleport", "time": 1, "channel": "app"},
         view("e1", Some("u1"), None),
     ]});
-    let (status, body) = t.call("POST", "/api/v1/events/batch", Some(&t.ingest), Some(batch.to_string())).await;
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/events/batch",
+            Some(&t.ingest),
+            Some(batch.to_string()),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["received"].as_u64(), body["inserted"].as_u64()), (Some(5), Some(2)));
+    assert_eq!(
+        (body["received"].as_u64(), body["inserted"].as_u64()),
+        (Some(5), Some(2))
+    );
     assert_eq!(body["duplicates"], json!([{"index": 4, "id": "e1"}]));
     assert_eq!(body["rejected"][0]["index"], 2);
     assert_eq!(body["rejected"][0]["errors"][0]["field"], "rating");
@@ -91,15 +191,40 @@ async fn batches_store_the_good_items_and_report_the_rest() {
     assert_eq!(body["rejected"][1]["errors"][0]["field"], "type");
     // Sending it all again: the stored ones are duplicates now.
     let again = json!({"events": [view("e1", Some("u1"), None), view("e2", None, Some("d1"))]});
-    let (_, body) = t.call("POST", "/api/v1/events/batch", Some(&t.ingest), Some(again.to_string())).await;
-    assert_eq!((body["inserted"].as_u64(), body["duplicates"].as_array().map(Vec::len)), (Some(0), Some(2)));
+    let (_, body) = t
+        .call(
+            "POST",
+            "/api/v1/events/batch",
+            Some(&t.ingest),
+            Some(again.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (
+            body["inserted"].as_u64(),
+            body["duplicates"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(2))
+    );
     let (_, stats) = t.call("GET", "/api/v1/stats", Some(&t.read), None).await;
     assert_eq!(stats["events"], 2);
     // A single event: 201 then 200 duplicate.
     let one = view("e9", Some("u1"), None).to_string();
-    let (s1, b1) = t.call("POST", "/api/v1/events", Some(&t.ingest), Some(one.clone())).await;
-    let (s2, b2) = t.call("POST", "/api/v1/events", Some(&t.ingest), Some(one)).await;
-    assert_eq!((s1, b1["status"].as_str(), s2, b2["status"].as_str()), (StatusCode::CREATED, Some("inserted"), StatusCode::OK, Some("duplicate")));
+    let (s1, b1) = t
+        .call("POST", "/api/v1/events", Some(&t.ingest), Some(one.clone()))
+        .await;
+    let (s2, b2) = t
+        .call("POST", "/api/v1/events", Some(&t.ingest), Some(one))
+        .await;
+    assert_eq!(
+        (s1, b1["status"].as_str(), s2, b2["status"].as_str()),
+        (
+            StatusCode::CREATED,
+            Some("inserted"),
+            StatusCode::OK,
+            Some("duplicate")
+        )
+    );
 }
 
 #[tokio::test]
@@ -110,54 +235,133 @@ async fn personal_data_is_masked_encrypted_and_erasable() {
         {"id": "web:7", "phone": "+86 138 1234 1234"},
         {"id": "bad", "phone": "12", "email": "nope"}
     ]});
-    let (status, body) = t.call("POST", "/api/v1/users/batch", Some(&t.ingest), Some(users.to_string())).await;
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/users/batch",
+            Some(&t.ingest),
+            Some(users.to_string()),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["merged"], json!([{"index": 1, "id": "web:7", "merged_into": "card:7"}]));
-    let fields: Vec<&str> = body["rejected"][0]["errors"].as_array().into_iter().flatten().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(
+        body["merged"],
+        json!([{"index": 1, "id": "web:7", "merged_into": "card:7"}])
+    );
+    let fields: Vec<&str> = body["rejected"][0]["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
     assert_eq!(fields, ["phone", "email"]);
-    let (_, masked) = t.call("GET", "/api/v1/users/web:7", Some(&t.read), None).await;
+    let (_, masked) = t
+        .call("GET", "/api/v1/users/web:7", Some(&t.read), None)
+        .await;
     assert_eq!(masked["id"], "card:7");
     assert_eq!(masked["merged_user_ids"], json!(["web:7"]));
-    assert_eq!((masked["phone"].as_str(), masked["email"].as_str(), masked["name"].as_str()), (Some("138****1234"), Some("z***@example.com"), Some("张**")));
+    assert_eq!(
+        (
+            masked["phone"].as_str(),
+            masked["email"].as_str(),
+            masked["name"].as_str()
+        ),
+        (Some("138****1234"), Some("z***@example.com"), Some("张**"))
+    );
     assert_eq!(masked["birthday"], "1990-**-**");
-    let (_, clear) = t.call("GET", "/api/v1/users/card:7", Some(&t.pii), None).await;
-    assert_eq!((clear["phone"].as_str(), clear["pii_masked"].as_bool()), (Some("+8613812341234"), Some(false)));
+    let (_, clear) = t
+        .call("GET", "/api/v1/users/card:7", Some(&t.pii), None)
+        .await;
+    assert_eq!(
+        (clear["phone"].as_str(), clear["pii_masked"].as_bool()),
+        (Some("+8613812341234"), Some(false))
+    );
     // At rest: the database file never holds the phone, email or name in clear.
     let mut raw = Vec::new();
-    for entry in std::fs::read_dir(t.dir.path()).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(t.dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         raw.extend(std::fs::read(entry.path()).unwrap_or_default());
     }
     for secret in ["13812341234", "zhang@example.com", "张三丰"] {
-        assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} found in the database files");
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} found in the database files"
+        );
     }
-    let (status, _) = t.call("DELETE", "/api/v1/users/card:7/personal-data", Some(&t.pii), None).await;
+    let (status, _) = t
+        .call(
+            "DELETE",
+            "/api/v1/users/card:7/personal-data",
+            Some(&t.pii),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, erased) = t.call("GET", "/api/v1/users/card:7", Some(&t.pii), None).await;
-    assert!(erased["phone"].is_null() && erased["name"].is_null() && !erased["erased_at"].is_null(), "{erased}");
+    let (_, erased) = t
+        .call("GET", "/api/v1/users/card:7", Some(&t.pii), None)
+        .await;
+    assert!(
+        erased["phone"].is_null() && erased["name"].is_null() && !erased["erased_at"].is_null(),
+        "{erased}"
+    );
 }
 
 #[tokio::test]
 async fn anonymous_history_follows_a_login_and_can_be_undone() {
     let t = test_app().await;
-    let batch = json!({"events": [view("a1", None, Some("dev-1")), view("a2", None, Some("dev-1"))]});
-    t.call("POST", "/api/v1/events/batch", Some(&t.ingest), Some(batch.to_string())).await;
-    let (status, link) = t.call("POST", "/api/v1/identify", Some(&t.ingest), Some(json!({"device_id": "dev-1", "user_id": "u5"}).to_string())).await;
+    let batch =
+        json!({"events": [view("a1", None, Some("dev-1")), view("a2", None, Some("dev-1"))]});
+    t.call(
+        "POST",
+        "/api/v1/events/batch",
+        Some(&t.ingest),
+        Some(batch.to_string()),
+    )
+    .await;
+    let (status, link) = t
+        .call(
+            "POST",
+            "/api/v1/identify",
+            Some(&t.ingest),
+            Some(json!({"device_id": "dev-1", "user_id": "u5"}).to_string()),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{link}");
-    let (_, user) = t.call("GET", "/api/v1/users/u5?events=10", Some(&t.read), None).await;
-    let ids: Vec<&str> = user["recent_events"].as_array().into_iter().flatten().filter_map(|e| e["id"].as_str()).collect();
+    let (_, user) = t
+        .call("GET", "/api/v1/users/u5?events=10", Some(&t.read), None)
+        .await;
+    let ids: Vec<&str> = user["recent_events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(user["device_ids"], json!(["dev-1"]));
     let undo = format!("/api/v1/identity-links/{}/undo", link["id"]);
     let (status, _) = t.call("POST", &undo, Some(&t.ingest), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, undone) = t.call("POST", &undo, Some(&t.admin), None).await;
-    assert_eq!((status, undone["undone_at"].is_null()), (StatusCode::OK, false));
+    assert_eq!(
+        (status, undone["undone_at"].is_null()),
+        (StatusCode::OK, false)
+    );
     let (_, user) = t.call("GET", "/api/v1/users/u5", Some(&t.read), None).await;
     assert_eq!(user["recent_events"], json!([]));
-    let (status, _) = t.call("GET", "/api/v1/users/nobody", Some(&t.read), None).await;
+    let (status, _) = t
+        .call("GET", "/api/v1/users/nobody", Some(&t.read), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = t.call("GET", "/api/v1/users/u5?events=9999", Some(&t.read), None).await;
-    assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("events")));
+    let (status, body) = t
+        .call("GET", "/api/v1/users/u5?events=9999", Some(&t.read), None)
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("events"))
+    );
 }
 
 #[tokio::test]
@@ -166,20 +370,64 @@ async fn orders_are_idempotent_and_refunds_exact() {
     let order = json!({"id": "o1", "user_id": "u1", "channel": "web", "currency": "CNY", "placed_at": "2026-11-11T00:00:05+08:00",
         "lines": [{"sku_id": "a", "quantity": 2, "unit_price": 19900, "discount": 1905}, {"sku_id": "b", "quantity": 1, "unit_price": 9900, "discount": 947}],
         "coupon_codes": ["FESTIVAL-300-30"], "total": 46848});
-    let (s1, _) = t.call("POST", "/api/v1/orders", Some(&t.ingest), Some(order.to_string())).await;
-    let (s2, b2) = t.call("POST", "/api/v1/orders", Some(&t.ingest), Some(order.to_string())).await;
-    assert_eq!((s1, s2, b2["status"].as_str()), (StatusCode::CREATED, StatusCode::OK, Some("duplicate")));
+    let (s1, _) = t
+        .call(
+            "POST",
+            "/api/v1/orders",
+            Some(&t.ingest),
+            Some(order.to_string()),
+        )
+        .await;
+    let (s2, b2) = t
+        .call(
+            "POST",
+            "/api/v1/orders",
+            Some(&t.ingest),
+            Some(order.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (s1, s2, b2["status"].as_str()),
+        (StatusCode::CREATED, StatusCode::OK, Some("duplicate"))
+    );
     let mut wrong = order.clone();
     wrong["id"] = json!("o2");
     wrong["total"] = json!(1);
-    let (status, body) = t.call("POST", "/api/v1/orders", Some(&t.ingest), Some(wrong.to_string())).await;
-    assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("total")));
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/orders",
+            Some(&t.ingest),
+            Some(wrong.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("total"))
+    );
     let refund = json!({"id": "r1", "refunded_at": "2026-11-15T10:00:00+08:00", "lines": [{"line_no": 1, "quantity": 1, "amount": 8953}]});
-    let (status, _) = t.call("POST", "/api/v1/orders/o1/refunds", Some(&t.ingest), Some(refund.to_string())).await;
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/orders/o1/refunds",
+            Some(&t.ingest),
+            Some(refund.to_string()),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let too_much = json!({"id": "r2", "refunded_at": "2026-11-15T10:00:00+08:00", "lines": [{"line_no": 1, "quantity": 0, "amount": 1}]});
-    let (status, body) = t.call("POST", "/api/v1/orders/o1/refunds", Some(&t.ingest), Some(too_much.to_string())).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/orders/o1/refunds",
+            Some(&t.ingest),
+            Some(too_much.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
     let (_, user) = t.call("GET", "/api/v1/users/u1", Some(&t.read), None).await;
     assert_eq!(user["recent_orders"][0]["refunded_amount"], 8953);
     assert_eq!(user["recent_orders"][0]["total"], 46848);
@@ -188,25 +436,44 @@ async fn orders_are_idempotent_and_refunds_exact() {
 #[tokio::test]
 async fn openapi_matches_the_committed_document() {
     let t = test_app().await;
-    let (status, served) = t.call("GET", "/api/v1/openapi.json", Some(&t.read), None).await;
+    let (status, served) = t
+        .call("GET", "/api/v1/openapi.json", Some(&t.read), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let generated = shopgrowth_api::openapi::document_json();
-    assert_eq!(served, serde_json::from_str::<Value>(&generated).unwrap_or(Value::Null));
+    assert_eq!(
+        served,
+        serde_json::from_str::<Value>(&generated).unwrap_or(Value::Null)
+    );
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(&path, format!("{generated}\n")).unwrap_or_else(|e| panic!("{e}"));
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(committed.trim_end(), generated, "docs/openapi.json is stale: rerun this test with UPDATE_OPENAPI=1");
-    for path in ["/api/v1/events/batch", "/api/v1/users/{user_id}", "/api/v1/orders/{order_id}/refunds", "/health"] {
-        assert!(served["paths"][path].is_object(), "{path} missing from OpenAPI");
+    assert_eq!(
+        committed.trim_end(),
+        generated,
+        "docs/openapi.json is stale: rerun this test with UPDATE_OPENAPI=1"
+    );
+    for path in [
+        "/api/v1/events/batch",
+        "/api/v1/users/{user_id}",
+        "/api/v1/orders/{order_id}/refunds",
+        "/health",
+    ] {
+        assert!(
+            served["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
     }
 }
 
 #[tokio::test]
 async fn serves_over_a_real_socket() {
     let t = test_app().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(shopgrowth_api::serve(listener, t.state.clone(), async {
@@ -225,7 +492,11 @@ async fn serves_over_a_real_socket() {
     assert!(resp.headers().contains_key("x-request-id"));
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     assert_eq!(body["inserted"], 500);
-    let resp = client.get(format!("http://{addr}/api/v1/users/u3")).header("x-api-key", &t.read).send().await;
+    let resp = client
+        .get(format!("http://{addr}/api/v1/users/u3"))
+        .header("x-api-key", &t.read)
+        .send()
+        .await;
     let user: Value = match resp {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(e) => panic!("{e}"),

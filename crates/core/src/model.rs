@@ -174,7 +174,9 @@ pub struct OrderLine {
 impl OrderLine {
     /// What the customer paid for this line; `None` on overflow.
     pub fn amount(&self) -> Option<i64> {
-        self.quantity.checked_mul(self.unit_price)?.checked_sub(self.discount)
+        self.quantity
+            .checked_mul(self.unit_price)?
+            .checked_sub(self.discount)
     }
 }
 
@@ -220,7 +222,9 @@ fn default_status() -> OrderStatus {
 impl Order {
     /// Lines plus shipping, in minor units; `None` on overflow.
     pub fn computed_total(&self) -> Option<i64> {
-        self.lines.iter().try_fold(self.shipping_fee, |acc, l| acc.checked_add(l.amount()?))
+        self.lines
+            .iter()
+            .try_fold(self.shipping_fee, |acc, l| acc.checked_add(l.amount()?))
     }
 
     pub fn discount_total(&self) -> i64 {
@@ -386,7 +390,10 @@ impl Product {
         p.text("title", &self.title, 500);
         for (i, segment) in self.category.iter().enumerate() {
             if segment.trim().is_empty() || segment.contains('/') {
-                p.add(&format!("category[{i}]"), "must be a non-empty name without '/'");
+                p.add(
+                    &format!("category[{i}]"),
+                    "must be a non-empty name without '/'",
+                );
             }
         }
         if let Some(brand) = &self.brand {
@@ -439,7 +446,10 @@ impl Order {
             let at = |f: &str| format!("lines[{i}].{f}");
             p.id(&at("sku_id"), line.sku_id.as_str());
             if line.quantity <= 0 {
-                p.add(&at("quantity"), "must be positive (a return is an order of kind return)");
+                p.add(
+                    &at("quantity"),
+                    "must be positive (a return is an order of kind return)",
+                );
             }
             if line.unit_price <= 0 {
                 p.add(&at("unit_price"), "must be positive");
@@ -449,9 +459,10 @@ impl Order {
             } else if line.quantity > 0 && line.unit_price > 0 {
                 match line.quantity.checked_mul(line.unit_price) {
                     None => p.add(&at("quantity"), "quantity × unit_price overflows"),
-                    Some(gross) if line.discount > gross => {
-                        p.add(&at("discount"), format!("{} exceeds the line's {gross}", line.discount))
-                    }
+                    Some(gross) if line.discount > gross => p.add(
+                        &at("discount"),
+                        format!("{} exceeds the line's {gross}", line.discount),
+                    ),
                     Some(_) => {}
                 }
             }
@@ -459,7 +470,10 @@ impl Order {
         p.money("shipping_fee", self.shipping_fee);
         if let (Some(given), Some(computed)) = (self.total, self.computed_total()) {
             if p.0.is_empty() && given != computed {
-                p.add("total", format!("{given} does not match the lines and shipping ({computed})"));
+                p.add(
+                    "total",
+                    format!("{given} does not match the lines and shipping ({computed})"),
+                );
             }
         }
         if self.kind == OrderKind::Sale && self.original_order_id.is_some() {
@@ -514,16 +528,25 @@ impl Event {
         }
         let needs_sku = matches!(
             self.kind,
-            EventType::View | EventType::Favorite | EventType::AddToCart | EventType::RemoveFromCart | EventType::Review
+            EventType::View
+                | EventType::Favorite
+                | EventType::AddToCart
+                | EventType::RemoveFromCart
+                | EventType::Review
         );
         match &self.sku_id {
             Some(sku) => p.id("sku_id", sku.as_str()),
             None if needs_sku => p.add("sku_id", format!("is required for {} events", self.kind)),
             None => {}
         }
-        if matches!(self.kind, EventType::Purchase | EventType::Refund) && self.order_id.is_none() && self.sku_id.is_none()
+        if matches!(self.kind, EventType::Purchase | EventType::Refund)
+            && self.order_id.is_none()
+            && self.sku_id.is_none()
         {
-            p.add("order_id", format!("{} events need an order_id or a sku_id", self.kind));
+            p.add(
+                "order_id",
+                format!("{} events need an order_id or a sku_id", self.kind),
+            );
         }
         match (&self.query, self.kind) {
             (Some(q), _) => p.text("query", q, 500),
@@ -538,7 +561,10 @@ impl Event {
         if let Some(text) = &self.text {
             p.text("text", text, MAX_TEXT);
         }
-        if self.channel == Channel::Store && self.store_id.is_none() && self.kind == EventType::Purchase {
+        if self.channel == Channel::Store
+            && self.store_id.is_none()
+            && self.kind == EventType::Purchase
+        {
             p.add("store_id", "is required for in-store purchases");
         }
         p.0
@@ -561,23 +587,38 @@ mod tests {
 
     #[test]
     fn a_valid_view_passes() {
-        let e = event(r#"{"id":"e1","type":"view","time":1780000000000,"device_id":"d1","channel":"app","sku_id":"s1"}"#);
+        let e = event(
+            r#"{"id":"e1","type":"view","time":1780000000000,"device_id":"d1","channel":"app","sku_id":"s1"}"#,
+        );
         assert!(e.validate(NOW).is_empty());
     }
 
     #[test]
     fn event_problems_name_their_fields() {
         let e = event(r#"{"id":"","type":"review","time":0,"channel":"web","rating":9}"#);
-        assert_eq!(fields(&e.validate(NOW)), ["id", "time", "user_id", "sku_id", "rating"]);
-        let s = event(r#"{"id":"e","type":"search","time":1780000000000,"user_id":"u","channel":"web"}"#);
+        assert_eq!(
+            fields(&e.validate(NOW)),
+            ["id", "time", "user_id", "sku_id", "rating"]
+        );
+        let s = event(
+            r#"{"id":"e","type":"search","time":1780000000000,"user_id":"u","channel":"web"}"#,
+        );
         assert_eq!(fields(&s.validate(NOW)), ["query"]);
     }
 
     #[test]
     fn unknown_fields_and_types_are_refused() {
-        assert!(serde_json::from_str::<Event>(r#"{"id":"e","type":"look","time":1,"channel":"web"}"#).is_err());
-        let r = serde_json::from_str::<Event>(r#"{"id":"e","type":"view","time":1,"channel":"web","usr":"x"}"#);
-        assert!(r.map_err(|e| e.to_string()).err().is_some_and(|m| m.contains("unknown field `usr`")));
+        assert!(serde_json::from_str::<Event>(
+            r#"{"id":"e","type":"look","time":1,"channel":"web"}"#
+        )
+        .is_err());
+        let r = serde_json::from_str::<Event>(
+            r#"{"id":"e","type":"view","time":1,"channel":"web","usr":"x"}"#,
+        );
+        assert!(r
+            .map_err(|e| e.to_string())
+            .err()
+            .is_some_and(|m| m.contains("unknown field `usr`")));
     }
 
     #[test]
@@ -592,6 +633,9 @@ mod tests {
         assert_eq!(fields(&order.validate(NOW)), ["total"]);
         order.lines[0].discount = 5000;
         order.lines[1].quantity = 0;
-        assert_eq!(fields(&order.validate(NOW)), ["lines[0].discount", "lines[1].quantity"]);
+        assert_eq!(
+            fields(&order.validate(NOW)),
+            ["lines[0].discount", "lines[1].quantity"]
+        );
     }
 }

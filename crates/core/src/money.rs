@@ -133,28 +133,41 @@ pub fn parse_minor(text: &str, digits: u32, rounding: Rounding) -> Result<i64, M
         None => (unsigned, ""),
     };
     let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty()) || !all_digits(int_part) || !all_digits(frac_part) {
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
+    {
         return Err(MoneyError::NotANumber(text.to_owned()));
     }
     let overflow = || MoneyError::Overflow(text.to_owned());
     let mut minor: i64 = 0;
     for b in int_part.bytes() {
-        minor = minor.checked_mul(10).and_then(|m| m.checked_add(i64::from(b - b'0'))).ok_or_else(overflow)?;
+        minor = minor
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(i64::from(b - b'0')))
+            .ok_or_else(overflow)?;
     }
     let frac = frac_part.as_bytes();
     for i in 0..digits as usize {
         let d = frac.get(i).map_or(0, |b| i64::from(b - b'0'));
-        minor = minor.checked_mul(10).and_then(|m| m.checked_add(d)).ok_or_else(overflow)?;
+        minor = minor
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(d))
+            .ok_or_else(overflow)?;
     }
     let rest = frac.get(digits as usize..).unwrap_or(&[]);
     if rest.iter().any(|&b| b != b'0') {
         let round_up = match rounding {
             Rounding::Exact => {
-                return Err(MoneyError::SubMinorUnit { value: text.to_owned(), digits });
+                return Err(MoneyError::SubMinorUnit {
+                    value: text.to_owned(),
+                    digits,
+                });
             }
             Rounding::HalfUp => rest[0] >= b'5',
             Rounding::HalfEven => {
-                let above_half = rest[0] > b'5' || (rest[0] == b'5' && rest[1..].iter().any(|&b| b != b'0'));
+                let above_half =
+                    rest[0] > b'5' || (rest[0] == b'5' && rest[1..].iter().any(|&b| b != b'0'));
                 let exactly_half = rest[0] == b'5' && !above_half;
                 above_half || (exactly_half && minor % 2 == 1)
             }
@@ -223,7 +236,10 @@ mod tests {
 
     #[test]
     fn rounding_is_explicit() {
-        assert!(matches!(parse_minor("0.001", 2, Rounding::Exact), Err(MoneyError::SubMinorUnit { .. })));
+        assert!(matches!(
+            parse_minor("0.001", 2, Rounding::Exact),
+            Err(MoneyError::SubMinorUnit { .. })
+        ));
         assert_eq!(parse_minor("0.005", 2, Rounding::HalfUp), Ok(1));
         assert_eq!(parse_minor("0.005", 2, Rounding::HalfEven), Ok(0));
         assert_eq!(parse_minor("0.015", 2, Rounding::HalfEven), Ok(2));
@@ -236,14 +252,20 @@ mod tests {
         for bad in ["", "-", "abc", "1.2.3", "1e2", "٣", "1,00"] {
             assert!(parse_minor(bad, 2, Rounding::Exact).is_err(), "{bad:?}");
         }
-        assert!(matches!(parse_minor("99999999999999999999", 2, Rounding::Exact), Err(MoneyError::Overflow(_))));
+        assert!(matches!(
+            parse_minor("99999999999999999999", 2, Rounding::Exact),
+            Err(MoneyError::Overflow(_))
+        ));
     }
 
     #[test]
     fn displays_major_units() {
         assert_eq!(Money::new(1250, Currency::CNY).to_string(), "¥12.50");
         assert_eq!(Money::new(-30, Currency::GBP).to_string(), "-£0.30");
-        assert_eq!(Money::new(500, Currency::parse("JPY").unwrap_or(Currency::CNY)).to_string(), "JPY500");
+        assert_eq!(
+            Money::new(500, Currency::parse("JPY").unwrap_or(Currency::CNY)).to_string(),
+            "JPY500"
+        );
     }
 
     proptest! {

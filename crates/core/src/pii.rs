@@ -106,7 +106,10 @@ impl PiiCipher {
         let nonce_bytes: [u8; 12] = rand::random();
         let nonce = Nonce::from_slice(&nonce_bytes);
         // AES-GCM encryption only fails for inputs beyond 64 GiB; personal fields are tiny.
-        let sealed = self.aead.encrypt(nonce, plaintext.as_bytes()).unwrap_or_default();
+        let sealed = self
+            .aead
+            .encrypt(nonce, plaintext.as_bytes())
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(1 + 12 + sealed.len());
         out.push(CIPHERTEXT_VERSION);
         out.extend_from_slice(&nonce_bytes);
@@ -119,8 +122,13 @@ impl PiiCipher {
             return Err(PiiError::Decrypt);
         }
         let nonce = Nonce::from_slice(&stored[1..13]);
-        let plain = self.aead.decrypt(nonce, &stored[13..]).map_err(|_| PiiError::Decrypt)?;
-        String::from_utf8(plain).map(Secret::new).map_err(|_| PiiError::Decrypt)
+        let plain = self
+            .aead
+            .decrypt(nonce, &stored[13..])
+            .map_err(|_| PiiError::Decrypt)?;
+        String::from_utf8(plain)
+            .map(Secret::new)
+            .map_err(|_| PiiError::Decrypt)
     }
 
     /// Keyed hash of an already normalised value, for equality look-ups and deduplication.
@@ -137,7 +145,8 @@ impl PiiCipher {
 }
 
 fn derive(master: &[u8], label: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master).unwrap_or_else(|_| unreachable_hmac());
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(master).unwrap_or_else(|_| unreachable_hmac());
     mac.update(label);
     mac.finalize().into_bytes().into()
 }
@@ -150,7 +159,10 @@ fn unreachable_hmac() -> Hmac<Sha256> {
 /// Normalises a phone number: drops spaces, dashes, dots and brackets; a Chinese mobile number
 /// (11 digits starting with 1, with or without +86/0086) becomes `+86` and its 11 digits.
 pub fn normalise_phone(raw: &str) -> Result<String, String> {
-    let kept: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let kept: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
     let (plus, digits) = match kept.strip_prefix('+') {
         Some(rest) => (true, rest.to_owned()),
         None => match kept.strip_prefix("00") {
@@ -165,7 +177,9 @@ pub fn normalise_phone(raw: &str) -> Result<String, String> {
         return Ok(format!("+86{digits}"));
     }
     if !plus {
-        return Err("must be a Chinese mobile number (11 digits) or start with + and a country code".into());
+        return Err(
+            "must be a Chinese mobile number (11 digits) or start with + and a country code".into(),
+        );
     }
     if !(7..=15).contains(&digits.len()) {
         return Err("must have 7 to 15 digits after the country code".into());
@@ -247,7 +261,10 @@ mod tests {
         let c = cipher();
         let sealed = c.encrypt("+8613812341234");
         assert!(!sealed.windows(11).any(|w| w == b"13812341234"));
-        assert_eq!(c.decrypt(&sealed).map(|s| s.expose().clone()).ok(), Some("+8613812341234".into()));
+        assert_eq!(
+            c.decrypt(&sealed).map(|s| s.expose().clone()).ok(),
+            Some("+8613812341234".into())
+        );
         assert_ne!(c.encrypt("+8613812341234"), sealed, "nonces are random");
         let other = PiiCipher::from_master_key(&[8u8; 32]).unwrap_or_else(|e| panic!("{e}"));
         assert!(other.decrypt(&sealed).is_err());
@@ -256,20 +273,38 @@ mod tests {
     #[test]
     fn lookup_hashes_are_keyed_and_typed() {
         let c = cipher();
-        assert_eq!(c.lookup_hash(PiiKind::Phone, "+861"), c.lookup_hash(PiiKind::Phone, "+861"));
-        assert_ne!(c.lookup_hash(PiiKind::Phone, "+861"), c.lookup_hash(PiiKind::Email, "+861"));
+        assert_eq!(
+            c.lookup_hash(PiiKind::Phone, "+861"),
+            c.lookup_hash(PiiKind::Phone, "+861")
+        );
+        assert_ne!(
+            c.lookup_hash(PiiKind::Phone, "+861"),
+            c.lookup_hash(PiiKind::Email, "+861")
+        );
     }
 
     #[test]
     fn normalises_and_masks() {
-        assert_eq!(normalise_phone("138-1234-1234").as_deref(), Ok("+8613812341234"));
-        assert_eq!(normalise_phone("+86 138 1234 1234").as_deref(), Ok("+8613812341234"));
-        assert_eq!(normalise_phone("0044 20 7946 0958").as_deref(), Ok("+442079460958"));
+        assert_eq!(
+            normalise_phone("138-1234-1234").as_deref(),
+            Ok("+8613812341234")
+        );
+        assert_eq!(
+            normalise_phone("+86 138 1234 1234").as_deref(),
+            Ok("+8613812341234")
+        );
+        assert_eq!(
+            normalise_phone("0044 20 7946 0958").as_deref(),
+            Ok("+442079460958")
+        );
         assert!(normalise_phone("12345").is_err());
         assert!(normalise_phone("phone").is_err());
         assert_eq!(mask_phone("+8613812341234"), "138****1234");
         assert_eq!(mask_phone("+442079460958"), "+44********58");
-        assert_eq!(normalise_email("  Alice@Example.COM ").as_deref(), Ok("alice@example.com"));
+        assert_eq!(
+            normalise_email("  Alice@Example.COM ").as_deref(),
+            Ok("alice@example.com")
+        );
         assert!(normalise_email("alice@localhost").is_err());
         assert_eq!(mask_email("alice@example.com"), "a***@example.com");
         assert_eq!(mask_name("张三丰"), "张**");
@@ -278,8 +313,14 @@ mod tests {
 
     #[test]
     fn refuses_bad_keys() {
-        assert!(matches!(PiiCipher::from_base64("c2hvcnQ="), Err(PiiError::BadKeyLength(5))));
-        assert!(matches!(PiiCipher::from_base64("!!!"), Err(PiiError::BadKeyEncoding)));
+        assert!(matches!(
+            PiiCipher::from_base64("c2hvcnQ="),
+            Err(PiiError::BadKeyLength(5))
+        ));
+        assert!(matches!(
+            PiiCipher::from_base64("!!!"),
+            Err(PiiError::BadKeyEncoding)
+        ));
         assert!(PiiCipher::from_base64(&PiiCipher::generate_key()).is_ok());
     }
 }

@@ -51,7 +51,9 @@ impl<'de> Deserialize<'de> for Timestamp {
             Text(String),
         }
         match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected an RFC 3339 time with an offset or epoch milliseconds")
+            serde::de::Error::custom(
+                "expected an RFC 3339 time with an offset or epoch milliseconds",
+            )
         })? {
             Raw::Millis(ms) => Ok(Timestamp(ms)),
             Raw::Text(s) => Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom),
@@ -61,7 +63,8 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// Parses a time zone name (`Asia/Shanghai`), with a message that names the input.
 pub fn parse_tz(name: &str) -> Result<chrono_tz::Tz, String> {
-    name.parse::<chrono_tz::Tz>().map_err(|_| format!("{name:?} is not an IANA time zone name"))
+    name.parse::<chrono_tz::Tz>()
+        .map_err(|_| format!("{name:?} is not an IANA time zone name"))
 }
 
 /// A wall-clock time in `tz` as an instant. Ambiguous times (clocks set back) take the earlier
@@ -70,7 +73,9 @@ pub fn local_to_utc(local: NaiveDateTime, tz: chrono_tz::Tz) -> Result<Timestamp
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) => Ok(Timestamp(t.timestamp_millis())),
         LocalResult::Ambiguous(earlier, _) => Ok(Timestamp(earlier.timestamp_millis())),
-        LocalResult::None => Err(format!("{local} does not exist in {tz} (clocks moved forward)")),
+        LocalResult::None => Err(format!(
+            "{local} does not exist in {tz} (clocks moved forward)"
+        )),
     }
 }
 
@@ -80,7 +85,8 @@ mod tests {
 
     #[test]
     fn reads_both_forms() {
-        let a: Timestamp = serde_json::from_str("\"2026-06-18T12:00:00+08:00\"").unwrap_or(Timestamp(0));
+        let a: Timestamp =
+            serde_json::from_str("\"2026-06-18T12:00:00+08:00\"").unwrap_or(Timestamp(0));
         let b: Timestamp = serde_json::from_str("1781755200000").unwrap_or(Timestamp(1));
         assert_eq!(a, b);
         assert_eq!(a.to_rfc3339(), "2026-06-18T04:00:00.000Z");
@@ -90,9 +96,14 @@ mod tests {
     #[test]
     fn local_times_follow_the_zone() {
         let tz = parse_tz("Europe/London").unwrap_or(chrono_tz::UTC);
-        let winter = NaiveDateTime::parse_from_str("2010-12-01 08:26:00", "%Y-%m-%d %H:%M:%S").unwrap_or_default();
-        assert_eq!(local_to_utc(winter, tz).map(Timestamp::to_rfc3339), Ok("2010-12-01T08:26:00.000Z".into()));
-        let gap = NaiveDateTime::parse_from_str("2011-03-27 01:30:00", "%Y-%m-%d %H:%M:%S").unwrap_or_default();
+        let winter = NaiveDateTime::parse_from_str("2010-12-01 08:26:00", "%Y-%m-%d %H:%M:%S")
+            .unwrap_or_default();
+        assert_eq!(
+            local_to_utc(winter, tz).map(Timestamp::to_rfc3339),
+            Ok("2010-12-01T08:26:00.000Z".into())
+        );
+        let gap = NaiveDateTime::parse_from_str("2011-03-27 01:30:00", "%Y-%m-%d %H:%M:%S")
+            .unwrap_or_default();
         assert!(local_to_utc(gap, tz).is_err());
         assert!(parse_tz("Mars/Olympus").is_err());
     }

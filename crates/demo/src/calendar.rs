@@ -12,7 +12,13 @@ pub struct Calendar {
     max_weight: f64,
 }
 
-const SPRING_FESTIVALS: [(i32, u32, u32); 5] = [(2024, 2, 10), (2025, 1, 29), (2026, 2, 17), (2027, 2, 6), (2028, 1, 26)];
+const SPRING_FESTIVALS: [(i32, u32, u32); 5] = [
+    (2024, 2, 10),
+    (2025, 1, 29),
+    (2026, 2, 17),
+    (2027, 2, 6),
+    (2028, 1, 26),
+];
 
 fn day_weight(d: NaiveDate) -> f64 {
     let mut w = match d.weekday() {
@@ -48,14 +54,21 @@ fn day_weight(d: NaiveDate) -> f64 {
 impl Calendar {
     pub fn year_ending(end: NaiveDate) -> Self {
         let start = end - Duration::days(364);
-        let weights: Vec<f64> = (0..365).map(|i| day_weight(start + Duration::days(i))).collect();
+        let weights: Vec<f64> = (0..365)
+            .map(|i| day_weight(start + Duration::days(i)))
+            .collect();
         let mut prefix = Vec::with_capacity(366);
         prefix.push(0.0);
         for w in &weights {
             prefix.push(prefix.last().copied().unwrap_or(0.0) + w);
         }
         let max_weight = weights.iter().copied().fold(0.0, f64::max);
-        Calendar { start, weights, prefix, max_weight }
+        Calendar {
+            start,
+            weights,
+            prefix,
+            max_weight,
+        }
     }
 
     pub fn days(&self) -> usize {
@@ -98,14 +111,22 @@ impl Calendar {
 
     /// Seconds after local midnight of `day` as an instant.
     pub fn instant(&self, day: usize, seconds: u32) -> Timestamp {
-        let local = self.date(day).and_hms_opt(0, 0, 0).unwrap_or_default() + Duration::seconds(i64::from(seconds));
-        match chrono_tz::Asia::Shanghai.from_local_datetime(&local).earliest() {
+        let local = self.date(day).and_hms_opt(0, 0, 0).unwrap_or_default()
+            + Duration::seconds(i64::from(seconds));
+        match chrono_tz::Asia::Shanghai
+            .from_local_datetime(&local)
+            .earliest()
+        {
             Some(t) => Timestamp(t.timestamp_millis()),
             None => Timestamp(local.and_utc().timestamp_millis() - 8 * 3_600_000),
         }
     }
 
     pub fn local_date(&self, t: Timestamp) -> NaiveDate {
-        chrono_tz::Asia::Shanghai.timestamp_millis_opt(t.0).earliest().map(|d| d.date_naive()).unwrap_or(self.start)
+        chrono_tz::Asia::Shanghai
+            .timestamp_millis_opt(t.0)
+            .earliest()
+            .map(|d| d.date_naive())
+            .unwrap_or(self.start)
     }
 }

@@ -11,8 +11,8 @@
 //! Every user has its own RNG derived from the seed, so output is reproducible and a user's
 //! history does not depend on how many users come before it.
 
-mod catalogue;
 mod calendar;
+mod catalogue;
 mod people;
 
 pub use calendar::Calendar;
@@ -72,7 +72,13 @@ impl Generator {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let catalogue = Catalogue::generate(&mut rng, config.products);
         let calendar = Calendar::year_ending(config.end);
-        let mut generator = Generator { config, catalogue, calendar, activity_scale: 1.0, next_user: 0 };
+        let mut generator = Generator {
+            config,
+            catalogue,
+            calendar,
+            activity_scale: 1.0,
+            next_user: 0,
+        };
         generator.activity_scale = generator.calibrate();
         generator
     }
@@ -90,7 +96,9 @@ impl Generator {
     }
 
     fn user_rng(&self, index: usize) -> ChaCha8Rng {
-        ChaCha8Rng::seed_from_u64(self.config.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        ChaCha8Rng::seed_from_u64(
+            self.config.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
     }
 
     /// Scales activity so the expected number of events is the target.
@@ -126,7 +134,14 @@ impl Iterator for Generator {
         for i in self.next_user..end {
             let mut rng = self.user_rng(i);
             let plan = people::plan(i, &mut rng, &self.calendar, &self.catalogue);
-            people::live(&plan, &mut rng, &self.calendar, &self.catalogue, self.activity_scale, &mut chunk);
+            people::live(
+                &plan,
+                &mut rng,
+                &self.calendar,
+                &self.catalogue,
+                self.activity_scale,
+                &mut chunk,
+            );
         }
         self.next_user = end;
         Some(chunk)
@@ -145,14 +160,25 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn small() -> Vec<DemoChunk> {
-        let config = DemoConfig { users: 400, products: 300, target_events: 25_000, ..DemoConfig::default() };
+        let config = DemoConfig {
+            users: 400,
+            products: 300,
+            target_events: 25_000,
+            ..DemoConfig::default()
+        };
         Generator::new(config).collect()
     }
 
     #[test]
     fn is_deterministic() {
-        let a: Vec<String> = small().iter().flat_map(|c| c.events.iter().map(|e| format!("{}{}", e.id, e.time.0))).collect();
-        let b: Vec<String> = small().iter().flat_map(|c| c.events.iter().map(|e| format!("{}{}", e.id, e.time.0))).collect();
+        let a: Vec<String> = small()
+            .iter()
+            .flat_map(|c| c.events.iter().map(|e| format!("{}{}", e.id, e.time.0)))
+            .collect();
+        let b: Vec<String> = small()
+            .iter()
+            .flat_map(|c| c.events.iter().map(|e| format!("{}{}", e.id, e.time.0)))
+            .collect();
         assert_eq!(a, b);
     }
 
@@ -163,11 +189,26 @@ mod tests {
         let orders: Vec<&Order> = chunks.iter().flat_map(|c| &c.orders).collect();
         let users: Vec<&User> = chunks.iter().flat_map(|c| &c.users).collect();
         // Near the target volume, unique ids, every record valid.
-        assert!((20_000..30_000).contains(&events.len()), "{} events", events.len());
+        assert!(
+            (20_000..30_000).contains(&events.len()),
+            "{} events",
+            events.len()
+        );
         let now = shopgrowth_core::time::Timestamp(1_800_000_000_000);
-        assert_eq!(events.iter().map(|e| e.id.as_str()).collect::<HashSet<_>>().len(), events.len());
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| e.id.as_str())
+                .collect::<HashSet<_>>()
+                .len(),
+            events.len()
+        );
         assert!(events.iter().all(|e| e.validate(now).is_empty()));
-        assert!(orders.iter().all(|o| o.validate(now).is_empty()), "{:?}", orders.iter().find(|o| !o.validate(now).is_empty()));
+        assert!(
+            orders.iter().all(|o| o.validate(now).is_empty()),
+            "{:?}",
+            orders.iter().find(|o| !o.validate(now).is_empty())
+        );
         assert!(users.iter().all(|u| u.validate(now).is_empty()));
         // Every kind of event occurs; views dominate.
         let mut kinds: HashMap<EventType, usize> = HashMap::new();
@@ -177,8 +218,12 @@ mod tests {
         assert_eq!(kinds.len(), EventType::ALL.len(), "{kinds:?}");
         assert!(kinds[&EventType::View] > kinds[&EventType::AddToCart] * 3);
         // Offline orders and returns exist; anonymous browsing exists.
-        assert!(orders.iter().any(|o| o.channel == Channel::Store && o.store_id.is_some()));
-        assert!(events.iter().any(|e| e.user_id.is_none() && e.device_id.is_some()));
+        assert!(orders
+            .iter()
+            .any(|o| o.channel == Channel::Store && o.store_id.is_some()));
+        assert!(events
+            .iter()
+            .any(|e| e.user_id.is_none() && e.device_id.is_some()));
         assert!(orders.iter().all(|o| o.kind == OrderKind::Sale));
         // Some member cards share a phone with an online account.
         assert!(users.iter().any(|u| u.id.as_str().starts_with("card:")));
@@ -197,8 +242,14 @@ mod tests {
             v.sort();
             v[v.len() / 2]
         };
-        let d11 = per_day.get(&NaiveDate::from_ymd_opt(2026, 11, 11).unwrap_or_default()).copied().unwrap_or(0);
-        let d618 = per_day.get(&NaiveDate::from_ymd_opt(2026, 6, 18).unwrap_or_default()).copied().unwrap_or(0);
+        let d11 = per_day
+            .get(&NaiveDate::from_ymd_opt(2026, 11, 11).unwrap_or_default())
+            .copied()
+            .unwrap_or(0);
+        let d618 = per_day
+            .get(&NaiveDate::from_ymd_opt(2026, 6, 18).unwrap_or_default())
+            .copied()
+            .unwrap_or(0);
         assert!(d11 > 3 * median, "双11 {d11} vs median {median}");
         assert!(d618 > 2 * median, "618 {d618} vs median {median}");
     }
@@ -207,13 +258,22 @@ mod tests {
     fn popularity_has_a_long_tail() {
         let chunks = small();
         let mut views: HashMap<&str, usize> = HashMap::new();
-        for e in chunks.iter().flat_map(|c| &c.events).filter(|e| e.kind == EventType::View) {
-            *views.entry(e.sku_id.as_ref().map_or("", |s| s.as_str())).or_default() += 1;
+        for e in chunks
+            .iter()
+            .flat_map(|c| &c.events)
+            .filter(|e| e.kind == EventType::View)
+        {
+            *views
+                .entry(e.sku_id.as_ref().map_or("", |s| s.as_str()))
+                .or_default() += 1;
         }
         let mut counts: Vec<usize> = views.values().copied().collect();
         counts.sort_unstable_by(|a, b| b.cmp(a));
         let total: usize = counts.iter().sum();
         let top_decile: usize = counts.iter().take(counts.len() / 10).sum();
-        assert!(top_decile * 10 > total * 4, "top 10% of products get {top_decile} of {total} views");
+        assert!(
+            top_decile * 10 > total * 4,
+            "top 10% of products get {top_decile} of {total} views"
+        );
     }
 }

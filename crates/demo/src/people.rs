@@ -6,7 +6,9 @@ use crate::catalogue::{Catalogue, CITIES};
 use crate::{unit, DemoChunk};
 use rand::Rng;
 use serde_json::{Map, Value};
-use shopgrowth_core::model::{Channel, CityTier, Event, EventType, Gender, Order, OrderKind, OrderLine, OrderStatus, User};
+use shopgrowth_core::model::{
+    Channel, CityTier, Event, EventType, Gender, Order, OrderKind, OrderLine, OrderStatus, User,
+};
 use shopgrowth_core::money::allocate;
 use shopgrowth_core::pii::Secret;
 use shopgrowth_core::time::Timestamp;
@@ -15,10 +17,28 @@ use shopgrowth_core::Currency;
 /// Average events one session produces (measured on the generator; used to calibrate volume).
 pub const EVENTS_PER_SESSION: f64 = 5.4;
 
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗", "高"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "子涵", "梓萱", "浩然", "一诺"];
-const GOOD_REVIEWS: &[&str] = &["质量很好，物流很快，推荐购买", "包装精美，送人很有面子", "性价比高，会回购", "和描述一致，客服态度好", "宝宝很喜欢，已经第三次买了", "做工不错，尺码合适"];
-const BAD_REVIEWS: &[&str] = &["质量一般，有点失望", "物流太慢了，等了一周", "和图片差距较大", "用了两天就坏了，申请退货"];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "林", "罗", "高",
+];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明",
+    "超", "秀英", "霞", "平", "刚", "桂英", "子涵", "梓萱", "浩然", "一诺",
+];
+const GOOD_REVIEWS: &[&str] = &[
+    "质量很好，物流很快，推荐购买",
+    "包装精美，送人很有面子",
+    "性价比高，会回购",
+    "和描述一致，客服态度好",
+    "宝宝很喜欢，已经第三次买了",
+    "做工不错，尺码合适",
+];
+const BAD_REVIEWS: &[&str] = &[
+    "质量一般，有点失望",
+    "物流太慢了，等了一周",
+    "和图片差距较大",
+    "用了两天就坏了，申请退货",
+];
 
 pub struct Plan {
     index: usize,
@@ -51,29 +71,62 @@ fn phone_of(index: usize) -> String {
 pub fn plan(index: usize, rng: &mut impl Rng, cal: &Calendar, cat: &Catalogue) -> Plan {
     let days = cal.days() as i64;
     // 35% registered before the window; the rest join through the year (cohorts).
-    let registered_day = if rng.random_bool(0.35) { -rng.random_range(1..700) } else { rng.random_range(0..days) };
+    let registered_day = if rng.random_bool(0.35) {
+        -rng.random_range(1..700)
+    } else {
+        rng.random_range(0..days)
+    };
     // Lifetime: a quarter stay; others churn after an exponential time (mean 150 days).
-    let lifetime = if rng.random_bool(0.25) { days * 2 } else { (-(1.0 - unit(rng)).ln() * 150.0) as i64 + 7 };
+    let lifetime = if rng.random_bool(0.25) {
+        days * 2
+    } else {
+        (-(1.0 - unit(rng)).ln() * 150.0) as i64 + 7
+    };
     let first_active = registered_day.max(0) as usize;
     let last_active = (registered_day + lifetime).clamp(0, days - 1) as usize;
     // Activity: log-normal sessions per day, mean about 0.09.
-    let z: f64 = (-2.0 * unit(rng).max(1e-12).ln()).sqrt() * (2.0 * std::f64::consts::PI * unit(rng)).cos();
+    let z: f64 =
+        (-2.0 * unit(rng).max(1e-12).ln()).sqrt() * (2.0 * std::f64::consts::PI * unit(rng)).cos();
     let rate = (0.06f64.ln() + 0.9 * z).exp();
     let (city, tier, _) = CITIES[rng.random_range(0..CITIES.len())];
     let stores = cat.stores_in(city);
-    let home_store = if !stores.is_empty() && rng.random_bool(0.3) { Some(stores[rng.random_range(0..stores.len())]) } else { None };
-    let gender = if rng.random_bool(0.58) { Gender::Female } else { Gender::Male };
-    let birthday = chrono::NaiveDate::from_ymd_opt(rng.random_range(1965..2006), rng.random_range(1..=12), rng.random_range(1..=28));
-    let name = format!("{}{}", SURNAMES[rng.random_range(0..SURNAMES.len())], GIVEN[rng.random_range(0..GIVEN.len())]);
+    let home_store = if !stores.is_empty() && rng.random_bool(0.3) {
+        Some(stores[rng.random_range(0..stores.len())])
+    } else {
+        None
+    };
+    let gender = if rng.random_bool(0.58) {
+        Gender::Female
+    } else {
+        Gender::Male
+    };
+    let birthday = chrono::NaiveDate::from_ymd_opt(
+        rng.random_range(1965..2006),
+        rng.random_range(1..=12),
+        rng.random_range(1..=28),
+    );
+    let name = format!(
+        "{}{}",
+        SURNAMES[rng.random_range(0..SURNAMES.len())],
+        GIVEN[rng.random_range(0..GIVEN.len())]
+    );
     let phone = phone_of(index);
-    let registered_at = cal.instant(0, 0).0 + registered_day * 86_400_000 + rng.random_range(0..86_400_000);
-    let registration_channel = [Channel::App, Channel::App, Channel::MiniProgram, Channel::Web][rng.random_range(0..4)];
+    let registered_at =
+        cal.instant(0, 0).0 + registered_day * 86_400_000 + rng.random_range(0..86_400_000);
+    let registration_channel = [
+        Channel::App,
+        Channel::App,
+        Channel::MiniProgram,
+        Channel::Web,
+    ][rng.random_range(0..4)];
     let mut attributes = Map::new();
     attributes.insert("member_level".into(), Value::from(rng.random_range(1..=5)));
     let user = User {
         id: format!("u{index:06}").into(),
         phone: Some(Secret::new(phone.clone())),
-        email: rng.random_bool(0.55).then(|| Secret::new(format!("user{index}@example.com"))),
+        email: rng
+            .random_bool(0.55)
+            .then(|| Secret::new(format!("user{index}@example.com"))),
         name: Some(Secret::new(name.clone())),
         gender: Some(gender),
         birthday,
@@ -93,14 +146,18 @@ pub fn plan(index: usize, rng: &mut impl Rng, cal: &Calendar, cat: &Catalogue) -
         city: Some(city.to_owned()),
         city_tier: Some(tier),
         registration_channel: Some(Channel::Store),
-        registered_at: Some(Timestamp(registered_at - 86_400_000 * rng.random_range(30..400))),
+        registered_at: Some(Timestamp(
+            registered_at - 86_400_000 * rng.random_range(30..400),
+        )),
         attributes: Map::new(),
     });
     let tops = cat.tops();
     let first = rng.random_range(0..tops);
     let interests = [first, (first + rng.random_range(1..tops)) % tops];
     let expected = rate * cal.weight_between(first_active, last_active)
-        + home_store.map_or(0.0, |_| (last_active.saturating_sub(first_active) as f64) / 45.0 * 0.5);
+        + home_store.map_or(0.0, |_| {
+            (last_active.saturating_sub(first_active) as f64) / 45.0 * 0.5
+        });
     let _ = tier == CityTier::Tier1;
     Plan {
         index,
@@ -122,7 +179,8 @@ fn poisson(rng: &mut impl Rng, lambda: f64) -> usize {
         return 0;
     }
     if lambda > 30.0 {
-        let z = (-2.0 * unit(rng).max(1e-12).ln()).sqrt() * (2.0 * std::f64::consts::PI * unit(rng)).cos();
+        let z = (-2.0 * unit(rng).max(1e-12).ln()).sqrt()
+            * (2.0 * std::f64::consts::PI * unit(rng)).cos();
         return (lambda + lambda.sqrt() * z).round().max(0.0) as usize;
     }
     let limit = (-lambda).exp();
@@ -193,7 +251,16 @@ impl Writer<'_> {
 }
 
 /// Builds an order; on festival days 满300减30 per every 300 元, allocated to lines exactly.
-fn order(id: String, user: &str, channel: Channel, store: Option<String>, time: i64, items: &[(usize, i64)], cat: &Catalogue, festival: bool) -> Order {
+fn order(
+    id: String,
+    user: &str,
+    channel: Channel,
+    store: Option<String>,
+    time: i64,
+    items: &[(usize, i64)],
+    cat: &Catalogue,
+    festival: bool,
+) -> Order {
     let mut lines: Vec<OrderLine> = items
         .iter()
         .map(|&(p, quantity)| OrderLine {
@@ -214,7 +281,11 @@ fn order(id: String, user: &str, channel: Channel, store: Option<String>, time: 
         }
         coupon_codes.push("FESTIVAL-300-30".to_owned());
     }
-    let shipping_fee = if channel == Channel::Store || subtotal >= 9_900 { 0 } else { 800 };
+    let shipping_fee = if channel == Channel::Store || subtotal >= 9_900 {
+        0
+    } else {
+        800
+    };
     Order {
         id: id.into(),
         kind: OrderKind::Sale,
@@ -233,14 +304,26 @@ fn order(id: String, user: &str, channel: Channel, store: Option<String>, time: 
     }
 }
 
-pub fn live(plan: &Plan, rng: &mut impl Rng, cal: &Calendar, cat: &Catalogue, scale: f64, chunk: &mut DemoChunk) {
+pub fn live(
+    plan: &Plan,
+    rng: &mut impl Rng,
+    cal: &Calendar,
+    cat: &Catalogue,
+    scale: f64,
+    chunk: &mut DemoChunk,
+) {
     chunk.users.push(plan.user.clone());
     if let Some(card) = &plan.card {
         chunk.users.push(card.clone());
     }
     let user_id = plan.user.id.0.clone();
     let device = format!("dev-{:06}", plan.index);
-    let mut w = Writer { plan, chunk, events: 0, orders: 0 };
+    let mut w = Writer {
+        plan,
+        chunk,
+        events: 0,
+        orders: 0,
+    };
 
     // Anonymous browsing in the days before sign-up, then the sign-up session links the device.
     if plan.registered_day >= 0 {
@@ -250,83 +333,183 @@ pub fn live(plan: &Plan, rng: &mut impl Rng, cal: &Calendar, cat: &Catalogue, sc
             let mut t = cal.instant(day, time_of_day(rng)).0;
             for _ in 0..rng.random_range(1..4) {
                 let p = cat.pick_in(rng, plan.interests[0]);
-                w.event(EventType::View, t, None, Some(&device), Channel::App, Some(cat.products[p].id.as_str()));
+                w.event(
+                    EventType::View,
+                    t,
+                    None,
+                    Some(&device),
+                    Channel::App,
+                    Some(cat.products[p].id.as_str()),
+                );
                 t += rng.random_range(10_000..90_000);
             }
         }
-        let t = plan.user.registered_at.map_or(cal.instant(reg, 43_200).0, |r| r.0);
-        w.event(EventType::SignIn, t, Some(&user_id), Some(&device), Channel::App, None);
+        let t = plan
+            .user
+            .registered_at
+            .map_or(cal.instant(reg, 43_200).0, |r| r.0);
+        w.event(
+            EventType::SignIn,
+            t,
+            Some(&user_id),
+            Some(&device),
+            Channel::App,
+            None,
+        );
     }
 
-    let sessions = poisson(rng, plan.rate * cal.weight_between(plan.first_active, plan.last_active) * scale);
+    let sessions = poisson(
+        rng,
+        plan.rate * cal.weight_between(plan.first_active, plan.last_active) * scale,
+    );
     for _ in 0..sessions {
         let day = cal.sample_day(rng, plan.first_active, plan.last_active);
         let festival = cal.is_festival(day);
-        let channel = if plan.prefers_app { [Channel::App, Channel::App, Channel::MiniProgram][rng.random_range(0..3)] } else { Channel::Web };
+        let channel = if plan.prefers_app {
+            [Channel::App, Channel::App, Channel::MiniProgram][rng.random_range(0..3)]
+        } else {
+            Channel::Web
+        };
         let dev = (channel != Channel::Web).then_some(device.as_str());
         let mut t = cal.instant(day, time_of_day(rng)).0;
         let step = |rng: &mut dyn rand::RngCore| rng.random_range(8_000..120_000);
         if rng.random_bool(0.05) {
-            let e = w.event(EventType::MessageClick, t, Some(&user_id), dev, channel, None);
-            e.properties.insert("campaign".into(), Value::String(if festival { "festival" } else { "weekly" }.into()));
+            let e = w.event(
+                EventType::MessageClick,
+                t,
+                Some(&user_id),
+                dev,
+                channel,
+                None,
+            );
+            e.properties.insert(
+                "campaign".into(),
+                Value::String(if festival { "festival" } else { "weekly" }.into()),
+            );
             t += step(rng);
         }
         if channel == Channel::App && rng.random_bool(0.35) {
             w.event(EventType::SignIn, t, Some(&user_id), dev, channel, None);
             t += step(rng);
         }
-        let top = if rng.random_bool(0.75) { plan.interests[rng.random_range(0..2)] } else { rng.random_range(0..cat.tops()) };
+        let top = if rng.random_bool(0.75) {
+            plan.interests[rng.random_range(0..2)]
+        } else {
+            rng.random_range(0..cat.tops())
+        };
         if rng.random_bool(0.25) {
             let q = cat.search_term(rng, top);
-            w.event(EventType::Search, t, Some(&user_id), dev, channel, None).query = Some(q);
+            w.event(EventType::Search, t, Some(&user_id), dev, channel, None)
+                .query = Some(q);
             t += step(rng);
         }
         let views = 1 + poisson(rng, if festival { 3.5 } else { 2.5 });
         let mut cart: Vec<usize> = Vec::new();
         for _ in 0..views {
-            let p = if rng.random_bool(0.85) { cat.pick_in(rng, top) } else { cat.pick_any(rng) };
+            let p = if rng.random_bool(0.85) {
+                cat.pick_in(rng, top)
+            } else {
+                cat.pick_any(rng)
+            };
             let sku = cat.products[p].id.0.clone();
             w.event(EventType::View, t, Some(&user_id), dev, channel, Some(&sku));
             t += step(rng);
             if rng.random_bool(0.05) {
-                w.event(EventType::Favorite, t, Some(&user_id), dev, channel, Some(&sku));
+                w.event(
+                    EventType::Favorite,
+                    t,
+                    Some(&user_id),
+                    dev,
+                    channel,
+                    Some(&sku),
+                );
                 t += step(rng);
             }
             if rng.random_bool(if festival { 0.2 } else { 0.13 }) {
-                w.event(EventType::AddToCart, t, Some(&user_id), dev, channel, Some(&sku));
+                w.event(
+                    EventType::AddToCart,
+                    t,
+                    Some(&user_id),
+                    dev,
+                    channel,
+                    Some(&sku),
+                );
                 t += step(rng);
                 cart.push(p);
             }
             if rng.random_bool(0.02) {
-                w.event(EventType::Share, t, Some(&user_id), dev, channel, Some(&sku));
+                w.event(
+                    EventType::Share,
+                    t,
+                    Some(&user_id),
+                    dev,
+                    channel,
+                    Some(&sku),
+                );
                 t += step(rng);
             }
         }
         if cart.len() > 1 && rng.random_bool(0.15) {
             let removed = cart.remove(rng.random_range(0..cart.len()));
-            w.event(EventType::RemoveFromCart, t, Some(&user_id), dev, channel, Some(cat.products[removed].id.as_str()));
+            w.event(
+                EventType::RemoveFromCart,
+                t,
+                Some(&user_id),
+                dev,
+                channel,
+                Some(cat.products[removed].id.as_str()),
+            );
             t += step(rng);
         }
         if !cart.is_empty() && rng.random_bool(if festival { 0.55 } else { 0.35 }) {
             cart.dedup();
-            let items: Vec<(usize, i64)> = cart.iter().map(|&p| (p, if rng.random_bool(0.85) { 1 } else { 2 })).collect();
+            let items: Vec<(usize, i64)> = cart
+                .iter()
+                .map(|&p| (p, if rng.random_bool(0.85) { 1 } else { 2 }))
+                .collect();
             let id = w.order_id();
-            let o = order(id.clone(), &user_id, channel, None, t, &items, cat, festival);
+            let o = order(
+                id.clone(),
+                &user_id,
+                channel,
+                None,
+                t,
+                &items,
+                cat,
+                festival,
+            );
             w.chunk.orders.push(o);
-            w.event(EventType::Purchase, t, Some(&user_id), dev, channel, None).order_id = Some(id.clone().into());
+            w.event(EventType::Purchase, t, Some(&user_id), dev, channel, None)
+                .order_id = Some(id.clone().into());
             if rng.random_bool(0.04) {
                 let later = t + rng.random_range(3..10) * 86_400_000;
                 if later < cal.instant(cal.days() - 1, 86_399).0 {
-                    w.event(EventType::Refund, later, Some(&user_id), dev, channel, None).order_id = Some(id.into());
+                    w.event(EventType::Refund, later, Some(&user_id), dev, channel, None)
+                        .order_id = Some(id.into());
                 }
             } else if rng.random_bool(0.18) {
                 let later = t + rng.random_range(2..6) * 86_400_000;
                 if later < cal.instant(cal.days() - 1, 86_399).0 {
                     let good = rng.random_bool(0.85);
-                    let text = if good { GOOD_REVIEWS[rng.random_range(0..GOOD_REVIEWS.len())] } else { BAD_REVIEWS[rng.random_range(0..BAD_REVIEWS.len())] };
-                    let rating = if good { rng.random_range(4..=5) } else { rng.random_range(1..=3) };
+                    let text = if good {
+                        GOOD_REVIEWS[rng.random_range(0..GOOD_REVIEWS.len())]
+                    } else {
+                        BAD_REVIEWS[rng.random_range(0..BAD_REVIEWS.len())]
+                    };
+                    let rating = if good {
+                        rng.random_range(4..=5)
+                    } else {
+                        rng.random_range(1..=3)
+                    };
                     let sku = cat.products[items[0].0].id.0.clone();
-                    let e = w.event(EventType::Review, later, Some(&user_id), dev, channel, Some(&sku));
+                    let e = w.event(
+                        EventType::Review,
+                        later,
+                        Some(&user_id),
+                        dev,
+                        channel,
+                        Some(&sku),
+                    );
                     e.rating = Some(rating);
                     e.text = Some(text.to_owned());
                 }
@@ -337,19 +520,40 @@ pub fn live(plan: &Plan, rng: &mut impl Rng, cal: &Calendar, cat: &Catalogue, sc
     // Offline purchases at the home store, by the member card when the customer has one.
     if let Some(store) = plan.home_store {
         let store_id = cat.stores[store].id.0.clone();
-        let buyer = plan.card.as_ref().map_or(user_id.clone(), |c| c.id.0.clone());
+        let buyer = plan
+            .card
+            .as_ref()
+            .map_or(user_id.clone(), |c| c.id.0.clone());
         let active_days = plan.last_active.saturating_sub(plan.first_active) as f64;
         for _ in 0..poisson(rng, active_days / 45.0 * scale * 0.5) {
             let day = cal.sample_day(rng, plan.first_active, plan.last_active);
             let t = cal.instant(day, rng.random_range(10 * 3600..21 * 3600)).0;
-            let items: Vec<(usize, i64)> = (0..rng.random_range(1..4)).map(|_| (cat.pick_in(rng, plan.interests[0]), 1)).collect();
+            let items: Vec<(usize, i64)> = (0..rng.random_range(1..4))
+                .map(|_| (cat.pick_in(rng, plan.interests[0]), 1))
+                .collect();
             let mut items = items;
             items.sort_unstable();
             items.dedup_by_key(|i| i.0);
             let id = w.order_id();
-            let o = order(id.clone(), &buyer, Channel::Store, Some(store_id.clone()), t, &items, cat, cal.is_festival(day));
+            let o = order(
+                id.clone(),
+                &buyer,
+                Channel::Store,
+                Some(store_id.clone()),
+                t,
+                &items,
+                cat,
+                cal.is_festival(day),
+            );
             w.chunk.orders.push(o);
-            let e = w.event(EventType::Purchase, t, Some(&buyer), None, Channel::Store, None);
+            let e = w.event(
+                EventType::Purchase,
+                t,
+                Some(&buyer),
+                None,
+                Channel::Store,
+                None,
+            );
             e.order_id = Some(id.into());
             e.store_id = Some(store_id.clone().into());
         }

@@ -43,7 +43,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(field: &str, code: &'static str, reason: impl Into<String>) -> Self {
-        Problem { field: field.to_owned(), code, reason: reason.into() }
+        Problem {
+            field: field.to_owned(),
+            code,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -83,30 +87,53 @@ fn field<'a>(fields: &[&'a str], i: usize) -> &'a str {
 
 fn check_time(field: &str, t: Timestamp, opts: &Options, problems: &mut Vec<Problem>) {
     if t < shopgrowth_core::model::EARLIEST_TIME {
-        problems.push(Problem::new(field, "time_too_early", "is before 2000-01-01"));
+        problems.push(Problem::new(
+            field,
+            "time_too_early",
+            "is before 2000-01-01",
+        ));
     } else if t.0 > opts.now.0 + shopgrowth_core::model::MAX_FUTURE_MS {
-        problems.push(Problem::new(field, "time_in_future", "is more than 24 hours in the future"));
+        problems.push(Problem::new(
+            field,
+            "time_in_future",
+            "is more than 24 hours in the future",
+        ));
     }
 }
 
 /// Parses a price in major units (`2.55`) into minor units, refusing what is not a positive,
 /// whole number of minor units.
-fn positive_price(field: &str, text: &str, currency: Currency, problems: &mut Vec<Problem>) -> Option<i64> {
+fn positive_price(
+    field: &str,
+    text: &str,
+    currency: Currency,
+    problems: &mut Vec<Problem>,
+) -> Option<i64> {
     match parse_minor(text, currency.minor_digits(), Rounding::Exact) {
         Ok(p) if p > 0 => Some(p),
         Ok(0) => {
-            problems.push(Problem::new(field, "price_zero", format!("{text} is zero: a line must cost something")));
+            problems.push(Problem::new(
+                field,
+                "price_zero",
+                format!("{text} is zero: a line must cost something"),
+            ));
             None
         }
         Ok(_) => {
-            problems.push(Problem::new(field, "price_negative", format!("{text} is negative")));
+            problems.push(Problem::new(
+                field,
+                "price_negative",
+                format!("{text} is negative"),
+            ));
             None
         }
         Err(MoneyError::SubMinorUnit { .. }) => {
             problems.push(Problem::new(
                 field,
                 "price_sub_minor_unit",
-                format!("{text} is below the smallest unit of {currency} and would have to be rounded"),
+                format!(
+                    "{text} is below the smallest unit of {currency} and would have to be rounded"
+                ),
             ));
             None
         }
@@ -124,7 +151,11 @@ fn clean_customer_id(raw: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let id = raw.strip_suffix(".0").unwrap_or(raw);
-    if id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && id.len() <= 64 {
+    if id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id.len() <= 64
+    {
         Ok(Some(id.to_owned()))
     } else {
         Err(format!("{raw:?} is not a customer id"))
@@ -141,11 +172,21 @@ pub struct OnlineRetail {
 }
 
 impl OnlineRetail {
-    const COLUMNS: [&'static str; 8] =
-        ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"];
+    const COLUMNS: [&'static str; 8] = [
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    ];
 
     pub fn new() -> Self {
-        OnlineRetail { cols: [0, 1, 2, 3, 4, 5, 6, 7] }
+        OnlineRetail {
+            cols: [0, 1, 2, 3, 4, 5, 6, 7],
+        }
     }
 }
 
@@ -160,8 +201,17 @@ fn bind_columns<const N: usize>(header: &[&str], wanted: [&str; N]) -> Result<[u
     for (slot, name) in cols.iter_mut().zip(wanted) {
         *slot = header
             .iter()
-            .position(|h| h.trim().trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
-            .ok_or_else(|| format!("the header has no column {name:?} (found: {})", header.join(",")))?;
+            .position(|h| {
+                h.trim()
+                    .trim_start_matches('\u{feff}')
+                    .eq_ignore_ascii_case(name)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "the header has no column {name:?} (found: {})",
+                    header.join(",")
+                )
+            })?;
     }
     Ok(cols)
 }
@@ -205,12 +255,20 @@ impl Adapter for OnlineRetail {
                 None
             }
             Ok(q) if q > 0 && is_return => {
-                problems.push(Problem::new("Quantity", "quantity_positive_on_return", format!("{q} on return {invoice}")));
+                problems.push(Problem::new(
+                    "Quantity",
+                    "quantity_positive_on_return",
+                    format!("{q} on return {invoice}"),
+                ));
                 None
             }
             Ok(q) => Some(q.abs()),
             Err(_) => {
-                problems.push(Problem::new("Quantity", "quantity_not_integer", format!("{qty_text:?} is not an integer")));
+                problems.push(Problem::new(
+                    "Quantity",
+                    "quantity_not_integer",
+                    format!("{qty_text:?} is not an integer"),
+                ));
                 None
             }
         };
@@ -237,7 +295,12 @@ impl Adapter for OnlineRetail {
                 None
             }
         };
-        let unit_price = positive_price("UnitPrice", field(fields, c_price), Currency::GBP, &mut problems);
+        let unit_price = positive_price(
+            "UnitPrice",
+            field(fields, c_price),
+            Currency::GBP,
+            &mut problems,
+        );
         let user_id = match customer {
             Ok(c) => c,
             Err(reason) => {
@@ -259,7 +322,11 @@ impl Adapter for OnlineRetail {
         }
         Ok(Parsed::Line(Box::new(LineRow {
             order_id: invoice.to_owned(),
-            kind: if is_return { OrderKind::Return } else { OrderKind::Sale },
+            kind: if is_return {
+                OrderKind::Return
+            } else {
+                OrderKind::Sale
+            },
             user_id,
             device_id: None,
             store_id: None,
@@ -278,7 +345,13 @@ impl Adapter for OnlineRetail {
                 stock: None,
                 attributes,
             }),
-            line: OrderLine { sku_id: stock.into(), quantity, unit_price, discount: 0, title },
+            line: OrderLine {
+                sku_id: stock.into(),
+                quantity,
+                unit_price,
+                discount: 0,
+                title,
+            },
         })))
     }
 }
@@ -296,11 +369,20 @@ impl Adapter for Taobao {
         let tags = RowTags::default();
         let mut problems = Vec::new();
         if fields.len() != 5 {
-            problems.push(Problem::new("row", "columns", format!("has {} fields, expected 5", fields.len())));
+            problems.push(Problem::new(
+                "row",
+                "columns",
+                format!("has {} fields, expected 5", fields.len()),
+            ));
             return Err((problems, tags));
         }
-        let (user, item, category, behavior, ts) =
-            (field(fields, 0), field(fields, 1), field(fields, 2), field(fields, 3), field(fields, 4));
+        let (user, item, category, behavior, ts) = (
+            field(fields, 0),
+            field(fields, 1),
+            field(fields, 2),
+            field(fields, 3),
+            field(fields, 4),
+        );
         for (name, value) in [("user_id", user), ("item_id", item)] {
             if value.is_empty() {
                 problems.push(Problem::new(name, "id_missing", "is empty"));
@@ -327,7 +409,11 @@ impl Adapter for Taobao {
                 Some(t)
             }
             Err(_) => {
-                problems.push(Problem::new("timestamp", "time_invalid", format!("{ts:?} is not Unix seconds")));
+                problems.push(Problem::new(
+                    "timestamp",
+                    "time_invalid",
+                    format!("{ts:?} is not Unix seconds"),
+                ));
                 None
             }
         };
@@ -367,7 +453,12 @@ enum MovieLensLayout {
     /// `user::movie::rating::ts`, read with `:` as delimiter, so fields sit at 0, 2, 4, 6.
     DoubleColon,
     Tab,
-    Csv { user: usize, item: usize, rating: usize, time: Option<usize> },
+    Csv {
+        user: usize,
+        item: usize,
+        rating: usize,
+        time: Option<usize>,
+    },
 }
 
 impl MovieLens {
@@ -378,7 +469,12 @@ impl MovieLens {
         } else if first_line.contains('\t') {
             MovieLensLayout::Tab
         } else {
-            MovieLensLayout::Csv { user: 0, item: 1, rating: 2, time: None }
+            MovieLensLayout::Csv {
+                user: 0,
+                item: 1,
+                rating: 2,
+                time: None,
+            }
         };
         MovieLens { layout }
     }
@@ -398,24 +494,52 @@ impl Adapter for MovieLens {
     }
 
     fn bind_header(&mut self, header: &[&str]) -> Result<(), String> {
-        let find = |names: &[&str]| header.iter().position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)));
-        let user = find(&["userId", "UserID", "user_id"]).ok_or("the header has no user column (userId)")?;
+        let find = |names: &[&str]| {
+            header
+                .iter()
+                .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
+        };
+        let user = find(&["userId", "UserID", "user_id"])
+            .ok_or("the header has no user column (userId)")?;
         let item = find(&["movieId", "MovieID", "ItemIndex", "itemId", "item_id"])
             .ok_or("the header has no movie column (movieId or ItemIndex)")?;
         let rating = find(&["rating", "Rating"]).ok_or("the header has no rating column")?;
         let time = find(&["timestamp", "Timestamp"]);
-        self.layout = MovieLensLayout::Csv { user, item, rating, time };
+        self.layout = MovieLensLayout::Csv {
+            user,
+            item,
+            rating,
+            time,
+        };
         Ok(())
     }
 
     fn parse(&mut self, fields: &[&str], opts: &Options) -> Outcome {
         let tags = RowTags::default();
         let (user, item, rating, ts) = match self.layout {
-            MovieLensLayout::DoubleColon => (field(fields, 0), field(fields, 2), field(fields, 4), Some(field(fields, 6))),
-            MovieLensLayout::Tab => (field(fields, 0), field(fields, 1), field(fields, 2), Some(field(fields, 3))),
-            MovieLensLayout::Csv { user, item, rating, time } => {
-                (field(fields, user), field(fields, item), field(fields, rating), time.map(|t| field(fields, t)))
-            }
+            MovieLensLayout::DoubleColon => (
+                field(fields, 0),
+                field(fields, 2),
+                field(fields, 4),
+                Some(field(fields, 6)),
+            ),
+            MovieLensLayout::Tab => (
+                field(fields, 0),
+                field(fields, 1),
+                field(fields, 2),
+                Some(field(fields, 3)),
+            ),
+            MovieLensLayout::Csv {
+                user,
+                item,
+                rating,
+                time,
+            } => (
+                field(fields, user),
+                field(fields, item),
+                field(fields, rating),
+                time.map(|t| field(fields, t)),
+            ),
         };
         let mut problems = Vec::new();
         if user.is_empty() {
@@ -427,7 +551,11 @@ impl Adapter for MovieLens {
         let rating = match rating.parse::<u8>() {
             Ok(r) if (1..=5).contains(&r) => Some(r),
             _ => {
-                problems.push(Problem::new("rating", "rating_invalid", format!("{rating:?} is not a whole star 1-5")));
+                problems.push(Problem::new(
+                    "rating",
+                    "rating_invalid",
+                    format!("{rating:?} is not a whole star 1-5"),
+                ));
                 None
             }
         };
@@ -439,7 +567,11 @@ impl Adapter for MovieLens {
                     Some(t)
                 }
                 Err(_) => {
-                    problems.push(Problem::new("timestamp", "time_invalid", format!("{ts:?} is not Unix seconds")));
+                    problems.push(Problem::new(
+                        "timestamp",
+                        "time_invalid",
+                        format!("{ts:?} is not Unix seconds"),
+                    ));
                     None
                 }
             },
@@ -482,7 +614,10 @@ pub struct Mapped {
 
 impl Mapped {
     pub fn new(mapping: Mapping) -> Self {
-        Mapped { mapping, cols: Vec::new() }
+        Mapped {
+            mapping,
+            cols: Vec::new(),
+        }
     }
 }
 
@@ -502,7 +637,12 @@ impl Adapter for Mapped {
 
     fn parse(&mut self, fields: &[&str], opts: &Options) -> Outcome {
         if self.cols.is_empty() {
-            self.cols = self.mapping.bind(&[]).map_err(|r| (vec![Problem::new("mapping", "mapping", r)], RowTags::default()))?;
+            self.cols = self.mapping.bind(&[]).map_err(|r| {
+                (
+                    vec![Problem::new("mapping", "mapping", r)],
+                    RowTags::default(),
+                )
+            })?;
         }
         self.mapping.parse(&self.cols, fields, opts)
     }
@@ -525,8 +665,14 @@ pub fn record_digest(fields: &[&str]) -> i64 {
 
 pub(crate) fn parse_time(text: &str, format: &str, opts: &Options) -> Result<Timestamp, String> {
     match format {
-        "epoch_s" => text.parse::<i64>().map(|s| Timestamp(s.saturating_mul(1000))).map_err(|_| format!("{text:?} is not Unix seconds")),
-        "epoch_ms" => text.parse::<i64>().map(Timestamp).map_err(|_| format!("{text:?} is not Unix milliseconds")),
+        "epoch_s" => text
+            .parse::<i64>()
+            .map(|s| Timestamp(s.saturating_mul(1000)))
+            .map_err(|_| format!("{text:?} is not Unix seconds")),
+        "epoch_ms" => text
+            .parse::<i64>()
+            .map(Timestamp)
+            .map_err(|_| format!("{text:?} is not Unix milliseconds")),
         "rfc3339" => Timestamp::parse_rfc3339(text),
         pattern => {
             let local = NaiveDateTime::parse_from_str(text, pattern)
@@ -536,11 +682,21 @@ pub(crate) fn parse_time(text: &str, format: &str, opts: &Options) -> Result<Tim
     }
 }
 
-pub(crate) fn checked_time(field_name: &str, t: Timestamp, opts: &Options, problems: &mut Vec<Problem>) {
+pub(crate) fn checked_time(
+    field_name: &str,
+    t: Timestamp,
+    opts: &Options,
+    problems: &mut Vec<Problem>,
+) {
     check_time(field_name, t, opts, problems)
 }
 
-pub(crate) fn price_in(field_name: &str, text: &str, currency: Currency, problems: &mut Vec<Problem>) -> Option<i64> {
+pub(crate) fn price_in(
+    field_name: &str,
+    text: &str,
+    currency: Currency,
+    problems: &mut Vec<Problem>,
+) -> Option<i64> {
     positive_price(field_name, text, currency, problems)
 }
 
@@ -571,43 +727,93 @@ mod tests {
         let ok = a.parse(&row("536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850,United Kingdom"), &opts());
         match ok {
             Ok(Parsed::Line(l)) => {
-                assert_eq!((l.line.quantity, l.line.unit_price, l.user_id.as_deref()), (6, 255, Some("17850")));
+                assert_eq!(
+                    (l.line.quantity, l.line.unit_price, l.user_id.as_deref()),
+                    (6, 255, Some("17850"))
+                );
                 assert_eq!(l.placed_at.to_rfc3339(), "2010-12-01T08:26:00.000Z");
             }
             other => panic!("{other:?}"),
         }
-        match a.parse(&row("C536379,D,Discount,-1,2010-12-01 09:41:00,27.5,14527.0,United Kingdom"), &opts()) {
-            Ok(Parsed::Line(l)) => assert_eq!((l.kind, l.line.quantity, l.user_id.as_deref()), (OrderKind::Return, 1, Some("14527"))),
+        match a.parse(
+            &row("C536379,D,Discount,-1,2010-12-01 09:41:00,27.5,14527.0,United Kingdom"),
+            &opts(),
+        ) {
+            Ok(Parsed::Line(l)) => assert_eq!(
+                (l.kind, l.line.quantity, l.user_id.as_deref()),
+                (OrderKind::Return, 1, Some("14527"))
+            ),
             other => panic!("{other:?}"),
         }
-        assert_eq!(codes(a.parse(&row("536414,22139,,56,2010-12-01 11:52:00,0.0,,United Kingdom"), &opts())), ["price_zero"]);
-        assert_eq!(codes(a.parse(&row("A563186,B,Adjust bad debt,1,2011-08-12 14:51:00,-11062.06,,United Kingdom"), &opts())), ["price_negative"]);
-        assert_eq!(codes(a.parse(&row("1,P,Pads,1,2011-01-01 10:00:00,0.001,13952,United Kingdom"), &opts())), ["price_sub_minor_unit"]);
         assert_eq!(
-            codes(a.parse(&row("536589,21777,,-10,2010-12-01 16:50:00,0.0,,United Kingdom"), &opts())),
+            codes(a.parse(
+                &row("536414,22139,,56,2010-12-01 11:52:00,0.0,,United Kingdom"),
+                &opts()
+            )),
+            ["price_zero"]
+        );
+        assert_eq!(
+            codes(a.parse(
+                &row("A563186,B,Adjust bad debt,1,2011-08-12 14:51:00,-11062.06,,United Kingdom"),
+                &opts()
+            )),
+            ["price_negative"]
+        );
+        assert_eq!(
+            codes(a.parse(
+                &row("1,P,Pads,1,2011-01-01 10:00:00,0.001,13952,United Kingdom"),
+                &opts()
+            )),
+            ["price_sub_minor_unit"]
+        );
+        assert_eq!(
+            codes(a.parse(
+                &row("536589,21777,,-10,2010-12-01 16:50:00,0.0,,United Kingdom"),
+                &opts()
+            )),
             ["quantity_negative_on_sale", "price_zero"]
         );
-        assert_eq!(codes(a.parse(&row("536365,X,Y,six,yesterday,abc,17850,UK"), &opts())), ["quantity_not_integer", "date_invalid", "price_not_a_number"]);
+        assert_eq!(
+            codes(a.parse(&row("536365,X,Y,six,yesterday,abc,17850,UK"), &opts())),
+            ["quantity_not_integer", "date_invalid", "price_not_a_number"]
+        );
     }
 
     #[test]
     fn taobao_and_movielens_rows() {
         let mut t = Taobao;
         match t.parse(&["1", "2268318", "2520377", "pv", "1511544070"], &opts()) {
-            Ok(Parsed::Event(e)) => assert_eq!((e.kind, e.id.as_str()), (EventType::View, "tb:1:2268318:pv:1511544070")),
+            Ok(Parsed::Event(e)) => assert_eq!(
+                (e.kind, e.id.as_str()),
+                (EventType::View, "tb:1:2268318:pv:1511544070")
+            ),
             other => panic!("{other:?}"),
         }
-        assert_eq!(codes(t.parse(&["1", "2", "3", "look", "x"], &opts())), ["behavior_unknown", "time_invalid"]);
+        assert_eq!(
+            codes(t.parse(&["1", "2", "3", "look", "x"], &opts())),
+            ["behavior_unknown", "time_invalid"]
+        );
         let mut dat = MovieLens::detect("1::1193::5::978300760");
         let fields: Vec<&str> = "1::1193::5::978300760".split(':').collect();
         match dat.parse(&fields, &opts()) {
-            Ok(Parsed::Event(e)) => assert_eq!((e.rating, e.sku_id.map(|s| s.0)), (Some(5), Some("1193".into()))),
+            Ok(Parsed::Event(e)) => assert_eq!(
+                (e.rating, e.sku_id.map(|s| s.0)),
+                (Some(5), Some("1193".into()))
+            ),
             other => panic!("{other:?}"),
         }
         let mut csv = MovieLens::detect("UserID,ItemIndex,MovieID,Rating");
-        assert!(csv.bind_header(&["UserID", "ItemIndex", "MovieID", "Rating"]).is_ok());
-        assert_eq!(codes(csv.parse(&["1", "1", "1193", "5"], &opts())), ["time_missing"]);
-        let with_default = Options { default_time: Some(Timestamp(978_300_760_000)), ..opts() };
+        assert!(csv
+            .bind_header(&["UserID", "ItemIndex", "MovieID", "Rating"])
+            .is_ok());
+        assert_eq!(
+            codes(csv.parse(&["1", "1", "1193", "5"], &opts())),
+            ["time_missing"]
+        );
+        let with_default = Options {
+            default_time: Some(Timestamp(978_300_760_000)),
+            ..opts()
+        };
         assert!(csv.parse(&["1", "1", "1193", "5"], &with_default).is_ok());
     }
 

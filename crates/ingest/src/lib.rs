@@ -39,7 +39,11 @@ pub struct RejectedRow {
 impl std::fmt::Display for Rejection {
     /// `file:line:field:reason`, the format of the rejects file.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}:{} ({})", self.file, self.line, self.field, self.reason, self.code)
+        write!(
+            f,
+            "{}:{}:{}:{} ({})",
+            self.file, self.line, self.field, self.reason, self.code
+        )
     }
 }
 
@@ -55,9 +59,16 @@ pub struct RowTags {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: line {line}: {message}")]
-    Csv { path: String, line: u64, message: String },
+    Csv {
+        path: String,
+        line: u64,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Mapping { path: String, message: String },
     #[error("{0}")]

@@ -17,7 +17,9 @@
 //! ```
 //! Order lines take `currency` (default CNY) and prices in major units (`12.50`).
 
-use crate::formats::{checked_time, parse_time, price_in, record_digest, LineRow, Options, Outcome, Parsed, Problem};
+use crate::formats::{
+    checked_time, parse_time, price_in, record_digest, LineRow, Options, Outcome, Parsed, Problem,
+};
 use crate::RowTags;
 use serde::Deserialize;
 use shopgrowth_core::model::{Channel, Event, EventType, OrderKind, OrderLine};
@@ -69,17 +71,41 @@ fn default_time_format() -> String {
     "rfc3339".into()
 }
 
-const EVENT_FIELDS: &[&str] =
-    &["id", "type", "time", "user_id", "device_id", "channel", "sku_id", "store_id", "order_id", "query", "text", "rating"];
+const EVENT_FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "time",
+    "user_id",
+    "device_id",
+    "channel",
+    "sku_id",
+    "store_id",
+    "order_id",
+    "query",
+    "text",
+    "rating",
+];
 const LINE_FIELDS: &[&str] = &[
-    "order_id", "sku_id", "quantity", "unit_price", "discount", "time", "user_id", "device_id", "store_id", "channel",
+    "order_id",
+    "sku_id",
+    "quantity",
+    "unit_price",
+    "discount",
+    "time",
+    "user_id",
+    "device_id",
+    "store_id",
+    "channel",
     "title",
 ];
 
 impl Mapping {
     /// Reads and checks a mapping file; errors name the file, and the key or the TOML position.
     pub fn load(path: &Path) -> crate::Result<Self> {
-        let err = |message: String| crate::Error::Mapping { path: path.display().to_string(), message };
+        let err = |message: String| crate::Error::Mapping {
+            path: path.display().to_string(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mapping: Mapping = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         mapping.check().map_err(err)?;
@@ -95,14 +121,20 @@ impl Mapping {
 
     fn check(&self) -> Result<(), String> {
         if self.delimiter.len() != 1 {
-            return Err(format!("delimiter: {:?} must be a single byte", self.delimiter));
+            return Err(format!(
+                "delimiter: {:?} must be a single byte",
+                self.delimiter
+            ));
         }
         if let Some(c) = &self.currency {
             Currency::parse(c).map_err(|e| format!("currency: {e}"))?;
         }
         for key in self.columns.keys() {
             if !self.fields().contains(&key.as_str()) {
-                return Err(format!("columns.{key}: unknown field; known fields: {}", self.fields().join(", ")));
+                return Err(format!(
+                    "columns.{key}: unknown field; known fields: {}",
+                    self.fields().join(", ")
+                ));
             }
         }
         let required: &[&str] = match self.entity {
@@ -111,10 +143,15 @@ impl Mapping {
         };
         for r in required {
             if !self.columns.contains_key(*r) {
-                return Err(format!("columns.{r}: missing; {:?} files need it", self.entity));
+                return Err(format!(
+                    "columns.{r}: missing; {:?} files need it",
+                    self.entity
+                ));
             }
         }
-        if self.entity == Entity::Events && !self.columns.contains_key("user_id") && !self.columns.contains_key("device_id")
+        if self.entity == Entity::Events
+            && !self.columns.contains_key("user_id")
+            && !self.columns.contains_key("device_id")
         {
             return Err("columns: events need a user_id or a device_id column".into());
         }
@@ -132,11 +169,15 @@ impl Mapping {
             .map(|(field, col)| {
                 let index = match col {
                     ColumnRef::Number(n) if *n >= 1 => n - 1,
-                    ColumnRef::Number(_) => return Err(format!("columns.{field}: column numbers start at 1")),
+                    ColumnRef::Number(_) => {
+                        return Err(format!("columns.{field}: column numbers start at 1"))
+                    }
                     ColumnRef::Name(name) => header
                         .iter()
                         .position(|h| h.trim() == name)
-                        .ok_or_else(|| format!("columns.{field}: the header has no column {name:?}"))?,
+                        .ok_or_else(|| {
+                            format!("columns.{field}: the header has no column {name:?}")
+                        })?,
                 };
                 Ok((field.clone(), index))
             })
@@ -144,7 +185,10 @@ impl Mapping {
     }
 
     fn value<'a>(&'a self, field: &str, raw: &'a str) -> &'a str {
-        self.values.get(field).and_then(|m| m.get(raw)).map_or(raw, String::as_str)
+        self.values
+            .get(field)
+            .and_then(|m| m.get(raw))
+            .map_or(raw, String::as_str)
     }
 
     pub fn parse(&self, cols: &[(String, usize)], fields: &[&str], opts: &Options) -> Outcome {
@@ -158,7 +202,11 @@ impl Mapping {
         let mut problems = Vec::new();
         let channel = match get("channel") {
             Some(c) => Channel::parse(c).unwrap_or_else(|| {
-                problems.push(Problem::new("channel", "channel_unknown", format!("{c:?} is not web, app, mini_program or store")));
+                problems.push(Problem::new(
+                    "channel",
+                    "channel_unknown",
+                    format!("{c:?} is not web, app, mini_program or store"),
+                ));
                 opts.channel
             }),
             None => self.channel.unwrap_or(opts.channel),
@@ -194,10 +242,17 @@ impl Mapping {
         mut problems: Vec<Problem>,
         opts: &Options,
     ) -> Outcome {
-        let tags = RowTags { is_anonymous: get("user_id").is_none(), ..RowTags::default() };
+        let tags = RowTags {
+            is_anonymous: get("user_id").is_none(),
+            ..RowTags::default()
+        };
         let kind = match get("type") {
             Some(t) => EventType::parse(t).or_else(|| {
-                problems.push(Problem::new("type", "type_unknown", format!("{t:?} is not an event type (map it under [values.type])")));
+                problems.push(Problem::new(
+                    "type",
+                    "type_unknown",
+                    format!("{t:?} is not an event type (map it under [values.type])"),
+                ));
                 None
             }),
             None => {
@@ -209,7 +264,11 @@ impl Mapping {
             Some(r) => match r.parse::<u8>() {
                 Ok(v) => Some(v),
                 Err(_) => {
-                    problems.push(Problem::new("rating", "rating_invalid", format!("{r:?} is not a whole number")));
+                    problems.push(Problem::new(
+                        "rating",
+                        "rating_invalid",
+                        format!("{r:?} is not a whole number"),
+                    ));
                     None
                 }
             },
@@ -219,7 +278,12 @@ impl Mapping {
             return Err((problems, tags));
         };
         let event = Event {
-            id: get("id").map_or_else(|| format!("csv:{:016x}", record_digest(fields)), str::to_owned).into(),
+            id: get("id")
+                .map_or_else(
+                    || format!("csv:{:016x}", record_digest(fields)),
+                    str::to_owned,
+                )
+                .into(),
             kind,
             time,
             user_id: get("user_id").map(Into::into),
@@ -237,7 +301,13 @@ impl Mapping {
         if invalid.is_empty() {
             Ok(Parsed::Event(Box::new(event)))
         } else {
-            Err((invalid.into_iter().map(|e| Problem::new(&e.field, "invalid", e.reason)).collect(), tags))
+            Err((
+                invalid
+                    .into_iter()
+                    .map(|e| Problem::new(&e.field, "invalid", e.reason))
+                    .collect(),
+                tags,
+            ))
         }
     }
 
@@ -248,9 +318,15 @@ impl Mapping {
         time: Option<Timestamp>,
         mut problems: Vec<Problem>,
     ) -> Outcome {
-        let tags =
-            RowTags { is_anonymous: get("user_id").is_none() && get("device_id").is_none(), ..RowTags::default() };
-        let currency = self.currency.as_deref().and_then(|c| Currency::parse(c).ok()).unwrap_or(Currency::CNY);
+        let tags = RowTags {
+            is_anonymous: get("user_id").is_none() && get("device_id").is_none(),
+            ..RowTags::default()
+        };
+        let currency = self
+            .currency
+            .as_deref()
+            .and_then(|c| Currency::parse(c).ok())
+            .unwrap_or(Currency::CNY);
         let order_id = get("order_id");
         let sku_id = get("sku_id");
         for (name, v) in [("order_id", order_id), ("sku_id", sku_id)] {
@@ -261,7 +337,11 @@ impl Mapping {
         let quantity = match get("quantity").map(|q| (q, q.parse::<i64>())) {
             Some((_, Ok(q))) if q > 0 => Some(q),
             Some((q, _)) => {
-                problems.push(Problem::new("quantity", "quantity_invalid", format!("{q:?} is not a positive integer")));
+                problems.push(Problem::new(
+                    "quantity",
+                    "quantity_invalid",
+                    format!("{q:?} is not a positive integer"),
+                ));
                 None
             }
             None => {
@@ -277,21 +357,51 @@ impl Mapping {
             }
         };
         let discount = match get("discount") {
-            Some(d) => shopgrowth_core::money::parse_minor(d, currency.minor_digits(), shopgrowth_core::money::Rounding::Exact)
-                .map_err(|e| problems.push(Problem::new("discount", "discount_invalid", e.to_string())))
-                .ok(),
+            Some(d) => shopgrowth_core::money::parse_minor(
+                d,
+                currency.minor_digits(),
+                shopgrowth_core::money::Rounding::Exact,
+            )
+            .map_err(|e| problems.push(Problem::new("discount", "discount_invalid", e.to_string())))
+            .ok(),
             None => Some(0),
         };
         if channel == Channel::Store && get("store_id").is_none() {
-            problems.push(Problem::new("store_id", "store_missing", "is required for in-store order lines"));
+            problems.push(Problem::new(
+                "store_id",
+                "store_missing",
+                "is required for in-store order lines",
+            ));
         }
-        let (Some(order_id), Some(sku_id), Some(quantity), Some(unit_price), Some(discount), Some(placed_at), true) =
-            (order_id, sku_id, quantity, unit_price, discount, time, problems.is_empty())
+        let (
+            Some(order_id),
+            Some(sku_id),
+            Some(quantity),
+            Some(unit_price),
+            Some(discount),
+            Some(placed_at),
+            true,
+        ) = (
+            order_id,
+            sku_id,
+            quantity,
+            unit_price,
+            discount,
+            time,
+            problems.is_empty(),
+        )
         else {
             return Err((problems, tags));
         };
         if discount < 0 || discount > quantity.saturating_mul(unit_price) {
-            return Err((vec![Problem::new("discount", "discount_invalid", "must be between 0 and the line's amount")], tags));
+            return Err((
+                vec![Problem::new(
+                    "discount",
+                    "discount_invalid",
+                    "must be between 0 and the line's amount",
+                )],
+                tags,
+            ));
         }
         Ok(Parsed::Line(Box::new(LineRow {
             order_id: order_id.to_owned(),
@@ -302,7 +412,13 @@ impl Mapping {
             channel,
             currency,
             placed_at,
-            line: OrderLine { sku_id: sku_id.into(), quantity, unit_price, discount, title: get("title").map(str::to_owned) },
+            line: OrderLine {
+                sku_id: sku_id.into(),
+                quantity,
+                unit_price,
+                discount,
+                title: get("title").map(str::to_owned),
+            },
             product: None,
         })))
     }
@@ -335,21 +451,33 @@ mod tests {
             now: Timestamp(1_790_000_000_000),
         };
         match m.parse(&cols, &["u1", "i9", "pv", "1700000000"], &opts) {
-            Ok(Parsed::Event(e)) => assert_eq!((e.kind, e.user_id.map(|u| u.0)), (EventType::View, Some("u1".into()))),
+            Ok(Parsed::Event(e)) => assert_eq!(
+                (e.kind, e.user_id.map(|u| u.0)),
+                (EventType::View, Some("u1".into()))
+            ),
             other => panic!("{other:?}"),
         }
         match m.parse(&cols, &["u1", "i9", "click", "soon"], &opts) {
-            Err((p, _)) => assert_eq!(p.iter().map(|p| p.code).collect::<Vec<_>>(), ["time_invalid", "type_unknown"]),
+            Err((p, _)) => assert_eq!(
+                p.iter().map(|p| p.code).collect::<Vec<_>>(),
+                ["time_invalid", "type_unknown"]
+            ),
             other => panic!("{other:?}"),
         }
-        assert!(m.bind(&["uid"]).is_err_and(|e| e.contains("no column \"item\"")));
+        assert!(m
+            .bind(&["uid"])
+            .is_err_and(|e| e.contains("no column \"item\"")));
     }
 
     #[test]
     fn bad_mappings_name_the_key() {
-        let m: Mapping = toml::from_str("entity = \"events\"\n[columns]\ntype = \"a\"\ntime = \"b\"\nuser = \"c\"")
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(m.check().is_err_and(|e| e.starts_with("columns.user: unknown field")));
+        let m: Mapping = toml::from_str(
+            "entity = \"events\"\n[columns]\ntype = \"a\"\ntime = \"b\"\nuser = \"c\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(m
+            .check()
+            .is_err_and(|e| e.starts_with("columns.user: unknown field")));
         assert!(toml::from_str::<Mapping>("entity = \"things\"\n[columns]").is_err());
     }
 }

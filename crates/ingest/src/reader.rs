@@ -1,7 +1,9 @@
 //! Drives a format adapter over a file in bounded chunks: constant memory apart from the sets of
 //! customer and product ids already seen (so each is created once).
 
-use crate::formats::{record_digest, Adapter, MovieLens, OnlineRetail, Options, Parsed, Problem, Taobao};
+use crate::formats::{
+    record_digest, Adapter, MovieLens, OnlineRetail, Options, Parsed, Problem, Taobao,
+};
 use crate::mapping::Mapping;
 use crate::source::{self, Source};
 use crate::{Error, RejectedRow, Rejection, Result, RowTags};
@@ -46,8 +48,14 @@ pub struct Chunk {
 }
 
 enum Input {
-    Csv { csv: csv::Reader<Box<dyn BufRead + Send>>, adapter: Box<dyn Adapter> },
-    Lines { reader: Box<dyn BufRead + Send>, line: u64 },
+    Csv {
+        csv: csv::Reader<Box<dyn BufRead + Send>>,
+        adapter: Box<dyn Adapter>,
+    },
+    Lines {
+        reader: Box<dyn BufRead + Send>,
+        line: u64,
+    },
 }
 
 pub struct Reader {
@@ -66,7 +74,12 @@ pub struct Reader {
 impl Reader {
     /// Opens `path`, reads and checks its header. `chunk_rows` bounds the rows per chunk.
     pub fn open(path: &Path, format: &Format, opts: Options, chunk_rows: usize) -> Result<Self> {
-        let Source { mut reader, bytes_read, total_bytes, name } = source::open(path)?;
+        let Source {
+            mut reader,
+            bytes_read,
+            total_bytes,
+            name,
+        } = source::open(path)?;
         let input = match format {
             Format::JsonLines => Input::Lines { reader, line: 0 },
             _ => {
@@ -74,8 +87,15 @@ impl Reader {
                     Format::OnlineRetail => Box::new(OnlineRetail::new()),
                     Format::Taobao => Box::new(Taobao),
                     Format::MovieLens => {
-                        let head = reader.fill_buf().map_err(|e| Error::Io { path: name.clone(), source: e })?;
-                        let first = String::from_utf8_lossy(head).lines().next().unwrap_or("").to_owned();
+                        let head = reader.fill_buf().map_err(|e| Error::Io {
+                            path: name.clone(),
+                            source: e,
+                        })?;
+                        let first = String::from_utf8_lossy(head)
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
                         Box::new(MovieLens::detect(&first))
                     }
                     Format::Csv(m) => Box::new(crate::formats::Mapped::new(m.clone())),
@@ -94,12 +114,18 @@ impl Reader {
                         message: e.to_string(),
                     })?;
                     if !found {
-                        return Err(Error::Csv { path: name, line: 1, message: "the file is empty (no header)".into() });
+                        return Err(Error::Csv {
+                            path: name,
+                            line: 1,
+                            message: "the file is empty (no header)".into(),
+                        });
                     }
                     let cols: Vec<&str> = header.iter().collect();
-                    adapter
-                        .bind_header(&cols)
-                        .map_err(|message| Error::Csv { path: name.clone(), line: 1, message })?;
+                    adapter.bind_header(&cols).map_err(|message| Error::Csv {
+                        path: name.clone(),
+                        line: 1,
+                        message,
+                    })?;
                 }
                 Input::Csv { csv, adapter }
             }
@@ -156,7 +182,9 @@ impl Reader {
                         }
                     }
                     let same_order = current.as_ref().is_some_and(|c| {
-                        c.order.id.as_str() == row.order_id && c.order.user_id.as_ref().map(|u| u.as_str()) == row.user_id.as_deref()
+                        c.order.id.as_str() == row.order_id
+                            && c.order.user_id.as_ref().map(|u| u.as_str())
+                                == row.user_id.as_deref()
                     });
                     if !same_order {
                         chunk.batch.orders.extend(current.take());
@@ -216,7 +244,13 @@ impl Reader {
             tags,
             problems: problems
                 .into_iter()
-                .map(|p| Rejection { file: self.file.clone(), line, field: p.field, code: p.code, reason: p.reason })
+                .map(|p| Rejection {
+                    file: self.file.clone(),
+                    line,
+                    field: p.field,
+                    code: p.code,
+                    reason: p.reason,
+                })
                 .collect(),
         }
     }
@@ -226,11 +260,13 @@ impl Reader {
     fn next_record(&mut self) -> Result<Option<(u64, Result<Record, (Vec<Problem>, RowTags)>)>> {
         match &mut self.input {
             Input::Csv { csv, adapter } => {
-                let more = csv.read_byte_record(&mut self.record).map_err(|e| Error::Csv {
-                    path: self.file.clone(),
-                    line: e.position().map_or(0, |p| p.line()),
-                    message: e.to_string(),
-                })?;
+                let more = csv
+                    .read_byte_record(&mut self.record)
+                    .map_err(|e| Error::Csv {
+                        path: self.file.clone(),
+                        line: e.position().map_or(0, |p| p.line()),
+                        message: e.to_string(),
+                    })?;
                 if !more {
                     return Ok(None);
                 }
@@ -240,7 +276,11 @@ impl Reader {
                     match std::str::from_utf8(raw) {
                         Ok(s) => fields.push(s),
                         Err(_) => {
-                            let problem = Problem::new(&format!("column {}", i + 1), "not_utf8", "is not valid UTF-8");
+                            let problem = Problem::new(
+                                &format!("column {}", i + 1),
+                                "not_utf8",
+                                "is not valid UTF-8",
+                            );
                             return Ok(Some((line, Err((vec![problem], RowTags::default())))));
                         }
                     }
@@ -250,14 +290,19 @@ impl Reader {
                     return Ok(Some((line, Err((vec![problem], RowTags::default())))));
                 }
                 let digest = record_digest(&fields);
-                let outcome = adapter.parse(&fields, &self.opts).map(|p| Record::with_digest(p, digest));
+                let outcome = adapter
+                    .parse(&fields, &self.opts)
+                    .map(|p| Record::with_digest(p, digest));
                 Ok(Some((line, outcome)))
             }
             Input::Lines { reader, line } => {
                 let mut text = String::new();
                 loop {
                     text.clear();
-                    let n = reader.read_line(&mut text).map_err(|e| Error::Io { path: self.file.clone(), source: e })?;
+                    let n = reader.read_line(&mut text).map_err(|e| Error::Io {
+                        path: self.file.clone(),
+                        source: e,
+                    })?;
                     if n == 0 {
                         return Ok(None);
                     }
@@ -266,7 +311,10 @@ impl Reader {
                         break;
                     }
                 }
-                Ok(Some((*line, parse_json_event(text.trim(), &self.opts).map(Record::Event))))
+                Ok(Some((
+                    *line,
+                    parse_json_event(text.trim(), &self.opts).map(Record::Event),
+                )))
             }
         }
     }
@@ -296,14 +344,30 @@ fn parse_json_event(text: &str, opts: &Options) -> Result<Box<Event>, (Vec<Probl
     let mut de = serde_json::Deserializer::from_str(text);
     let event: Event = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
-        let field = if field == "." { "event".to_owned() } else { field };
-        (vec![Problem::new(&field, "json_invalid", e.inner().to_string())], RowTags::default())
+        let field = if field == "." {
+            "event".to_owned()
+        } else {
+            field
+        };
+        (
+            vec![Problem::new(&field, "json_invalid", e.inner().to_string())],
+            RowTags::default(),
+        )
     })?;
     let problems = event.validate(opts.now);
     if problems.is_empty() {
         Ok(Box::new(event))
     } else {
-        let tags = RowTags { is_anonymous: event.user_id.is_none(), ..RowTags::default() };
-        Err((problems.into_iter().map(|p| Problem::new(&p.field, "invalid", p.reason)).collect(), tags))
+        let tags = RowTags {
+            is_anonymous: event.user_id.is_none(),
+            ..RowTags::default()
+        };
+        Err((
+            problems
+                .into_iter()
+                .map(|p| Problem::new(&p.field, "invalid", p.reason))
+                .collect(),
+            tags,
+        ))
     }
 }

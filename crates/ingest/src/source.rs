@@ -30,16 +30,33 @@ pub struct Source {
 
 pub fn open(path: &Path) -> Result<Source> {
     let name = path.display().to_string();
-    let io = |source| Error::Io { path: name.clone(), source };
+    let io = |source| Error::Io {
+        path: name.clone(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let total_bytes = file.metadata().map_err(io)?.len();
     let bytes_read = Arc::new(AtomicU64::new(0));
-    let mut buffered = BufReader::with_capacity(1 << 18, Counting { inner: file, read: Arc::clone(&bytes_read) });
+    let mut buffered = BufReader::with_capacity(
+        1 << 18,
+        Counting {
+            inner: file,
+            read: Arc::clone(&bytes_read),
+        },
+    );
     let is_gzip = buffered.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn BufRead + Send> = if is_gzip {
-        Box::new(BufReader::with_capacity(1 << 18, flate2::bufread::MultiGzDecoder::new(buffered)))
+        Box::new(BufReader::with_capacity(
+            1 << 18,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        ))
     } else {
         Box::new(buffered)
     };
-    Ok(Source { reader, bytes_read, total_bytes, name })
+    Ok(Source {
+        reader,
+        bytes_read,
+        total_bytes,
+        name,
+    })
 }

@@ -28,10 +28,17 @@ impl BatchShape {
         let mut lines = Vec::new();
         for imported in &batch.orders {
             let is_return = imported.order.kind == OrderKind::Return;
-            let is_anonymous = imported.order.user_id.is_none() && imported.order.device_id.is_none();
-            lines.extend(std::iter::repeat_n((is_return, is_anonymous), imported.order.lines.len()));
+            let is_anonymous =
+                imported.order.user_id.is_none() && imported.order.device_id.is_none();
+            lines.extend(std::iter::repeat_n(
+                (is_return, is_anonymous),
+                imported.order.lines.len(),
+            ));
         }
-        BatchShape { lines, events: batch.events.iter().map(|e| e.user_id.is_none()).collect() }
+        BatchShape {
+            lines,
+            events: batch.events.iter().map(|e| e.user_id.is_none()).collect(),
+        }
     }
 }
 
@@ -59,7 +66,11 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(file: &str, format: &str) -> Self {
-        Summary { file: file.to_owned(), format: format.to_owned(), ..Default::default() }
+        Summary {
+            file: file.to_owned(),
+            format: format.to_owned(),
+            ..Default::default()
+        }
     }
 
     pub fn add_rejected(&mut self, rows: &[RejectedRow]) {
@@ -81,7 +92,12 @@ impl Summary {
 
     /// Counts what the store did with a batch of this shape: `line_inserted` per order line in
     /// batch order, then `event_inserted` per event (false means the store already had it).
-    pub fn add_written(&mut self, shape: &BatchShape, line_inserted: &[bool], event_inserted: &[bool]) {
+    pub fn add_written(
+        &mut self,
+        shape: &BatchShape,
+        line_inserted: &[bool],
+        event_inserted: &[bool],
+    ) {
         for (&(is_return, is_anonymous), &new) in shape.lines.iter().zip(line_inserted) {
             self.count(new, is_return, is_anonymous);
             self.order_lines_accepted += u64::from(new);
@@ -123,7 +139,11 @@ impl Summary {
     pub fn finish(&mut self, customers: u64, elapsed: std::time::Duration) {
         self.customers = customers;
         self.elapsed_seconds = elapsed.as_secs_f64();
-        self.rows_per_second = if self.elapsed_seconds > 0.0 { self.rows as f64 / self.elapsed_seconds } else { 0.0 };
+        self.rows_per_second = if self.elapsed_seconds > 0.0 {
+            self.rows as f64 / self.elapsed_seconds
+        } else {
+            0.0
+        };
     }
 
     /// A short human report.

@@ -90,8 +90,13 @@ fn batch_body(run: &str, first: usize, n: usize, users: usize) -> String {
 }
 
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
-    anyhow::ensure!(args.batch > 0 && args.concurrency > 0, "--batch and --concurrency must be positive");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    anyhow::ensure!(
+        args.batch > 0 && args.concurrency > 0,
+        "--batch and --concurrency must be positive"
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let url = format!("{}/api/v1/events/batch", args.url.trim_end_matches('/'));
     let run = format!("bench-{:08x}", rand::random::<u32>());
     let batches = args.events.div_ceil(args.batch);
@@ -108,8 +113,13 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, url, key, bodies, next) =
-            (client.clone(), url.clone(), args.key.clone(), Arc::clone(&bodies), Arc::clone(&next));
+        let (client, url, key, bodies, next) = (
+            client.clone(),
+            url.clone(),
+            args.key.clone(),
+            Arc::clone(&bodies),
+            Arc::clone(&next),
+        );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0usize;

@@ -38,41 +38,62 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(FileConfig::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("config {}", path.display()))
     }
 }
 
 /// Where the store lives, resolved from flags, environment, file and defaults.
-pub fn store_location(args: &StoreArgs, file: &FileConfig) -> anyhow::Result<shopgrowth_store::Location> {
+pub fn store_location(
+    args: &StoreArgs,
+    file: &FileConfig,
+) -> anyhow::Result<shopgrowth_store::Location> {
     if let Some(url) = args.database_url.as_ref().or(file.database_url.as_ref()) {
-        let location = shopgrowth_store::Location::parse(url).map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
+        let location = shopgrowth_store::Location::parse(url)
+            .map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
         return Ok(location);
     }
-    let dir = args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
-    Ok(shopgrowth_store::Location::Sqlite(dir.join("shopgrowth.db")))
+    let dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("data"));
+    Ok(shopgrowth_store::Location::Sqlite(
+        dir.join("shopgrowth.db"),
+    ))
 }
 
 pub fn timezone(flag: Option<&str>, file: &FileConfig) -> anyhow::Result<chrono_tz::Tz> {
-    let name = flag.map(str::to_owned).or_else(|| file.timezone.clone()).unwrap_or_else(|| {
-        shopgrowth_core::time::DEFAULT_SHOP_TZ.to_owned()
-    });
+    let name = flag
+        .map(str::to_owned)
+        .or_else(|| file.timezone.clone())
+        .unwrap_or_else(|| shopgrowth_core::time::DEFAULT_SHOP_TZ.to_owned());
     shopgrowth_core::time::parse_tz(&name).map_err(|e| anyhow::anyhow!("timezone: {e}"))
 }
 
 /// The personal-data key: `SHOPGROWTH_PII_KEY` or `pii_key` in the file; required to serve.
-pub fn pii_cipher(flag: Option<&str>, file: &FileConfig) -> anyhow::Result<shopgrowth_core::pii::PiiCipher> {
+pub fn pii_cipher(
+    flag: Option<&str>,
+    file: &FileConfig,
+) -> anyhow::Result<shopgrowth_core::pii::PiiCipher> {
     let Some(key) = flag.map(str::to_owned).or_else(|| file.pii_key.clone()) else {
         bail!(
             "no personal-data key: set SHOPGROWTH_PII_KEY (or pii_key in the config file) to 32 random bytes in \
              base64; `shopgrowth pii-key generate` makes one. Phone, email and name are encrypted with it."
         );
     };
-    shopgrowth_core::pii::PiiCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("SHOPGROWTH_PII_KEY: {e}"))
+    shopgrowth_core::pii::PiiCipher::from_base64(&key)
+        .map_err(|e| anyhow::anyhow!("SHOPGROWTH_PII_KEY: {e}"))
 }
 
-pub async fn open_store(args: &StoreArgs, file: &FileConfig) -> anyhow::Result<shopgrowth_store::Store> {
+pub async fn open_store(
+    args: &StoreArgs,
+    file: &FileConfig,
+) -> anyhow::Result<shopgrowth_store::Store> {
     let location = store_location(args, file)?;
     let store = shopgrowth_store::Store::open(&location)
         .await
@@ -89,7 +110,10 @@ pub fn describe(location: &shopgrowth_store::Location) -> String {
         shopgrowth_store::Location::Sqlite(p) => p.display().to_string(),
         shopgrowth_store::Location::Postgres(url) => match url.split_once('@') {
             Some((head, tail)) => {
-                let scheme_user = head.rsplit_once(':').filter(|(s, _)| s.contains("//")).map_or(head, |(s, _)| s);
+                let scheme_user = head
+                    .rsplit_once(':')
+                    .filter(|(s, _)| s.contains("//"))
+                    .map_or(head, |(s, _)| s);
                 format!("{scheme_user}:***@{tail}")
             }
             None => url.clone(),
@@ -104,15 +128,31 @@ mod tests {
     #[test]
     fn defaults_to_sqlite_in_data() {
         let loc = store_location(&StoreArgs::default(), &FileConfig::default()).ok();
-        assert_eq!(loc, Some(shopgrowth_store::Location::Sqlite(PathBuf::from("data/shopgrowth.db"))));
+        assert_eq!(
+            loc,
+            Some(shopgrowth_store::Location::Sqlite(PathBuf::from(
+                "data/shopgrowth.db"
+            )))
+        );
     }
 
     #[test]
     fn flags_beat_the_file() {
-        let file = FileConfig { data_dir: Some("from-file".into()), ..Default::default() };
-        let args = StoreArgs { data_dir: Some("from-flag".into()), ..Default::default() };
+        let file = FileConfig {
+            data_dir: Some("from-file".into()),
+            ..Default::default()
+        };
+        let args = StoreArgs {
+            data_dir: Some("from-flag".into()),
+            ..Default::default()
+        };
         let loc = store_location(&args, &file).ok();
-        assert_eq!(loc, Some(shopgrowth_store::Location::Sqlite(PathBuf::from("from-flag/shopgrowth.db"))));
+        assert_eq!(
+            loc,
+            Some(shopgrowth_store::Location::Sqlite(PathBuf::from(
+                "from-flag/shopgrowth.db"
+            )))
+        );
     }
 
     #[test]
@@ -122,13 +162,17 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        let loc = shopgrowth_store::Location::Postgres("postgres://app:hunter2@db:5432/shop".into());
+        let loc =
+            shopgrowth_store::Location::Postgres("postgres://app:hunter2@db:5432/shop".into());
         assert_eq!(describe(&loc), "postgres://app:***@db:5432/shop");
     }
 
     #[test]
     fn missing_pii_key_says_what_to_do() {
-        let err = pii_cipher(None, &FileConfig::default()).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = pii_cipher(None, &FileConfig::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("SHOPGROWTH_PII_KEY"));
     }
 }

@@ -55,7 +55,8 @@ pub struct DemoReport {
 /// The demo's personal-data key: from the environment, or a key kept beside the demo store.
 fn demo_cipher(dir: &Path) -> anyhow::Result<PiiCipher> {
     if let Ok(key) = std::env::var("SHOPGROWTH_PII_KEY") {
-        return PiiCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("SHOPGROWTH_PII_KEY: {e}"));
+        return PiiCipher::from_base64(&key)
+            .map_err(|e| anyhow::anyhow!("SHOPGROWTH_PII_KEY: {e}"));
     }
     let path = dir.join("pii.key");
     let key = match std::fs::read_to_string(&path) {
@@ -74,11 +75,21 @@ fn demo_cipher(dir: &Path) -> anyhow::Result<PiiCipher> {
     PiiCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-pub async fn run(store_args: &StoreArgs, file: &FileConfig, args: DemoArgs, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    args: DemoArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     if store_args.database_url.is_some() {
-        anyhow::bail!("the demo runs on the embedded store; drop --database-url (or use `shopgrowth serve`)");
+        anyhow::bail!(
+            "the demo runs on the embedded store; drop --database-url (or use `shopgrowth serve`)"
+        );
     }
-    let dir: PathBuf = store_args.data_dir.clone().unwrap_or_else(|| PathBuf::from("data/demo"));
+    let dir: PathBuf = store_args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data/demo"));
     if args.fresh && std::fs::metadata(&dir).is_ok() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -91,14 +102,26 @@ pub async fn run(store_args: &StoreArgs, file: &FileConfig, args: DemoArgs, json
     if generated {
         generate(&store, &cipher, &args, json).await?;
     } else if !json {
-        eprintln!("using the demo shop already in {} (--fresh generates it again)", dir.display());
+        eprintln!(
+            "using the demo shop already in {} (--fresh generates it again)",
+            dir.display()
+        );
     }
     let seconds = started.elapsed().as_secs_f64();
     let now = Timestamp::now().0;
     let mut keys = Vec::new();
     for (name, scopes) in [
-        ("demo admin (personal data masked)", vec![shopgrowth_api::auth::Scope::Admin]),
-        ("demo admin with pii", vec![shopgrowth_api::auth::Scope::Admin, shopgrowth_api::auth::Scope::Pii]),
+        (
+            "demo admin (personal data masked)",
+            vec![shopgrowth_api::auth::Scope::Admin],
+        ),
+        (
+            "demo admin with pii",
+            vec![
+                shopgrowth_api::auth::Scope::Admin,
+                shopgrowth_api::auth::Scope::Pii,
+            ],
+        ),
     ] {
         let new = shopgrowth_api::auth::generate(name, &scopes, now);
         keys.push(new.plaintext);
@@ -127,7 +150,11 @@ pub async fn run(store_args: &StoreArgs, file: &FileConfig, args: DemoArgs, json
         report.stores,
         report.orders,
         report.events,
-        if generated { format!(" (generated in {seconds:.1}s)") } else { String::new() },
+        if generated {
+            format!(" (generated in {seconds:.1}s)")
+        } else {
+            String::new()
+        },
         report.admin_key,
         report.pii_key,
         report.admin_key,
@@ -145,7 +172,12 @@ pub async fn run(store_args: &StoreArgs, file: &FileConfig, args: DemoArgs, json
     crate::serve::serve_store(store, cipher, file, &args.listen, Some(banner)).await
 }
 
-async fn generate(store: &Store, cipher: &PiiCipher, args: &DemoArgs, json: bool) -> anyhow::Result<()> {
+async fn generate(
+    store: &Store,
+    cipher: &PiiCipher,
+    args: &DemoArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let config = DemoConfig {
         seed: args.seed,
         users: args.users,
@@ -158,7 +190,10 @@ async fn generate(store: &Store, cipher: &PiiCipher, args: &DemoArgs, json: bool
     let (catalogue_tx, catalogue_rx) = tokio::sync::oneshot::channel();
     let producer = tokio::task::spawn_blocking(move || {
         let generator = Generator::new(config);
-        let _ = catalogue_tx.send((generator.catalogue().products.clone(), generator.stores().to_vec()));
+        let _ = catalogue_tx.send((
+            generator.catalogue().products.clone(),
+            generator.stores().to_vec(),
+        ));
         for chunk in generator {
             if tx.blocking_send(chunk).is_err() {
                 break;
@@ -170,7 +205,11 @@ async fn generate(store: &Store, cipher: &PiiCipher, args: &DemoArgs, json: bool
         store.upsert_products(batch.to_vec(), now).await?;
     }
     store.upsert_stores(stores, now).await?;
-    let bar = if !json && std::io::stderr().is_terminal() { ProgressBar::new(args.users as u64) } else { ProgressBar::hidden() };
+    let bar = if !json && std::io::stderr().is_terminal() {
+        ProgressBar::new(args.users as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("generating {bar:30} {pos}/{len} users, {msg} ({eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -178,8 +217,16 @@ async fn generate(store: &Store, cipher: &PiiCipher, args: &DemoArgs, json: bool
     );
     let mut events = 0usize;
     while let Some(chunk) = rx.recv().await {
-        let people = chunk.users.iter().filter(|u| !u.id.as_str().starts_with("card:")).count();
-        let sealed: Vec<SealedUser> = chunk.users.iter().map(|u| SealedUser::seal(u, cipher)).collect();
+        let people = chunk
+            .users
+            .iter()
+            .filter(|u| !u.id.as_str().starts_with("card:"))
+            .count();
+        let sealed: Vec<SealedUser> = chunk
+            .users
+            .iter()
+            .map(|u| SealedUser::seal(u, cipher))
+            .collect();
         store.upsert_users(sealed, now).await?;
         store.insert_orders(chunk.orders, now).await?;
         events += chunk.events.len();

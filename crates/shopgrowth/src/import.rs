@@ -61,25 +61,41 @@ pub struct ImportArgs {
     pub quiet: bool,
 }
 
-pub async fn run(store_args: &StoreArgs, file: &FileConfig, args: ImportArgs, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    args: ImportArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let summary = import(store_args, file, &args, json).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", summary.render());
     }
-    anyhow::ensure!(summary.balances(), "internal error: the import does not account for every row");
+    anyhow::ensure!(
+        summary.balances(),
+        "internal error: the import does not account for every row"
+    );
     Ok(())
 }
 
-pub async fn import(store_args: &StoreArgs, file: &FileConfig, args: &ImportArgs, json: bool) -> anyhow::Result<Summary> {
+pub async fn import(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    args: &ImportArgs,
+    json: bool,
+) -> anyhow::Result<Summary> {
     let format = match args.format {
         FormatName::OnlineRetail => Format::OnlineRetail,
         FormatName::Taobao => Format::Taobao,
         FormatName::Movielens => Format::MovieLens,
         FormatName::Jsonl => Format::JsonLines,
         FormatName::Csv => {
-            let path = args.mapping.as_ref().context("--format csv needs --mapping FILE (see docs/import.md)")?;
+            let path = args
+                .mapping
+                .as_ref()
+                .context("--format csv needs --mapping FILE (see docs/import.md)")?;
             Format::Csv(Mapping::load(path)?)
         }
     };
@@ -91,30 +107,47 @@ pub async fn import(store_args: &StoreArgs, file: &FileConfig, args: &ImportArgs
         (None, FormatName::OnlineRetail) => chrono_tz::Europe::London,
         (None, _) => config::timezone(None, file)?,
     };
-    let channel = Channel::parse(&args.channel)
-        .with_context(|| format!("--channel: {:?} is not web, app, mini_program or store", args.channel))?;
+    let channel = Channel::parse(&args.channel).with_context(|| {
+        format!(
+            "--channel: {:?} is not web, app, mini_program or store",
+            args.channel
+        )
+    })?;
     let default_time = args
         .default_time
         .as_deref()
         .map(Timestamp::parse_rfc3339)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--default-time: {e}"))?;
-    let opts = Options { tz, channel, default_time, now: Timestamp::now() };
+    let opts = Options {
+        tz,
+        channel,
+        default_time,
+        now: Timestamp::now(),
+    };
     let store = config::open_store(store_args, file).await?;
     let started = Instant::now();
     let mut reader = Reader::open(&args.file, &format, opts, args.chunk_rows)?;
     let mut summary = Summary::new(reader.file(), format.name());
     let rejects_path = args.rejects.clone().unwrap_or_else(|| {
-        let name = args.file.file_name().map_or_else(|| "import".into(), |n| n.to_string_lossy().into_owned());
+        let name = args
+            .file
+            .file_name()
+            .map_or_else(|| "import".into(), |n| n.to_string_lossy().into_owned());
         PathBuf::from(format!("{name}.rejects.txt"))
     });
     let mut rejects = std::io::BufWriter::new(
-        std::fs::File::create(&rejects_path).with_context(|| format!("creating {}", rejects_path.display()))?,
+        std::fs::File::create(&rejects_path)
+            .with_context(|| format!("creating {}", rejects_path.display()))?,
     );
 
     let bytes_read = std::sync::Arc::clone(&reader.bytes_read);
     let show_progress = !json && !args.quiet && std::io::stderr().is_terminal();
-    let bar = if show_progress { ProgressBar::new(reader.total_bytes) } else { ProgressBar::hidden() };
+    let bar = if show_progress {
+        ProgressBar::new(reader.total_bytes)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {msg} ({eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -151,9 +184,20 @@ pub async fn import(store_args: &StoreArgs, file: &FileConfig, args: &ImportArgs
             }
         }
         let shape = BatchShape::of(&chunk.batch);
-        let written = store.import_batch(chunk.batch, now).await.context("writing to the store")?;
-        let inserted = |w: &Vec<Written>| w.iter().map(|w| *w == Written::Inserted).collect::<Vec<_>>();
-        summary.add_written(&shape, &inserted(&written.lines), &inserted(&written.events));
+        let written = store
+            .import_batch(chunk.batch, now)
+            .await
+            .context("writing to the store")?;
+        let inserted = |w: &Vec<Written>| {
+            w.iter()
+                .map(|w| *w == Written::Inserted)
+                .collect::<Vec<_>>()
+        };
+        summary.add_written(
+            &shape,
+            &inserted(&written.lines),
+            &inserted(&written.events),
+        );
         bar.set_position(bytes_read.load(Ordering::Relaxed));
         bar.set_message(format!("{} rows", summary.rows));
     }

@@ -15,7 +15,11 @@ use config::{FileConfig, StoreArgs};
 use std::io::IsTerminal;
 
 #[derive(Debug, Parser)]
-#[command(name = "shopgrowth", version, about = "Growth and precision-operations platform for e-commerce")]
+#[command(
+    name = "shopgrowth",
+    version,
+    about = "Growth and precision-operations platform for e-commerce"
+)]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -79,7 +83,9 @@ enum PiiKeyVerb {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOPGROWTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json || !std::io::stderr().is_terminal() {
         builder.json().init();
     } else {
@@ -90,7 +96,10 @@ fn init_logging(json: bool) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.json);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(run(cli))
 }
 
@@ -101,12 +110,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli.store, &file, args, cli.json).await,
         Command::Import(args) => import::run(&cli.store, &file, args, cli.json).await,
         Command::Migrate => {
-            let store = config::open_store(&StoreArgs { no_migrate: false, ..cli.store.clone() }, &file).await?;
+            let store = config::open_store(
+                &StoreArgs {
+                    no_migrate: false,
+                    ..cli.store.clone()
+                },
+                &file,
+            )
+            .await?;
             println!("migrations applied ({})", store.backend());
             Ok(())
         }
         Command::Keys { verb } => keys(&cli.store, &file, verb, cli.json).await,
-        Command::PiiKey { verb: PiiKeyVerb::Generate } => {
+        Command::PiiKey {
+            verb: PiiKeyVerb::Generate,
+        } => {
             println!("{}", shopgrowth_core::pii::PiiCipher::generate_key());
             Ok(())
         }
@@ -114,7 +132,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn keys(args: &StoreArgs, file: &FileConfig, verb: KeysVerb, json: bool) -> anyhow::Result<()> {
+async fn keys(
+    args: &StoreArgs,
+    file: &FileConfig,
+    verb: KeysVerb,
+    json: bool,
+) -> anyhow::Result<()> {
     let store = config::open_store(args, file).await?;
     let now = shopgrowth_core::time::Timestamp::now().0;
     match verb {
@@ -122,18 +145,29 @@ async fn keys(args: &StoreArgs, file: &FileConfig, verb: KeysVerb, json: bool) -
             let parsed = scopes
                 .iter()
                 .map(|s| {
-                    shopgrowth_api::auth::Scope::parse(s.trim())
-                        .with_context(|| format!("--scopes: {s:?} is not one of ingest, read, admin, pii"))
+                    shopgrowth_api::auth::Scope::parse(s.trim()).with_context(|| {
+                        format!("--scopes: {s:?} is not one of ingest, read, admin, pii")
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let new = shopgrowth_api::auth::generate(&name, &parsed, now);
-            let (id, scopes, key) = (new.record.id.clone(), new.record.scopes.clone(), new.plaintext);
+            let (id, scopes, key) = (
+                new.record.id.clone(),
+                new.record.scopes.clone(),
+                new.plaintext,
+            );
             store.create_api_key(new.record).await?;
             if json {
-                println!("{}", serde_json::json!({ "id": id, "name": name, "scopes": scopes, "key": key }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "id": id, "name": name, "scopes": scopes, "key": key })
+                );
             } else {
                 println!("{key}");
-                eprintln!("created key {id} ({name}) with scopes {}; it is shown only once", scopes.join(","));
+                eprintln!(
+                    "created key {id} ({name}) with scopes {}; it is shown only once",
+                    scopes.join(",")
+                );
             }
         }
         KeysVerb::List => {
@@ -142,8 +176,18 @@ async fn keys(args: &StoreArgs, file: &FileConfig, verb: KeysVerb, json: bool) -
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
                 for k in keys {
-                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                    println!("{:<18} {:<8} {:<24} {}", k.id, state, k.scopes.join(","), k.name);
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<18} {:<8} {:<24} {}",
+                        k.id,
+                        state,
+                        k.scopes.join(","),
+                        k.name
+                    );
                 }
             }
         }

@@ -19,7 +19,10 @@ pub struct ServeArgs {
 pub async fn run(store_args: &StoreArgs, file: &FileConfig, args: ServeArgs) -> anyhow::Result<()> {
     let cipher = config::pii_cipher(args.pii_key.as_deref(), file)?;
     let store = config::open_store(store_args, file).await?;
-    let listen = args.listen.or_else(|| file.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = args
+        .listen
+        .or_else(|| file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
     serve_store(store, cipher, file, &listen, None).await
 }
 
@@ -40,7 +43,9 @@ pub async fn serve_store(
     }
     let backend = store.backend();
     let state = AppState::new(Arc::new(store), Arc::new(cipher), api);
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend, "listening");
     println!("shopgrowth listening on http://{addr}  (API under /api/v1, health at /health)");

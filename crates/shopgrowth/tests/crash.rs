@@ -12,7 +12,10 @@ const PII_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn shopgrowth(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_shopgrowth"));
-    c.arg("--data-dir").arg(data).env("SHOPGROWTH_PII_KEY", PII_KEY).env("SHOPGROWTH_LOG", "warn");
+    c.arg("--data-dir")
+        .arg(data)
+        .env("SHOPGROWTH_PII_KEY", PII_KEY)
+        .env("SHOPGROWTH_LOG", "warn");
     c
 }
 
@@ -26,8 +29,13 @@ fn start(data: &Path) -> (Child, String) {
         .unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}"));
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
     (child, url.to_owned())
 }
 
@@ -43,7 +51,15 @@ fn batch(b: usize) -> Value {
 async fn sigkill_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let out = shopgrowth(dir.path())
-        .args(["keys", "create", "--name", "crash", "--scopes", "ingest,read", "--json"])
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "crash",
+            "--scopes",
+            "ingest,read",
+            "--json",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let key: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
@@ -55,12 +71,22 @@ async fn sigkill_loses_no_acknowledged_event() {
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (client, url, key, next) = (client.clone(), url.clone(), key.clone(), std::sync::Arc::clone(&next));
+        let (client, url, key, next) = (
+            client.clone(),
+            url.clone(),
+            key.clone(),
+            std::sync::Arc::clone(&next),
+        );
         clients.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             loop {
                 let b = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let sent = client.post(format!("{url}/api/v1/events/batch")).bearer_auth(&key).json(&batch(b)).send().await;
+                let sent = client
+                    .post(format!("{url}/api/v1/events/batch"))
+                    .bearer_auth(&key)
+                    .json(&batch(b))
+                    .send()
+                    .await;
                 match sent {
                     Ok(r) if r.status().is_success() => acked.push(b),
                     _ => return acked,
@@ -79,7 +105,11 @@ async fn sigkill_loses_no_acknowledged_event() {
         acked.extend(c.await.unwrap_or_default());
     }
     let attempted = next.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(acked.len() >= 40, "only {} batches were acknowledged", acked.len());
+    assert!(
+        acked.len() >= 40,
+        "only {} batches were acknowledged",
+        acked.len()
+    );
 
     // Restart and resend every batch that was attempted: acknowledged ones are all duplicates.
     let (mut server, url) = start(dir.path());
@@ -96,7 +126,10 @@ async fn sigkill_loses_no_acknowledged_event() {
             .await
             .unwrap_or(Value::Null);
         if acked.contains(&b) {
-            assert_eq!(r["inserted"], 0, "batch {b} was acknowledged before the kill but is not fully stored: {r}");
+            assert_eq!(
+                r["inserted"], 0,
+                "batch {b} was acknowledged before the kill but is not fully stored: {r}"
+            );
             duplicates_of_acked += r["duplicates"].as_array().map_or(0, Vec::len);
         }
     }
@@ -117,9 +150,18 @@ async fn sigkill_loses_no_acknowledged_event() {
 
     // And directly in the file: every acknowledged id is there.
     let store = shopgrowth_store::Store::Sqlite(
-        shopgrowth_store::sqlite::SqliteStore::open(&dir.path().join("shopgrowth.db")).unwrap_or_else(|e| panic!("{e}")),
+        shopgrowth_store::sqlite::SqliteStore::open(&dir.path().join("shopgrowth.db"))
+            .unwrap_or_else(|e| panic!("{e}")),
     );
-    let ids: Vec<String> = acked.iter().flat_map(|b| (0..200).map(move |i| format!("k{b}-{i}"))).collect();
-    let present: HashSet<String> = store.events_present(ids.clone()).await.unwrap_or_default().into_iter().collect();
+    let ids: Vec<String> = acked
+        .iter()
+        .flat_map(|b| (0..200).map(move |i| format!("k{b}-{i}")))
+        .collect();
+    let present: HashSet<String> = store
+        .events_present(ids.clone())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     assert_eq!(present.len(), ids.len());
 }

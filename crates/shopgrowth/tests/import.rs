@@ -19,11 +19,17 @@ fn import(data: &Path, file: &Path, rejects: &Path) -> Value {
         .arg(file)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-const SAMPLE: &str = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+const SAMPLE: &str =
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
 536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850,United Kingdom
 536365,71053,WHITE METAL LANTERN,6,2010-12-01 08:26:00,3.39,17850,United Kingdom
 536365,71053,WHITE METAL LANTERN,6,2010-12-01 08:26:00,3.39,17850,United Kingdom
@@ -43,38 +49,85 @@ fn every_row_is_accepted_a_duplicate_or_rejected_with_its_reason() {
     std::fs::write(&csv, SAMPLE).unwrap_or_else(|e| panic!("{e}"));
     let rejects = dir.path().join("rejects.txt");
     let s = import(&dir.path().join("a"), &csv, &rejects);
-    assert_eq!((s["rows"].as_u64(), s["accepted"].as_u64(), s["duplicates"].as_u64(), s["rejected"].as_u64()), (Some(10), Some(4), Some(1), Some(5)), "{s}");
-    assert_eq!(s["rejected_by_reason"], serde_json::json!({"price_zero": 1, "price_negative": 1, "price_sub_minor_unit": 1, "date_invalid": 1, "quantity_negative_on_sale": 1}));
-    assert_eq!(s["returns"], serde_json::json!({"rows": 1, "accepted": 1, "duplicates": 0, "rejected": 0}));
+    assert_eq!(
+        (
+            s["rows"].as_u64(),
+            s["accepted"].as_u64(),
+            s["duplicates"].as_u64(),
+            s["rejected"].as_u64()
+        ),
+        (Some(10), Some(4), Some(1), Some(5)),
+        "{s}"
+    );
+    assert_eq!(
+        s["rejected_by_reason"],
+        serde_json::json!({"price_zero": 1, "price_negative": 1, "price_sub_minor_unit": 1, "date_invalid": 1, "quantity_negative_on_sale": 1})
+    );
+    assert_eq!(
+        s["returns"],
+        serde_json::json!({"rows": 1, "accepted": 1, "duplicates": 0, "rejected": 0})
+    );
     assert_eq!(s["anonymous"]["rows"], 4);
     assert_eq!(s["customers"], 3);
     // The rejects file says file:line:field:reason, one line per problem.
     let listed = std::fs::read_to_string(&rejects).unwrap_or_default();
     let name = csv.display().to_string();
-    assert!(listed.contains(&format!("{name}:6:UnitPrice:0.0 is zero")), "{listed}");
-    assert!(listed.contains(&format!("{name}:10:InvoiceDate:\"01/12/2010 8:26\" is not YYYY-MM-DD HH:MM[:SS]")), "{listed}");
-    assert!(listed.contains(&format!("{name}:11:Quantity:")) && listed.contains(&format!("{name}:11:UnitPrice:")), "{listed}");
+    assert!(
+        listed.contains(&format!("{name}:6:UnitPrice:0.0 is zero")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "{name}:10:InvoiceDate:\"01/12/2010 8:26\" is not YYYY-MM-DD HH:MM[:SS]"
+        )),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("{name}:11:Quantity:"))
+            && listed.contains(&format!("{name}:11:UnitPrice:")),
+        "{listed}"
+    );
     // Importing the same file again changes nothing: every good row is now a duplicate.
     let again = import(&dir.path().join("a"), &csv, &rejects);
-    assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(5)));
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(5))
+    );
     // Gzip is read the same way.
     let gz = dir.path().join("retail.csv.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap_or_else(|e| panic!("{e}")), flate2::Compression::default());
-    enc.write_all(SAMPLE.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap_or_else(|e| panic!("{e}")),
+        flate2::Compression::default(),
+    );
+    enc.write_all(SAMPLE.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
     enc.finish().unwrap_or_else(|e| panic!("{e}"));
     let zipped = import(&dir.path().join("b"), &gz, &rejects);
-    assert_eq!((zipped["accepted"].as_u64(), zipped["rejected"].as_u64()), (Some(4), Some(5)));
+    assert_eq!(
+        (zipped["accepted"].as_u64(), zipped["rejected"].as_u64()),
+        (Some(4), Some(5))
+    );
 }
 
 #[test]
 fn bad_invocations_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = shopgrowth(dir.path()).args(["import", "--format", "csv", "nofile.csv"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = shopgrowth(dir.path())
+        .args(["import", "--format", "csv", "nofile.csv"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format csv needs --mapping FILE"));
-    let out = shopgrowth(dir.path()).args(["import", "--format", "taobao", "missing.csv"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = shopgrowth(dir.path())
+        .args(["import", "--format", "taobao", "missing.csv"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
-    let out = shopgrowth(dir.path()).args(["serve"]).env_remove("SHOPGROWTH_PII_KEY").output().unwrap_or_else(|e| panic!("{e}"));
+    let out = shopgrowth(dir.path())
+        .args(["serve"])
+        .env_remove("SHOPGROWTH_PII_KEY")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHOPGROWTH_PII_KEY"));
 }
@@ -82,9 +135,13 @@ fn bad_invocations_say_what_is_wrong() {
 /// Dataset check on ../shared/data/online_retail (the real 541,909-row file).
 #[test]
 fn shared_online_retail_is_fully_accounted_for() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/online_retail/OnlineRetail.csv.gz");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/online_retail/OnlineRetail.csv.gz");
     if std::fs::metadata(&file).is_err() {
-        eprintln!("dataset check not run: {} is missing (it lives in ../shared beside the repository)", file.display());
+        eprintln!(
+            "dataset check not run: {} is missing (it lives in ../shared beside the repository)",
+            file.display()
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -100,5 +157,9 @@ fn shared_online_retail_is_fully_accounted_for() {
         s["rejected_by_reason"],
         serde_json::json!({"price_negative": 2, "price_sub_minor_unit": 4, "price_zero": 1179, "quantity_negative_on_sale": 1336})
     );
-    assert_eq!(n("duplicates"), 5_263, "exact duplicate lines (5,268 in the file, 5 of them also rejected)");
+    assert_eq!(
+        n("duplicates"),
+        5_263,
+        "exact duplicate lines (5,268 in the file, 5 of them also rejected)"
+    );
 }

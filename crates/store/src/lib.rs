@@ -32,7 +32,10 @@ impl Location {
     pub fn parse(text: &str) -> Result<Self> {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             Ok(Location::Postgres(text.to_owned()))
-        } else if let Some(path) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
+        } else if let Some(path) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
             Ok(Location::Sqlite(PathBuf::from(path)))
         } else if text.contains("://") || text.is_empty() {
             Err(Error::BadLocation(text.to_owned()))
@@ -62,7 +65,9 @@ impl Store {
     pub async fn open(location: &Location) -> Result<Self> {
         Ok(match location {
             Location::Sqlite(path) => Store::Sqlite(sqlite::SqliteStore::open(path)?),
-            Location::Postgres(url) => Store::Postgres(postgres::PgStore::connect(url, None).await?),
+            Location::Postgres(url) => {
+                Store::Postgres(postgres::PgStore::connect(url, None).await?)
+            }
         })
     }
 
@@ -79,7 +84,11 @@ impl Store {
     }
 
     /// Stores new events and reports the ids already stored as duplicates. Durable on return.
-    pub async fn insert_events(&self, events: Vec<Event>, received_at: i64) -> Result<Vec<Written>> {
+    pub async fn insert_events(
+        &self,
+        events: Vec<Event>,
+        received_at: i64,
+    ) -> Result<Vec<Written>> {
         dispatch!(self.insert_events(events, received_at))
     }
 
@@ -102,7 +111,12 @@ impl Store {
     }
 
     /// Applies a refund by atomic conditional writes per line; idempotent by refund id.
-    pub async fn add_refund(&self, order_id: String, refund: Refund, now: i64) -> Result<RefundWritten> {
+    pub async fn add_refund(
+        &self,
+        order_id: String,
+        refund: Refund,
+        now: i64,
+    ) -> Result<RefundWritten> {
         dispatch!(self.add_refund(order_id, refund, now))
     }
 
@@ -112,12 +126,24 @@ impl Store {
     }
 
     /// Records that an anonymous device logged in as `user`; its past events follow the user.
-    pub async fn link_device(&self, device: DeviceId, user: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+    pub async fn link_device(
+        &self,
+        device: DeviceId,
+        user: UserId,
+        reason: String,
+        now: i64,
+    ) -> Result<IdentityLink> {
         dispatch!(self.link_device(device, user, reason, now))
     }
 
     /// Merges user `source` into `target` by hand.
-    pub async fn merge_users(&self, source: UserId, target: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+    pub async fn merge_users(
+        &self,
+        source: UserId,
+        target: UserId,
+        reason: String,
+        now: i64,
+    ) -> Result<IdentityLink> {
         dispatch!(self.merge_users(source, target, reason, now))
     }
 

@@ -29,12 +29,20 @@ impl PgStore {
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
         let mut options = PgConnectOptions::from_str(url)?;
         if let Some(schema) = schema {
-            let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&admin).await?;
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&admin)
+                .await?;
             admin.close().await;
             options = options.options([("search_path", schema)]);
         }
-        let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
         Ok(PgStore { pool })
     }
 
@@ -43,7 +51,11 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn insert_events(&self, events: Vec<Event>, received_at: i64) -> Result<Vec<Written>> {
+    pub async fn insert_events(
+        &self,
+        events: Vec<Event>,
+        received_at: i64,
+    ) -> Result<Vec<Written>> {
         let mut tx = self.pool.begin().await?;
         let out = insert_events(&mut tx, &events, received_at).await?;
         tx.commit().await?;
@@ -60,7 +72,11 @@ impl PgStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            let existed = sqlx::query(USER_EXISTS).bind(&u.id).fetch_optional(&mut *tx).await?.is_some();
+            let existed = sqlx::query(USER_EXISTS)
+                .bind(&u.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
             sqlx::query(UPSERT_USER)
                 .bind(&u.id)
                 .bind(&u.phone_enc)
@@ -80,8 +96,12 @@ impl PgStore {
                 .await?;
             let mut merged_into = None;
             if let Some(hash) = &u.phone_hash {
-                let already =
-                    sqlx::query(ACTIVE_LINK_OF).bind("user").bind(&u.id).fetch_optional(&mut *tx).await?.is_some();
+                let already = sqlx::query(ACTIVE_LINK_OF)
+                    .bind("user")
+                    .bind(&u.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
                 if !already {
                     let other: Option<String> = sqlx::query_scalar(SAME_PHONE_CUSTOMER)
                         .bind(hash)
@@ -89,14 +109,22 @@ impl PgStore {
                         .fetch_optional(&mut *tx)
                         .await?;
                     if let Some(target) = other {
-                        let n = link_if_new(&mut tx, "user", &u.id, &target, "same_phone", now).await?;
+                        let n =
+                            link_if_new(&mut tx, "user", &u.id, &target, "same_phone", now).await?;
                         if n == 1 {
                             merged_into = Some(UserId(target));
                         }
                     }
                 }
             }
-            out.push(UserWritten { written: if existed { Written::Updated } else { Written::Inserted }, merged_into });
+            out.push(UserWritten {
+                written: if existed {
+                    Written::Updated
+                } else {
+                    Written::Inserted
+                },
+                merged_into,
+            });
         }
         tx.commit().await?;
         Ok(out)
@@ -106,9 +134,19 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(products.len());
         for p in &products {
-            let existed = sqlx::query(PRODUCT_EXISTS).bind(p.id.as_str()).fetch_optional(&mut *tx).await?.is_some();
-            bind_product(sqlx::query(UPSERT_PRODUCT), p, now).execute(&mut *tx).await?;
-            out.push(if existed { Written::Updated } else { Written::Inserted });
+            let existed = sqlx::query(PRODUCT_EXISTS)
+                .bind(p.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            bind_product(sqlx::query(UPSERT_PRODUCT), p, now)
+                .execute(&mut *tx)
+                .await?;
+            out.push(if existed {
+                Written::Updated
+            } else {
+                Written::Inserted
+            });
         }
         tx.commit().await?;
         Ok(out)
@@ -118,7 +156,11 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(stores.len());
         for s in &stores {
-            let existed = sqlx::query(STORE_EXISTS).bind(s.id.as_str()).fetch_optional(&mut *tx).await?.is_some();
+            let existed = sqlx::query(STORE_EXISTS)
+                .bind(s.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
             sqlx::query(UPSERT_STORE)
                 .bind(s.id.as_str())
                 .bind(&s.name)
@@ -128,7 +170,11 @@ impl PgStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            out.push(if existed { Written::Updated } else { Written::Inserted });
+            out.push(if existed {
+                Written::Updated
+            } else {
+                Written::Inserted
+            });
         }
         tx.commit().await?;
         Ok(out)
@@ -139,8 +185,16 @@ impl PgStore {
         let mut out = Vec::with_capacity(orders.len());
         for order in &orders {
             let total = order.computed_total().unwrap_or(0);
-            let inserted =
-                insert_order_header(&mut tx, order, total, order.lines.len() as i64, "api", now, false).await?;
+            let inserted = insert_order_header(
+                &mut tx,
+                order,
+                total,
+                order.lines.len() as i64,
+                "api",
+                now,
+                false,
+            )
+            .await?;
             if !inserted {
                 out.push(Written::Duplicate);
                 continue;
@@ -148,28 +202,50 @@ impl PgStore {
             for (i, l) in order.lines.iter().enumerate() {
                 insert_line(&mut tx, order, l, i as i64, None).await?;
             }
-            attach_customer(&mut tx, order.user_id.as_ref(), order.device_id.as_ref(), now).await?;
+            attach_customer(
+                &mut tx,
+                order.user_id.as_ref(),
+                order.device_id.as_ref(),
+                now,
+            )
+            .await?;
             out.push(Written::Inserted);
         }
         tx.commit().await?;
         Ok(out)
     }
 
-    pub async fn add_refund(&self, order_id: String, refund: Refund, now: i64) -> Result<RefundWritten> {
+    pub async fn add_refund(
+        &self,
+        order_id: String,
+        refund: Refund,
+        now: i64,
+    ) -> Result<RefundWritten> {
         let mut tx = self.pool.begin().await?;
         // Refunds of one order serialise on the order row, so a reused refund id is seen.
         let locked = sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
             .bind(&order_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let seen: Option<String> = sqlx::query_scalar(REFUND_ORDER_OF).bind(&refund.id).fetch_optional(&mut *tx).await?;
+        let seen: Option<String> = sqlx::query_scalar(REFUND_ORDER_OF)
+            .bind(&refund.id)
+            .fetch_optional(&mut *tx)
+            .await?;
         match seen {
             Some(o) if o == order_id => return Ok(RefundWritten::Duplicate),
-            Some(o) => return Err(Error::RefundIdReused { refund_id: refund.id.clone(), order_id: o }),
+            Some(o) => {
+                return Err(Error::RefundIdReused {
+                    refund_id: refund.id.clone(),
+                    order_id: o,
+                })
+            }
             None => {}
         }
         if locked.is_none() {
-            return Err(Error::NotFound { entity: "order", id: order_id });
+            return Err(Error::NotFound {
+                entity: "order",
+                id: order_id,
+            });
         }
         for line in &refund.lines {
             let n = sqlx::query(REFUND_LINE)
@@ -181,12 +257,21 @@ impl PgStore {
                 .await?
                 .rows_affected();
             if n == 0 {
-                let exists =
-                    sqlx::query(LINE_EXISTS).bind(&order_id).bind(line.line_no).fetch_optional(&mut *tx).await?.is_some();
+                let exists = sqlx::query(LINE_EXISTS)
+                    .bind(&order_id)
+                    .bind(line.line_no)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
                 return Err(if exists {
-                    Error::RefundExceedsLine { line_no: line.line_no }
+                    Error::RefundExceedsLine {
+                        line_no: line.line_no,
+                    }
                 } else {
-                    Error::NoSuchLine { order_id: order_id.clone(), line_no: line.line_no }
+                    Error::NoSuchLine {
+                        order_id: order_id.clone(),
+                        line_no: line.line_no,
+                    }
                 });
             }
         }
@@ -202,9 +287,16 @@ impl PgStore {
             .await?
             .rows_affected();
         if n == 0 {
-            return Err(Error::Conflict(format!("refund {:?} was written concurrently", refund.id)));
+            return Err(Error::Conflict(format!(
+                "refund {:?} was written concurrently",
+                refund.id
+            )));
         }
-        sqlx::query(ADD_ORDER_REFUNDED).bind(&order_id).bind(refund.amount()).execute(&mut *tx).await?;
+        sqlx::query(ADD_ORDER_REFUNDED)
+            .bind(&order_id)
+            .bind(refund.amount())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(RefundWritten::Applied)
     }
@@ -212,16 +304,27 @@ impl PgStore {
     pub async fn import_batch(&self, batch: ImportBatch, now: i64) -> Result<ImportWritten> {
         let mut tx = self.pool.begin().await?;
         for u in &batch.users {
-            sqlx::query(INSERT_BARE_USER).bind(u).bind(now).execute(&mut *tx).await?;
+            sqlx::query(INSERT_BARE_USER)
+                .bind(u)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         for p in &batch.products {
-            bind_product(sqlx::query(INSERT_PRODUCT_IF_ABSENT), p, now).execute(&mut *tx).await?;
+            bind_product(sqlx::query(INSERT_PRODUCT_IF_ABSENT), p, now)
+                .execute(&mut *tx)
+                .await?;
         }
         let mut lines_out = Vec::new();
         for imported in &batch.orders {
             let order = &imported.order;
             let (mut total, mut count) = (0i64, 0i64);
-            for ((l, line_no), source_line) in order.lines.iter().zip(&imported.line_nos).zip(&imported.source_lines) {
+            for ((l, line_no), source_line) in order
+                .lines
+                .iter()
+                .zip(&imported.line_nos)
+                .zip(&imported.source_lines)
+            {
                 if insert_line(&mut tx, order, l, *line_no, Some(*source_line)).await? {
                     total += l.amount().unwrap_or(0);
                     count += 1;
@@ -236,28 +339,69 @@ impl PgStore {
         }
         let events_out = insert_events(&mut tx, &batch.events, now).await?;
         tx.commit().await?;
-        Ok(ImportWritten { lines: lines_out, events: events_out })
+        Ok(ImportWritten {
+            lines: lines_out,
+            events: events_out,
+        })
     }
 
-    pub async fn link_device(&self, device: DeviceId, user: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+    pub async fn link_device(
+        &self,
+        device: DeviceId,
+        user: UserId,
+        reason: String,
+        now: i64,
+    ) -> Result<IdentityLink> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(INSERT_BARE_USER).bind(user.as_str()).bind(now).execute(&mut *tx).await?;
-        link_if_new(&mut tx, "device", device.as_str(), user.as_str(), &reason, now).await?;
+        sqlx::query(INSERT_BARE_USER)
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        link_if_new(
+            &mut tx,
+            "device",
+            device.as_str(),
+            user.as_str(),
+            &reason,
+            now,
+        )
+        .await?;
         let link = active_link(&mut tx, LinkKind::Device, device.as_str()).await?;
         tx.commit().await?;
-        link.ok_or_else(|| Error::Conflict(format!("device {device} was unlinked from {user} by hand")))
+        link.ok_or_else(|| {
+            Error::Conflict(format!("device {device} was unlinked from {user} by hand"))
+        })
     }
 
-    pub async fn merge_users(&self, source: UserId, target: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+    pub async fn merge_users(
+        &self,
+        source: UserId,
+        target: UserId,
+        reason: String,
+        now: i64,
+    ) -> Result<IdentityLink> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("LOCK TABLE identity_links IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        sqlx::query("LOCK TABLE identity_links IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
         for id in [&source, &target] {
-            if sqlx::query(USER_EXISTS).bind(id.as_str()).fetch_optional(&mut *tx).await?.is_none() {
-                return Err(Error::NotFound { entity: "user", id: id.0.clone() });
+            if sqlx::query(USER_EXISTS)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none()
+            {
+                return Err(Error::NotFound {
+                    entity: "user",
+                    id: id.0.clone(),
+                });
             }
         }
         if canonical_of(&mut tx, target.as_str()).await? == source.as_str() {
-            return Err(Error::Conflict(format!("{target} is already merged into {source}")));
+            return Err(Error::Conflict(format!(
+                "{target} is already merged into {source}"
+            )));
         }
         if let Some(existing) = active_link(&mut tx, LinkKind::User, source.as_str()).await? {
             return Err(Error::Conflict(format!(
@@ -281,18 +425,30 @@ impl PgStore {
 
     pub async fn undo_link(&self, link_id: i64, now: i64) -> Result<IdentityLink> {
         let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(UNDO_LINK).bind(link_id).bind(now).execute(&mut *tx).await?.rows_affected();
-        let row = sqlx::query(&format!("SELECT {LINK_COLUMNS} FROM identity_links WHERE id = $1"))
+        let changed = sqlx::query(UNDO_LINK)
             .bind(link_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let row = sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM identity_links WHERE id = $1"
+        ))
+        .bind(link_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         let link = row
             .map(|r| link_row(&r))
             .transpose()?
-            .ok_or_else(|| Error::NotFound { entity: "identity link", id: link_id.to_string() })?;
+            .ok_or_else(|| Error::NotFound {
+                entity: "identity link",
+                id: link_id.to_string(),
+            })?;
         if changed == 0 {
-            return Err(Error::Conflict(format!("identity link {link_id} was already undone")));
+            return Err(Error::Conflict(format!(
+                "identity link {link_id} was already undone"
+            )));
         }
         Ok(link)
     }
@@ -306,19 +462,27 @@ impl PgStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let canonical = user_row(&row)?.into_record()?;
-        let sources = "SELECT source_id FROM identity_links WHERE kind = $1 AND target_user_id = $2 \
+        let sources =
+            "SELECT source_id FROM identity_links WHERE kind = $1 AND target_user_id = $2 \
                        AND undone_at IS NULL ORDER BY id";
         let mut member_ids = vec![canonical_id];
         let mut i = 0;
         while i < member_ids.len() && member_ids.len() < 10_000 {
-            let found: Vec<String> =
-                sqlx::query_scalar(sources).bind("user").bind(&member_ids[i]).fetch_all(&mut *tx).await?;
+            let found: Vec<String> = sqlx::query_scalar(sources)
+                .bind("user")
+                .bind(&member_ids[i])
+                .fetch_all(&mut *tx)
+                .await?;
             member_ids.extend(found);
             i += 1;
         }
         let mut device_ids = Vec::new();
         for m in &member_ids {
-            let found: Vec<String> = sqlx::query_scalar(sources).bind("device").bind(m).fetch_all(&mut *tx).await?;
+            let found: Vec<String> = sqlx::query_scalar(sources)
+                .bind("device")
+                .bind(m)
+                .fetch_all(&mut *tx)
+                .await?;
             device_ids.extend(found.into_iter().map(DeviceId));
         }
         tx.commit().await?;
@@ -388,7 +552,12 @@ impl PgStore {
     }
 
     pub async fn erase_personal_data(&self, user_id: UserId, now: i64) -> Result<bool> {
-        let n = sqlx::query(ERASE_USER).bind(user_id.as_str()).bind(now).execute(&self.pool).await?.rows_affected();
+        let n = sqlx::query(ERASE_USER)
+            .bind(user_id.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -405,22 +574,32 @@ impl PgStore {
     }
 
     pub async fn api_key(&self, id: String) -> Result<Option<ApiKeyRecord>> {
-        let row = sqlx::query(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"))
-            .bind(&id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| api_key_row(&r)).transpose()
     }
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(api_key_row).collect()
     }
 
     pub async fn revoke_api_key(&self, id: String, now: i64) -> Result<bool> {
-        Ok(sqlx::query(REVOKE_API_KEY).bind(&id).bind(now).execute(&self.pool).await?.rows_affected() == 1)
+        Ok(sqlx::query(REVOKE_API_KEY)
+            .bind(&id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
     }
 
     pub async fn counts(&self) -> Result<Counts> {
@@ -436,7 +615,12 @@ impl PgStore {
     }
 
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)").bind(&ids).fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -449,7 +633,10 @@ async fn insert_events(tx: &mut Tx, events: &[Event], received_at: i64) -> Resul
     let ids: Vec<String> = events.iter().map(|e| e.id.0.clone()).collect();
     let kinds: Vec<String> = events.iter().map(|e| e.kind.as_str().to_owned()).collect();
     let times: Vec<i64> = events.iter().map(|e| e.time.0).collect();
-    let channels: Vec<String> = events.iter().map(|e| e.channel.as_str().to_owned()).collect();
+    let channels: Vec<String> = events
+        .iter()
+        .map(|e| e.channel.as_str().to_owned())
+        .collect();
     let ratings: Vec<Option<i16>> = events.iter().map(|e| e.rating.map(i16::from)).collect();
     let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO events (id, type, time, user_id, device_id, channel, sku_id, store_id, order_id, query, text, \
@@ -493,9 +680,18 @@ async fn insert_events(tx: &mut Tx, events: &[Event], received_at: i64) -> Resul
     Ok(out)
 }
 
-async fn attach_customer(tx: &mut Tx, user: Option<&UserId>, device: Option<&DeviceId>, now: i64) -> Result<()> {
+async fn attach_customer(
+    tx: &mut Tx,
+    user: Option<&UserId>,
+    device: Option<&DeviceId>,
+    now: i64,
+) -> Result<()> {
     if let Some(user) = user {
-        sqlx::query(INSERT_BARE_USER).bind(user.as_str()).bind(now).execute(&mut **tx).await?;
+        sqlx::query(INSERT_BARE_USER)
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
         if let Some(device) = device {
             link_if_new(tx, "device", device.as_str(), user.as_str(), "login", now).await?;
         }
@@ -503,7 +699,14 @@ async fn attach_customer(tx: &mut Tx, user: Option<&UserId>, device: Option<&Dev
     Ok(())
 }
 
-async fn link_if_new(tx: &mut Tx, kind: &str, source: &str, target: &str, reason: &str, now: i64) -> Result<u64> {
+async fn link_if_new(
+    tx: &mut Tx,
+    kind: &str,
+    source: &str,
+    target: &str,
+    reason: &str,
+    now: i64,
+) -> Result<u64> {
     Ok(sqlx::query(LINK_IF_NEW)
         .bind(kind)
         .bind(source)
@@ -524,7 +727,11 @@ async fn insert_order_header(
     now: i64,
     accumulate: bool,
 ) -> Result<bool> {
-    let sql = if accumulate { UPSERT_IMPORTED_ORDER } else { INSERT_ORDER };
+    let sql = if accumulate {
+        UPSERT_IMPORTED_ORDER
+    } else {
+        INSERT_ORDER
+    };
     let n = sqlx::query(sql)
         .bind(order.id.as_str())
         .bind(order.kind.as_str())
@@ -549,7 +756,13 @@ async fn insert_order_header(
     Ok(n == 1)
 }
 
-async fn insert_line(tx: &mut Tx, order: &Order, l: &OrderLine, line_no: i64, source_line: Option<i64>) -> Result<bool> {
+async fn insert_line(
+    tx: &mut Tx,
+    order: &Order,
+    l: &OrderLine,
+    line_no: i64,
+    source_line: Option<i64>,
+) -> Result<bool> {
     let n = sqlx::query(INSERT_ORDER_LINE)
         .bind(order.id.as_str())
         .bind(line_no)
@@ -594,8 +807,11 @@ fn ids_of(customer: &Customer) -> (Vec<String>, Vec<String>) {
 async fn canonical_of(tx: &mut Tx, user_id: &str) -> Result<String> {
     let mut current = user_id.to_owned();
     for _ in 0..32 {
-        let next: Option<String> =
-            sqlx::query_scalar(ACTIVE_LINK_OF).bind("user").bind(&current).fetch_optional(&mut **tx).await?;
+        let next: Option<String> = sqlx::query_scalar(ACTIVE_LINK_OF)
+            .bind("user")
+            .bind(&current)
+            .fetch_optional(&mut **tx)
+            .await?;
         match next {
             Some(next) if next != current => current = next,
             _ => break,
@@ -617,7 +833,15 @@ async fn active_link(tx: &mut Tx, kind: LinkKind, source: &str) -> Result<Option
 
 fn link_row(r: &PgRow) -> Result<IdentityLink> {
     let kind: String = r.try_get(1)?;
-    link_from(r.try_get(0)?, &kind, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)
+    link_from(
+        r.try_get(0)?,
+        &kind,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        r.try_get(5)?,
+        r.try_get(6)?,
+    )
 }
 
 fn user_row(r: &PgRow) -> Result<UserRow> {

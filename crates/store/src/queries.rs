@@ -4,16 +4,20 @@
 
 use crate::error::{Error, Result};
 use crate::records::{parse_json_map, IdentityLink, LinkKind, SealedUser, UserRecord};
-use shopgrowth_core::model::{Channel, CityTier, Event, EventType, Gender, Order, OrderKind, OrderLine, OrderStatus};
+use shopgrowth_core::model::{
+    Channel, CityTier, Event, EventType, Gender, Order, OrderKind, OrderLine, OrderStatus,
+};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::Currency;
 
-pub const INSERT_EVENT: &str = "INSERT INTO events (id, type, time, user_id, device_id, channel, sku_id, store_id, \
+pub const INSERT_EVENT: &str =
+    "INSERT INTO events (id, type, time, user_id, device_id, channel, sku_id, store_id, \
      order_id, query, text, rating, properties, received_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING";
 
 /// Links a device to a user unless it is linked already, or this exact link was undone by hand.
-pub const LINK_IF_NEW: &str = "INSERT INTO identity_links (kind, source_id, target_user_id, reason, created_at) \
+pub const LINK_IF_NEW: &str =
+    "INSERT INTO identity_links (kind, source_id, target_user_id, reason, created_at) \
      SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM identity_links \
        WHERE kind = $1 AND source_id = $2 AND (undone_at IS NULL OR target_user_id = $3)) \
      ON CONFLICT DO NOTHING";
@@ -43,7 +47,8 @@ pub const INSERT_BARE_USER: &str =
     "INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING";
 
 /// The oldest other customer (not itself merged away) with the same phone.
-pub const SAME_PHONE_CUSTOMER: &str = "SELECT u.id FROM users u WHERE u.phone_hash = $1 AND u.id <> $2 \
+pub const SAME_PHONE_CUSTOMER: &str =
+    "SELECT u.id FROM users u WHERE u.phone_hash = $1 AND u.id <> $2 \
      AND u.erased_at IS NULL AND NOT EXISTS (SELECT 1 FROM identity_links l \
        WHERE l.kind = 'user' AND l.source_id = u.id AND l.undone_at IS NULL) \
      ORDER BY u.created_at, u.id LIMIT 1";
@@ -82,7 +87,8 @@ pub const UPSERT_IMPORTED_ORDER: &str = "INSERT INTO orders (id, kind, status, u
 pub const INSERT_ORDER_LINE: &str = "INSERT INTO order_lines (order_id, line_no, sku_id, title, quantity, unit_price, \
      discount, amount, source_line) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
 
-pub const INSERT_REFUND: &str = "INSERT INTO refunds (id, order_id, amount, lines, reason, refunded_at, created_at) \
+pub const INSERT_REFUND: &str =
+    "INSERT INTO refunds (id, order_id, amount, lines, reason, refunded_at, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
 
 pub const REFUND_ORDER_OF: &str = "SELECT order_id FROM refunds WHERE id = $1";
@@ -96,11 +102,13 @@ pub const REFUND_LINE: &str = "UPDATE order_lines SET refunded_quantity = refund
 
 pub const LINE_EXISTS: &str = "SELECT 1 FROM order_lines WHERE order_id = $1 AND line_no = $2";
 
-pub const ADD_ORDER_REFUNDED: &str = "UPDATE orders SET refunded_amount = refunded_amount + $2 WHERE id = $1";
+pub const ADD_ORDER_REFUNDED: &str =
+    "UPDATE orders SET refunded_amount = refunded_amount + $2 WHERE id = $1";
 
 pub const ORDER_EXISTS: &str = "SELECT 1 FROM orders WHERE id = $1";
 
-pub const USER_COLUMNS: &str = "id, phone_enc, phone_hash, email_enc, email_hash, name_enc, gender, birthday, city, \
+pub const USER_COLUMNS: &str =
+    "id, phone_enc, phone_hash, email_enc, email_hash, name_enc, gender, birthday, city, \
      city_tier, registration_channel, registered_at, attributes, created_at, updated_at, erased_at";
 
 pub const ACTIVE_LINK_OF: &str =
@@ -108,15 +116,18 @@ pub const ACTIVE_LINK_OF: &str =
 
 pub const LINK_COLUMNS: &str = "id, kind, source_id, target_user_id, reason, created_at, undone_at";
 
-pub const UNDO_LINK: &str = "UPDATE identity_links SET undone_at = $2 WHERE id = $1 AND undone_at IS NULL";
+pub const UNDO_LINK: &str =
+    "UPDATE identity_links SET undone_at = $2 WHERE id = $1 AND undone_at IS NULL";
 
 pub const EVENT_COLUMNS: &str =
     "id, type, time, user_id, device_id, channel, sku_id, store_id, order_id, query, text, rating, properties, received_at";
 
-pub const ORDER_COLUMNS: &str = "id, kind, status, user_id, device_id, store_id, channel, currency, placed_at, \
+pub const ORDER_COLUMNS: &str =
+    "id, kind, status, user_id, device_id, store_id, channel, currency, placed_at, \
      shipping_fee, total, coupon_codes, original_order_id, refunded_amount, source";
 
-pub const LINES_OF_ORDER: &str = "SELECT sku_id, quantity, unit_price, discount, title FROM order_lines \
+pub const LINES_OF_ORDER: &str =
+    "SELECT sku_id, quantity, unit_price, discount, title FROM order_lines \
      WHERE order_id = $1 ORDER BY COALESCE(source_line, line_no), line_no";
 
 pub const ERASE_USER: &str = "UPDATE users SET phone_enc = NULL, phone_hash = NULL, email_enc = NULL, \
@@ -128,7 +139,8 @@ pub const INSERT_API_KEY: &str =
 
 pub const API_KEY_COLUMNS: &str = "id, name, secret_hash, scopes, created_at, revoked_at";
 
-pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+pub const REVOKE_API_KEY: &str =
+    "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
 pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM products), \
      (SELECT COUNT(*) FROM stores), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), \
@@ -136,7 +148,10 @@ pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) 
 
 /// Placeholders `$1..$n` for an `IN (...)` list starting at `$first`.
 pub fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn corrupt(what: &str, value: &str) -> Error {
@@ -214,7 +229,8 @@ impl OrderRow {
     pub fn into_order(self, lines: Vec<OrderLine>) -> Result<crate::records::StoredOrder> {
         let order = Order {
             kind: OrderKind::parse(&self.kind).ok_or_else(|| corrupt("order kind", &self.kind))?,
-            status: OrderStatus::parse(&self.status).ok_or_else(|| corrupt("order status", &self.status))?,
+            status: OrderStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("order status", &self.status))?,
             channel: parse_channel(&self.channel)?,
             currency: Currency::parse(&self.currency).map_err(|e| Error::Corrupt(e.to_string()))?,
             id: self.id.into(),
@@ -228,7 +244,11 @@ impl OrderRow {
             original_order_id: self.original_order_id.map(Into::into),
             total: Some(self.total),
         };
-        Ok(crate::records::StoredOrder { order, refunded_amount: self.refunded_amount, source: self.source })
+        Ok(crate::records::StoredOrder {
+            order,
+            refunded_amount: self.refunded_amount,
+            source: self.source,
+        })
     }
 }
 
@@ -255,7 +275,11 @@ pub struct UserRow {
 impl UserRow {
     pub fn into_record(self) -> Result<UserRecord> {
         let sealed = SealedUser {
-            gender: self.gender.as_deref().map(|g| Gender::parse(g).ok_or_else(|| corrupt("gender", g))).transpose()?,
+            gender: self
+                .gender
+                .as_deref()
+                .map(|g| Gender::parse(g).ok_or_else(|| corrupt("gender", g)))
+                .transpose()?,
             birthday: self
                 .birthday
                 .as_deref()
@@ -266,7 +290,11 @@ impl UserRow {
                 .as_deref()
                 .map(|t| CityTier::parse(t).ok_or_else(|| corrupt("city tier", t)))
                 .transpose()?,
-            registration_channel: self.registration_channel.as_deref().map(parse_channel).transpose()?,
+            registration_channel: self
+                .registration_channel
+                .as_deref()
+                .map(parse_channel)
+                .transpose()?,
             id: self.id,
             phone_enc: self.phone_enc,
             phone_hash: self.phone_hash,
@@ -277,7 +305,12 @@ impl UserRow {
             registered_at: self.registered_at,
             attributes: parse_json_map(Some(&self.attributes)),
         };
-        Ok(UserRecord { sealed, created_at: self.created_at, updated_at: self.updated_at, erased_at: self.erased_at })
+        Ok(UserRecord {
+            sealed,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            erased_at: self.erased_at,
+        })
     }
 }
 
@@ -302,5 +335,8 @@ pub fn link_from(
 }
 
 pub fn scopes_from(text: &str) -> Vec<String> {
-    text.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

@@ -5,8 +5,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use shopgrowth_core::ids::{DeviceId, UserId};
-pub use shopgrowth_core::model::{ImportBatch, ImportedOrder};
 use shopgrowth_core::model::{Channel, CityTier, Event, Gender, Order, User};
+pub use shopgrowth_core::model::{ImportBatch, ImportedOrder};
 use shopgrowth_core::pii::{normalise_email, normalise_phone, PiiCipher, PiiKind};
 
 /// What a write did to one item.
@@ -42,15 +42,28 @@ impl SealedUser {
     /// Normalises and encrypts a validated user's personal data. Fields that fail normalisation
     /// are left out (validation reports them before this is called).
     pub fn seal(user: &User, cipher: &PiiCipher) -> Self {
-        let phone = user.phone.as_ref().and_then(|p| normalise_phone(p.expose()).ok());
-        let email = user.email.as_ref().and_then(|e| normalise_email(e.expose()).ok());
+        let phone = user
+            .phone
+            .as_ref()
+            .and_then(|p| normalise_phone(p.expose()).ok());
+        let email = user
+            .email
+            .as_ref()
+            .and_then(|e| normalise_email(e.expose()).ok());
         SealedUser {
             id: user.id.0.clone(),
             phone_enc: phone.as_deref().map(|p| cipher.encrypt(p)),
-            phone_hash: phone.as_deref().map(|p| cipher.lookup_hash(PiiKind::Phone, p)),
+            phone_hash: phone
+                .as_deref()
+                .map(|p| cipher.lookup_hash(PiiKind::Phone, p)),
             email_enc: email.as_deref().map(|e| cipher.encrypt(e)),
-            email_hash: email.as_deref().map(|e| cipher.lookup_hash(PiiKind::Email, e)),
-            name_enc: user.name.as_ref().map(|n| cipher.encrypt(n.expose().trim())),
+            email_hash: email
+                .as_deref()
+                .map(|e| cipher.lookup_hash(PiiKind::Email, e)),
+            name_enc: user
+                .name
+                .as_ref()
+                .map(|n| cipher.encrypt(n.expose().trim())),
             gender: user.gender,
             birthday: user.birthday,
             city: user.city.clone(),
@@ -63,7 +76,10 @@ impl SealedUser {
 
     /// A user known only by id (an order's customer seen in an import).
     pub fn bare(id: &str) -> Self {
-        SealedUser { id: id.to_owned(), ..Default::default() }
+        SealedUser {
+            id: id.to_owned(),
+            ..Default::default()
+        }
     }
 }
 

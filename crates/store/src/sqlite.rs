@@ -19,13 +19,48 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+/// A write for the writer thread. An `isolated` job runs in its own savepoint, so its failure
+/// undoes only itself; other jobs fail only on IO errors, and then the whole group is rolled back
+/// (each caller is told, and may retry: every write is idempotent). Skipping the savepoint saves
+/// copying each page it touches into the statement journal.
+struct Job {
+    run: Box<dyn FnOnce(&mut Writer) -> (bool, Finish) + Send>,
+    isolated: bool,
+}
+
+/// What the writer thread owns: the write connection, and what it already wrote in this process
+/// (users and device links), so repeated ids skip a statement. The sets are cleared whenever a
+/// job or a commit fails, since they might then describe rows that were rolled back.
+pub(crate) struct Writer {
+    conn: Connection,
+    known_users: std::collections::HashSet<String>,
+    known_links: std::collections::HashSet<(String, String)>,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Past this many remembered ids the sets start over, bounding memory.
+const MAX_KNOWN: usize = 1_000_000;
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Most requests committed together; bounds the latency a large group adds.
 const MAX_GROUP: usize = 256;
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+/// How long the writer waits for more requests to join a group before committing it.
+const GROUP_LINGER: std::time::Duration = std::time::Duration::from_millis(3);
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+)];
 
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
@@ -35,7 +70,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -43,6 +80,14 @@ impl std::fmt::Debug for SqliteStore {
 fn lite(sql: &str) -> String {
     sql.replace('$', "?")
 }
+
+// The statements run once per event, rewritten once.
+static INSERT_EVENT_LITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lite(INSERT_EVENT));
+static INSERT_BARE_USER_LITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lite(INSERT_BARE_USER));
+static LINK_IF_NEW_LITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lite(LINK_IF_NEW));
 
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
@@ -61,10 +106,31 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let writer = open_connection(path)?;
+        let conn = open_connection(path)?;
+        // A background thread backfills the WAL continuously (PASSIVE, never blocking the writer).
+        // It cannot finish while writes keep coming, so the writer itself checkpoints once the WAL
+        // passes 8192 pages: by then almost everything is backfilled, the rest is quick, and the
+        // WAL starts over instead of growing without bound.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 8192; PRAGMA cache_size = -262144;")?;
+        let writer = Writer {
+            conn,
+            known_users: Default::default(),
+            known_links: Default::default(),
+        };
         let (tx, rx) = mpsc::channel::<Job>(1024);
-        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || run_writer(writer, rx))?;
-        Ok(SqliteStore { jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), path: path.to_owned() })
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run_writer(writer, rx))?;
+        let checkpointer = open_connection(path)?;
+        let alive = tx.downgrade();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || run_checkpointer(checkpointer, alive))?;
+        Ok(SqliteStore {
+            jobs: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -75,17 +141,38 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.submit(true, move |w| f(w)).await
+    }
+
+    /// A write that fails only on IO errors and may use the writer's memory of known ids.
+    async fn write_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.submit(false, f).await
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
+        isolated: bool,
+        f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| match f(conn) {
-            Ok(value) => (
-                true,
-                Box::new(move |commit: Result<(), String>| {
-                    let _ = tx.send(commit.map(|()| value).map_err(Error::CommitFailed));
-                }),
-            ),
-            Err(e) => (false, Box::new(move |_| drop(tx.send(Err(e))))),
+        let run = Box::new(move |writer: &mut Writer| -> (bool, Finish) {
+            match f(writer) {
+                Ok(value) => (
+                    true,
+                    Box::new(move |commit: Result<(), String>| {
+                        let _ = tx.send(commit.map(|()| value).map_err(Error::CommitFailed));
+                    }),
+                ),
+                Err(e) => (false, Box::new(move |_| drop(tx.send(Err(e))))),
+            }
         });
-        self.jobs.send(job).await.map_err(|_| Error::WriterGone)?;
+        self.jobs
+            .send(Job { run, isolated })
+            .await
+            .map_err(|_| Error::WriterGone)?;
         rx.await.map_err(|_| Error::WriterGone)?
     }
 
@@ -141,8 +228,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_events(&self, events: Vec<Event>, received_at: i64) -> Result<Vec<Written>> {
-        self.write(move |conn| insert_events(conn, &events, received_at)).await
+    pub async fn insert_events(
+        &self,
+        events: Vec<Event>,
+        received_at: i64,
+    ) -> Result<Vec<Written>> {
+        self.write_with(move |w| insert_events(w, &events, received_at))
+            .await
     }
 
     pub async fn upsert_users(&self, users: Vec<SealedUser>, now: i64) -> Result<Vec<UserWritten>> {
@@ -174,8 +266,13 @@ impl SqliteStore {
                 let mut merged_into = None;
                 if let Some(hash) = &u.phone_hash {
                     let already: bool = active.exists(params!["user", u.id])?;
-                    let other: Option<String> =
-                        if already { None } else { same_phone.query_row(params![hash, u.id], |r| r.get(0)).optional()? };
+                    let other: Option<String> = if already {
+                        None
+                    } else {
+                        same_phone
+                            .query_row(params![hash, u.id], |r| r.get(0))
+                            .optional()?
+                    };
                     if let Some(target) = other {
                         if link.execute(params!["user", u.id, target, "same_phone", now])? == 1 {
                             merged_into = Some(UserId(target));
@@ -183,7 +280,11 @@ impl SqliteStore {
                     }
                 }
                 out.push(UserWritten {
-                    written: if existed { Written::Updated } else { Written::Inserted },
+                    written: if existed {
+                        Written::Updated
+                    } else {
+                        Written::Inserted
+                    },
                     merged_into,
                 });
             }
@@ -200,7 +301,11 @@ impl SqliteStore {
             for p in &products {
                 let existed = exists.exists([p.id.as_str()])?;
                 upsert.execute(params_from_iter(product_params(p, now)))?;
-                out.push(if existed { Written::Updated } else { Written::Inserted });
+                out.push(if existed {
+                    Written::Updated
+                } else {
+                    Written::Inserted
+                });
             }
             Ok(out)
         })
@@ -222,7 +327,11 @@ impl SqliteStore {
                     s.address,
                     now
                 ])?;
-                out.push(if existed { Written::Updated } else { Written::Inserted });
+                out.push(if existed {
+                    Written::Updated
+                } else {
+                    Written::Inserted
+                });
             }
             Ok(out)
         })
@@ -230,16 +339,24 @@ impl SqliteStore {
     }
 
     pub async fn insert_orders(&self, orders: Vec<Order>, now: i64) -> Result<Vec<Written>> {
-        self.write(move |conn| {
+        self.write_with(move |w| {
             let mut out = Vec::with_capacity(orders.len());
             for order in &orders {
                 let total = order.computed_total().unwrap_or(0);
-                let inserted = insert_order_header(conn, order, total, order.lines.len() as i64, "api", now, false)?;
+                let inserted = insert_order_header(
+                    w,
+                    order,
+                    total,
+                    order.lines.len() as i64,
+                    "api",
+                    now,
+                    false,
+                )?;
                 if !inserted {
                     out.push(Written::Duplicate);
                     continue;
                 }
-                let mut line = conn.prepare_cached(&lite(INSERT_ORDER_LINE))?;
+                let mut line = w.conn.prepare_cached(&lite(INSERT_ORDER_LINE))?;
                 for (i, l) in order.lines.iter().enumerate() {
                     line.execute(params![
                         order.id.as_str(),
@@ -253,7 +370,8 @@ impl SqliteStore {
                         Option::<i64>::None
                     ])?;
                 }
-                attach_customer(conn, order.user_id.as_ref(), order.device_id.as_ref(), now)?;
+                drop(line);
+                attach_customer(w, order.user_id.as_ref(), order.device_id.as_ref(), now)?;
                 out.push(Written::Inserted);
             }
             Ok(out)
@@ -261,42 +379,79 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn add_refund(&self, order_id: String, refund: Refund, now: i64) -> Result<RefundWritten> {
+    pub async fn add_refund(
+        &self,
+        order_id: String,
+        refund: Refund,
+        now: i64,
+    ) -> Result<RefundWritten> {
         self.write(move |conn| {
-            let seen: Option<String> =
-                conn.query_row(&lite(REFUND_ORDER_OF), [&refund.id], |r| r.get(0)).optional()?;
+            let seen: Option<String> = conn
+                .query_row(&lite(REFUND_ORDER_OF), [&refund.id], |r| r.get(0))
+                .optional()?;
             match seen {
                 Some(o) if o == order_id => return Ok(RefundWritten::Duplicate),
-                Some(o) => return Err(Error::RefundIdReused { refund_id: refund.id.clone(), order_id: o }),
+                Some(o) => {
+                    return Err(Error::RefundIdReused {
+                        refund_id: refund.id.clone(),
+                        order_id: o,
+                    })
+                }
                 None => {}
             }
-            if !conn.prepare_cached(&lite(ORDER_EXISTS))?.exists([&order_id])? {
-                return Err(Error::NotFound { entity: "order", id: order_id });
+            if !conn
+                .prepare_cached(&lite(ORDER_EXISTS))?
+                .exists([&order_id])?
+            {
+                return Err(Error::NotFound {
+                    entity: "order",
+                    id: order_id,
+                });
             }
             let mut update = conn.prepare_cached(&lite(REFUND_LINE))?;
             for line in &refund.lines {
-                if update.execute(params![order_id, line.line_no, line.quantity, line.amount])? == 0 {
-                    let exists = conn.prepare_cached(&lite(LINE_EXISTS))?.exists(params![order_id, line.line_no])?;
+                if update.execute(params![order_id, line.line_no, line.quantity, line.amount])? == 0
+                {
+                    let exists = conn
+                        .prepare_cached(&lite(LINE_EXISTS))?
+                        .exists(params![order_id, line.line_no])?;
                     return Err(if exists {
-                        Error::RefundExceedsLine { line_no: line.line_no }
+                        Error::RefundExceedsLine {
+                            line_no: line.line_no,
+                        }
                     } else {
-                        Error::NoSuchLine { order_id: order_id.clone(), line_no: line.line_no }
+                        Error::NoSuchLine {
+                            order_id: order_id.clone(),
+                            line_no: line.line_no,
+                        }
                     });
                 }
             }
             let lines_json = serde_json::to_string(&refund.lines).unwrap_or_default();
             conn.execute(
                 &lite(INSERT_REFUND),
-                params![refund.id, order_id, refund.amount(), lines_json, refund.reason, refund.refunded_at.0, now],
+                params![
+                    refund.id,
+                    order_id,
+                    refund.amount(),
+                    lines_json,
+                    refund.reason,
+                    refund.refunded_at.0,
+                    now
+                ],
             )?;
-            conn.execute(&lite(ADD_ORDER_REFUNDED), params![order_id, refund.amount()])?;
+            conn.execute(
+                &lite(ADD_ORDER_REFUNDED),
+                params![order_id, refund.amount()],
+            )?;
             Ok(RefundWritten::Applied)
         })
         .await
     }
 
     pub async fn import_batch(&self, batch: ImportBatch, now: i64) -> Result<ImportWritten> {
-        self.write(move |conn| {
+        self.write_with(move |w| {
+            let conn: &Connection = &w.conn;
             let mut bare_user = conn.prepare_cached(&lite(INSERT_BARE_USER))?;
             for u in &batch.users {
                 bare_user.execute(params![u, now])?;
@@ -310,7 +465,12 @@ impl SqliteStore {
             for imported in &batch.orders {
                 let order = &imported.order;
                 let (mut total, mut count) = (0i64, 0i64);
-                for ((l, line_no), source_line) in order.lines.iter().zip(&imported.line_nos).zip(&imported.source_lines) {
+                for ((l, line_no), source_line) in order
+                    .lines
+                    .iter()
+                    .zip(&imported.line_nos)
+                    .zip(&imported.source_lines)
+                {
                     let amount = l.amount().unwrap_or(0);
                     let n = line.execute(params![
                         order.id.as_str(),
@@ -335,31 +495,59 @@ impl SqliteStore {
                     insert_order_header(conn, order, total, count, "import", now, true)?;
                 }
             }
-            let events_out = insert_events(conn, &batch.events, now)?;
-            Ok(ImportWritten { lines: lines_out, events: events_out })
+            drop((bare_user, product, line));
+            let events_out = insert_events(w, &batch.events, now)?;
+            Ok(ImportWritten {
+                lines: lines_out,
+                events: events_out,
+            })
         })
         .await
     }
 
-    pub async fn link_device(&self, device: DeviceId, user: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+    pub async fn link_device(
+        &self,
+        device: DeviceId,
+        user: UserId,
+        reason: String,
+        now: i64,
+    ) -> Result<IdentityLink> {
         self.write(move |conn| {
             conn.execute(&lite(INSERT_BARE_USER), params![user.as_str(), now])?;
-            conn.execute(&lite(LINK_IF_NEW), params!["device", device.as_str(), user.as_str(), reason, now])?;
-            active_link(conn, LinkKind::Device, device.as_str())?
-                .ok_or_else(|| Error::Conflict(format!("device {device} was unlinked from {user} by hand")))
+            conn.execute(
+                &lite(LINK_IF_NEW),
+                params!["device", device.as_str(), user.as_str(), reason, now],
+            )?;
+            active_link(conn, LinkKind::Device, device.as_str())?.ok_or_else(|| {
+                Error::Conflict(format!("device {device} was unlinked from {user} by hand"))
+            })
         })
         .await
     }
 
-    pub async fn merge_users(&self, source: UserId, target: UserId, reason: String, now: i64) -> Result<IdentityLink> {
+    pub async fn merge_users(
+        &self,
+        source: UserId,
+        target: UserId,
+        reason: String,
+        now: i64,
+    ) -> Result<IdentityLink> {
         self.write(move |conn| {
             for id in [&source, &target] {
-                if !conn.prepare_cached(&lite(USER_EXISTS))?.exists([id.as_str()])? {
-                    return Err(Error::NotFound { entity: "user", id: id.0.clone() });
+                if !conn
+                    .prepare_cached(&lite(USER_EXISTS))?
+                    .exists([id.as_str()])?
+                {
+                    return Err(Error::NotFound {
+                        entity: "user",
+                        id: id.0.clone(),
+                    });
                 }
             }
             if canonical_of(conn, target.as_str())? == source.as_str() {
-                return Err(Error::Conflict(format!("{target} is already merged into {source}")));
+                return Err(Error::Conflict(format!(
+                    "{target} is already merged into {source}"
+                )));
             }
             if let Some(existing) = active_link(conn, LinkKind::User, source.as_str())? {
                 return Err(Error::Conflict(format!(
@@ -381,10 +569,14 @@ impl SqliteStore {
     pub async fn undo_link(&self, link_id: i64, now: i64) -> Result<IdentityLink> {
         self.write(move |conn| {
             let changed = conn.execute(&lite(UNDO_LINK), params![link_id, now])?;
-            let link = link_by_id(conn, link_id)?
-                .ok_or_else(|| Error::NotFound { entity: "identity link", id: link_id.to_string() })?;
+            let link = link_by_id(conn, link_id)?.ok_or_else(|| Error::NotFound {
+                entity: "identity link",
+                id: link_id.to_string(),
+            })?;
             if changed == 0 {
-                return Err(Error::Conflict(format!("identity link {link_id} was already undone")));
+                return Err(Error::Conflict(format!(
+                    "identity link {link_id} was already undone"
+                )));
             }
             Ok(link)
         })
@@ -489,14 +681,23 @@ impl SqliteStore {
     }
 
     pub async fn erase_personal_data(&self, user_id: UserId, now: i64) -> Result<bool> {
-        self.write(move |conn| Ok(conn.execute(&lite(ERASE_USER), params![user_id.as_str(), now])? == 1)).await
+        self.write(move |conn| {
+            Ok(conn.execute(&lite(ERASE_USER), params![user_id.as_str(), now])? == 1)
+        })
+        .await
     }
 
     pub async fn create_api_key(&self, key: ApiKeyRecord) -> Result<()> {
         self.write(move |conn| {
             conn.execute(
                 &lite(INSERT_API_KEY),
-                params![key.id, key.name, key.secret_hash, key.scopes.join(","), key.created_at],
+                params![
+                    key.id,
+                    key.name,
+                    key.secret_hash,
+                    key.scopes.join(","),
+                    key.created_at
+                ],
             )?;
             Ok(())
         })
@@ -522,7 +723,8 @@ impl SqliteStore {
     }
 
     pub async fn revoke_api_key(&self, id: String, now: i64) -> Result<bool> {
-        self.write(move |conn| Ok(conn.execute(&lite(REVOKE_API_KEY), params![id, now])? == 1)).await
+        self.write(move |conn| Ok(conn.execute(&lite(REVOKE_API_KEY), params![id, now])? == 1))
+            .await
     }
 
     pub async fn counts(&self) -> Result<Counts> {
@@ -546,9 +748,13 @@ impl SqliteStore {
         self.read(move |conn| {
             let mut present = Vec::new();
             for chunk in ids.chunks(500) {
-                let sql = format!("SELECT id FROM events WHERE id IN ({})", placeholders(1, chunk.len()));
+                let sql = format!(
+                    "SELECT id FROM events WHERE id IN ({})",
+                    placeholders(1, chunk.len())
+                );
                 let mut stmt = conn.prepare(&lite(&sql))?;
-                let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))?;
+                let rows =
+                    stmt.query_map(params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))?;
                 for r in rows {
                     present.push(r?);
                 }
@@ -559,51 +765,113 @@ impl SqliteStore {
     }
 }
 
-fn run_writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.blocking_recv() {
+        // Gather what else is waiting, lingering a moment for more: fewer, larger commits write
+        // each hot page once per group instead of once per request.
         let mut group = vec![first];
+        let opened = std::time::Instant::now();
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
+                Err(mpsc::error::TryRecvError::Empty) if opened.elapsed() < GROUP_LINGER => {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            tracing::error!(error = %e, "sqlite writer could not begin a transaction");
-            continue; // dropping the jobs answers their callers with WriterGone
-        }
-        let mut finishes = Vec::with_capacity(group.len());
-        for job in group {
-            let _ = conn.execute_batch("SAVEPOINT job");
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
-            match run {
-                Ok((true, finish)) => finishes.push(finish),
-                Ok((false, finish)) => {
-                    let _ = conn.execute_batch("ROLLBACK TO job");
-                    finishes.push(finish);
+        let mut pending = group.into_iter();
+        // One transaction per pass; a failed job without a savepoint ends the pass early and
+        // the remaining jobs go into the next one.
+        loop {
+            if let Err(e) = writer.conn.execute_batch("BEGIN IMMEDIATE") {
+                tracing::error!(error = %e, "sqlite writer could not begin a transaction");
+                break; // dropping the jobs answers their callers with WriterGone
+            }
+            let mut finishes: Vec<Finish> = Vec::new();
+            let mut poisoned = None;
+            for job in pending.by_ref() {
+                if job.isolated {
+                    let _ = writer.conn.execute_batch("SAVEPOINT job");
                 }
-                Err(_) => {
-                    tracing::error!("a store write panicked; its changes were rolled back");
-                    let _ = conn.execute_batch("ROLLBACK TO job");
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    (job.run)(&mut writer)
+                }));
+                match (run, job.isolated) {
+                    (Ok((true, finish)), _) => finishes.push(finish),
+                    (Ok((false, finish)), true) => {
+                        let _ = writer.conn.execute_batch("ROLLBACK TO job");
+                        writer.forget();
+                        finishes.push(finish);
+                    }
+                    (Ok((false, finish)), false) => {
+                        poisoned = Some(finish);
+                        break;
+                    }
+                    (Err(_), isolated) => {
+                        tracing::error!("a store write panicked; its changes were rolled back");
+                        if isolated {
+                            let _ = writer.conn.execute_batch("ROLLBACK TO job");
+                            writer.forget();
+                        } else {
+                            poisoned = Some(Box::new(|_| ()));
+                            break;
+                        }
+                    }
+                }
+                if job.isolated {
+                    let _ = writer.conn.execute_batch("RELEASE job");
                 }
             }
-            let _ = conn.execute_batch("RELEASE job");
-        }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for finish in finishes {
-            finish(commit.clone());
+            if let Some(failed) = poisoned {
+                let _ = writer.conn.execute_batch("ROLLBACK");
+                writer.forget();
+                failed(Err("rolled back".into()));
+                for finish in finishes {
+                    finish(Err(
+                        "rolled back: another write in the same commit failed; retry".into(),
+                    ));
+                }
+                continue;
+            }
+            let commit = writer
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(|e| e.to_string());
+            if commit.is_err() {
+                let _ = writer.conn.execute_batch("ROLLBACK");
+                writer.forget();
+            }
+            for finish in finishes {
+                finish(commit.clone());
+            }
+            break;
         }
     }
 }
 
-fn insert_events(conn: &Connection, events: &[Event], received_at: i64) -> Result<Vec<Written>> {
-    let mut insert = conn.prepare_cached(&lite(INSERT_EVENT))?;
+impl Writer {
+    fn forget(&mut self) {
+        self.known_users.clear();
+        self.known_links.clear();
+    }
+}
+
+/// Copies the WAL back into the database file while the store is open. PASSIVE never blocks
+/// the writer; the thread ends when the store is dropped.
+fn run_checkpointer(conn: Connection, alive: mpsc::WeakSender<Job>) {
+    while alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "wal checkpoint failed");
+        }
+    }
+}
+
+fn insert_events(w: &mut Writer, events: &[Event], received_at: i64) -> Result<Vec<Written>> {
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        let n = insert.execute(params![
+        let n = w.conn.prepare_cached(&INSERT_EVENT_LITE)?.execute(params![
             e.id.as_str(),
             e.kind.as_str(),
             e.time.0,
@@ -620,7 +888,7 @@ fn insert_events(conn: &Connection, events: &[Event], received_at: i64) -> Resul
             received_at
         ])?;
         if n == 1 {
-            attach_customer(conn, e.user_id.as_ref(), e.device_id.as_ref(), received_at)?;
+            attach_customer(w, e.user_id.as_ref(), e.device_id.as_ref(), received_at)?;
             out.push(Written::Inserted);
         } else {
             out.push(Written::Duplicate);
@@ -630,17 +898,33 @@ fn insert_events(conn: &Connection, events: &[Event], received_at: i64) -> Resul
 }
 
 /// Makes sure a user seen in an order or event exists, and links the device it came from.
-fn attach_customer(conn: &Connection, user: Option<&UserId>, device: Option<&DeviceId>, now: i64) -> Result<()> {
-    if let Some(user) = user {
-        conn.prepare_cached(&lite(INSERT_BARE_USER))?.execute(params![user.as_str(), now])?;
-        if let Some(device) = device {
-            conn.prepare_cached(&lite(LINK_IF_NEW))?.execute(params![
+fn attach_customer(
+    w: &mut Writer,
+    user: Option<&UserId>,
+    device: Option<&DeviceId>,
+    now: i64,
+) -> Result<()> {
+    let Some(user) = user else { return Ok(()) };
+    if w.known_users.len() > MAX_KNOWN || w.known_links.len() > MAX_KNOWN {
+        w.forget();
+    }
+    if !w.known_users.contains(user.as_str()) {
+        w.conn
+            .prepare_cached(&INSERT_BARE_USER_LITE)?
+            .execute(params![user.as_str(), now])?;
+        w.known_users.insert(user.0.clone());
+    }
+    if let Some(device) = device {
+        let pair = (device.0.clone(), user.0.clone());
+        if !w.known_links.contains(&pair) {
+            w.conn.prepare_cached(&LINK_IF_NEW_LITE)?.execute(params![
                 "device",
                 device.as_str(),
                 user.as_str(),
                 "login",
                 now
             ])?;
+            w.known_links.insert(pair);
         }
     }
     Ok(())
@@ -655,7 +939,11 @@ fn insert_order_header(
     now: i64,
     accumulate: bool,
 ) -> Result<bool> {
-    let sql = if accumulate { UPSERT_IMPORTED_ORDER } else { INSERT_ORDER };
+    let sql = if accumulate {
+        UPSERT_IMPORTED_ORDER
+    } else {
+        INSERT_ORDER
+    };
     let n = conn.prepare_cached(&lite(sql))?.execute(params![
         order.id.as_str(),
         order.kind.as_str(),
@@ -706,7 +994,10 @@ fn canonical_of(conn: &Connection, user_id: &str) -> Result<String> {
     let mut current = user_id.to_owned();
     let mut stmt = conn.prepare_cached(&lite(ACTIVE_LINK_OF))?;
     for _ in 0..32 {
-        match stmt.query_row(params!["user", current], |r| r.get::<_, String>(0)).optional()? {
+        match stmt
+            .query_row(params!["user", current], |r| r.get::<_, String>(0))
+            .optional()?
+        {
             Some(next) if next != current => current = next,
             _ => break,
         }
@@ -716,7 +1007,9 @@ fn canonical_of(conn: &Connection, user_id: &str) -> Result<String> {
 
 fn active_link(conn: &Connection, kind: LinkKind, source: &str) -> Result<Option<IdentityLink>> {
     let sql = format!("SELECT {LINK_COLUMNS} FROM identity_links WHERE kind = ?1 AND source_id = ?2 AND undone_at IS NULL");
-    conn.query_row(&sql, params![kind.as_str(), source], link_row).optional()?.transpose()
+    conn.query_row(&sql, params![kind.as_str(), source], link_row)
+        .optional()?
+        .transpose()
 }
 
 fn link_by_id(conn: &Connection, id: i64) -> Result<Option<IdentityLink>> {
@@ -726,7 +1019,15 @@ fn link_by_id(conn: &Connection, id: i64) -> Result<Option<IdentityLink>> {
 
 fn link_row(r: &Row<'_>) -> rusqlite::Result<Result<IdentityLink>> {
     let kind: String = r.get(1)?;
-    Ok(link_from(r.get(0)?, &kind, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    Ok(link_from(
+        r.get(0)?,
+        &kind,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
 }
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
@@ -808,4 +1109,77 @@ fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         created_at: r.get(4)?,
         revoked_at: r.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failing write without a savepoint rolls back its whole group: it leaves nothing behind,
+    /// and every other write of the group either committed (and said so) or reported failure.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_group_leaves_nothing_half_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = std::sync::Arc::new(
+            SqliteStore::open(&dir.path().join("t.db")).unwrap_or_else(|e| panic!("{e}")),
+        );
+        store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let s = std::sync::Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let id = format!("s{i}");
+                let result = if i % 7 == 3 {
+                    // Writes a row, then fails: like an IO error in the middle of a batch.
+                    s.write_with(move |w| -> Result<()> {
+                        w.conn.execute(
+                            "INSERT INTO stores (id, name, updated_at) VALUES (?1, 'x', 0)",
+                            [&id],
+                        )?;
+                        Err(Error::Corrupt("injected failure".into()))
+                    })
+                    .await
+                } else if i % 2 == 0 {
+                    s.write(move |c| {
+                        c.execute(
+                            "INSERT INTO stores (id, name, updated_at) VALUES (?1, 'x', 0)",
+                            [&id],
+                        )?;
+                        Ok(())
+                    })
+                    .await
+                } else {
+                    s.write_with(move |w| {
+                        w.conn.execute(
+                            "INSERT INTO stores (id, name, updated_at) VALUES (?1, 'x', 0)",
+                            [&id],
+                        )?;
+                        Ok(())
+                    })
+                    .await
+                };
+                (i, result.is_ok())
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap_or((usize::MAX, false)));
+        }
+        let present: std::collections::HashSet<String> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id FROM stores")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap_or_default();
+        for (i, ok) in outcomes {
+            let stored = present.contains(&format!("s{i}"));
+            if i % 7 == 3 {
+                assert!(!ok && !stored, "the failing write {i} must leave nothing");
+            } else {
+                assert_eq!(ok, stored, "write {i} said ok={ok} but stored={stored}");
+            }
+        }
+    }
 }

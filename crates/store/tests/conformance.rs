@@ -3,7 +3,9 @@
 //! starts a server and sets it); without it those tests fail rather than skip.
 
 use shopgrowth_core::ids::{DeviceId, UserId};
-use shopgrowth_core::model::{Channel, Event, EventType, Order, OrderKind, OrderLine, OrderStatus, Refund, RefundLine};
+use shopgrowth_core::model::{
+    Channel, Event, EventType, Order, OrderKind, OrderLine, OrderStatus, Refund, RefundLine,
+};
 use shopgrowth_core::pii::{PiiCipher, Secret};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::Currency;
@@ -21,10 +23,14 @@ struct Harness {
 async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = Store::Sqlite(
-        shopgrowth_store::sqlite::SqliteStore::open(&dir.path().join("shop.db")).unwrap_or_else(|e| panic!("{e}")),
+        shopgrowth_store::sqlite::SqliteStore::open(&dir.path().join("shop.db"))
+            .unwrap_or_else(|e| panic!("{e}")),
     );
     store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
-    Harness { store, _dir: Some(dir) }
+    Harness {
+        store,
+        _dir: Some(dir),
+    }
 }
 
 async fn postgres() -> Harness {
@@ -32,15 +38,25 @@ async fn postgres() -> Harness {
     let url = std::env::var("SHOPGROWTH_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!("SHOPGROWTH_TEST_DATABASE_URL is not set: run the suite with scripts/test.sh, which starts PostgreSQL")
     });
-    let schema = format!("t_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst), rand_suffix());
-    let pg = shopgrowth_store::postgres::PgStore::connect(&url, Some(&schema)).await.unwrap_or_else(|e| panic!("{e}"));
+    let schema = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst),
+        rand_suffix()
+    );
+    let pg = shopgrowth_store::postgres::PgStore::connect(&url, Some(&schema))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let store = Store::Postgres(pg);
     store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
     Harness { store, _dir: None }
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn cipher() -> PiiCipher {
@@ -118,13 +134,31 @@ async fn events_are_stored_once(h: Harness) {
         event("e2", EventType::View, None, Some("d1"), NOW + 1),
         event("e1", EventType::View, Some("u1"), None, NOW),
     ];
-    let out = s.insert_events(batch, NOW).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out, [Written::Inserted, Written::Inserted, Written::Duplicate]);
-    let again = s.insert_events(vec![event("e2", EventType::View, None, Some("d1"), NOW)], NOW).await;
+    let out = s
+        .insert_events(batch, NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out,
+        [Written::Inserted, Written::Inserted, Written::Duplicate]
+    );
+    let again = s
+        .insert_events(
+            vec![event("e2", EventType::View, None, Some("d1"), NOW)],
+            NOW,
+        )
+        .await;
     assert_eq!(again.ok(), Some(vec![Written::Duplicate]));
     let counts = s.counts().await.unwrap_or_default();
-    assert_eq!((counts.events, counts.users), (2, 1), "events stored once; user u1 created");
-    let mut present = s.events_present(vec!["e1".into(), "e2".into(), "nope".into()]).await.unwrap_or_default();
+    assert_eq!(
+        (counts.events, counts.users),
+        (2, 1),
+        "events stored once; user u1 created"
+    );
+    let mut present = s
+        .events_present(vec!["e1".into(), "e2".into(), "nope".into()])
+        .await
+        .unwrap_or_default();
     present.sort();
     assert_eq!(present, ["e1", "e2"]);
 }
@@ -135,29 +169,74 @@ async fn anonymous_history_follows_login(h: Harness) {
         event("a1", EventType::View, None, Some("dev-9"), NOW),
         event("a2", EventType::AddToCart, None, Some("dev-9"), NOW + 1),
     ];
-    s.insert_events(before, NOW).await.unwrap_or_else(|e| panic!("{e}"));
-    // Logging in: an event carrying both ids links the device to the user.
-    s.insert_events(vec![event("a3", EventType::SignIn, Some("u9"), Some("dev-9"), NOW + 2)], NOW)
+    s.insert_events(before, NOW)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let c = s.customer(UserId("u9".into())).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("no u9"));
+    // Logging in: an event carrying both ids links the device to the user.
+    s.insert_events(
+        vec![event(
+            "a3",
+            EventType::SignIn,
+            Some("u9"),
+            Some("dev-9"),
+            NOW + 2,
+        )],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = s
+        .customer(UserId("u9".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no u9"));
     assert_eq!(c.device_ids, [DeviceId("dev-9".into())]);
-    let ids: Vec<String> =
-        s.recent_events(&c, 10).await.unwrap_or_default().into_iter().map(|e| e.event.id.0).collect();
+    let ids: Vec<String> = s
+        .recent_events(&c, 10)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.event.id.0)
+        .collect();
     assert_eq!(ids, ["a3", "a2", "a1"]);
     let links = s.links_of(&c).await.unwrap_or_default();
     assert_eq!(links.len(), 1);
     // Undo: the anonymous events no longer belong to u9, and the link is not silently remade.
-    let undone = s.undo_link(links[0].id, NOW + 5).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(undone.undone_at, Some(NOW + 5));
-    assert!(matches!(s.undo_link(links[0].id, NOW + 6).await, Err(Error::Conflict(_))));
-    s.insert_events(vec![event("a4", EventType::View, Some("u9"), Some("dev-9"), NOW + 7)], NOW)
+    let undone = s
+        .undo_link(links[0].id, NOW + 5)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let c = s.customer(UserId("u9".into())).await.ok().flatten().unwrap_or_else(|| panic!("no u9"));
+    assert_eq!(undone.undone_at, Some(NOW + 5));
+    assert!(matches!(
+        s.undo_link(links[0].id, NOW + 6).await,
+        Err(Error::Conflict(_))
+    ));
+    s.insert_events(
+        vec![event(
+            "a4",
+            EventType::View,
+            Some("u9"),
+            Some("dev-9"),
+            NOW + 7,
+        )],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = s
+        .customer(UserId("u9".into()))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no u9"));
     assert!(c.device_ids.is_empty());
-    let ids: Vec<String> =
-        s.recent_events(&c, 10).await.unwrap_or_default().into_iter().map(|e| e.event.id.0).collect();
+    let ids: Vec<String> = s
+        .recent_events(&c, 10)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.event.id.0)
+        .collect();
     assert_eq!(ids, ["a4", "a3"]);
 }
 
@@ -165,78 +244,188 @@ async fn same_phone_is_one_customer(h: Harness) {
     let s = &h.store;
     let card = user_with_phone("card:0042", "138 1234 1234");
     let online = user_with_phone("web:alice", "+86 13812341234");
-    let out = s.upsert_users(vec![card], NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    let out = s
+        .upsert_users(vec![card], NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out[0].merged_into, None);
-    let out = s.upsert_users(vec![online], NOW + 1).await.unwrap_or_else(|e| panic!("{e}"));
+    let out = s
+        .upsert_users(vec![online], NOW + 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out[0].written, Written::Inserted);
     assert_eq!(out[0].merged_into, Some(UserId("card:0042".into())));
-    s.insert_orders(vec![order("o-store", Some("card:0042"), &[(1, 5000, 0)])], NOW).await.unwrap_or_else(|e| panic!("{e}"));
-    s.insert_orders(vec![order("o-web", Some("web:alice"), &[(2, 1000, 0)])], NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    s.insert_orders(
+        vec![order("o-store", Some("card:0042"), &[(1, 5000, 0)])],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    s.insert_orders(
+        vec![order("o-web", Some("web:alice"), &[(2, 1000, 0)])],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     for who in ["card:0042", "web:alice"] {
-        let c = s.customer(UserId(who.into())).await.ok().flatten().unwrap_or_else(|| panic!("no {who}"));
+        let c = s
+            .customer(UserId(who.into()))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no {who}"));
         assert_eq!(c.canonical.sealed.id, "card:0042");
-        let mut orders: Vec<String> =
-            s.recent_orders(&c, 10).await.unwrap_or_default().into_iter().map(|o| o.order.id.0).collect();
+        let mut orders: Vec<String> = s
+            .recent_orders(&c, 10)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.order.id.0)
+            .collect();
         orders.sort();
         assert_eq!(orders, ["o-store", "o-web"]);
     }
     // Personal data is stored encrypted and decrypts with the key.
-    let c = s.customer(UserId("card:0042".into())).await.ok().flatten().unwrap_or_else(|| panic!("no card"));
-    let phone = c.canonical.sealed.phone_enc.as_deref().map(|p| cipher().decrypt(p).map(|s| s.expose().clone()));
-    assert_eq!(phone.and_then(Result::ok).as_deref(), Some("+8613812341234"));
+    let c = s
+        .customer(UserId("card:0042".into()))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no card"));
+    let phone = c
+        .canonical
+        .sealed
+        .phone_enc
+        .as_deref()
+        .map(|p| cipher().decrypt(p).map(|s| s.expose().clone()));
+    assert_eq!(
+        phone.and_then(Result::ok).as_deref(),
+        Some("+8613812341234")
+    );
     // Undo the merge: each is their own customer again, and re-saving does not re-merge.
-    let link = s.links_of(&c).await.unwrap_or_default().into_iter().find(|l| l.kind == LinkKind::User);
+    let link = s
+        .links_of(&c)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|l| l.kind == LinkKind::User);
     let link = link.unwrap_or_else(|| panic!("no merge link"));
-    s.undo_link(link.id, NOW + 2).await.unwrap_or_else(|e| panic!("{e}"));
-    let again = s.upsert_users(vec![user_with_phone("web:alice", "13812341234")], NOW + 3).await;
-    assert_eq!(again.ok().map(|o| (o[0].written, o[0].merged_into.clone())), Some((Written::Updated, None)));
-    let alice = s.customer(UserId("web:alice".into())).await.ok().flatten().unwrap_or_else(|| panic!("no alice"));
+    s.undo_link(link.id, NOW + 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let again = s
+        .upsert_users(vec![user_with_phone("web:alice", "13812341234")], NOW + 3)
+        .await;
+    assert_eq!(
+        again.ok().map(|o| (o[0].written, o[0].merged_into.clone())),
+        Some((Written::Updated, None))
+    );
+    let alice = s
+        .customer(UserId("web:alice".into()))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no alice"));
     assert_eq!(alice.canonical.sealed.id, "web:alice");
     // Erasure removes the personal data.
-    assert!(s.erase_personal_data(UserId("web:alice".into()), NOW + 4).await.unwrap_or(false));
-    let alice = s.customer(UserId("web:alice".into())).await.ok().flatten().unwrap_or_else(|| panic!("no alice"));
-    assert!(alice.canonical.sealed.phone_enc.is_none() && alice.canonical.sealed.name_enc.is_none());
+    assert!(s
+        .erase_personal_data(UserId("web:alice".into()), NOW + 4)
+        .await
+        .unwrap_or(false));
+    let alice = s
+        .customer(UserId("web:alice".into()))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no alice"));
+    assert!(
+        alice.canonical.sealed.phone_enc.is_none() && alice.canonical.sealed.name_enc.is_none()
+    );
     assert_eq!(alice.canonical.erased_at, Some(NOW + 4));
 }
 
 async fn orders_are_idempotent_and_refunds_are_bounded(h: Harness) {
     let s = &h.store;
     let o = order("o1", Some("u1"), &[(2, 1000, 100), (1, 500, 0)]);
-    let out = s.insert_orders(vec![o.clone(), o.clone()], NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    let out = s
+        .insert_orders(vec![o.clone(), o.clone()], NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out, [Written::Inserted, Written::Duplicate]);
     let refund = |id: &str, line_no: i64, quantity: i64, amount: i64| Refund {
         id: id.into(),
-        lines: vec![RefundLine { line_no, quantity, amount }],
+        lines: vec![RefundLine {
+            line_no,
+            quantity,
+            amount,
+        }],
         reason: None,
         refunded_at: Timestamp(NOW),
     };
-    assert_eq!(s.add_refund("o1".into(), refund("r1", 0, 1, 950), NOW).await.ok(), Some(RefundWritten::Applied));
-    assert_eq!(s.add_refund("o1".into(), refund("r1", 0, 1, 950), NOW).await.ok(), Some(RefundWritten::Duplicate));
+    assert_eq!(
+        s.add_refund("o1".into(), refund("r1", 0, 1, 950), NOW)
+            .await
+            .ok(),
+        Some(RefundWritten::Applied)
+    );
+    assert_eq!(
+        s.add_refund("o1".into(), refund("r1", 0, 1, 950), NOW)
+            .await
+            .ok(),
+        Some(RefundWritten::Duplicate)
+    );
     // Line 0 paid 1900; 950 is left, so 951 more is refused and nothing changes.
     assert!(matches!(
-        s.add_refund("o1".into(), refund("r2", 0, 1, 951), NOW).await,
+        s.add_refund("o1".into(), refund("r2", 0, 1, 951), NOW)
+            .await,
         Err(Error::RefundExceedsLine { line_no: 0 })
     ));
-    assert!(matches!(s.add_refund("o1".into(), refund("r3", 7, 1, 1), NOW).await, Err(Error::NoSuchLine { .. })));
-    assert!(matches!(s.add_refund("nope".into(), refund("r4", 0, 1, 1), NOW).await, Err(Error::NotFound { .. })));
-    assert_eq!(s.add_refund("o1".into(), refund("r5", 0, 1, 950), NOW).await.ok(), Some(RefundWritten::Applied));
-    let c = s.customer(UserId("u1".into())).await.ok().flatten().unwrap_or_else(|| panic!("no u1"));
+    assert!(matches!(
+        s.add_refund("o1".into(), refund("r3", 7, 1, 1), NOW).await,
+        Err(Error::NoSuchLine { .. })
+    ));
+    assert!(matches!(
+        s.add_refund("nope".into(), refund("r4", 0, 1, 1), NOW)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        s.add_refund("o1".into(), refund("r5", 0, 1, 950), NOW)
+            .await
+            .ok(),
+        Some(RefundWritten::Applied)
+    );
+    let c = s
+        .customer(UserId("u1".into()))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no u1"));
     let stored = s.recent_orders(&c, 5).await.unwrap_or_default();
     assert_eq!(stored.len(), 1);
-    assert_eq!((stored[0].order.total, stored[0].refunded_amount), (Some(2400), 1900));
+    assert_eq!(
+        (stored[0].order.total, stored[0].refunded_amount),
+        (Some(2400), 1900)
+    );
     assert_eq!(stored[0].order.lines, o.lines);
 }
 
 async fn concurrent_refunds_never_exceed_a_line(h: Harness) {
     let s = std::sync::Arc::new(h.store);
-    s.insert_orders(vec![order("o-race", Some("u1"), &[(10, 1000, 0)])], NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    s.insert_orders(vec![order("o-race", Some("u1"), &[(10, 1000, 0)])], NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut tasks = Vec::new();
     for i in 0..40 {
         let s = std::sync::Arc::clone(&s);
         tasks.push(tokio::spawn(async move {
             let r = Refund {
                 id: format!("race-{i}"),
-                lines: vec![RefundLine { line_no: 0, quantity: 1, amount: 1000 }],
+                lines: vec![RefundLine {
+                    line_no: 0,
+                    quantity: 1,
+                    amount: 1000,
+                }],
                 reason: None,
                 refunded_at: Timestamp(NOW),
             };
@@ -259,17 +448,41 @@ async fn imports_dedupe_lines_and_grow_orders(h: Harness) {
     let batch = |source_lines: Vec<i64>, line_nos: Vec<i64>, o: Order| ImportBatch {
         users: vec!["17850".into()],
         products: vec![],
-        orders: vec![ImportedOrder { order: o, line_nos, source_lines }],
+        orders: vec![ImportedOrder {
+            order: o,
+            line_nos,
+            source_lines,
+        }],
         events: vec![],
     };
-    let out = s.import_batch(batch(vec![2, 3], vec![111, 222], o.clone()), NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    let out = s
+        .import_batch(batch(vec![2, 3], vec![111, 222], o.clone()), NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.lines, [Written::Inserted, Written::Inserted]);
     // The same invoice later in the file: one exact duplicate line, one new line.
     let mut later = o.clone();
-    later.lines = vec![o.lines[0].clone(), OrderLine { sku_id: "x".into(), quantity: 1, unit_price: 100, discount: 0, title: None }];
-    let out = s.import_batch(batch(vec![9, 10], vec![111, 333], later), NOW).await.unwrap_or_else(|e| panic!("{e}"));
+    later.lines = vec![
+        o.lines[0].clone(),
+        OrderLine {
+            sku_id: "x".into(),
+            quantity: 1,
+            unit_price: 100,
+            discount: 0,
+            title: None,
+        },
+    ];
+    let out = s
+        .import_batch(batch(vec![9, 10], vec![111, 333], later), NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.lines, [Written::Duplicate, Written::Inserted]);
-    let c = s.customer(UserId("17850".into())).await.ok().flatten().unwrap_or_else(|| panic!("no customer"));
+    let c = s
+        .customer(UserId("17850".into()))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no customer"));
     let orders = s.recent_orders(&c, 5).await.unwrap_or_default();
     assert_eq!(orders[0].order.total, Some(6 * 255 + 6 * 339 + 100));
     assert_eq!(orders[0].order.lines.len(), 3);
@@ -285,30 +498,67 @@ async fn api_keys_round_trip(h: Harness) {
         created_at: NOW,
         revoked_at: None,
     };
-    s.create_api_key(key).await.unwrap_or_else(|e| panic!("{e}"));
-    let got = s.api_key("k1".into()).await.ok().flatten().unwrap_or_else(|| panic!("no key"));
-    assert_eq!((got.secret_hash, got.scopes), (vec![1, 2, 3], vec!["ingest".to_owned(), "read".to_owned()]));
+    s.create_api_key(key)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = s
+        .api_key("k1".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no key"));
+    assert_eq!(
+        (got.secret_hash, got.scopes),
+        (vec![1, 2, 3], vec!["ingest".to_owned(), "read".to_owned()])
+    );
     assert!(s.revoke_api_key("k1".into(), NOW).await.unwrap_or(false));
     assert!(!s.revoke_api_key("k1".into(), NOW).await.unwrap_or(true));
-    assert_eq!(s.api_keys().await.unwrap_or_default()[0].revoked_at, Some(NOW));
+    assert_eq!(
+        s.api_keys().await.unwrap_or_default()[0].revoked_at,
+        Some(NOW)
+    );
     assert!(s.api_key("nope".into()).await.ok().flatten().is_none());
 }
 
 async fn manual_merges_refuse_cycles(h: Harness) {
     let s = &h.store;
-    s.insert_events(vec![event("m1", EventType::View, Some("a"), None, NOW), event("m2", EventType::View, Some("b"), None, NOW)], NOW)
+    s.insert_events(
+        vec![
+            event("m1", EventType::View, Some("a"), None, NOW),
+            event("m2", EventType::View, Some("b"), None, NOW),
+        ],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    s.merge_users("a".into(), "b".into(), "manual".into(), NOW)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    s.merge_users("a".into(), "b".into(), "manual".into(), NOW).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(s.merge_users("b".into(), "a".into(), "manual".into(), NOW).await, Err(Error::Conflict(_))));
-    assert!(matches!(s.merge_users("a".into(), "zz".into(), "manual".into(), NOW).await, Err(Error::NotFound { .. })));
-    let c = s.customer(UserId("a".into())).await.ok().flatten().unwrap_or_else(|| panic!("no a"));
+    assert!(matches!(
+        s.merge_users("b".into(), "a".into(), "manual".into(), NOW)
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        s.merge_users("a".into(), "zz".into(), "manual".into(), NOW)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    let c = s
+        .customer(UserId("a".into()))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no a"));
     assert_eq!(c.canonical.sealed.id, "b");
     assert_eq!(s.recent_events(&c, 10).await.unwrap_or_default().len(), 2);
 }
 
 async fn migrations_are_repeatable(h: Harness) {
-    h.store.migrate().await.unwrap_or_else(|e| panic!("second migrate failed: {e}"));
+    h.store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("second migrate failed: {e}"));
 }
 
 macro_rules! suite {

@@ -51,7 +51,14 @@ pub async fn create_key(
     if req.name.trim().is_empty() || req.scopes.is_empty() {
         return Err(ApiError::invalid(
             "a key needs a name and at least one scope",
-            vec![FieldError::new(if req.name.trim().is_empty() { "name" } else { "scopes" }, "must not be empty")],
+            vec![FieldError::new(
+                if req.name.trim().is_empty() {
+                    "name"
+                } else {
+                    "scopes"
+                },
+                "must not be empty",
+            )],
         ));
     }
     if req.scopes.contains(&Scope::Pii) && !caller.sees_pii() {
@@ -72,7 +79,10 @@ pub async fn create_key(
 /// List API keys (never their secrets).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "admin", security(("api_key" = [])),
     responses((status = 200, body = Vec<KeyInfo>), (status = 403, body = Problem)))]
-pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyInfo>>> {
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<KeyInfo>>> {
     caller.require(Scope::Admin)?;
     let keys = state.store.api_keys().await?;
     Ok(Json(
@@ -93,9 +103,17 @@ pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResu
     params(("key_id" = String, Path, description = "the key id (the part after sg_)")),
     security(("api_key" = [])),
     responses((status = 204, description = "revoked"), (status = 404, body = Problem)))]
-pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(key_id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
-    if state.store.revoke_api_key(key_id.clone(), Timestamp::now().0).await? {
+    if state
+        .store
+        .revoke_api_key(key_id.clone(), Timestamp::now().0)
+        .await?
+    {
         state.keys.forget(&key_id);
         tracing::info!(key_id = %key_id, by = %caller.0.id, "api key revoked");
         Ok(StatusCode::NO_CONTENT)

@@ -31,7 +31,10 @@ fn bounded(name: &str, value: Option<i64>, default: i64, max: i64) -> ApiResult<
     } else {
         Err(ApiError::invalid(
             format!("{name} must be between 0 and {max}"),
-            vec![FieldError::new(name, format!("{v} is not between 0 and {max}"))],
+            vec![FieldError::new(
+                name,
+                format!("{v} is not between 0 and {max}"),
+            )],
         ))
     }
 }
@@ -57,10 +60,29 @@ pub async fn get_customer(
         .customer(UserId(user_id.clone()))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("user {user_id:?} not found")))?;
-    let recent_events = state.store.recent_events(&customer, events).await?.into_iter().map(|e| e.event).collect();
-    let recent_orders = state.store.recent_orders(&customer, orders).await?.into_iter().map(OrderView::from).collect();
+    let recent_events = state
+        .store
+        .recent_events(&customer, events)
+        .await?
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    let recent_orders = state
+        .store
+        .recent_orders(&customer, orders)
+        .await?
+        .into_iter()
+        .map(OrderView::from)
+        .collect();
     let links = state.store.links_of(&customer).await?;
-    Ok(Json(CustomerView::build(customer, recent_events, recent_orders, links, &state.cipher, caller.sees_pii())))
+    Ok(Json(CustomerView::build(
+        customer,
+        recent_events,
+        recent_orders,
+        links,
+        &state.cipher,
+        caller.sees_pii(),
+    )))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -71,8 +93,10 @@ pub struct IdentifyRequest {
 }
 
 fn check_ids(pairs: &[(&str, &str)]) -> ApiResult<()> {
-    let errors: Vec<FieldError> =
-        pairs.iter().filter_map(|(field, v)| id_problem(v).map(|r| FieldError::new(*field, r))).collect();
+    let errors: Vec<FieldError> = pairs
+        .iter()
+        .filter_map(|(field, v)| id_problem(v).map(|r| FieldError::new(*field, r)))
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {
@@ -94,7 +118,12 @@ pub async fn identify(
     check_ids(&[("device_id", &req.device_id), ("user_id", &req.user_id)])?;
     let link = state
         .store
-        .link_device(DeviceId(req.device_id), UserId(req.user_id), "identify".into(), Timestamp::now().0)
+        .link_device(
+            DeviceId(req.device_id),
+            UserId(req.user_id),
+            "identify".into(),
+            Timestamp::now().0,
+        )
         .await?;
     Ok(Json(link))
 }
@@ -120,9 +149,20 @@ pub async fn merge(
     caller.require(Scope::Admin)?;
     check_ids(&[("into", &req.into)])?;
     if req.into == user_id {
-        return Err(ApiError::invalid("a user cannot be merged into itself", vec![FieldError::new("into", "equals the user")]));
+        return Err(ApiError::invalid(
+            "a user cannot be merged into itself",
+            vec![FieldError::new("into", "equals the user")],
+        ));
     }
-    let link = state.store.merge_users(UserId(user_id), UserId(req.into), "manual".into(), Timestamp::now().0).await?;
+    let link = state
+        .store
+        .merge_users(
+            UserId(user_id),
+            UserId(req.into),
+            "manual".into(),
+            Timestamp::now().0,
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(link)))
 }
 
@@ -137,7 +177,9 @@ pub async fn undo_link(
     Path(link_id): Path<i64>,
 ) -> ApiResult<Json<IdentityLink>> {
     caller.require(Scope::Admin)?;
-    Ok(Json(state.store.undo_link(link_id, Timestamp::now().0).await?))
+    Ok(Json(
+        state.store.undo_link(link_id, Timestamp::now().0).await?,
+    ))
 }
 
 /// Erase a user's personal data (PIPL/GDPR): phone, email, name, birthday and attributes are
@@ -146,10 +188,18 @@ pub async fn undo_link(
     params(("user_id" = String, Path, description = "the user")),
     security(("api_key" = [])),
     responses((status = 204, description = "erased"), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn erase(State(state): State<AppState>, caller: Caller, Path(user_id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
     caller.require(Scope::Pii)?;
-    if state.store.erase_personal_data(UserId(user_id.clone()), Timestamp::now().0).await? {
+    if state
+        .store
+        .erase_personal_data(UserId(user_id.clone()), Timestamp::now().0)
+        .await?
+    {
         tracing::info!(key_id = %caller.0.id, "personal data erased");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -40,7 +40,8 @@ fn sort_batch<T: DeserializeOwned>(
         detail: format!("malformed JSON: {}", e.reason),
         errors: vec![e],
     };
-    let mut envelope: HashMap<String, Vec<&RawValue>> = from_json_borrowed(bytes).map_err(malformed)?;
+    let mut envelope: HashMap<String, Vec<&RawValue>> =
+        from_json_borrowed(bytes).map_err(malformed)?;
     if let Some(other) = envelope.keys().find(|k| k.as_str() != key) {
         return Err(ApiError::invalid(
             format!("unknown field {other:?}: the body is {{\"{key}\": [...]}}"),
@@ -48,28 +49,53 @@ fn sort_batch<T: DeserializeOwned>(
         ));
     }
     let items = envelope.remove(key).ok_or_else(|| {
-        ApiError::invalid(format!("the body is {{\"{key}\": [...]}}"), vec![FieldError::new(key, "is required")])
+        ApiError::invalid(
+            format!("the body is {{\"{key}\": [...]}}"),
+            vec![FieldError::new(key, "is required")],
+        )
     })?;
     if items.len() > max_items {
         return Err(ApiError::invalid(
-            format!("a batch holds at most {max_items} items, this one has {}", items.len()),
-            vec![FieldError::new(key, format!("must have at most {max_items} items"))],
+            format!(
+                "a batch holds at most {max_items} items, this one has {}",
+                items.len()
+            ),
+            vec![FieldError::new(
+                key,
+                format!("must have at most {max_items} items"),
+            )],
         ));
     }
     let received = items.len();
-    let mut sorted = Sorted { valid: Vec::with_capacity(received), positions: Vec::new(), rejected: Vec::new(), received };
+    let mut sorted = Sorted {
+        valid: Vec::with_capacity(received),
+        positions: Vec::new(),
+        rejected: Vec::new(),
+        received,
+    };
     for (index, raw) in items.into_iter().enumerate() {
         match from_json::<T>(raw.get().as_bytes()) {
             Ok(item) => {
                 let errors = validate(&item);
                 if errors.is_empty() {
-                    sorted.positions.push(ItemRef { index, id: id_of(&item) });
+                    sorted.positions.push(ItemRef {
+                        index,
+                        id: id_of(&item),
+                    });
                     sorted.valid.push(item);
                 } else {
-                    sorted.rejected.push(RejectedItem { index, id: Some(id_of(&item)), errors });
+                    sorted.rejected.push(RejectedItem {
+                        index,
+                        id: Some(id_of(&item)),
+                        errors,
+                    });
                 }
             }
-            Err(e) => sorted.rejected.push(RejectedItem { index, id: None, errors: vec![e] }),
+            Err(e) => sorted.rejected.push(RejectedItem {
+                index,
+                id: None,
+                errors: vec![e],
+            }),
         }
     }
     Ok(sorted)
@@ -79,13 +105,25 @@ fn from_json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Fiel
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        FieldError::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
+        FieldError::new(
+            if path == "." { String::new() } else { path },
+            e.into_inner().to_string(),
+        )
     })
 }
 
 /// Folds store outcomes back onto batch positions.
-fn batch_result(positions: Vec<ItemRef>, rejected: Vec<RejectedItem>, received: usize, written: &[Written]) -> BatchResult {
-    let mut result = BatchResult { received, rejected, ..Default::default() };
+fn batch_result(
+    positions: Vec<ItemRef>,
+    rejected: Vec<RejectedItem>,
+    received: usize,
+    written: &[Written],
+) -> BatchResult {
+    let mut result = BatchResult {
+        received,
+        rejected,
+        ..Default::default()
+    };
     for (position, w) in positions.into_iter().zip(written) {
         match w {
             Written::Inserted => result.inserted += 1,
@@ -158,8 +196,18 @@ pub async fn post_event(
     let id = event.id.0.clone();
     let written = state.store.insert_events(vec![event], now.0).await?;
     let w = written.first().copied().unwrap_or(Written::Duplicate);
-    let code = if w == Written::Inserted { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((code, Json(ItemResult { id, status: status_of(w) })))
+    let code = if w == Written::Inserted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(ItemResult {
+            id,
+            status: status_of(w),
+        }),
+    ))
 }
 
 /// Store a batch of events. Acknowledged only once durable; good items are stored even when
@@ -168,13 +216,28 @@ pub async fn post_event(
     security(("api_key" = [])),
     responses((status = 200, body = BatchResult), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 413, body = Problem)))]
-pub async fn post_events(State(state): State<AppState>, caller: Caller, req: Request) -> ApiResult<Json<BatchResult>> {
+pub async fn post_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Json<BatchResult>> {
     caller.require(Scope::Ingest)?;
     let bytes = json_bytes(req, &state).await?;
     let now = now();
-    let s = sort_batch::<Event>(&bytes, "events", state.config.max_batch_items, |e| e.validate(now), |e| e.id.0.clone())?;
+    let s = sort_batch::<Event>(
+        &bytes,
+        "events",
+        state.config.max_batch_items,
+        |e| e.validate(now),
+        |e| e.id.0.clone(),
+    )?;
     let written = state.store.insert_events(s.valid, now.0).await?;
-    Ok(Json(batch_result(s.positions, s.rejected, s.received, &written)))
+    Ok(Json(batch_result(
+        s.positions,
+        s.rejected,
+        s.received,
+        &written,
+    )))
 }
 
 /// Insert or update users. Phone, email and name are encrypted before they are stored; a user
@@ -183,12 +246,26 @@ pub async fn post_events(State(state): State<AppState>, caller: Caller, req: Req
     security(("api_key" = [])),
     responses((status = 200, body = BatchResult), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 413, body = Problem)))]
-pub async fn post_users(State(state): State<AppState>, caller: Caller, req: Request) -> ApiResult<Json<BatchResult>> {
+pub async fn post_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Json<BatchResult>> {
     caller.require(Scope::Ingest)?;
     let bytes = json_bytes(req, &state).await?;
     let now = now();
-    let s = sort_batch::<User>(&bytes, "users", state.config.max_batch_items, |u| u.validate(now), |u| u.id.0.clone())?;
-    let sealed: Vec<SealedUser> = s.valid.iter().map(|u| SealedUser::seal(u, &state.cipher)).collect();
+    let s = sort_batch::<User>(
+        &bytes,
+        "users",
+        state.config.max_batch_items,
+        |u| u.validate(now),
+        |u| u.id.0.clone(),
+    )?;
+    let sealed: Vec<SealedUser> = s
+        .valid
+        .iter()
+        .map(|u| SealedUser::seal(u, &state.cipher))
+        .collect();
     let written = state.store.upsert_users(sealed, now.0).await?;
     let outcomes: Vec<Written> = written.iter().map(|w| w.written).collect();
     let merged: Vec<MergedItem> = s
@@ -196,7 +273,11 @@ pub async fn post_users(State(state): State<AppState>, caller: Caller, req: Requ
         .iter()
         .zip(&written)
         .filter_map(|(p, w)| {
-            w.merged_into.as_ref().map(|into| MergedItem { index: p.index, id: p.id.clone(), merged_into: into.0.clone() })
+            w.merged_into.as_ref().map(|into| MergedItem {
+                index: p.index,
+                id: p.id.clone(),
+                merged_into: into.0.clone(),
+            })
         })
         .collect();
     let mut result = batch_result(s.positions, s.rejected, s.received, &outcomes);
@@ -209,12 +290,27 @@ pub async fn post_users(State(state): State<AppState>, caller: Caller, req: Requ
     security(("api_key" = [])),
     responses((status = 200, body = BatchResult), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 413, body = Problem)))]
-pub async fn post_products(State(state): State<AppState>, caller: Caller, req: Request) -> ApiResult<Json<BatchResult>> {
+pub async fn post_products(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Json<BatchResult>> {
     caller.require(Scope::Ingest)?;
     let bytes = json_bytes(req, &state).await?;
-    let s = sort_batch::<Product>(&bytes, "products", state.config.max_batch_items, Product::validate, |p| p.id.0.clone())?;
+    let s = sort_batch::<Product>(
+        &bytes,
+        "products",
+        state.config.max_batch_items,
+        Product::validate,
+        |p| p.id.0.clone(),
+    )?;
     let written = state.store.upsert_products(s.valid, now().0).await?;
-    Ok(Json(batch_result(s.positions, s.rejected, s.received, &written)))
+    Ok(Json(batch_result(
+        s.positions,
+        s.rejected,
+        s.received,
+        &written,
+    )))
 }
 
 /// Insert or update offline stores.
@@ -222,12 +318,27 @@ pub async fn post_products(State(state): State<AppState>, caller: Caller, req: R
     security(("api_key" = [])),
     responses((status = 200, body = BatchResult), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 413, body = Problem)))]
-pub async fn post_stores(State(state): State<AppState>, caller: Caller, req: Request) -> ApiResult<Json<BatchResult>> {
+pub async fn post_stores(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Json<BatchResult>> {
     caller.require(Scope::Ingest)?;
     let bytes = json_bytes(req, &state).await?;
-    let s = sort_batch::<ShopStore>(&bytes, "stores", state.config.max_batch_items, ShopStore::validate, |s| s.id.0.clone())?;
+    let s = sort_batch::<ShopStore>(
+        &bytes,
+        "stores",
+        state.config.max_batch_items,
+        ShopStore::validate,
+        |s| s.id.0.clone(),
+    )?;
     let written = state.store.upsert_stores(s.valid, now().0).await?;
-    Ok(Json(batch_result(s.positions, s.rejected, s.received, &written)))
+    Ok(Json(batch_result(
+        s.positions,
+        s.rejected,
+        s.received,
+        &written,
+    )))
 }
 
 /// Store one order with its lines. An order id seen before is a duplicate and changes nothing.
@@ -249,8 +360,18 @@ pub async fn post_order(
     let id = order.id.0.clone();
     let written = state.store.insert_orders(vec![order], now.0).await?;
     let w = written.first().copied().unwrap_or(Written::Duplicate);
-    let code = if w == Written::Inserted { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((code, Json(ItemResult { id, status: status_of(w) })))
+    let code = if w == Written::Inserted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(ItemResult {
+            id,
+            status: status_of(w),
+        }),
+    ))
 }
 
 /// Store a batch of orders.
@@ -258,13 +379,28 @@ pub async fn post_order(
     security(("api_key" = [])),
     responses((status = 200, body = BatchResult), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 413, body = Problem)))]
-pub async fn post_orders(State(state): State<AppState>, caller: Caller, req: Request) -> ApiResult<Json<BatchResult>> {
+pub async fn post_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Json<BatchResult>> {
     caller.require(Scope::Ingest)?;
     let bytes = json_bytes(req, &state).await?;
     let now = now();
-    let s = sort_batch::<Order>(&bytes, "orders", state.config.max_batch_items, |o| o.validate(now), |o| o.id.0.clone())?;
+    let s = sort_batch::<Order>(
+        &bytes,
+        "orders",
+        state.config.max_batch_items,
+        |o| o.validate(now),
+        |o| o.id.0.clone(),
+    )?;
     let written = state.store.insert_orders(s.valid, now.0).await?;
-    Ok(Json(batch_result(s.positions, s.rejected, s.received, &written)))
+    Ok(Json(batch_result(
+        s.positions,
+        s.rejected,
+        s.received,
+        &written,
+    )))
 }
 
 /// Refund some lines of an order. Each line's refunds can never exceed what was paid for it,
@@ -288,7 +424,19 @@ pub async fn post_refund(
     }
     let id = refund.id.clone();
     match state.store.add_refund(order_id, refund, now.0).await? {
-        RefundWritten::Applied => Ok((StatusCode::CREATED, Json(ItemResult { id, status: "applied".into() }))),
-        RefundWritten::Duplicate => Ok((StatusCode::OK, Json(ItemResult { id, status: "duplicate".into() }))),
+        RefundWritten::Applied => Ok((
+            StatusCode::CREATED,
+            Json(ItemResult {
+                id,
+                status: "applied".into(),
+            }),
+        )),
+        RefundWritten::Duplicate => Ok((
+            StatusCode::OK,
+            Json(ItemResult {
+                id,
+                status: "duplicate".into(),
+            }),
+        )),
     }
 }

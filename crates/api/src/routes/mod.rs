@@ -45,5 +45,9 @@ pub struct Health {
 /// Liveness and the storage backend in use. The only endpoint without an API key.
 #[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, body = Health)))]
 pub async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok", backend: state.store.backend(), version: env!("CARGO_PKG_VERSION") })
+    Json(Health {
+        status: "ok",
+        backend: state.store.backend(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }

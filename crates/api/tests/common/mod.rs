@@ -23,19 +23,36 @@ pub struct TestApp {
 pub async fn test_app_with(config: ApiConfig) -> TestApp {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = Store::Sqlite(
-        shopgrowth_store::sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap_or_else(|e| panic!("{e}")),
+        shopgrowth_store::sqlite::SqliteStore::open(&dir.path().join("t.db"))
+            .unwrap_or_else(|e| panic!("{e}")),
     );
     store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
     let mut keys = Vec::new();
-    for scopes in [vec![Scope::Ingest], vec![Scope::Read], vec![Scope::Admin], vec![Scope::Read, Scope::Pii, Scope::Admin]] {
+    for scopes in [
+        vec![Scope::Ingest],
+        vec![Scope::Read],
+        vec![Scope::Admin],
+        vec![Scope::Read, Scope::Pii, Scope::Admin],
+    ] {
         let k = auth::generate("test", &scopes, 1);
-        store.create_api_key(k.record).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .create_api_key(k.record)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         keys.push(k.plaintext);
     }
     let cipher = PiiCipher::from_master_key(&[9u8; 32]).unwrap_or_else(|e| panic!("{e}"));
     let state = AppState::new(Arc::new(store), Arc::new(cipher), config);
-    let [ingest, read, admin, pii]: [String; 4] = keys.try_into().unwrap_or_else(|_| panic!("four keys"));
-    TestApp { state, dir, ingest, read, admin, pii }
+    let [ingest, read, admin, pii]: [String; 4] =
+        keys.try_into().unwrap_or_else(|_| panic!("four keys"));
+    TestApp {
+        state,
+        dir,
+        ingest,
+        read,
+        admin,
+        pii,
+    }
 }
 
 pub async fn test_app() -> TestApp {
@@ -43,7 +60,13 @@ pub async fn test_app() -> TestApp {
 }
 
 impl TestApp {
-    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<String>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(k) = key {
             req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
@@ -51,11 +74,21 @@ impl TestApp {
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
-        let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap_or_else(|e| panic!("{e}"));
-        let resp = app(self.state.clone()).oneshot(req).await.unwrap_or_else(|e| panic!("{e}"));
+        let req = req
+            .body(body.map_or_else(Body::empty, Body::from))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let resp = app(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -69,4 +102,3 @@ pub fn view(id: &str, user: Option<&str>, device: Option<&str>) -> Value {
     }
     e
 }
-

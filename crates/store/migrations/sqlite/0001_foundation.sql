@@ -113,7 +113,7 @@ CREATE TABLE events (
     rating      INTEGER,
     properties  TEXT,
     received_at BIGINT NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX events_user_time ON events (user_id, time) WHERE user_id IS NOT NULL;
 CREATE INDEX events_device_time ON events (device_id, time) WHERE device_id IS NOT NULL;
 
