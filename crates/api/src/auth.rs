@@ -93,7 +93,13 @@ const CACHE_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Vec<u8>, VerifiedKey, Instant)>>,
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+struct CachedKey {
+    secret_hash: Vec<u8>,
+    key: VerifiedKey,
+    verified_at: Instant,
 }
 
 impl KeyCache {
@@ -106,9 +112,9 @@ impl KeyCache {
         let hash = Sha256::digest(secret.as_bytes()).to_vec();
         {
             let cache = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((stored, key, at)) = cache.get(id) {
-                if at.elapsed() < CACHE_TTL && constant_time_eq(stored, &hash) {
-                    return Ok(key.clone());
+            if let Some(c) = cache.get(id) {
+                if c.verified_at.elapsed() < CACHE_TTL && constant_time_eq(&c.secret_hash, &hash) {
+                    return Ok(c.key.clone());
                 }
             }
         }
@@ -133,7 +139,14 @@ impl KeyCache {
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(id.to_owned(), (hash, key.clone(), Instant::now()));
+        cache.insert(
+            id.to_owned(),
+            CachedKey {
+                secret_hash: hash,
+                key: key.clone(),
+                verified_at: Instant::now(),
+            },
+        );
         Ok(key)
     }
 

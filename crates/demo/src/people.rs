@@ -7,7 +7,7 @@ use crate::{unit, DemoChunk};
 use rand::Rng;
 use serde_json::{Map, Value};
 use shopgrowth_core::model::{
-    Channel, CityTier, Event, EventType, Gender, Order, OrderKind, OrderLine, OrderStatus, User,
+    Channel, Event, EventType, Gender, Order, OrderKind, OrderLine, OrderStatus, User,
 };
 use shopgrowth_core::money::allocate;
 use shopgrowth_core::pii::Secret;
@@ -158,7 +158,6 @@ pub fn plan(index: usize, rng: &mut impl Rng, cal: &Calendar, cat: &Catalogue) -
         + home_store.map_or(0.0, |_| {
             (last_active.saturating_sub(first_active) as f64) / 45.0 * 0.5
         });
-    let _ = tier == CityTier::Tier1;
     Plan {
         index,
         user,
@@ -250,17 +249,26 @@ impl Writer<'_> {
     }
 }
 
-/// Builds an order; on festival days 满300减30 per every 300 元, allocated to lines exactly.
-fn order(
+/// Who bought what, where and when.
+struct Sale<'a> {
     id: String,
-    user: &str,
+    buyer: &'a str,
     channel: Channel,
     store: Option<String>,
     time: i64,
-    items: &[(usize, i64)],
-    cat: &Catalogue,
     festival: bool,
-) -> Order {
+}
+
+/// Builds an order; on festival days 满300减30 per every 300 元, allocated to lines exactly.
+fn order(sale: Sale<'_>, items: &[(usize, i64)], cat: &Catalogue) -> Order {
+    let Sale {
+        id,
+        buyer,
+        channel,
+        store,
+        time,
+        festival,
+    } = sale;
     let mut lines: Vec<OrderLine> = items
         .iter()
         .map(|&(p, quantity)| OrderLine {
@@ -290,7 +298,7 @@ fn order(
         id: id.into(),
         kind: OrderKind::Sale,
         status: OrderStatus::Completed,
-        user_id: Some(user.into()),
+        user_id: Some(buyer.into()),
         device_id: None,
         store_id: store.map(Into::into),
         channel,
@@ -468,16 +476,15 @@ pub fn live(
                 .map(|&p| (p, if rng.random_bool(0.85) { 1 } else { 2 }))
                 .collect();
             let id = w.order_id();
-            let o = order(
-                id.clone(),
-                &user_id,
+            let sale = Sale {
+                id: id.clone(),
+                buyer: &user_id,
                 channel,
-                None,
-                t,
-                &items,
-                cat,
+                store: None,
+                time: t,
                 festival,
-            );
+            };
+            let o = order(sale, &items, cat);
             w.chunk.orders.push(o);
             w.event(EventType::Purchase, t, Some(&user_id), dev, channel, None)
                 .order_id = Some(id.clone().into());
@@ -535,16 +542,15 @@ pub fn live(
             items.sort_unstable();
             items.dedup_by_key(|i| i.0);
             let id = w.order_id();
-            let o = order(
-                id.clone(),
-                &buyer,
-                Channel::Store,
-                Some(store_id.clone()),
-                t,
-                &items,
-                cat,
-                cal.is_festival(day),
-            );
+            let sale = Sale {
+                id: id.clone(),
+                buyer: &buyer,
+                channel: Channel::Store,
+                store: Some(store_id.clone()),
+                time: t,
+                festival: cal.is_festival(day),
+            };
+            let o = order(sale, &items, cat);
             w.chunk.orders.push(o);
             let e = w.event(
                 EventType::Purchase,

@@ -144,7 +144,7 @@ pub async fn run(
         "demo shop: {} users, {} products, {} stores, {} orders, {} events{}\n\
          API key (admin, personal data masked): {}\n\
          API key (admin + pii):                 {}\n\
-         try: curl -H 'Authorization: Bearer {}' http://{}/api/v1/users/u000042",
+         try: curl -H 'Authorization: Bearer {}' http://{}/api/v1/users/card:010928",
         report.users,
         report.products,
         report.stores,

@@ -24,9 +24,12 @@ type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// (each caller is told, and may retry: every write is idempotent). Skipping the savepoint saves
 /// copying each page it touches into the statement journal.
 struct Job {
-    run: Box<dyn FnOnce(&mut Writer) -> (bool, Finish) + Send>,
+    run: RunJob,
     isolated: bool,
 }
+
+/// Runs a job on the writer: whether it succeeded, and what to tell its caller after the commit.
+type RunJob = Box<dyn FnOnce(&mut Writer) -> (bool, Finish) + Send>;
 
 /// What the writer thread owns: the write connection, and what it already wrote in this process
 /// (users and device links), so repeated ids skip a statement. The sets are cleared whenever a
