@@ -623,14 +623,8 @@ impl SqliteStore {
     pub async fn recent_events(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredEvent>> {
         let (users, devices) = ids_of(customer);
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE user_id IN ({}) OR (user_id IS NULL AND device_id IN ({})) \
-                 ORDER BY time DESC, id LIMIT {limit}",
-                placeholders(1, users.len()),
-                placeholders(users.len() + 1, devices.len().max(1))
-            );
-            let mut binds = users.clone();
-            binds.extend(if devices.is_empty() { vec![String::new()] } else { devices });
+            let (filter, binds) = of_customer(users, devices);
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE {filter} ORDER BY time DESC, id LIMIT {limit}");
             let mut stmt = conn.prepare(&lite(&sql))?;
             let rows = stmt.query_map(params_from_iter(binds.iter()), event_row)?;
             rows.map(|r| {
@@ -645,14 +639,8 @@ impl SqliteStore {
     pub async fn recent_orders(&self, customer: &Customer, limit: i64) -> Result<Vec<StoredOrder>> {
         let (users, devices) = ids_of(customer);
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id IN ({}) OR (user_id IS NULL AND device_id IN ({})) \
-                 ORDER BY placed_at DESC, id LIMIT {limit}",
-                placeholders(1, users.len()),
-                placeholders(users.len() + 1, devices.len().max(1))
-            );
-            let mut binds = users.clone();
-            binds.extend(if devices.is_empty() { vec![String::new()] } else { devices });
+            let (filter, binds) = of_customer(users, devices);
+            let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {filter} ORDER BY placed_at DESC, id LIMIT {limit}");
             let mut stmt = conn.prepare(&lite(&sql))?;
             let headers: Vec<OrderRow> =
                 stmt.query_map(params_from_iter(binds.iter()), order_row)?.collect::<Result<_, _>>()?;
@@ -983,6 +971,22 @@ fn product_params(p: &Product, now: i64) -> Vec<Box<dyn rusqlite::ToSql + '_>> {
         Box::new(json_text(&p.attributes)),
         Box::new(now),
     ]
+}
+
+/// The rows of a customer: those of its users, and the anonymous ones of its devices.
+fn of_customer(users: Vec<String>, devices: Vec<String>) -> (String, Vec<String>) {
+    let filter = format!(
+        "user_id IN ({}) OR (user_id IS NULL AND device_id IN ({}))",
+        placeholders(1, users.len()),
+        placeholders(users.len() + 1, devices.len().max(1))
+    );
+    let mut binds = users;
+    binds.extend(if devices.is_empty() {
+        vec![String::new()]
+    } else {
+        devices
+    });
+    (filter, binds)
 }
 
 fn ids_of(customer: &Customer) -> (Vec<String>, Vec<String>) {

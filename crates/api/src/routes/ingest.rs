@@ -101,6 +101,20 @@ fn sort_batch<T: DeserializeOwned>(
     Ok(sorted)
 }
 
+/// Checks the ingest scope, reads the body and sorts a batch into valid and rejected items.
+async fn read_batch<T: DeserializeOwned>(
+    state: &AppState,
+    caller: &Caller,
+    req: Request,
+    key: &str,
+    validate: impl Fn(&T) -> Vec<FieldError>,
+    id_of: impl Fn(&T) -> String,
+) -> ApiResult<Sorted<T>> {
+    caller.require(Scope::Ingest)?;
+    let bytes = json_bytes(req, state).await?;
+    sort_batch(&bytes, key, state.config.max_batch_items, validate, id_of)
+}
+
 fn from_json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FieldError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -221,16 +235,16 @@ pub async fn post_events(
     caller: Caller,
     req: Request,
 ) -> ApiResult<Json<BatchResult>> {
-    caller.require(Scope::Ingest)?;
-    let bytes = json_bytes(req, &state).await?;
     let now = now();
-    let s = sort_batch::<Event>(
-        &bytes,
+    let s = read_batch::<Event>(
+        &state,
+        &caller,
+        req,
         "events",
-        state.config.max_batch_items,
         |e| e.validate(now),
         |e| e.id.0.clone(),
-    )?;
+    )
+    .await?;
     let written = state.store.insert_events(s.valid, now.0).await?;
     Ok(Json(batch_result(
         s.positions,
@@ -251,16 +265,16 @@ pub async fn post_users(
     caller: Caller,
     req: Request,
 ) -> ApiResult<Json<BatchResult>> {
-    caller.require(Scope::Ingest)?;
-    let bytes = json_bytes(req, &state).await?;
     let now = now();
-    let s = sort_batch::<User>(
-        &bytes,
+    let s = read_batch::<User>(
+        &state,
+        &caller,
+        req,
         "users",
-        state.config.max_batch_items,
         |u| u.validate(now),
         |u| u.id.0.clone(),
-    )?;
+    )
+    .await?;
     let sealed: Vec<SealedUser> = s
         .valid
         .iter()
@@ -295,15 +309,10 @@ pub async fn post_products(
     caller: Caller,
     req: Request,
 ) -> ApiResult<Json<BatchResult>> {
-    caller.require(Scope::Ingest)?;
-    let bytes = json_bytes(req, &state).await?;
-    let s = sort_batch::<Product>(
-        &bytes,
-        "products",
-        state.config.max_batch_items,
-        Product::validate,
-        |p| p.id.0.clone(),
-    )?;
+    let s = read_batch::<Product>(&state, &caller, req, "products", Product::validate, |p| {
+        p.id.0.clone()
+    })
+    .await?;
     let written = state.store.upsert_products(s.valid, now().0).await?;
     Ok(Json(batch_result(
         s.positions,
@@ -323,15 +332,10 @@ pub async fn post_stores(
     caller: Caller,
     req: Request,
 ) -> ApiResult<Json<BatchResult>> {
-    caller.require(Scope::Ingest)?;
-    let bytes = json_bytes(req, &state).await?;
-    let s = sort_batch::<ShopStore>(
-        &bytes,
-        "stores",
-        state.config.max_batch_items,
-        ShopStore::validate,
-        |s| s.id.0.clone(),
-    )?;
+    let s = read_batch::<ShopStore>(&state, &caller, req, "stores", ShopStore::validate, |s| {
+        s.id.0.clone()
+    })
+    .await?;
     let written = state.store.upsert_stores(s.valid, now().0).await?;
     Ok(Json(batch_result(
         s.positions,
@@ -384,16 +388,16 @@ pub async fn post_orders(
     caller: Caller,
     req: Request,
 ) -> ApiResult<Json<BatchResult>> {
-    caller.require(Scope::Ingest)?;
-    let bytes = json_bytes(req, &state).await?;
     let now = now();
-    let s = sort_batch::<Order>(
-        &bytes,
+    let s = read_batch::<Order>(
+        &state,
+        &caller,
+        req,
         "orders",
-        state.config.max_batch_items,
         |o| o.validate(now),
         |o| o.id.0.clone(),
-    )?;
+    )
+    .await?;
     let written = state.store.insert_orders(s.valid, now.0).await?;
     Ok(Json(batch_result(
         s.positions,
