@@ -64,6 +64,9 @@ pub struct Options {
     pub default_time: Option<Timestamp>,
     /// The server's clock, for refusing times in the future.
     pub now: Timestamp,
+    /// Whether rows should also describe their products (an import creates them; an RFM run
+    /// does not need them, and skipping them saves allocations on every row).
+    pub with_products: bool,
 }
 
 /// A format adapter over delimited records.
@@ -333,7 +336,7 @@ impl Adapter for OnlineRetail {
             channel: opts.channel,
             currency: Currency::GBP,
             placed_at,
-            product: Some(Product {
+            product: opts.with_products.then(|| Product {
                 id: stock.into(),
                 title: title.clone().unwrap_or_else(|| stock.to_owned()),
                 category: vec![],
@@ -710,6 +713,7 @@ mod tests {
             channel: Channel::Web,
             default_time: None,
             now: Timestamp(1_790_000_000_000),
+            with_products: true,
         }
     }
 

@@ -449,6 +449,7 @@ mod tests {
             channel: Channel::App,
             default_time: None,
             now: Timestamp(1_790_000_000_000),
+            with_products: true,
         };
         match m.parse(&cols, &["u1", "i9", "pv", "1700000000"], &opts) {
             Ok(Parsed::Event(e)) => assert_eq!(

@@ -80,12 +80,11 @@ pub async fn run(
     Ok(())
 }
 
-pub async fn import(
-    store_args: &StoreArgs,
+/// The reader's format and options from the command line.
+pub fn format_and_options(
     file: &FileConfig,
     args: &ImportArgs,
-    json: bool,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<(Format, Options)> {
     let format = match args.format {
         FormatName::OnlineRetail => Format::OnlineRetail,
         FormatName::Taobao => Format::Taobao,
@@ -124,7 +123,18 @@ pub async fn import(
         channel,
         default_time,
         now: Timestamp::now(),
+        with_products: true,
     };
+    Ok((format, opts))
+}
+
+pub async fn import(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    args: &ImportArgs,
+    json: bool,
+) -> anyhow::Result<Summary> {
+    let (format, opts) = format_and_options(file, args)?;
     let store = config::open_store(store_args, file).await?;
     let started = Instant::now();
     let mut reader = Reader::open(&args.file, &format, opts, args.chunk_rows)?;

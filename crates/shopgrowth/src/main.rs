@@ -7,6 +7,7 @@ mod bench;
 mod config;
 mod demo;
 mod import;
+mod rfm;
 mod serve;
 
 use anyhow::Context;
@@ -38,6 +39,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Import a file (CSV, gzip accepted) into the store.
     Import(import::ImportArgs),
+    /// RFM scores and the eight RFM classes for every customer, straight from a file.
+    Rfm(rfm::RfmArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage API keys.
@@ -109,6 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&cli.store, &file, args).await,
         Command::Demo(args) => demo::run(&cli.store, &file, args, cli.json).await,
         Command::Import(args) => import::run(&cli.store, &file, args, cli.json).await,
+        Command::Rfm(args) => rfm::run(&file, args, cli.json),
         Command::Migrate => {
             let store = config::open_store(
                 &StoreArgs {

@@ -1,0 +1,6 @@
+//! Customer profiles and the built-in models over plain data: no IO, no SQL, no HTTP.
+//!
+//! - [`rfm`]: recency, frequency and monetary value per customer, 1–5 scores and the eight RFM
+//!   classes (重要价值/重要发展/重要保持/重要挽留/一般价值/一般发展/一般保持/一般挽留客户).
+
+pub mod rfm;
