@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod import;
 mod rfm;
+mod segment;
 mod serve;
 
 use anyhow::Context;
@@ -41,6 +42,11 @@ enum Command {
     Import(import::ImportArgs),
     /// RFM scores and the eight RFM classes for every customer, straight from a file.
     Rfm(rfm::RfmArgs),
+    /// Audiences (人群圈选) over the store.
+    Segment {
+        #[command(subcommand)]
+        verb: segment::SegmentVerb,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage API keys.
@@ -96,14 +102,19 @@ fn init_logging(json: bool) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
     init_logging(cli.json);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?;
-    runtime.block_on(run(cli))
+        .context("starting the runtime")
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    if let Err(e) = result {
+        // The whole chain, without a backtrace: these are messages for a person.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -113,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli.store, &file, args, cli.json).await,
         Command::Import(args) => import::run(&cli.store, &file, args, cli.json).await,
         Command::Rfm(args) => rfm::run(&file, args, cli.json),
+        Command::Segment { verb } => segment::run(&cli.store, &file, verb, cli.json).await,
         Command::Migrate => {
             let store = config::open_store(
                 &StoreArgs {

@@ -195,6 +195,11 @@ impl Store {
         dispatch!(self.counts())
     }
 
+    /// Users with order totals, and their behaviour since `since` (epoch ms): what segments read.
+    pub async fn profile_source(&self, since: i64) -> Result<ProfileSource> {
+        dispatch!(self.profile_source(since))
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         dispatch!(self.events_present(ids))

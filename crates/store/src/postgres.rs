@@ -614,6 +614,32 @@ impl PgStore {
         })
     }
 
+    /// Users with order totals, and their behaviour since `since` (epoch ms).
+    pub async fn profile_source(&self, since: i64) -> Result<ProfileSource> {
+        use futures_util::TryStreamExt as _;
+        let mut builder = ProfileSourceBuilder::default();
+        for r in sqlx::query(PROFILE_USERS).fetch_all(&self.pool).await? {
+            builder.user(UserFacts {
+                id: r.try_get(0)?,
+                gender: r.try_get(1)?,
+                city: r.try_get(2)?,
+                city_tier: r.try_get(3)?,
+                registration_channel: r.try_get(4)?,
+                orders: r.try_get(5)?,
+                monetary: r.try_get(6)?,
+                last_order_at: r.try_get(7)?,
+            });
+        }
+        let mut rows = sqlx::query(PROFILE_ACTS).bind(since).fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let user: String = r.try_get(0)?;
+            let kind: String = r.try_get(1)?;
+            let category: Option<String> = r.try_get(3)?;
+            builder.act(&user, &kind, r.try_get(2)?, category.as_deref());
+        }
+        Ok(builder.build())
+    }
+
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")

@@ -340,3 +340,15 @@ pub fn scopes_from(text: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Every user with order totals (sales net of returns) for the segment engine.
+pub const PROFILE_USERS: &str = "SELECT u.id, u.gender, u.city, u.city_tier, u.registration_channel, \
+       (SELECT COUNT(*) FROM orders o WHERE o.user_id = u.id AND o.kind = 'sale'), \
+       (SELECT CAST(COALESCE(SUM(CASE WHEN o.kind = 'sale' THEN o.total ELSE -o.total END), 0) AS BIGINT) \
+          FROM orders o WHERE o.user_id = u.id), \
+       (SELECT MAX(o.placed_at) FROM orders o WHERE o.user_id = u.id AND o.kind = 'sale') \
+     FROM users u ORDER BY u.id";
+
+/// Behaviour of known users since $1, with the category path of the event's SKU.
+pub const PROFILE_ACTS: &str = "SELECT e.user_id, e.type, e.time, p.category_path FROM events e \
+     LEFT JOIN products p ON p.id = e.sku_id WHERE e.user_id IS NOT NULL AND e.time >= $1";

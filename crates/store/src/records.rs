@@ -204,3 +204,86 @@ pub(crate) fn parse_json_map(text: Option<&str>) -> Map<String, Value> {
         _ => Map::new(),
     }
 }
+
+/// What the segment engine needs to know about every user, read in one pass.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileSource {
+    pub users: Vec<UserFacts>,
+    /// Top-level categories, indexed by [`Act::category`].
+    pub categories: Vec<String>,
+    /// Behaviour of known users since the requested time, users by index into `users`.
+    pub acts: Vec<Act>,
+}
+
+/// A user's attributes and order totals (sales net of returns).
+#[derive(Debug, Clone, Default)]
+pub struct UserFacts {
+    pub id: String,
+    pub gender: Option<String>,
+    pub city: Option<String>,
+    pub city_tier: Option<String>,
+    pub registration_channel: Option<String>,
+    pub orders: i64,
+    pub monetary: i64,
+    pub last_order_at: Option<i64>,
+}
+
+/// One behaviour event, compactly: user index, type, time, and the top-level category of its SKU.
+#[derive(Debug, Clone, Copy)]
+pub struct Act {
+    pub user: u32,
+    pub kind: shopgrowth_core::model::EventType,
+    pub time: i64,
+    pub category: Option<u16>,
+}
+
+/// Assembles a [`ProfileSource`] from rows, whichever backend read them.
+#[derive(Default)]
+pub(crate) struct ProfileSourceBuilder {
+    source: ProfileSource,
+    index: std::collections::HashMap<String, u32>,
+    categories: std::collections::HashMap<String, u16>,
+}
+
+impl ProfileSourceBuilder {
+    pub(crate) fn user(&mut self, facts: UserFacts) {
+        self.index
+            .insert(facts.id.clone(), self.source.users.len() as u32);
+        self.source.users.push(facts);
+    }
+
+    pub(crate) fn act(
+        &mut self,
+        user_id: &str,
+        kind: &str,
+        time: i64,
+        category_path: Option<&str>,
+    ) {
+        let (Some(&user), Some(kind)) = (
+            self.index.get(user_id),
+            shopgrowth_core::model::EventType::parse(kind),
+        ) else {
+            return;
+        };
+        let category = category_path
+            .and_then(|p| p.split('/').next())
+            .filter(|c| !c.is_empty())
+            .map(|top| {
+                let next = self.categories.len() as u16;
+                *self.categories.entry(top.to_owned()).or_insert_with(|| {
+                    self.source.categories.push(top.to_owned());
+                    next
+                })
+            });
+        self.source.acts.push(Act {
+            user,
+            kind,
+            time,
+            category,
+        });
+    }
+
+    pub(crate) fn build(self) -> ProfileSource {
+        self.source
+    }
+}

@@ -734,6 +734,37 @@ impl SqliteStore {
         .await
     }
 
+    /// Users with order totals, and their behaviour since `since` (epoch ms).
+    pub async fn profile_source(&self, since: i64) -> Result<ProfileSource> {
+        self.read(move |conn| {
+            let mut builder = ProfileSourceBuilder::default();
+            let mut users = conn.prepare(PROFILE_USERS)?;
+            let mut rows = users.query([])?;
+            while let Some(r) = rows.next()? {
+                builder.user(UserFacts {
+                    id: r.get(0)?,
+                    gender: r.get(1)?,
+                    city: r.get(2)?,
+                    city_tier: r.get(3)?,
+                    registration_channel: r.get(4)?,
+                    orders: r.get(5)?,
+                    monetary: r.get(6)?,
+                    last_order_at: r.get(7)?,
+                });
+            }
+            let mut acts = conn.prepare(&lite(PROFILE_ACTS))?;
+            let mut rows = acts.query([since])?;
+            while let Some(r) = rows.next()? {
+                let user: String = r.get(0)?;
+                let kind: String = r.get(1)?;
+                let category: Option<String> = r.get(3)?;
+                builder.act(&user, &kind, r.get(2)?, category.as_deref());
+            }
+            Ok(builder.build())
+        })
+        .await
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         self.read(move |conn| {

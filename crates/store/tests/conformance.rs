@@ -554,6 +554,76 @@ async fn manual_merges_refuse_cycles(h: Harness) {
     assert_eq!(s.recent_events(&c, 10).await.unwrap_or_default().len(), 2);
 }
 
+async fn profile_source_reads_users_orders_and_acts(h: Harness) {
+    let s = &h.store;
+    let product = shopgrowth_core::model::Product {
+        id: "sku-1".into(),
+        title: "奶粉".into(),
+        category: vec!["母婴".into(), "奶粉".into()],
+        brand: None,
+        spu_id: None,
+        price: 1000,
+        cost: None,
+        currency: Currency::CNY,
+        stock: None,
+        attributes: Default::default(),
+    };
+    s.upsert_products(vec![product], NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.upsert_users(vec![user_with_phone("u1", "13900000001")], NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ret = order("c1", Some("u1"), &[(1, 500, 0)]);
+    ret.kind = OrderKind::Return;
+    ret.placed_at = Timestamp(NOW);
+    s.insert_orders(
+        vec![
+            order("o1", Some("u1"), &[(2, 1000, 0)]),
+            order("o2", Some("u1"), &[(1, 300, 0)]),
+            ret,
+        ],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut old = event("old", EventType::View, Some("u1"), None, NOW - 10_000);
+    old.sku_id = None;
+    s.insert_events(
+        vec![
+            event("v1", EventType::View, Some("u1"), None, NOW),
+            event("anon", EventType::View, None, Some("d"), NOW),
+            old,
+        ],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let source = s
+        .profile_source(NOW - 5_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(source.users.len(), 1);
+    let u = &source.users[0];
+    assert_eq!(
+        (u.id.as_str(), u.city.as_deref(), u.orders, u.monetary),
+        ("u1", Some("上海"), 2, 2300 - 500)
+    );
+    assert_eq!(u.last_order_at, Some(NOW - 1000));
+    assert_eq!(
+        source.acts.len(),
+        1,
+        "anonymous and older events are left out"
+    );
+    assert_eq!(source.acts[0].kind, EventType::View);
+    assert_eq!(
+        source.acts[0]
+            .category
+            .map(|c| source.categories[c as usize].as_str()),
+        Some("母婴")
+    );
+}
+
 async fn migrations_are_repeatable(h: Harness) {
     h.store
         .migrate()
@@ -576,7 +646,9 @@ macro_rules! suite {
 
 suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
-    imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable);
+    imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
+    profile_source_reads_users_orders_and_acts);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
-    imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable);
+    imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
+    profile_source_reads_users_orders_and_acts);
