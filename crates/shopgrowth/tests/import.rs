@@ -1,6 +1,8 @@
 //! `shopgrowth import` through the real binary: every row accounted for, specific reasons,
 //! gzip, idempotent re-import; and the check against the shared Online Retail file.
 
+mod common;
+
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -135,15 +137,9 @@ fn bad_invocations_say_what_is_wrong() {
 /// Dataset check on ../shared/data/online_retail (the real 541,909-row file).
 #[test]
 fn shared_online_retail_is_fully_accounted_for() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/online_retail/OnlineRetail.csv.gz");
-    if std::fs::metadata(&file).is_err() {
-        eprintln!(
-            "dataset check not run: {} is missing (it lives in ../shared beside the repository)",
-            file.display()
-        );
+    let Some(file) = common::shared_online_retail() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let s = import(dir.path(), &file, &dir.path().join("rejects.txt"));
     let n = |k: &str| s[k].as_u64().unwrap_or(0);

@@ -2,6 +2,8 @@
 //! definition in docs/rfm.md, written in SQL over the raw CSV text (SQLite), on a hand-made
 //! sample always and on the shared Online Retail file when ../shared is present.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -173,14 +175,8 @@ fn agrees_with_sql_on_a_sample() {
 /// Dataset check on ../shared/data/online_retail.
 #[test]
 fn agrees_with_sql_on_online_retail() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/online_retail/OnlineRetail.csv.gz");
-    if std::fs::metadata(&file).is_err() {
-        eprintln!(
-            "dataset check not run: {} is missing (it lives in ../shared beside the repository)",
-            file.display()
-        );
+    let Some(file) = common::shared_online_retail() else {
         return;
-    }
+    };
     assert_eq!(assert_agree(&file), 4_338);
 }
