@@ -232,45 +232,56 @@ impl RfmBuilder {
                 None => only_returns += 1,
             }
         }
-        let r_t = config
-            .recency_thresholds
-            .unwrap_or_else(|| quintiles(rows.iter().map(|r| r.recency_days)));
-        let f_t = config
-            .frequency_thresholds
-            .unwrap_or_else(|| quintiles(rows.iter().map(|r| r.frequency)));
-        let m_t = config
-            .monetary_thresholds
-            .unwrap_or_else(|| quintiles(rows.iter().map(|r| r.monetary)));
-        for row in &mut rows {
-            row.r = 5 - exceeded(row.recency_days, &r_t);
-            row.f = 1 + exceeded(row.frequency, &f_t);
-            row.m = 1 + exceeded(row.monetary, &m_t);
-        }
-        let n = rows.len().max(1) as f64;
-        let mean = |f: fn(&RfmRow) -> u8| rows.iter().map(|r| f64::from(f(r))).sum::<f64>() / n;
-        let (r_mean, f_mean, m_mean) = (mean(|r| r.r), mean(|r| r.f), mean(|r| r.m));
-        for row in &mut rows {
-            row.class = RfmClass::of(
-                f64::from(row.r) > r_mean,
-                f64::from(row.f) > f_mean,
-                f64::from(row.m) > m_mean,
-            );
-        }
+        let (thresholds, means) = score(&mut rows, config);
         rows.sort_by(|a, b| a.customer.cmp(&b.customer));
         let reference = NaiveDate::from_num_days_from_ce_opt(reference).unwrap_or_default();
         RfmResult {
             reference,
-            thresholds: Thresholds {
-                recency: r_t,
-                frequency: f_t,
-                monetary: m_t,
-            },
-            means: [r_mean, f_mean, m_mean],
+            thresholds,
+            means,
             only_returns,
             duplicate_lines: self.duplicate_lines,
             rows,
         }
     }
+}
+
+/// Scores rows whose recency, frequency and monetary value are set: the 1–5 scores by the
+/// configured (or quintile) thresholds, then the classes by the mean scores. Returns the
+/// thresholds and the mean R, F and M scores.
+pub fn score(rows: &mut [RfmRow], config: &RfmConfig) -> (Thresholds, [f64; 3]) {
+    let r_t = config
+        .recency_thresholds
+        .unwrap_or_else(|| quintiles(rows.iter().map(|r| r.recency_days)));
+    let f_t = config
+        .frequency_thresholds
+        .unwrap_or_else(|| quintiles(rows.iter().map(|r| r.frequency)));
+    let m_t = config
+        .monetary_thresholds
+        .unwrap_or_else(|| quintiles(rows.iter().map(|r| r.monetary)));
+    for row in rows.iter_mut() {
+        row.r = 5 - exceeded(row.recency_days, &r_t);
+        row.f = 1 + exceeded(row.frequency, &f_t);
+        row.m = 1 + exceeded(row.monetary, &m_t);
+    }
+    let n = rows.len().max(1) as f64;
+    let mean = |f: fn(&RfmRow) -> u8| rows.iter().map(|r| f64::from(f(r))).sum::<f64>() / n;
+    let means = [mean(|r| r.r), mean(|r| r.f), mean(|r| r.m)];
+    for row in rows.iter_mut() {
+        row.class = RfmClass::of(
+            f64::from(row.r) > means[0],
+            f64::from(row.f) > means[1],
+            f64::from(row.m) > means[2],
+        );
+    }
+    (
+        Thresholds {
+            recency: r_t,
+            frequency: f_t,
+            monetary: m_t,
+        },
+        means,
+    )
 }
 
 /// How many of the thresholds `value` is strictly above.

@@ -9,6 +9,7 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use shopgrowth_core::model::EventType;
+use shopgrowth_profile::rfm::{score, RfmClass, RfmConfig, RfmRow};
 use shopgrowth_profile::segment::{Population, PopulationBuilder};
 use shopgrowth_store::records::ProfileSource;
 use std::time::Instant;
@@ -77,6 +78,43 @@ pub fn population(source: &ProfileSource, today: NaiveDate, tz: chrono_tz::Tz) -
         if let Some(last) = u.last_order_at {
             b.number("recency_days", i, i64::from(today_n - day_of(last)));
         }
+    }
+    // RFM of every customer with an order, as scores and as class tags (in Chinese and English).
+    let (users, mut rows): (Vec<u32>, Vec<RfmRow>) = source
+        .users
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| {
+            let last = u.last_order_at?;
+            let row = RfmRow {
+                customer: u.id.clone(),
+                recency_days: i64::from(today_n - day_of(last)),
+                frequency: u.orders,
+                monetary: u.monetary,
+                r: 0,
+                f: 0,
+                m: 0,
+                class: RfmClass::GeneralRetain,
+            };
+            Some((i as u32, row))
+        })
+        .unzip();
+    score(
+        &mut rows,
+        &RfmConfig {
+            tz,
+            ..RfmConfig::default()
+        },
+    );
+    for (&i, row) in users.iter().zip(&rows) {
+        b.number("rfm_r", i, i64::from(row.r))
+            .number("rfm_f", i, i64::from(row.f))
+            .number("rfm_m", i, i64::from(row.m))
+            .tag(row.class.as_str(), i)
+            .tag(row.class.zh(), i);
+    }
+    for class in RfmClass::ALL {
+        b.declare_tag(class.as_str()).declare_tag(class.zh());
     }
     for kind in EventType::ALL {
         b.declare_event(kind.as_str());

@@ -58,6 +58,43 @@ fn counts_audiences_of_the_demo_shop() {
         some["matched"].as_u64().unwrap_or(0) + rest["matched"].as_u64().unwrap_or(0),
         users
     );
+    // The eight RFM class tags split exactly the customers with an order.
+    let classes = [
+        "important_value",
+        "important_develop",
+        "important_keep",
+        "important_retain",
+        "general_value",
+        "general_develop",
+        "general_keep",
+        "general_retain",
+    ];
+    let any_class = classes
+        .iter()
+        .map(|c| format!("tag \"{c}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let buyers = count(dir.path(), "orders >= 1")["matched"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(buyers > 0);
+    assert_eq!(
+        count(dir.path(), &any_class)["matched"].as_u64(),
+        Some(buyers)
+    );
+    let per_class: u64 = classes
+        .iter()
+        .map(|c| {
+            count(dir.path(), &format!("tag \"{c}\""))["matched"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(per_class, buyers, "each buyer is in exactly one class");
+    assert_eq!(
+        count(dir.path(), r#"tag "重要价值客户""#)["matched"],
+        count(dir.path(), r#"tag "important_value""#)["matched"]
+    );
     let out = shopgrowth(dir.path())
         .args(["segment", "count", "monetary >= ", "--today", "2026-11-20"])
         .output()
