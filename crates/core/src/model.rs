@@ -511,6 +511,25 @@ impl Refund {
 }
 
 impl Event {
+    /// An event with its required fields; every optional field empty.
+    pub fn new(id: impl Into<EventId>, kind: EventType, time: Timestamp, channel: Channel) -> Self {
+        Event {
+            id: id.into(),
+            kind,
+            time,
+            user_id: None,
+            device_id: None,
+            channel,
+            sku_id: None,
+            store_id: None,
+            order_id: None,
+            query: None,
+            text: None,
+            rating: None,
+            properties: Map::new(),
+        }
+    }
+
     pub fn validate(&self, now: Timestamp) -> Vec<FieldError> {
         let mut p = Problems(Vec::new());
         p.id("id", self.id.as_str());

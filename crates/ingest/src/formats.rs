@@ -428,19 +428,15 @@ impl Adapter for Taobao {
             properties.insert("category_id".into(), Value::String(category.to_owned()));
         }
         Ok(Parsed::Event(Box::new(Event {
-            id: format!("tb:{user}:{item}:{behavior}:{ts}").into(),
-            kind,
-            time,
             user_id: Some(user.into()),
-            device_id: None,
-            channel: opts.channel,
             sku_id: Some(item.into()),
-            store_id: None,
-            order_id: None,
-            query: None,
-            text: None,
-            rating: None,
             properties,
+            ..Event::new(
+                format!("tb:{user}:{item}:{behavior}:{ts}"),
+                kind,
+                time,
+                opts.channel,
+            )
         })))
     }
 }
@@ -592,19 +588,15 @@ impl Adapter for MovieLens {
             return Err((problems, tags));
         };
         Ok(Parsed::Event(Box::new(Event {
-            id: format!("ml:{user}:{item}").into(),
-            kind: EventType::Review,
-            time,
             user_id: Some(user.into()),
-            device_id: None,
-            channel: opts.channel,
             sku_id: Some(item.into()),
-            store_id: None,
-            order_id: None,
-            query: None,
-            text: None,
             rating: Some(rating),
-            properties: Map::new(),
+            ..Event::new(
+                format!("ml:{user}:{item}"),
+                EventType::Review,
+                time,
+                opts.channel,
+            )
         })))
     }
 }

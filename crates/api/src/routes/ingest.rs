@@ -157,6 +157,23 @@ fn invalid_item(what: &str, errors: Vec<FieldError>) -> ApiError {
     ApiError::invalid(format!("invalid {what}: {}", fields.join("; ")), errors)
 }
 
+/// 201 for a stored item, 200 for a duplicate.
+fn single_result(id: String, written: &[Written]) -> (StatusCode, Json<ItemResult>) {
+    let w = written.first().copied().unwrap_or(Written::Duplicate);
+    let code = if w == Written::Inserted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(ItemResult {
+            id,
+            status: status_of(w),
+        }),
+    )
+}
+
 fn status_of(w: Written) -> String {
     match w {
         Written::Inserted => "inserted",
@@ -209,19 +226,7 @@ pub async fn post_event(
     }
     let id = event.id.0.clone();
     let written = state.store.insert_events(vec![event], now.0).await?;
-    let w = written.first().copied().unwrap_or(Written::Duplicate);
-    let code = if w == Written::Inserted {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        code,
-        Json(ItemResult {
-            id,
-            status: status_of(w),
-        }),
-    ))
+    Ok(single_result(id, &written))
 }
 
 /// Store a batch of events. Acknowledged only once durable; good items are stored even when
@@ -363,19 +368,7 @@ pub async fn post_order(
     }
     let id = order.id.0.clone();
     let written = state.store.insert_orders(vec![order], now.0).await?;
-    let w = written.first().copied().unwrap_or(Written::Duplicate);
-    let code = if w == Written::Inserted {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        code,
-        Json(ItemResult {
-            id,
-            status: status_of(w),
-        }),
-    ))
+    Ok(single_result(id, &written))
 }
 
 /// Store a batch of orders.
