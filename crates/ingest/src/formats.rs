@@ -104,6 +104,30 @@ fn check_time(field: &str, t: Timestamp, opts: &Options, problems: &mut Vec<Prob
     }
 }
 
+/// Unix seconds as an instant, refusing text that is not a whole number and times out of range.
+fn unix_seconds(
+    field: &str,
+    text: &str,
+    opts: &Options,
+    problems: &mut Vec<Problem>,
+) -> Option<Timestamp> {
+    match text.parse::<i64>() {
+        Ok(s) => {
+            let t = Timestamp(s.saturating_mul(1000));
+            check_time(field, t, opts, problems);
+            Some(t)
+        }
+        Err(_) => {
+            problems.push(Problem::new(
+                field,
+                "time_invalid",
+                format!("{text:?} is not Unix seconds"),
+            ));
+            None
+        }
+    }
+}
+
 /// Parses a price in major units (`2.55`) into minor units, refusing what is not a positive,
 /// whole number of minor units.
 fn positive_price(
@@ -405,21 +429,7 @@ impl Adapter for Taobao {
                 None
             }
         };
-        let time = match ts.parse::<i64>() {
-            Ok(s) => {
-                let t = Timestamp(s.saturating_mul(1000));
-                check_time("timestamp", t, opts, &mut problems);
-                Some(t)
-            }
-            Err(_) => {
-                problems.push(Problem::new(
-                    "timestamp",
-                    "time_invalid",
-                    format!("{ts:?} is not Unix seconds"),
-                ));
-                None
-            }
-        };
+        let time = unix_seconds("timestamp", ts, opts, &mut problems);
         let (Some(kind), Some(time), true) = (kind, time, problems.is_empty()) else {
             return Err((problems, tags));
         };
@@ -559,21 +569,7 @@ impl Adapter for MovieLens {
             }
         };
         let time = match (ts.filter(|t| !t.is_empty()), opts.default_time) {
-            (Some(ts), _) => match ts.parse::<i64>() {
-                Ok(s) => {
-                    let t = Timestamp(s.saturating_mul(1000));
-                    check_time("timestamp", t, opts, &mut problems);
-                    Some(t)
-                }
-                Err(_) => {
-                    problems.push(Problem::new(
-                        "timestamp",
-                        "time_invalid",
-                        format!("{ts:?} is not Unix seconds"),
-                    ));
-                    None
-                }
-            },
+            (Some(ts), _) => unix_seconds("timestamp", ts, opts, &mut problems),
             (None, Some(default)) => Some(default),
             (None, None) => {
                 problems.push(Problem::new(
