@@ -5,5 +5,7 @@
 //! - [`segment`]: the audience language (text and JSON forms), checked against a schema and
 //!   evaluated on compressed bitmaps over dense user indexes.
 
+pub mod audience;
+pub mod features;
 pub mod rfm;
 pub mod segment;

@@ -1,165 +1,462 @@
 //! The population a segment is evaluated over: columns of attributes, tag and segment bitmaps,
-//! and behaviour by event type, all keyed by dense user index (0..n).
+//! and behaviour by event type and day, all keyed by dense user index (0..n).
+//!
+//! Everything is kept as compressed bitmaps that change in place when one user changes, so an
+//! update costs a few bitmap inserts and an evaluation never scans rows:
+//! - a text column is one bitmap per value;
+//! - a number column keeps cumulative bitmaps `value ≤ bound` for up to [`BUCKETS`] bounds taken
+//!   at quantiles; a range is one of them plus a check of the users in one boundary bucket;
+//! - behaviour is, per event (and per event and property value) and per day, the users with at
+//!   least 1, 2, 3 … acts that day; "at least N times in D days" combines those levels.
 //!
 //! Two-valued logic: a comparison on a user who has no value for the field is false, and NOT is
 //! the complement over all users.
 
 use super::{parse, Expr, Op, SegmentError, Value, MAX_DAYS};
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 use std::collections::{BTreeMap, HashMap};
 
-#[derive(Debug, Default)]
+/// Most bounds a number column keeps; each costs one bitmap.
+pub const BUCKETS: usize = 64;
+
+#[derive(Debug, Default, Clone)]
 struct TextColumn {
     codes: Vec<Option<u32>>,
     dict: HashMap<String, u32>,
     bitmaps: Vec<RoaringBitmap>,
+    present: RoaringBitmap,
 }
 
-#[derive(Debug, Default)]
+impl TextColumn {
+    fn set(&mut self, user: u32, value: Option<&str>) {
+        let u = user as usize;
+        if self.codes.len() <= u {
+            self.codes.resize(u + 1, None);
+        }
+        let code = value.map(|v| {
+            let next = self.dict.len() as u32;
+            let code = *self.dict.entry(v.to_owned()).or_insert(next);
+            if code as usize == self.bitmaps.len() {
+                self.bitmaps.push(RoaringBitmap::new());
+            }
+            code
+        });
+        if self.codes[u] == code {
+            return;
+        }
+        if let Some(old) = self.codes[u] {
+            self.bitmaps[old as usize].remove(user);
+            self.present.remove(user);
+        }
+        if let Some(code) = code {
+            self.bitmaps[code as usize].insert(user);
+            self.present.insert(user);
+        }
+        self.codes[u] = code;
+    }
+
+    fn get(&self, user: u32) -> Option<u32> {
+        self.codes.get(user as usize).copied().flatten()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
 struct NumberColumn {
     values: Vec<Option<i64>>,
-    /// (value, user) sorted by value: a range is a slice.
-    sorted: Vec<(i64, u32)>,
+    /// Ascending, distinct; `le[k]` holds the users whose value is ≤ `bounds[k]`.
+    bounds: Vec<i64>,
+    le: Vec<RoaringBitmap>,
+    present: RoaringBitmap,
+    /// Stored as a day number; the language sees days ago (`today - day`).
+    relative: bool,
 }
 
-/// One behaviour event of a user: its day and its properties.
+impl NumberColumn {
+    fn get(&self, user: u32) -> Option<i64> {
+        self.values.get(user as usize).copied().flatten()
+    }
+
+    fn set(&mut self, user: u32, value: Option<i64>) {
+        let u = user as usize;
+        if self.values.len() <= u {
+            self.values.resize(u + 1, None);
+        }
+        let old = self.values[u];
+        if old == value {
+            return;
+        }
+        if let Some(old) = old {
+            let from = self.bounds.partition_point(|b| *b < old);
+            for le in &mut self.le[from..] {
+                le.remove(user);
+            }
+            self.present.remove(user);
+        }
+        if let Some(v) = value {
+            let from = self.bounds.partition_point(|b| *b < v);
+            for le in &mut self.le[from..] {
+                le.insert(user);
+            }
+            self.present.insert(user);
+        }
+        self.values[u] = value;
+    }
+
+    /// Chooses bounds at the quantiles of the current values and rebuilds the bitmaps. Updates
+    /// stay correct without it; it keeps the boundary buckets small as values drift.
+    fn rebucket(&mut self, buckets: usize) {
+        let mut sorted: Vec<(i64, u32)> = self
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(u, v)| v.map(|v| (v, u as u32)))
+            .collect();
+        sorted.sort_unstable();
+        let mut distinct: Vec<i64> = sorted.iter().map(|(v, _)| *v).collect();
+        distinct.dedup();
+        self.bounds = if distinct.len() <= buckets {
+            distinct
+        } else {
+            let mut bounds: Vec<i64> = (1..=buckets)
+                .map(|k| sorted[(k * sorted.len()).div_ceil(buckets) - 1].0)
+                .collect();
+            bounds.dedup();
+            bounds
+        };
+        self.le = Vec::with_capacity(self.bounds.len());
+        let mut acc = RoaringBitmap::new();
+        let mut i = 0;
+        for &bound in &self.bounds {
+            while i < sorted.len() && sorted[i].0 <= bound {
+                acc.insert(sorted[i].1);
+                i += 1;
+            }
+            self.le.push(acc.clone());
+        }
+    }
+
+    /// Users whose stored value is ≤ `v`.
+    fn at_most(&self, v: i64) -> RoaringBitmap {
+        let k = self.bounds.partition_point(|b| *b < v);
+        if k < self.bounds.len() && self.bounds[k] == v {
+            return self.le[k].clone();
+        }
+        let base = if k > 0 {
+            self.le[k - 1].clone()
+        } else {
+            RoaringBitmap::new()
+        };
+        let upper = self.le.get(k).unwrap_or(&self.present);
+        let boundary = upper - &base;
+        let inside: RoaringBitmap = boundary
+            .iter()
+            .filter(|&u| self.get(u).is_some_and(|x| x <= v))
+            .collect();
+        base | inside
+    }
+
+    fn below(&self, v: i64) -> RoaringBitmap {
+        v.checked_sub(1)
+            .map_or_else(RoaringBitmap::new, |v| self.at_most(v))
+    }
+
+    fn compare(&self, op: Op, v: i64, today: i32) -> RoaringBitmap {
+        // Days ago = today - day, so a bound on days ago is the reversed bound on the day.
+        let (op, v) = if self.relative {
+            (op.reversed(), i64::from(today).saturating_sub(v))
+        } else {
+            (op, v)
+        };
+        match op {
+            Op::Le => self.at_most(v),
+            Op::Lt => self.below(v),
+            Op::Gt => &self.present - self.at_most(v),
+            Op::Ge => &self.present - self.below(v),
+            Op::Eq => self.at_most(v) - self.below(v),
+            Op::Ne => &self.present - (self.at_most(v) - self.below(v)),
+        }
+    }
+
+    fn seen(&self, user: u32, today: i32) -> Option<i64> {
+        let v = self.get(user)?;
+        Some(if self.relative {
+            i64::from(today) - v
+        } else {
+            v
+        })
+    }
+}
+
+/// Per day, the users with at least 1, 2, 3 … acts that day (`levels[j]`: at least j + 1).
+type Days = BTreeMap<i32, Vec<RoaringBitmap>>;
+
+#[derive(Debug, Default, Clone)]
+struct EventColumn {
+    all: Days,
+    by_property: HashMap<(String, String), Days>,
+}
+
+fn add_to_day(days: &mut Days, user: u32, day: i32) {
+    let levels = days.entry(day).or_default();
+    let level = levels.partition_point(|l| l.contains(user));
+    if level == levels.len() {
+        levels.push(RoaringBitmap::new());
+    }
+    levels[level].insert(user);
+}
+
+fn remove_from_days(days: &mut Days, user: u32) {
+    for levels in days.values_mut() {
+        for level in levels.iter_mut() {
+            level.remove(user);
+        }
+        while levels.last().is_some_and(RoaringBitmap::is_empty) {
+            levels.pop();
+        }
+    }
+}
+
+/// The users with at least `at_least` acts over the days in `window`.
+fn count_at_least<'a>(
+    window: impl Iterator<Item = &'a Vec<RoaringBitmap>>,
+    at_least: u32,
+) -> RoaringBitmap {
+    let n = at_least as usize;
+    if n == 1 {
+        return window.filter_map(|levels| levels.first()).union();
+    }
+    // reached[j]: users with at least j acts so far (reached[0], everyone, is implicit). A day
+    // with at least b acts lifts those at j - b to j.
+    let mut reached = vec![RoaringBitmap::new(); n + 1];
+    for levels in window {
+        for j in (1..=n).rev() {
+            for b in 1..=j.min(levels.len()) {
+                let lift = if b == j {
+                    levels[b - 1].clone()
+                } else if reached[j - b].is_empty() {
+                    continue;
+                } else {
+                    &reached[j - b] & &levels[b - 1]
+                };
+                reached[j] |= lift;
+            }
+        }
+    }
+    reached.swap_remove(n)
+}
+
+/// One act kept row by row, for [`Population::evaluate_naive`].
 #[derive(Debug, Clone)]
-struct Act {
+struct Row {
+    event: String,
     day: i32,
     user: u32,
     props: Vec<(String, String)>,
 }
 
 /// Users and what is known about them.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct Population {
     n: u32,
     today: i32,
+    buckets: usize,
     text: BTreeMap<String, TextColumn>,
     numbers: BTreeMap<String, NumberColumn>,
     tags: BTreeMap<String, RoaringBitmap>,
     segments: BTreeMap<String, RoaringBitmap>,
-    /// Acts per event type, sorted by day.
-    acts: BTreeMap<String, Vec<Act>>,
-}
-
-/// Builds a [`Population`] of `n` users; `today` is the last day a window counts.
-pub struct PopulationBuilder {
-    population: Population,
-}
-
-impl PopulationBuilder {
-    pub fn new(n: u32, today: i32) -> Self {
-        PopulationBuilder {
-            population: Population {
-                n,
-                today,
-                ..Population::default()
-            },
-        }
-    }
-
-    pub fn text(&mut self, field: &str, user: u32, value: &str) -> &mut Self {
-        let n = self.population.n as usize;
-        let col = self
-            .population
-            .text
-            .entry(field.to_owned())
-            .or_insert_with(|| TextColumn {
-                codes: vec![None; n],
-                ..TextColumn::default()
-            });
-        let next = col.dict.len() as u32;
-        let code = *col.dict.entry(value.to_owned()).or_insert(next);
-        if code as usize == col.bitmaps.len() {
-            col.bitmaps.push(RoaringBitmap::new());
-        }
-        if let Some(old) = col.codes[user as usize].replace(code) {
-            col.bitmaps[old as usize].remove(user);
-        }
-        col.bitmaps[code as usize].insert(user);
-        self
-    }
-
-    pub fn number(&mut self, field: &str, user: u32, value: i64) -> &mut Self {
-        let n = self.population.n as usize;
-        let col = self
-            .population
-            .numbers
-            .entry(field.to_owned())
-            .or_insert_with(|| NumberColumn {
-                values: vec![None; n],
-                sorted: Vec::new(),
-            });
-        col.values[user as usize] = Some(value);
-        self
-    }
-
-    pub fn tag(&mut self, tag: &str, user: u32) -> &mut Self {
-        self.population
-            .tags
-            .entry(tag.to_owned())
-            .or_default()
-            .insert(user);
-        self
-    }
-
-    /// Declares a tag that may have no users yet.
-    pub fn declare_tag(&mut self, tag: &str) -> &mut Self {
-        self.population.tags.entry(tag.to_owned()).or_default();
-        self
-    }
-
-    pub fn segment(&mut self, name: &str, members: RoaringBitmap) -> &mut Self {
-        self.population.segments.insert(name.to_owned(), members);
-        self
-    }
-
-    /// Declares an event type that may have no acts yet.
-    pub fn declare_event(&mut self, event: &str) -> &mut Self {
-        self.population.acts.entry(event.to_owned()).or_default();
-        self
-    }
-
-    pub fn act(&mut self, event: &str, user: u32, day: i32, props: &[(&str, &str)]) -> &mut Self {
-        let props = props
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.population
-            .acts
-            .entry(event.to_owned())
-            .or_default()
-            .push(Act { day, user, props });
-        self
-    }
-
-    pub fn build(mut self) -> Population {
-        for col in self.population.numbers.values_mut() {
-            col.sorted = col
-                .values
-                .iter()
-                .enumerate()
-                .filter_map(|(u, v)| v.map(|v| (v, u as u32)))
-                .collect();
-            col.sorted.sort_unstable();
-        }
-        for acts in self.population.acts.values_mut() {
-            acts.sort_by_key(|a| a.day);
-        }
-        self.population
-    }
-}
-
-fn node_at(positions: Option<&[usize]>, index: usize) -> usize {
-    positions
-        .and_then(|p| p.get(index).copied())
-        .unwrap_or(index)
+    events: BTreeMap<String, EventColumn>,
+    /// Acts row by row, kept only when asked for (tests compare against them).
+    rows: Option<Vec<Row>>,
 }
 
 impl Population {
+    /// An empty population of `n` users; `today` is the last day a window counts.
+    pub fn new(n: u32, today: i32) -> Self {
+        Population {
+            n,
+            today,
+            buckets: BUCKETS,
+            text: BTreeMap::new(),
+            numbers: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            segments: BTreeMap::new(),
+            events: BTreeMap::new(),
+            rows: None,
+        }
+    }
+
     pub fn users(&self) -> u32 {
         self.n
+    }
+
+    pub fn today(&self) -> i32 {
+        self.today
+    }
+
+    pub fn set_today(&mut self, today: i32) {
+        self.today = today;
+    }
+
+    /// Grows the population to `n` users (new users have no values).
+    pub fn grow(&mut self, n: u32) {
+        self.n = self.n.max(n);
+    }
+
+    /// Keeps every act row by row as well, so [`Population::evaluate_naive`] can answer.
+    pub fn keep_rows(&mut self) {
+        self.rows.get_or_insert_with(Vec::new);
+    }
+
+    /// Sets how many bounds number columns keep from the next [`Population::rebucket`].
+    pub fn set_buckets(&mut self, buckets: usize) {
+        self.buckets = buckets.max(1);
+    }
+
+    pub fn set_text(&mut self, field: &str, user: u32, value: Option<&str>) {
+        self.grow(user + 1);
+        if value.is_none() && !self.text.contains_key(field) {
+            return;
+        }
+        self.text
+            .entry(field.to_owned())
+            .or_default()
+            .set(user, value);
+    }
+
+    pub fn set_number(&mut self, field: &str, user: u32, value: Option<i64>) {
+        self.grow(user + 1);
+        if value.is_none() && !self.numbers.contains_key(field) {
+            return;
+        }
+        self.numbers
+            .entry(field.to_owned())
+            .or_default()
+            .set(user, value);
+    }
+
+    /// A field stored as a day number (days since 0001-01-01) that the language sees as whole
+    /// days before today, so it stays right as days pass without rewriting any user.
+    pub fn set_days_ago(&mut self, field: &str, user: u32, day: Option<i32>) {
+        self.declare_days_ago(field);
+        self.set_number(field, user, day.map(i64::from));
+    }
+
+    pub fn declare_number(&mut self, field: &str) {
+        self.numbers.entry(field.to_owned()).or_default();
+    }
+
+    pub fn declare_text(&mut self, field: &str) {
+        self.text.entry(field.to_owned()).or_default();
+    }
+
+    pub fn declare_days_ago(&mut self, field: &str) {
+        self.numbers.entry(field.to_owned()).or_default().relative = true;
+    }
+
+    pub fn set_tag(&mut self, tag: &str, user: u32, on: bool) {
+        self.grow(user + 1);
+        let bitmap = self.tags.entry(tag.to_owned()).or_default();
+        if on {
+            bitmap.insert(user);
+        } else {
+            bitmap.remove(user);
+        }
+    }
+
+    /// Replaces a tag's users.
+    pub fn set_tag_users(&mut self, tag: &str, users: RoaringBitmap) {
+        self.tags.insert(tag.to_owned(), users);
+    }
+
+    /// Declares a tag that may have no users yet.
+    pub fn declare_tag(&mut self, tag: &str) {
+        self.tags.entry(tag.to_owned()).or_default();
+    }
+
+    pub fn remove_tag(&mut self, tag: &str) {
+        self.tags.remove(tag);
+    }
+
+    pub fn tag_users(&self, tag: &str) -> Option<&RoaringBitmap> {
+        self.tags.get(tag)
+    }
+
+    pub fn tags(&self) -> impl Iterator<Item = (&str, &RoaringBitmap)> {
+        self.tags.iter().map(|(t, b)| (t.as_str(), b))
+    }
+
+    pub fn set_segment(&mut self, name: &str, members: RoaringBitmap) {
+        self.segments.insert(name.to_owned(), members);
+    }
+
+    pub fn remove_segment(&mut self, name: &str) {
+        self.segments.remove(name);
+    }
+
+    pub fn segment_members(&self, name: &str) -> Option<&RoaringBitmap> {
+        self.segments.get(name)
+    }
+
+    /// Declares an event type that may have no acts yet.
+    pub fn declare_event(&mut self, event: &str) {
+        self.events.entry(event.to_owned()).or_default();
+    }
+
+    /// Records one act of `user` on `day`, with the properties a filter may ask about.
+    /// A property named twice with the same value counts once.
+    pub fn add_act(&mut self, event: &str, user: u32, day: i32, props: &[(&str, &str)]) {
+        self.grow(user + 1);
+        let mut props = props.to_vec();
+        props.sort_unstable();
+        props.dedup();
+        let column = self.events.entry(event.to_owned()).or_default();
+        add_to_day(&mut column.all, user, day);
+        for (k, v) in &props {
+            let days = column
+                .by_property
+                .entry(((*k).to_owned(), (*v).to_owned()))
+                .or_default();
+            add_to_day(days, user, day);
+        }
+        if let Some(rows) = &mut self.rows {
+            rows.push(Row {
+                event: event.to_owned(),
+                day,
+                user,
+                props: props
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            });
+        }
+    }
+
+    /// Forgets every act of one user (before re-adding them, e.g. after an identity change).
+    pub fn remove_acts_of(&mut self, user: u32) {
+        for column in self.events.values_mut() {
+            remove_from_days(&mut column.all, user);
+            for days in column.by_property.values_mut() {
+                remove_from_days(days, user);
+            }
+        }
+        if let Some(rows) = &mut self.rows {
+            rows.retain(|r| r.user != user);
+        }
+    }
+
+    /// Rebuilds every number column's bounds from its current values.
+    pub fn rebucket(&mut self) {
+        for col in self.numbers.values_mut() {
+            col.rebucket(self.buckets);
+        }
+    }
+
+    /// The fields the language can compare: (name, is a number).
+    pub fn fields(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.numbers
+            .keys()
+            .map(|k| (k.as_str(), true))
+            .chain(self.text.keys().map(|k| (k.as_str(), false)))
     }
 
     /// Parses and checks the text form against this population's fields, tags and events.
@@ -215,8 +512,8 @@ impl Population {
                 days,
                 ..
             } => {
-                if !self.acts.contains_key(event) {
-                    let known: Vec<&str> = self.acts.keys().map(String::as_str).collect();
+                if !self.events.contains_key(event) {
+                    let known: Vec<&str> = self.events.keys().map(String::as_str).collect();
                     return err(format!(
                         "unknown event {event:?}; known: {}",
                         known.join(", ")
@@ -229,6 +526,11 @@ impl Population {
                 }
                 if *at_least == 0 {
                     return err("'at least 0 times' is always true: use 1 or more".into());
+                }
+                if *at_least > MAX_AT_LEAST {
+                    return err(format!(
+                        "'at least {at_least} times' is beyond the {MAX_AT_LEAST} this counts to"
+                    ));
                 }
                 Ok(())
             }
@@ -260,12 +562,7 @@ impl Population {
                 )),
             }
         } else {
-            let known: Vec<&str> = self
-                .numbers
-                .keys()
-                .chain(self.text.keys())
-                .map(String::as_str)
-                .collect();
+            let known: Vec<&str> = self.fields().map(|(f, _)| f).collect();
             err(format!(
                 "unknown field {field:?}; known: {}",
                 known.join(", ")
@@ -290,16 +587,13 @@ impl Population {
                 let first = it.next().unwrap_or_else(|| self.all());
                 it.fold(first, |acc, b| acc & b)
             }
-            Expr::Or(items) => items
-                .iter()
-                .map(|e| self.evaluate(e))
-                .fold(RoaringBitmap::new(), |acc, b| acc | b),
+            Expr::Or(items) => items.iter().map(|e| self.evaluate(e)).union(),
             Expr::Not(inner) => self.all() - self.evaluate(inner),
             Expr::Compare { field, op, value } => self.compare(field, *op, value),
             Expr::In { field, values } => values
                 .iter()
                 .map(|v| self.compare(field, Op::Eq, v))
-                .fold(RoaringBitmap::new(), |acc, b| acc | b),
+                .union(),
             Expr::Tag(t) => self.tags.get(t).cloned().unwrap_or_default(),
             Expr::Segment(s) => self.segments.get(s).cloned().unwrap_or_default(),
             Expr::Did {
@@ -313,25 +607,7 @@ impl Population {
 
     fn compare(&self, field: &str, op: Op, value: &Value) -> RoaringBitmap {
         match (self.numbers.get(field), self.text.get(field), value) {
-            (Some(col), _, Value::Number(v)) => {
-                let s = &col.sorted;
-                let lo = s.partition_point(|(x, _)| x < v);
-                let hi = s.partition_point(|(x, _)| x <= v);
-                let ranges: Vec<&[(i64, u32)]> = match op {
-                    Op::Eq => vec![&s[lo..hi]],
-                    Op::Ne => vec![&s[..lo], &s[hi..]],
-                    Op::Lt => vec![&s[..lo]],
-                    Op::Le => vec![&s[..hi]],
-                    Op::Gt => vec![&s[hi..]],
-                    Op::Ge => vec![&s[lo..]],
-                };
-                let mut users: Vec<u32> = ranges
-                    .iter()
-                    .flat_map(|r| r.iter().map(|(_, u)| *u))
-                    .collect();
-                users.sort_unstable();
-                RoaringBitmap::from_sorted_iter(users).unwrap_or_default()
-            }
+            (Some(col), _, Value::Number(v)) => col.compare(op, *v, self.today),
             (_, Some(col), Value::Text(v)) => {
                 let eq = col
                     .dict
@@ -340,26 +616,12 @@ impl Population {
                     .unwrap_or_default();
                 match op {
                     Op::Eq => eq,
-                    Op::Ne => {
-                        let has_value = col
-                            .bitmaps
-                            .iter()
-                            .fold(RoaringBitmap::new(), |acc, b| acc | b);
-                        has_value - eq
-                    }
+                    Op::Ne => &col.present - eq,
                     _ => RoaringBitmap::new(),
                 }
             }
             _ => RoaringBitmap::new(),
         }
-    }
-
-    fn window(&self, event: &str, days: u32) -> &[Act] {
-        let acts = self.acts.get(event).map_or(&[][..], Vec::as_slice);
-        let from = self.today - days as i32; // exclusive
-        let lo = acts.partition_point(|a| a.day <= from);
-        let hi = acts.partition_point(|a| a.day <= self.today);
-        &acts[lo..hi]
     }
 
     fn did(
@@ -369,26 +631,27 @@ impl Population {
         at_least: u32,
         days: u32,
     ) -> RoaringBitmap {
-        let wanted = filter.map(|(k, v)| (k.as_str(), value_string(v)));
-        let mut counts: HashMap<u32, u32> = HashMap::new();
-        for act in self.window(event, days) {
-            if wanted
-                .as_ref()
-                .is_none_or(|(k, v)| act.props.iter().any(|(pk, pv)| pk == k && pv == v))
-            {
-                *counts.entry(act.user).or_default() += 1;
-            }
-        }
-        let mut users: Vec<u32> = counts
-            .into_iter()
-            .filter(|&(_, c)| c >= at_least)
-            .map(|(u, _)| u)
-            .collect();
-        users.sort_unstable();
-        RoaringBitmap::from_sorted_iter(users).unwrap_or_default()
+        let Some(column) = self.events.get(event) else {
+            return RoaringBitmap::new();
+        };
+        let days_map = match filter {
+            None => Some(&column.all),
+            Some((k, v)) => column.by_property.get(&(k.clone(), value_string(v))),
+        };
+        let Some(days_map) = days_map else {
+            return RoaringBitmap::new();
+        };
+        let from = self.today.saturating_sub(days as i32); // exclusive
+        count_at_least(
+            days_map
+                .range(from.saturating_add(1)..=self.today)
+                .map(|(_, l)| l),
+            at_least,
+        )
     }
 
-    /// Whether one user matches, row by row: the reference the bitmap evaluation is tested against.
+    /// Whether one user matches, row by row: the reference the bitmap evaluation is tested
+    /// against. Behaviour conditions need [`Population::keep_rows`].
     pub fn matches_naive(&self, expr: &Expr, user: u32) -> bool {
         match expr {
             Expr::And(items) => items.iter().all(|e| self.matches_naive(e, user)),
@@ -407,20 +670,23 @@ impl Population {
                 days,
             } => {
                 let wanted = filter.as_ref().map(|(k, v)| (k.as_str(), value_string(v)));
-                let count = self.acts.get(event).map_or(0, |acts| {
-                    acts.iter()
-                        .filter(|a| {
-                            a.user == user
-                                && a.day > self.today - *days as i32
-                                && a.day <= self.today
-                        })
-                        .filter(|a| {
-                            wanted.as_ref().is_none_or(|(k, v)| {
-                                a.props.iter().any(|(pk, pv)| pk == k && pv == v)
-                            })
-                        })
-                        .count()
-                });
+                let count = self
+                    .rows
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|a| {
+                        &a.event == event
+                            && a.user == user
+                            && a.day > self.today - *days as i32
+                            && a.day <= self.today
+                    })
+                    .filter(|a| {
+                        wanted
+                            .as_ref()
+                            .is_none_or(|(k, v)| a.props.iter().any(|(pk, pv)| pk == k && pv == v))
+                    })
+                    .count();
                 count >= *at_least as usize
             }
         }
@@ -428,10 +694,10 @@ impl Population {
 
     fn compare_one(&self, field: &str, op: Op, value: &Value, user: u32) -> bool {
         match (self.numbers.get(field), self.text.get(field), value) {
-            (Some(col), _, Value::Number(v)) => {
-                col.values[user as usize].is_some_and(|x| op.holds(x.cmp(v)))
-            }
-            (_, Some(col), Value::Text(v)) => match (col.codes[user as usize], op) {
+            (Some(col), _, Value::Number(v)) => col
+                .seen(user, self.today)
+                .is_some_and(|x| op.holds(x.cmp(v))),
+            (_, Some(col), Value::Text(v)) => match (col.get(user), op) {
                 (Some(code), Op::Eq) => col.dict.get(v) == Some(&code),
                 (Some(code), Op::Ne) => col.dict.get(v) != Some(&code),
                 _ => false,
@@ -446,11 +712,106 @@ impl Population {
             .filter(|&u| self.matches_naive(expr, u))
             .collect()
     }
+
+    /// A user's value of a number field as the language sees it.
+    pub fn number(&self, field: &str, user: u32) -> Option<i64> {
+        self.numbers.get(field)?.seen(user, self.today)
+    }
+
+    /// A user's value of a text field.
+    pub fn text(&self, field: &str, user: u32) -> Option<&str> {
+        let col = self.text.get(field)?;
+        let code = col.get(user)?;
+        col.dict
+            .iter()
+            .find(|(_, &c)| c == code)
+            .map(|(v, _)| v.as_str())
+    }
+}
+
+/// Highest "at least N times" a behaviour condition counts to.
+pub const MAX_AT_LEAST: u32 = 1000;
+
+fn node_at(positions: Option<&[usize]>, index: usize) -> usize {
+    positions
+        .and_then(|p| p.get(index).copied())
+        .unwrap_or(index)
 }
 
 fn value_string(v: &Value) -> String {
     match v {
         Value::Number(n) => n.to_string(),
         Value::Text(t) => t.clone(),
+    }
+}
+
+/// Builds a [`Population`] in one go (tests, one-off counts); the population itself can also be
+/// changed in place.
+pub struct PopulationBuilder {
+    population: Population,
+}
+
+impl PopulationBuilder {
+    pub fn new(n: u32, today: i32) -> Self {
+        let mut population = Population::new(n, today);
+        population.keep_rows();
+        PopulationBuilder { population }
+    }
+
+    /// Number columns keep at most this many bounds (tests use few to exercise the boundaries).
+    pub fn buckets(&mut self, buckets: usize) -> &mut Self {
+        self.population.set_buckets(buckets);
+        self
+    }
+
+    /// Do not keep acts row by row (saves memory; [`Population::evaluate_naive`] then sees none).
+    pub fn without_rows(&mut self) -> &mut Self {
+        self.population.rows = None;
+        self
+    }
+
+    pub fn text(&mut self, field: &str, user: u32, value: &str) -> &mut Self {
+        self.population.set_text(field, user, Some(value));
+        self
+    }
+
+    pub fn number(&mut self, field: &str, user: u32, value: i64) -> &mut Self {
+        self.population.set_number(field, user, Some(value));
+        self
+    }
+
+    pub fn days_ago(&mut self, field: &str, user: u32, day: i32) -> &mut Self {
+        self.population.set_days_ago(field, user, Some(day));
+        self
+    }
+
+    pub fn tag(&mut self, tag: &str, user: u32) -> &mut Self {
+        self.population.set_tag(tag, user, true);
+        self
+    }
+
+    pub fn declare_tag(&mut self, tag: &str) -> &mut Self {
+        self.population.declare_tag(tag);
+        self
+    }
+
+    pub fn segment(&mut self, name: &str, members: RoaringBitmap) -> &mut Self {
+        self.population.set_segment(name, members);
+        self
+    }
+
+    pub fn declare_event(&mut self, event: &str) -> &mut Self {
+        self.population.declare_event(event);
+        self
+    }
+
+    pub fn act(&mut self, event: &str, user: u32, day: i32, props: &[(&str, &str)]) -> &mut Self {
+        self.population.add_act(event, user, day, props);
+        self
+    }
+
+    pub fn build(mut self) -> Population {
+        self.population.rebucket();
+        self.population
     }
 }

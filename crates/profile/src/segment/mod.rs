@@ -16,7 +16,7 @@
 mod eval;
 mod parse;
 
-pub use eval::{Population, PopulationBuilder};
+pub use eval::{Population, PopulationBuilder, BUCKETS, MAX_AT_LEAST};
 pub use parse::{parse, Parsed};
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,17 @@ impl Op {
             Op::Le => "<=",
             Op::Gt => ">",
             Op::Ge => ">=",
+        }
+    }
+
+    /// The same bound seen from the other side: `a < b` is `b > a`.
+    pub fn reversed(self) -> Op {
+        match self {
+            Op::Lt => Op::Gt,
+            Op::Le => Op::Ge,
+            Op::Gt => Op::Lt,
+            Op::Ge => Op::Le,
+            same => same,
         }
     }
 

@@ -159,7 +159,7 @@ fn json_and_text_forms_agree() {
 }
 
 const FIELDS_TEXT: [&str; 2] = ["city", "tier"];
-const FIELDS_NUM: [&str; 2] = ["monetary", "orders"];
+const FIELDS_NUM: [&str; 3] = ["monetary", "orders", "recency_days"];
 const TAGS: [&str; 3] = ["a", "b", "c"];
 const EVENTS: [&str; 2] = ["view", "purchase"];
 const CATS: [&str; 3] = ["母婴", "数码", "食品"];
@@ -170,18 +170,25 @@ fn arb_population() -> impl Strategy<Value = Population> {
             (
                 Just(n),
                 proptest::collection::vec((0..n, 0usize..2, 0usize..4), 0..80),
-                proptest::collection::vec((0..n, 0usize..2, -5i64..5), 0..80),
+                proptest::collection::vec((0..n, 0usize..3, -5i64..5), 0..80),
                 proptest::collection::vec((0..n, 0usize..3), 0..40),
                 proptest::collection::vec((0..n, 0usize..2, 80i32..105, 0usize..3), 0..150),
+                1usize..5,
+                proptest::collection::vec((0..n, 0usize..3, proptest::option::of(-7i64..7)), 0..20),
             )
         })
-        .prop_map(|(n, texts, nums, tags, acts)| {
+        .prop_map(|(n, texts, nums, tags, acts, buckets, later)| {
             let mut b = PopulationBuilder::new(n, 100);
+            b.buckets(buckets);
             for f in FIELDS_TEXT {
                 b.text(f, 0, "v0");
             }
             for f in FIELDS_NUM {
-                b.number(f, 0, 0);
+                if f == "recency_days" {
+                    b.days_ago(f, 0, 100);
+                } else {
+                    b.number(f, 0, 0);
+                }
             }
             for t in TAGS {
                 b.declare_tag(t);
@@ -193,7 +200,11 @@ fn arb_population() -> impl Strategy<Value = Population> {
                 b.text(FIELDS_TEXT[f], u, &format!("v{v}"));
             }
             for (u, f, v) in nums {
-                b.number(FIELDS_NUM[f], u, v);
+                if FIELDS_NUM[f] == "recency_days" {
+                    b.days_ago(FIELDS_NUM[f], u, 100 - v as i32);
+                } else {
+                    b.number(FIELDS_NUM[f], u, v);
+                }
             }
             for (u, t) in tags {
                 b.tag(TAGS[t], u);
@@ -203,7 +214,16 @@ fn arb_population() -> impl Strategy<Value = Population> {
             for (u, e, day, c) in acts {
                 b.act(EVENTS[e], u, day, &[("category", CATS[c])]);
             }
-            b.build()
+            let mut p = b.build();
+            // Changes after the bounds were chosen: values move across and beyond them.
+            for (u, f, v) in later {
+                if FIELDS_NUM[f] == "recency_days" {
+                    p.set_days_ago(FIELDS_NUM[f], u, v.map(|v| 100 - v as i32));
+                } else {
+                    p.set_number(FIELDS_NUM[f], u, v);
+                }
+            }
+            p
         })
 }
 
@@ -225,7 +245,7 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
             op: if v % 2 == 0 { Op::Eq } else { Op::Ne },
             value: Value::Text(format!("v{v}")),
         }),
-        (0usize..2, arb_op(), -6i64..6).prop_map(|(f, op, v)| Expr::Compare {
+        (0usize..3, arb_op(), -8i64..8).prop_map(|(f, op, v)| Expr::Compare {
             field: FIELDS_NUM[f].into(),
             op,
             value: Value::Number(v)
@@ -242,7 +262,7 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
         (
             0usize..2,
             proptest::option::of(0usize..3),
-            1u32..4,
+            1u32..6,
             1u32..30
         )
             .prop_map(|(e, c, at_least, days)| Expr::Did {
