@@ -45,6 +45,8 @@ pub enum ApiError {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] shopgrowth_store::Error),
+    #[error(transparent)]
+    Service(#[from] shopgrowth_service::Error),
     #[error("{0}")]
     Internal(String),
 }
@@ -69,17 +71,32 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Store(e) => match e.kind() {
-                ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-                ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-                ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
-                ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-                ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-                ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-                ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Store(e) => store_parts(e),
+            ApiError::Service(e) => match e {
+                shopgrowth_service::Error::Store(e) => store_parts(e),
+                shopgrowth_service::Error::Expression(_) => {
+                    (StatusCode::BAD_REQUEST, "invalid_expression")
+                }
+                shopgrowth_service::Error::UnknownSegment(_)
+                | shopgrowth_service::Error::UnknownTag(_) => (StatusCode::NOT_FOUND, "not_found"),
+                shopgrowth_service::Error::Corrupt(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
             },
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+fn store_parts(e: &shopgrowth_store::Error) -> (StatusCode, &'static str) {
+    match e.kind() {
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+        ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
+        ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+        ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 
@@ -94,6 +111,10 @@ impl IntoResponse for ApiError {
         };
         let errors = match self {
             ApiError::Invalid { errors, .. } => errors,
+            ApiError::Service(shopgrowth_service::Error::Expression(e)) => vec![FieldError::new(
+                "expr",
+                format!("at position {}: {}", e.position, e.message),
+            )],
             _ => Vec::new(),
         };
         let problem = Problem {

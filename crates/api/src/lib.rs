@@ -17,6 +17,7 @@ pub mod views;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use shopgrowth_core::pii::PiiCipher;
+use shopgrowth_service::AudienceService;
 use shopgrowth_store::Store;
 use std::future::Future;
 use std::sync::Arc;
@@ -53,15 +54,23 @@ pub struct AppState {
     pub cipher: Arc<PiiCipher>,
     pub keys: Arc<auth::KeyCache>,
     pub config: Arc<ApiConfig>,
+    /// Profiles, tags and segments, kept fresh from accepted writes.
+    pub audience: Arc<AudienceService>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>, cipher: Arc<PiiCipher>, config: ApiConfig) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        cipher: Arc<PiiCipher>,
+        audience: Arc<AudienceService>,
+        config: ApiConfig,
+    ) -> Self {
         AppState {
             store,
             cipher,
             keys: Arc::new(auth::KeyCache::default()),
             config: Arc::new(config),
+            audience,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::features::{
     local_time, Dictionaries, Fact, FeatureConfig, Features, LineFact, ProfileState,
 };
 use crate::rfm::{score, RfmClass, RfmConfig, RfmRow};
-use crate::segment::{Expr, Population, SegmentError};
+use crate::segment::{Expr, NewAct, Population, SegmentError};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use shopgrowth_core::model::EventType;
@@ -526,27 +526,32 @@ impl Audience {
     /// Folds facts into their users' states and behaviour, marking those users for refresh.
     pub fn apply(&mut self, facts: &[Fact]) {
         let tz = self.config.features.tz;
-        for fact in facts {
+        let dict = &self.dict;
+        // (fact, day, its properties) of the facts that are behaviour in the window.
+        let mut acts: Vec<(usize, EventType, i32, Vec<(&str, &str)>)> = Vec::new();
+        for (i, fact) in facts.iter().enumerate() {
             let user = fact.user();
-            self.population.grow(user + 1);
-            self.states[user as usize].apply(fact, tz);
+            let at = local_time(tz, fact.time());
+            self.states[user as usize].apply_at(fact, at);
             self.dirty.insert(user);
-            let day = local_time(tz, fact.time()).day;
-            if day <= self.today - BEHAVIOUR_DAYS {
+            if at.day <= self.today - BEHAVIOUR_DAYS {
                 continue;
             }
             let mut props: Vec<(&str, &str)> = Vec::new();
+            let mut describe = |category: Option<u32>, brand: Option<u32>| {
+                if let Some(c) = category {
+                    props.push(("category", dict.categories.name(c)));
+                }
+                if let Some(b) = brand {
+                    props.push(("brand", dict.brands.name(b)));
+                }
+            };
             let kind = match fact {
                 Fact::Order {
                     sale: true, lines, ..
                 } => {
                     for l in lines {
-                        if let Some(c) = l.category {
-                            props.push(("category", self.dict.categories.name(c)));
-                        }
-                        if let Some(b) = l.brand {
-                            props.push(("brand", self.dict.brands.name(b)));
-                        }
+                        describe(l.category, l.brand);
                     }
                     EventType::Purchase
                 }
@@ -563,17 +568,22 @@ impl Audience {
                     brand,
                     ..
                 } => {
-                    if let Some(c) = category {
-                        props.push(("category", self.dict.categories.name(*c)));
-                    }
-                    if let Some(b) = brand {
-                        props.push(("brand", self.dict.brands.name(*b)));
-                    }
+                    describe(*category, *brand);
                     *kind
                 }
             };
-            self.population.add_act(kind.as_str(), user, day, &props);
+            acts.push((i, kind, at.day, props));
         }
+        let batch: Vec<NewAct<'_>> = acts
+            .iter()
+            .map(|(i, kind, day, props)| NewAct {
+                event: kind.as_str(),
+                user: facts[*i].user(),
+                day: *day,
+                props,
+            })
+            .collect();
+        self.population.add_acts(&batch);
     }
 
     /// Moves the end of behaviour windows; every user's time-dependent features are redone.
@@ -1069,6 +1079,45 @@ impl Audience {
             self.population.remove_acts_of(user);
             self.dirty.insert(user);
         }
+    }
+
+    /// Re-chooses the number columns' bounds for the current values (after a bulk load).
+    pub fn rebucket(&mut self) {
+        self.population.rebucket();
+    }
+
+    /// The buyers among `users` as points for [`crate::cluster::discover`], with their indexes.
+    pub fn cluster_points(&self, users: &RoaringBitmap) -> (Vec<u32>, Vec<crate::cluster::Point>) {
+        users
+            .iter()
+            .filter(|&u| {
+                self.states
+                    .get(u as usize)
+                    .is_some_and(|s| s.sale_orders > 0)
+            })
+            .map(|u| {
+                let f = self.features_of(u);
+                let point = crate::cluster::Point {
+                    values: [
+                        Some(f.monetary as f64),
+                        Some(f64::from(f.frequency)),
+                        f.aov.map(|a| a as f64),
+                        f.recency_days.map(|r| r as f64),
+                        Some(f64::from(f.active_days)),
+                        Some(f.browse_depth),
+                        f.cart_abandonment,
+                        f.coupon_share,
+                        f.discount_depth,
+                    ],
+                    top_category: f.categories.first().map(|a| a.name.clone()),
+                };
+                (u, point)
+            })
+            .unzip()
+    }
+
+    pub fn segment_names(&self) -> Vec<String> {
+        self.segments.keys().cloned().collect()
     }
 
     /// The raw state of one user (tests compare incremental against rebuilt states).

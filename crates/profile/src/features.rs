@@ -180,7 +180,11 @@ pub struct ProfileState {
 
 impl ProfileState {
     pub fn apply(&mut self, fact: &Fact, tz: chrono_tz::Tz) {
-        let at = local_time(tz, fact.time());
+        self.apply_at(fact, local_time(tz, fact.time()));
+    }
+
+    /// [`ProfileState::apply`] with the fact's local time already worked out.
+    pub fn apply_at(&mut self, fact: &Fact, at: LocalTime) {
         match fact {
             Fact::Order {
                 time,

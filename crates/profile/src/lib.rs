@@ -6,6 +6,7 @@
 //!   evaluated on compressed bitmaps over dense user indexes.
 
 pub mod audience;
+pub mod cluster;
 pub mod features;
 pub mod rfm;
 pub mod segment;

@@ -34,6 +34,75 @@ pub struct FileConfig {
     pub pii_key: Option<String>,
     pub body_limit_bytes: Option<usize>,
     pub max_batch_items: Option<usize>,
+    #[serde(default)]
+    pub audience: AudienceFile,
+}
+
+/// `[audience]`: how profiles and built-in tags are derived.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceFile {
+    pub half_life_days: Option<f64>,
+    pub active_days: Option<i64>,
+    pub churn_days: Option<i64>,
+    pub rfm_recency_thresholds: Option<[i64; 4]>,
+    pub rfm_frequency_thresholds: Option<[i64; 4]>,
+    pub rfm_monetary_thresholds: Option<[i64; 4]>,
+    pub value_tiers: Option<[f64; 2]>,
+    pub interest_min_weight: Option<f64>,
+}
+
+/// The audience settings from the file, in the shop's time zone.
+pub fn audience_config(
+    tz: chrono_tz::Tz,
+    file: &FileConfig,
+) -> anyhow::Result<shopgrowth_profile::audience::AudienceConfig> {
+    use shopgrowth_profile::audience::AudienceConfig;
+    let a = &file.audience;
+    let mut c = AudienceConfig::default();
+    c.features.tz = tz;
+    c.rfm.tz = tz;
+    if let Some(h) = a.half_life_days {
+        anyhow::ensure!(
+            h > 0.0 && h.is_finite(),
+            "audience.half_life_days must be above 0"
+        );
+        c.features.half_life_days = h;
+    }
+    c.active_days = a.active_days;
+    c.churn_days = a.churn_days;
+    if let (Some(active), Some(churn)) = (a.active_days, a.churn_days) {
+        anyhow::ensure!(
+            0 < active && active < churn,
+            "audience: active_days must be above 0 and below churn_days"
+        );
+    }
+    for (name, t) in [
+        ("rfm_recency_thresholds", a.rfm_recency_thresholds),
+        ("rfm_frequency_thresholds", a.rfm_frequency_thresholds),
+        ("rfm_monetary_thresholds", a.rfm_monetary_thresholds),
+    ] {
+        if let Some(t) = t {
+            anyhow::ensure!(
+                t.windows(2).all(|w| w[0] <= w[1]),
+                "audience.{name} must be ascending"
+            );
+        }
+    }
+    c.rfm.recency_thresholds = a.rfm_recency_thresholds;
+    c.rfm.frequency_thresholds = a.rfm_frequency_thresholds;
+    c.rfm.monetary_thresholds = a.rfm_monetary_thresholds;
+    if let Some([high, medium]) = a.value_tiers {
+        anyhow::ensure!(
+            0.0 < high && high <= medium && medium <= 1.0,
+            "audience.value_tiers must be [high share, high+medium share] with 0 < high <= medium <= 1"
+        );
+        c.value_tiers = (high, medium);
+    }
+    if let Some(w) = a.interest_min_weight {
+        c.interest_min_weight = w;
+    }
+    Ok(c)
 }
 
 impl FileConfig {

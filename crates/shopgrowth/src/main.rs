@@ -47,6 +47,16 @@ enum Command {
         #[command(subcommand)]
         verb: segment::SegmentVerb,
     },
+    /// Custom tags (rules in the segment language, versioned) and users' tag history.
+    Tag {
+        #[command(subcommand)]
+        verb: segment::TagVerb,
+    },
+    /// Customer profiles: show one, or rebuild all from the store.
+    Profile {
+        #[command(subcommand)]
+        verb: segment::ProfileVerb,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage API keys.
@@ -125,6 +135,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(&cli.store, &file, args, cli.json).await,
         Command::Rfm(args) => rfm::run(&file, args, cli.json),
         Command::Segment { verb } => segment::run(&cli.store, &file, verb, cli.json).await,
+        Command::Tag { verb } => segment::run_tag(&cli.store, &file, verb, cli.json).await,
+        Command::Profile { verb } => segment::run_profile(&cli.store, &file, verb, cli.json).await,
         Command::Migrate => {
             let store = config::open_store(
                 &StoreArgs {

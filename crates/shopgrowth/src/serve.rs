@@ -4,6 +4,7 @@ use crate::config::{self, FileConfig, StoreArgs};
 use anyhow::Context;
 use clap::Args;
 use shopgrowth_api::{ApiConfig, AppState};
+use shopgrowth_service::AudienceService;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Args)]
@@ -42,7 +43,15 @@ pub async fn serve_store(
         api.max_batch_items = n;
     }
     let backend = store.backend();
-    let state = AppState::new(Arc::new(store), Arc::new(cipher), api);
+    let store = Arc::new(store);
+    let tz = config::timezone(None, file)?;
+    let started = std::time::Instant::now();
+    let audience = AudienceService::load(Arc::clone(&store), config::audience_config(tz, file)?)
+        .await
+        .context("building profiles, tags and segments")?;
+    audience.spawn();
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "audience ready");
+    let state = AppState::new(store, Arc::new(cipher), audience, api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -195,9 +195,71 @@ impl Store {
         dispatch!(self.counts())
     }
 
-    /// Users with order totals, and their behaviour since `since` (epoch ms): what segments read.
-    pub async fn profile_source(&self, since: i64) -> Result<ProfileSource> {
-        dispatch!(self.profile_source(since))
+    /// Everything the audience engine reads; behaviour since `since` (epoch ms).
+    pub async fn audience_source(&self, since: i64) -> Result<AudienceSource> {
+        dispatch!(self.audience_source(since))
+    }
+
+    /// Stores a custom tag version; false if that name and version were already stored.
+    pub async fn define_tag(&self, tag: TagDefinitionRecord) -> Result<bool> {
+        dispatch!(self.define_tag(tag))
+    }
+
+    /// Retires a custom tag (all its versions stay in the history).
+    pub async fn retire_tag(&self, name: String, now: i64) -> Result<bool> {
+        dispatch!(self.retire_tag(name, now))
+    }
+
+    /// Every version of every custom tag, by name and version.
+    pub async fn tag_definitions(&self) -> Result<Vec<TagDefinitionRecord>> {
+        dispatch!(self.tag_definitions())
+    }
+
+    /// Appends tag changes to the history and applies them to current tags, atomically.
+    pub async fn record_tag_changes(&self, changes: Vec<TagChangeRecord>) -> Result<()> {
+        dispatch!(self.record_tag_changes(changes))
+    }
+
+    /// Every (user id, tag) carried as last recorded.
+    pub async fn user_tags(&self) -> Result<Vec<(String, String)>> {
+        dispatch!(self.user_tags())
+    }
+
+    /// One user's tag history, newest first.
+    pub async fn tag_history(&self, user_id: String, limit: i64) -> Result<Vec<TagChangeRecord>> {
+        dispatch!(self.tag_history(user_id, limit))
+    }
+
+    /// Saves or replaces a segment definition.
+    pub async fn save_segment(&self, segment: SegmentRecord) -> Result<()> {
+        dispatch!(self.save_segment(segment))
+    }
+
+    pub async fn segments(&self) -> Result<Vec<SegmentRecord>> {
+        dispatch!(self.segments())
+    }
+
+    pub async fn delete_segment(&self, name: String) -> Result<bool> {
+        dispatch!(self.delete_segment(name))
+    }
+
+    /// Stores a segment's snapshot for a day; a second one that day replaces the first.
+    pub async fn save_snapshot(&self, snapshot: SnapshotRecord) -> Result<()> {
+        dispatch!(self.save_snapshot(snapshot))
+    }
+
+    /// A segment's snapshots by day (without member lists).
+    pub async fn snapshots(&self, segment: String) -> Result<Vec<SnapshotRecord>> {
+        dispatch!(self.snapshots(segment))
+    }
+
+    /// The latest snapshot before `day`, with its member list.
+    pub async fn previous_snapshot(
+        &self,
+        segment: String,
+        day: String,
+    ) -> Result<Option<SnapshotRecord>> {
+        dispatch!(self.previous_snapshot(segment, day))
     }
 
     /// Which of `ids` are stored events.

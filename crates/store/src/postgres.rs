@@ -615,29 +615,273 @@ impl PgStore {
     }
 
     /// Users with order totals, and their behaviour since `since` (epoch ms).
-    pub async fn profile_source(&self, since: i64) -> Result<ProfileSource> {
+    pub async fn audience_source(&self, since: i64) -> Result<AudienceSource> {
         use futures_util::TryStreamExt as _;
-        let mut builder = ProfileSourceBuilder::default();
-        for r in sqlx::query(PROFILE_USERS).fetch_all(&self.pool).await? {
-            builder.user(UserFacts {
+        let mut source = AudienceSource::default();
+        for r in sqlx::query(AUDIENCE_USERS).fetch_all(&self.pool).await? {
+            source.users.push(UserAttributes {
                 id: r.try_get(0)?,
                 gender: r.try_get(1)?,
                 city: r.try_get(2)?,
                 city_tier: r.try_get(3)?,
                 registration_channel: r.try_get(4)?,
-                orders: r.try_get(5)?,
-                monetary: r.try_get(6)?,
-                last_order_at: r.try_get(7)?,
             });
         }
-        let mut rows = sqlx::query(PROFILE_ACTS).bind(since).fetch(&self.pool);
-        while let Some(r) = rows.try_next().await? {
-            let user: String = r.try_get(0)?;
-            let kind: String = r.try_get(1)?;
-            let category: Option<String> = r.try_get(3)?;
-            builder.act(&user, &kind, r.try_get(2)?, category.as_deref());
+        for r in sqlx::query(AUDIENCE_PRODUCTS).fetch_all(&self.pool).await? {
+            source.products.push(ProductFacts {
+                sku: r.try_get(0)?,
+                category_path: r.try_get(1)?,
+                brand: r.try_get(2)?,
+            });
         }
-        Ok(builder.build())
+        let mut index = std::collections::HashMap::new();
+        let mut rows = sqlx::query(AUDIENCE_ORDERS).fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let id: String = r.try_get(0)?;
+            index.insert(id.clone(), source.orders.len());
+            source.orders.push(OrderFacts {
+                id,
+                user_id: r.try_get(1)?,
+                device_id: r.try_get(2)?,
+                sale: r.try_get(3)?,
+                placed_at: r.try_get(4)?,
+                total: r.try_get(5)?,
+                discount: r.try_get(6)?,
+                coupon: r.try_get(7)?,
+                channel: r.try_get(8)?,
+                store_id: r.try_get(9)?,
+                skus: Vec::new(),
+            });
+        }
+        drop(rows);
+        let mut rows = sqlx::query(AUDIENCE_LINES).fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let order: String = r.try_get(0)?;
+            if let Some(&i) = index.get(&order) {
+                source.orders[i].skus.push(r.try_get(1)?);
+            }
+        }
+        drop(rows);
+        for r in sqlx::query(AUDIENCE_REFUNDS).fetch_all(&self.pool).await? {
+            source.refunds.push(RefundFacts {
+                user_id: r.try_get(0)?,
+                device_id: r.try_get(1)?,
+                refunded_at: r.try_get(2)?,
+                amount: r.try_get(3)?,
+            });
+        }
+        let mut rows = sqlx::query(AUDIENCE_EVENTS).bind(since).fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            source.events.push(EventFacts {
+                user_id: r.try_get(0)?,
+                device_id: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                time: r.try_get(3)?,
+                channel: r.try_get(4)?,
+                sku: r.try_get(5)?,
+                store_id: r.try_get(6)?,
+                has_order: r.try_get(7)?,
+            });
+        }
+        drop(rows);
+        for r in sqlx::query(AUDIENCE_LINKS).fetch_all(&self.pool).await? {
+            source.links.push(ActiveLink {
+                kind: r.try_get(0)?,
+                source: r.try_get(1)?,
+                target: r.try_get(2)?,
+            });
+        }
+        Ok(source)
+    }
+
+    pub async fn define_tag(&self, tag: TagDefinitionRecord) -> Result<bool> {
+        Ok(sqlx::query(INSERT_TAG_DEFINITION)
+            .bind(&tag.name)
+            .bind(tag.version)
+            .bind(&tag.rule)
+            .bind(tag.weight)
+            .bind(&tag.description)
+            .bind(tag.created_at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    pub async fn retire_tag(&self, name: String, now: i64) -> Result<bool> {
+        Ok(sqlx::query(RETIRE_TAG)
+            .bind(&name)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    pub async fn tag_definitions(&self) -> Result<Vec<TagDefinitionRecord>> {
+        let rows = sqlx::query(TAG_DEFINITIONS).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TagDefinitionRecord {
+                    name: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    rule: r.try_get(2)?,
+                    weight: r.try_get(3)?,
+                    description: r.try_get(4)?,
+                    created_at: r.try_get(5)?,
+                    retired_at: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn record_tag_changes(&self, changes: Vec<TagChangeRecord>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let col =
+            |f: &dyn Fn(&TagChangeRecord) -> String| changes.iter().map(f).collect::<Vec<_>>();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO tag_history (user_id, tag, version, change, at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])",
+        )
+        .bind(col(&|c| c.user_id.clone()))
+        .bind(col(&|c| c.tag.clone()))
+        .bind(changes.iter().map(|c| c.version).collect::<Vec<_>>())
+        .bind(col(&|c| {
+            if c.gained {
+                "gained".into()
+            } else {
+                "lost".into()
+            }
+        }))
+        .bind(changes.iter().map(|c| c.at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        // The last change of each (user, tag) decides whether it is carried now.
+        let mut last: std::collections::HashMap<(&str, &str), &TagChangeRecord> =
+            Default::default();
+        for c in &changes {
+            last.insert((c.user_id.as_str(), c.tag.as_str()), c);
+        }
+        let (gained, lost): (Vec<&TagChangeRecord>, Vec<&TagChangeRecord>) =
+            last.into_values().partition(|c| c.gained);
+        sqlx::query(
+            "INSERT INTO user_tags (user_id, tag, since) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(gained.iter().map(|c| c.user_id.clone()).collect::<Vec<_>>())
+        .bind(gained.iter().map(|c| c.tag.clone()).collect::<Vec<_>>())
+        .bind(gained.iter().map(|c| c.at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM user_tags WHERE (user_id, tag) IN \
+             (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+        )
+        .bind(lost.iter().map(|c| c.user_id.clone()).collect::<Vec<_>>())
+        .bind(lost.iter().map(|c| c.tag.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user_tags(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(USER_TAGS).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub async fn tag_history(&self, user_id: String, limit: i64) -> Result<Vec<TagChangeRecord>> {
+        let rows = sqlx::query(TAG_HISTORY)
+            .bind(&user_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TagChangeRecord {
+                    user_id: r.try_get(0)?,
+                    tag: r.try_get(1)?,
+                    version: r.try_get(2)?,
+                    gained: r.try_get::<String, _>(3)? == "gained",
+                    at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn save_segment(&self, segment: SegmentRecord) -> Result<()> {
+        sqlx::query(UPSERT_SEGMENT)
+            .bind(&segment.name)
+            .bind(&segment.expr)
+            .bind(&segment.description)
+            .bind(segment.updated_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn segments(&self) -> Result<Vec<SegmentRecord>> {
+        let rows = sqlx::query(SEGMENTS).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SegmentRecord {
+                    name: r.try_get(0)?,
+                    expr: r.try_get(1)?,
+                    description: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                    updated_at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_segment(&self, name: String) -> Result<bool> {
+        Ok(sqlx::query(DELETE_SEGMENT)
+            .bind(&name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    pub async fn save_snapshot(&self, snapshot: SnapshotRecord) -> Result<()> {
+        sqlx::query(UPSERT_SNAPSHOT)
+            .bind(&snapshot.segment)
+            .bind(&snapshot.day)
+            .bind(snapshot.taken_at)
+            .bind(snapshot.size)
+            .bind(snapshot.entered)
+            .bind(snapshot.left)
+            .bind(&snapshot.members)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn snapshots(&self, segment: String) -> Result<Vec<SnapshotRecord>> {
+        let rows = sqlx::query(SNAPSHOTS)
+            .bind(&segment)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| snapshot_row(r, false)).collect()
+    }
+
+    pub async fn previous_snapshot(
+        &self,
+        segment: String,
+        day: String,
+    ) -> Result<Option<SnapshotRecord>> {
+        let row = sqlx::query(PREVIOUS_SNAPSHOT)
+            .bind(&segment)
+            .bind(&day)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| snapshot_row(r, true)).transpose()
     }
 
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
@@ -948,5 +1192,21 @@ fn api_key_row(r: &PgRow) -> Result<ApiKeyRecord> {
         scopes: scopes_from(&r.try_get::<String, _>(3)?),
         created_at: r.try_get(4)?,
         revoked_at: r.try_get(5)?,
+    })
+}
+
+fn snapshot_row(r: &sqlx::postgres::PgRow, with_members: bool) -> Result<SnapshotRecord> {
+    Ok(SnapshotRecord {
+        segment: r.try_get(0)?,
+        day: r.try_get(1)?,
+        taken_at: r.try_get(2)?,
+        size: r.try_get(3)?,
+        entered: r.try_get(4)?,
+        left: r.try_get(5)?,
+        members: if with_members {
+            r.try_get(6)?
+        } else {
+            Vec::new()
+        },
     })
 }

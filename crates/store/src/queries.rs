@@ -341,14 +341,44 @@ pub fn scopes_from(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every user with order totals (sales net of returns) for the segment engine.
-pub const PROFILE_USERS: &str = "SELECT u.id, u.gender, u.city, u.city_tier, u.registration_channel, \
-       (SELECT COUNT(*) FROM orders o WHERE o.user_id = u.id AND o.kind = 'sale'), \
-       (SELECT CAST(COALESCE(SUM(CASE WHEN o.kind = 'sale' THEN o.total ELSE -o.total END), 0) AS BIGINT) \
-          FROM orders o WHERE o.user_id = u.id), \
-       (SELECT MAX(o.placed_at) FROM orders o WHERE o.user_id = u.id AND o.kind = 'sale') \
-     FROM users u ORDER BY u.id";
+pub const AUDIENCE_USERS: &str =
+    "SELECT id, gender, city, city_tier, registration_channel FROM users ORDER BY id";
+pub const AUDIENCE_PRODUCTS: &str = "SELECT id, category_path, brand FROM products";
+pub const AUDIENCE_ORDERS: &str =
+    "SELECT id, user_id, device_id, kind = 'sale', placed_at, total, \
+     discount_total, coupon_codes <> '[]', channel, store_id FROM orders \
+     WHERE user_id IS NOT NULL OR device_id IS NOT NULL";
+pub const AUDIENCE_LINES: &str =
+    "SELECT order_id, sku_id FROM order_lines ORDER BY order_id, line_no";
+pub const AUDIENCE_REFUNDS: &str = "SELECT o.user_id, o.device_id, r.refunded_at, r.amount \
+     FROM refunds r JOIN orders o ON o.id = r.order_id";
+/// Behaviour since $1 of identified users and devices.
+pub const AUDIENCE_EVENTS: &str = "SELECT user_id, device_id, type, time, channel, sku_id, store_id, \
+     order_id IS NOT NULL FROM events WHERE (user_id IS NOT NULL OR device_id IS NOT NULL) AND time >= $1";
+pub const AUDIENCE_LINKS: &str =
+    "SELECT kind, source_id, target_user_id FROM identity_links WHERE undone_at IS NULL";
 
-/// Behaviour of known users since $1, with the category path of the event's SKU.
-pub const PROFILE_ACTS: &str = "SELECT e.user_id, e.type, e.time, p.category_path FROM events e \
-     LEFT JOIN products p ON p.id = e.sku_id WHERE e.user_id IS NOT NULL AND e.time >= $1";
+pub const INSERT_TAG_DEFINITION: &str = "INSERT INTO tag_definitions \
+     (name, version, rule, weight, description, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (name, version) DO NOTHING";
+pub const RETIRE_TAG: &str =
+    "UPDATE tag_definitions SET retired_at = $2 WHERE name = $1 AND retired_at IS NULL";
+pub const TAG_DEFINITIONS: &str = "SELECT name, version, rule, weight, description, created_at, \
+     retired_at FROM tag_definitions ORDER BY name, version";
+pub const USER_TAGS: &str = "SELECT user_id, tag FROM user_tags";
+pub const TAG_HISTORY: &str = "SELECT user_id, tag, version, change, at FROM tag_history \
+     WHERE user_id = $1 ORDER BY id DESC LIMIT $2";
+pub const UPSERT_SEGMENT: &str = "INSERT INTO segments (name, expr, description, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE SET expr = excluded.expr, \
+     description = excluded.description, updated_at = excluded.updated_at";
+pub const SEGMENTS: &str =
+    "SELECT name, expr, description, created_at, updated_at FROM segments ORDER BY created_at, name";
+pub const DELETE_SEGMENT: &str = "DELETE FROM segments WHERE name = $1";
+pub const UPSERT_SNAPSHOT: &str = "INSERT INTO segment_snapshots (segment, day, taken_at, size, \
+     entered, left_count, members) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (segment, day) \
+     DO UPDATE SET taken_at = excluded.taken_at, size = excluded.size, entered = excluded.entered, \
+     left_count = excluded.left_count, members = excluded.members";
+pub const SNAPSHOTS: &str = "SELECT segment, day, taken_at, size, entered, left_count FROM \
+     segment_snapshots WHERE segment = $1 ORDER BY day";
+pub const PREVIOUS_SNAPSHOT: &str = "SELECT segment, day, taken_at, size, entered, left_count, \
+     members FROM segment_snapshots WHERE segment = $1 AND day < $2 ORDER BY day DESC LIMIT 1";

@@ -205,85 +205,118 @@ pub(crate) fn parse_json_map(text: Option<&str>) -> Map<String, Value> {
     }
 }
 
-/// What the segment engine needs to know about every user, read in one pass.
+/// Everything the audience engine reads, in one pass: attributes, the catalogue's categories and
+/// brands, orders with their SKUs, refunds, behaviour since a time, and active identity links.
+/// Identities are as stored; the reader of this resolves devices and merges to customers.
 #[derive(Debug, Clone, Default)]
-pub struct ProfileSource {
-    pub users: Vec<UserFacts>,
-    /// Top-level categories, indexed by [`Act::category`].
-    pub categories: Vec<String>,
-    /// Behaviour of known users since the requested time, users by index into `users`.
-    pub acts: Vec<Act>,
+pub struct AudienceSource {
+    pub users: Vec<UserAttributes>,
+    pub products: Vec<ProductFacts>,
+    pub orders: Vec<OrderFacts>,
+    pub refunds: Vec<RefundFacts>,
+    pub events: Vec<EventFacts>,
+    pub links: Vec<ActiveLink>,
 }
 
-/// A user's attributes and order totals (sales net of returns).
-#[derive(Debug, Clone, Default)]
-pub struct UserFacts {
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserAttributes {
     pub id: String,
     pub gender: Option<String>,
     pub city: Option<String>,
     pub city_tier: Option<String>,
     pub registration_channel: Option<String>,
-    pub orders: i64,
-    pub monetary: i64,
-    pub last_order_at: Option<i64>,
 }
 
-/// One behaviour event, compactly: user index, type, time, and the top-level category of its SKU.
-#[derive(Debug, Clone, Copy)]
-pub struct Act {
-    pub user: u32,
-    pub kind: shopgrowth_core::model::EventType,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductFacts {
+    pub sku: String,
+    pub category_path: String,
+    pub brand: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFacts {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub sale: bool,
+    pub placed_at: i64,
+    pub total: i64,
+    pub discount: i64,
+    pub coupon: bool,
+    pub channel: String,
+    pub store_id: Option<String>,
+    pub skus: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefundFacts {
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub refunded_at: i64,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFacts {
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub kind: String,
     pub time: i64,
-    pub category: Option<u16>,
+    pub channel: String,
+    pub sku: Option<String>,
+    pub store_id: Option<String>,
+    pub has_order: bool,
 }
 
-/// Assembles a [`ProfileSource`] from rows, whichever backend read them.
-#[derive(Default)]
-pub(crate) struct ProfileSourceBuilder {
-    source: ProfileSource,
-    index: std::collections::HashMap<String, u32>,
-    categories: std::collections::HashMap<String, u16>,
+/// An identity link in force: `kind` is "device" or "user".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveLink {
+    pub kind: String,
+    pub source: String,
+    pub target: String,
 }
 
-impl ProfileSourceBuilder {
-    pub(crate) fn user(&mut self, facts: UserFacts) {
-        self.index
-            .insert(facts.id.clone(), self.source.users.len() as u32);
-        self.source.users.push(facts);
-    }
+/// A version of a custom tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagDefinitionRecord {
+    pub name: String,
+    pub version: i64,
+    pub rule: String,
+    pub weight: f64,
+    pub description: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
 
-    pub(crate) fn act(
-        &mut self,
-        user_id: &str,
-        kind: &str,
-        time: i64,
-        category_path: Option<&str>,
-    ) {
-        let (Some(&user), Some(kind)) = (
-            self.index.get(user_id),
-            shopgrowth_core::model::EventType::parse(kind),
-        ) else {
-            return;
-        };
-        let category = category_path
-            .and_then(|p| p.split('/').next())
-            .filter(|c| !c.is_empty())
-            .map(|top| {
-                let next = self.categories.len() as u16;
-                *self.categories.entry(top.to_owned()).or_insert_with(|| {
-                    self.source.categories.push(top.to_owned());
-                    next
-                })
-            });
-        self.source.acts.push(Act {
-            user,
-            kind,
-            time,
-            category,
-        });
-    }
+/// A user gained (or lost) a tag at a time; `version` for custom tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagChangeRecord {
+    pub user_id: String,
+    pub tag: String,
+    pub version: Option<i64>,
+    pub gained: bool,
+    pub at: i64,
+}
 
-    pub(crate) fn build(self) -> ProfileSource {
-        self.source
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRecord {
+    pub name: String,
+    pub expr: String,
+    pub description: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub segment: String,
+    /// Shop-local date, YYYY-MM-DD.
+    pub day: String,
+    pub taken_at: i64,
+    pub size: i64,
+    pub entered: i64,
+    pub left: i64,
+    /// Opaque to the store (the audience service encodes the member list).
+    pub members: Vec<u8>,
 }

@@ -59,11 +59,18 @@ const MAX_GROUP: usize = 256;
 /// How long the writer waits for more requests to join a group before committing it.
 const GROUP_LINGER: std::time::Duration = std::time::Duration::from_millis(3);
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "audience",
+        include_str!("../migrations/sqlite/0002_audience.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
@@ -734,33 +741,272 @@ impl SqliteStore {
         .await
     }
 
-    /// Users with order totals, and their behaviour since `since` (epoch ms).
-    pub async fn profile_source(&self, since: i64) -> Result<ProfileSource> {
+    /// What the audience engine reads; behaviour since `since` (epoch ms).
+    pub async fn audience_source(&self, since: i64) -> Result<AudienceSource> {
         self.read(move |conn| {
-            let mut builder = ProfileSourceBuilder::default();
-            let mut users = conn.prepare(PROFILE_USERS)?;
-            let mut rows = users.query([])?;
+            let mut source = AudienceSource::default();
+            let mut stmt = conn.prepare(AUDIENCE_USERS)?;
+            let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                builder.user(UserFacts {
+                source.users.push(UserAttributes {
                     id: r.get(0)?,
                     gender: r.get(1)?,
                     city: r.get(2)?,
                     city_tier: r.get(3)?,
                     registration_channel: r.get(4)?,
-                    orders: r.get(5)?,
-                    monetary: r.get(6)?,
-                    last_order_at: r.get(7)?,
                 });
             }
-            let mut acts = conn.prepare(&lite(PROFILE_ACTS))?;
-            let mut rows = acts.query([since])?;
+            let mut stmt = conn.prepare(AUDIENCE_PRODUCTS)?;
+            let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                let user: String = r.get(0)?;
-                let kind: String = r.get(1)?;
-                let category: Option<String> = r.get(3)?;
-                builder.act(&user, &kind, r.get(2)?, category.as_deref());
+                source.products.push(ProductFacts {
+                    sku: r.get(0)?,
+                    category_path: r.get(1)?,
+                    brand: r.get(2)?,
+                });
             }
-            Ok(builder.build())
+            let mut index = std::collections::HashMap::new();
+            let mut stmt = conn.prepare(AUDIENCE_ORDERS)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(0)?;
+                index.insert(id.clone(), source.orders.len());
+                source.orders.push(OrderFacts {
+                    id,
+                    user_id: r.get(1)?,
+                    device_id: r.get(2)?,
+                    sale: r.get(3)?,
+                    placed_at: r.get(4)?,
+                    total: r.get(5)?,
+                    discount: r.get(6)?,
+                    coupon: r.get(7)?,
+                    channel: r.get(8)?,
+                    store_id: r.get(9)?,
+                    skus: Vec::new(),
+                });
+            }
+            let mut stmt = conn.prepare(AUDIENCE_LINES)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let order: String = r.get(0)?;
+                if let Some(&i) = index.get(&order) {
+                    source.orders[i].skus.push(r.get(1)?);
+                }
+            }
+            let mut stmt = conn.prepare(AUDIENCE_REFUNDS)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                source.refunds.push(RefundFacts {
+                    user_id: r.get(0)?,
+                    device_id: r.get(1)?,
+                    refunded_at: r.get(2)?,
+                    amount: r.get(3)?,
+                });
+            }
+            let mut stmt = conn.prepare(&lite(AUDIENCE_EVENTS))?;
+            let mut rows = stmt.query([since])?;
+            while let Some(r) = rows.next()? {
+                source.events.push(EventFacts {
+                    user_id: r.get(0)?,
+                    device_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    time: r.get(3)?,
+                    channel: r.get(4)?,
+                    sku: r.get(5)?,
+                    store_id: r.get(6)?,
+                    has_order: r.get(7)?,
+                });
+            }
+            let mut stmt = conn.prepare(AUDIENCE_LINKS)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                source.links.push(ActiveLink {
+                    kind: r.get(0)?,
+                    source: r.get(1)?,
+                    target: r.get(2)?,
+                });
+            }
+            Ok(source)
+        })
+        .await
+    }
+
+    /// Stores a tag version; true if it was new (the same name and version again is a no-op).
+    pub async fn define_tag(&self, tag: TagDefinitionRecord) -> Result<bool> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                &lite(INSERT_TAG_DEFINITION),
+                params![
+                    tag.name,
+                    tag.version,
+                    tag.rule,
+                    tag.weight,
+                    tag.description,
+                    tag.created_at
+                ],
+            )? == 1)
+        })
+        .await
+    }
+
+    pub async fn retire_tag(&self, name: String, now: i64) -> Result<bool> {
+        self.write(move |conn| Ok(conn.execute(&lite(RETIRE_TAG), params![name, now])? > 0))
+            .await
+    }
+
+    /// Every version of every custom tag, by name and version.
+    pub async fn tag_definitions(&self) -> Result<Vec<TagDefinitionRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(TAG_DEFINITIONS)?;
+            let rows = stmt.query_map([], |r| {
+                Ok(TagDefinitionRecord {
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    rule: r.get(2)?,
+                    weight: r.get(3)?,
+                    description: r.get(4)?,
+                    created_at: r.get(5)?,
+                    retired_at: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// Appends tag changes to the history and applies them to users' current tags, atomically.
+    pub async fn record_tag_changes(&self, changes: Vec<TagChangeRecord>) -> Result<()> {
+        self.write(move |conn| {
+            let mut history = conn.prepare_cached(
+                "INSERT INTO tag_history (user_id, tag, version, change, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut gain = conn.prepare_cached(
+                "INSERT INTO user_tags (user_id, tag, since) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id, tag) DO NOTHING",
+            )?;
+            let mut lose = conn.prepare_cached("DELETE FROM user_tags WHERE user_id = ?1 AND tag = ?2")?;
+            for c in &changes {
+                let change = if c.gained { "gained" } else { "lost" };
+                history.execute(params![c.user_id, c.tag, c.version, change, c.at])?;
+                if c.gained {
+                    gain.execute(params![c.user_id, c.tag, c.at])?;
+                } else {
+                    lose.execute(params![c.user_id, c.tag])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every user's current tags as last recorded: (user id, tag).
+    pub async fn user_tags(&self) -> Result<Vec<(String, String)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(USER_TAGS)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// One user's tag history, newest first.
+    pub async fn tag_history(&self, user_id: String, limit: i64) -> Result<Vec<TagChangeRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(&lite(TAG_HISTORY))?;
+            let rows = stmt.query_map(params![user_id, limit], |r| {
+                Ok(TagChangeRecord {
+                    user_id: r.get(0)?,
+                    tag: r.get(1)?,
+                    version: r.get(2)?,
+                    gained: r.get::<_, String>(3)? == "gained",
+                    at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    pub async fn save_segment(&self, segment: SegmentRecord) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                &lite(UPSERT_SEGMENT),
+                params![
+                    segment.name,
+                    segment.expr,
+                    segment.description,
+                    segment.updated_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn segments(&self) -> Result<Vec<SegmentRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(SEGMENTS)?;
+            let rows = stmt.query_map([], |r| {
+                Ok(SegmentRecord {
+                    name: r.get(0)?,
+                    expr: r.get(1)?,
+                    description: r.get(2)?,
+                    created_at: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    pub async fn delete_segment(&self, name: String) -> Result<bool> {
+        self.write(move |conn| Ok(conn.execute(&lite(DELETE_SEGMENT), params![name])? == 1))
+            .await
+    }
+
+    /// Stores the day's snapshot of a segment (a second one the same day replaces it).
+    pub async fn save_snapshot(&self, snapshot: SnapshotRecord) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                &lite(UPSERT_SNAPSHOT),
+                params![
+                    snapshot.segment,
+                    snapshot.day,
+                    snapshot.taken_at,
+                    snapshot.size,
+                    snapshot.entered,
+                    snapshot.left,
+                    snapshot.members
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A segment's snapshots by day, without their member lists.
+    pub async fn snapshots(&self, segment: String) -> Result<Vec<SnapshotRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(&lite(SNAPSHOTS))?;
+            let rows = stmt.query_map(params![segment], |r| snapshot_row(r, false))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// The latest snapshot of a segment before `day`, with its member list.
+    pub async fn previous_snapshot(
+        &self,
+        segment: String,
+        day: String,
+    ) -> Result<Option<SnapshotRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(&lite(PREVIOUS_SNAPSHOT), params![segment, day], |r| {
+                    snapshot_row(r, true)
+                })
+                .optional()?)
         })
         .await
     }
@@ -1135,6 +1381,18 @@ fn line_row(r: &Row<'_>) -> rusqlite::Result<OrderLine> {
         unit_price: r.get(2)?,
         discount: r.get(3)?,
         title: r.get(4)?,
+    })
+}
+
+fn snapshot_row(r: &Row<'_>, with_members: bool) -> rusqlite::Result<SnapshotRecord> {
+    Ok(SnapshotRecord {
+        segment: r.get(0)?,
+        day: r.get(1)?,
+        taken_at: r.get(2)?,
+        size: r.get(3)?,
+        entered: r.get(4)?,
+        left: r.get(5)?,
+        members: if with_members { r.get(6)? } else { Vec::new() },
     })
 }
 

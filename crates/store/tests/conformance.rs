@@ -554,7 +554,7 @@ async fn manual_merges_refuse_cycles(h: Harness) {
     assert_eq!(s.recent_events(&c, 10).await.unwrap_or_default().len(), 2);
 }
 
-async fn profile_source_reads_users_orders_and_acts(h: Harness) {
+async fn audience_source_reads_users_orders_events_and_links(h: Harness) {
     let s = &h.store;
     let product = shopgrowth_core::model::Product {
         id: "sku-1".into(),
@@ -599,29 +599,173 @@ async fn profile_source_reads_users_orders_and_acts(h: Harness) {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    s.link_device("d".into(), "u1".into(), "identify".into(), NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let source = s
-        .profile_source(NOW - 5_000)
+        .audience_source(NOW - 5_000)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(source.users.len(), 1);
-    let u = &source.users[0];
     assert_eq!(
-        (u.id.as_str(), u.city.as_deref(), u.orders, u.monetary),
-        ("u1", Some("上海"), 2, 2300 - 500)
+        (source.users[0].id.as_str(), source.users[0].city.as_deref()),
+        ("u1", Some("上海"))
     );
-    assert_eq!(u.last_order_at, Some(NOW - 1000));
+    assert_eq!(source.products.len(), 1);
+    assert_eq!(source.products[0].category_path, "母婴/奶粉");
+    let mut orders: Vec<(&str, bool, i64, usize)> = source
+        .orders
+        .iter()
+        .map(|o| (o.id.as_str(), o.sale, o.total, o.skus.len()))
+        .collect();
+    orders.sort_unstable();
     assert_eq!(
-        source.acts.len(),
-        1,
-        "anonymous and older events are left out"
+        orders,
+        [
+            ("c1", false, 500, 1),
+            ("o1", true, 2000, 1),
+            ("o2", true, 300, 1)
+        ]
     );
-    assert_eq!(source.acts[0].kind, EventType::View);
+    assert_eq!(source.events.len(), 2, "the older event is left out");
+    assert!(source
+        .events
+        .iter()
+        .any(|e| e.user_id.is_none() && e.device_id.as_deref() == Some("d")));
+    assert_eq!(source.links.len(), 1);
     assert_eq!(
-        source.acts[0]
-            .category
-            .map(|c| source.categories[c as usize].as_str()),
-        Some("母婴")
+        (
+            source.links[0].kind.as_str(),
+            source.links[0].target.as_str()
+        ),
+        ("device", "u1")
     );
+}
+
+async fn tags_segments_and_snapshots_round_trip(h: Harness) {
+    let s = &h.store;
+    let def = |version: i64, rule: &str| TagDefinitionRecord {
+        name: "母婴达人".into(),
+        version,
+        rule: rule.into(),
+        weight: 0.8,
+        description: "bought baby goods twice".into(),
+        created_at: NOW,
+        retired_at: None,
+    };
+    assert!(s.define_tag(def(1, "orders > 1")).await.unwrap_or(false));
+    assert!(
+        !s.define_tag(def(1, "orders > 1")).await.unwrap_or(true),
+        "the same version twice is stored once"
+    );
+    assert!(s.define_tag(def(2, "orders > 2")).await.unwrap_or(false));
+    let defs = s.tag_definitions().await.unwrap_or_default();
+    assert_eq!(defs.iter().map(|d| d.version).collect::<Vec<_>>(), [1, 2]);
+    assert!(s
+        .retire_tag("母婴达人".into(), NOW + 1)
+        .await
+        .unwrap_or(false));
+    assert!(s
+        .tag_definitions()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .all(|d| d.retired_at == Some(NOW + 1)));
+
+    let change = |user: &str, tag: &str, gained: bool, at: i64| TagChangeRecord {
+        user_id: user.into(),
+        tag: tag.into(),
+        version: Some(1),
+        gained,
+        at,
+    };
+    s.record_tag_changes(vec![
+        change("u1", "a", true, NOW),
+        change("u1", "b", true, NOW),
+        change("u2", "a", true, NOW),
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    s.record_tag_changes(vec![change("u1", "a", false, NOW + 5)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut current = s.user_tags().await.unwrap_or_default();
+    current.sort();
+    assert_eq!(
+        current,
+        [
+            ("u1".to_owned(), "b".to_owned()),
+            ("u2".to_owned(), "a".to_owned())
+        ]
+    );
+    let history = s.tag_history("u1".into(), 10).await.unwrap_or_default();
+    assert_eq!(history.len(), 3);
+    assert_eq!(
+        (history[0].tag.as_str(), history[0].gained, history[0].at),
+        ("a", false, NOW + 5),
+        "newest first"
+    );
+
+    let seg = |expr: &str, at: i64| SegmentRecord {
+        name: "vip".into(),
+        expr: expr.into(),
+        description: String::new(),
+        created_at: at,
+        updated_at: at,
+    };
+    s.save_segment(seg("orders > 1", NOW))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.save_segment(seg("orders > 2", NOW + 1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let segs = s.segments().await.unwrap_or_default();
+    assert_eq!(segs.len(), 1);
+    assert_eq!(
+        (
+            segs[0].expr.as_str(),
+            segs[0].created_at,
+            segs[0].updated_at
+        ),
+        ("orders > 2", NOW, NOW + 1)
+    );
+
+    let snap = |day: &str, size: i64, members: &[u8]| SnapshotRecord {
+        segment: "vip".into(),
+        day: day.into(),
+        taken_at: NOW,
+        size,
+        entered: size,
+        left: 0,
+        members: members.to_vec(),
+    };
+    s.save_snapshot(snap("2026-11-01", 1, b"x"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.save_snapshot(snap("2026-11-02", 2, b"xy"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.save_snapshot(snap("2026-11-02", 3, b"xyz"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let all = s.snapshots("vip".into()).await.unwrap_or_default();
+    assert_eq!(
+        all.iter().map(|x| x.size).collect::<Vec<_>>(),
+        [1, 3],
+        "same day replaces"
+    );
+    let prev = s
+        .previous_snapshot("vip".into(), "2026-11-02".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no previous"));
+    assert_eq!(
+        (prev.day.as_str(), prev.members.as_slice()),
+        ("2026-11-01", &b"x"[..])
+    );
+    assert!(s.delete_segment("vip".into()).await.unwrap_or(false));
+    assert!(!s.delete_segment("vip".into()).await.unwrap_or(true));
 }
 
 async fn migrations_are_repeatable(h: Harness) {
@@ -647,8 +791,8 @@ macro_rules! suite {
 suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
-    profile_source_reads_users_orders_and_acts);
+    audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
-    profile_source_reads_users_orders_and_acts);
+    audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip);

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use shopgrowth_core::ids::{id_problem, DeviceId, UserId};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::FieldError;
+use shopgrowth_service::Update;
 use shopgrowth_store::records::IdentityLink;
 use utoipa::{IntoParams, ToSchema};
 
@@ -125,6 +126,7 @@ pub async fn identify(
             Timestamp::now().0,
         )
         .await?;
+    state.audience.notify(Update::Rebuild);
     Ok(Json(link))
 }
 
@@ -163,6 +165,7 @@ pub async fn merge(
             Timestamp::now().0,
         )
         .await?;
+    state.audience.notify(Update::Rebuild);
     Ok((StatusCode::CREATED, Json(link)))
 }
 
@@ -177,9 +180,9 @@ pub async fn undo_link(
     Path(link_id): Path<i64>,
 ) -> ApiResult<Json<IdentityLink>> {
     caller.require(Scope::Admin)?;
-    Ok(Json(
-        state.store.undo_link(link_id, Timestamp::now().0).await?,
-    ))
+    let link = state.store.undo_link(link_id, Timestamp::now().0).await?;
+    state.audience.notify(Update::Rebuild);
+    Ok(Json(link))
 }
 
 /// Erase a user's personal data (PIPL/GDPR): phone, email, name, birthday and attributes are

@@ -15,7 +15,8 @@ use serde_json::value::RawValue;
 use shopgrowth_core::model::{Event, Order, Product, Refund, Store as ShopStore, User};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::FieldError;
-use shopgrowth_store::records::{RefundWritten, SealedUser, Written};
+use shopgrowth_service::Update;
+use shopgrowth_store::records::{RefundWritten, SealedUser, UserAttributes, Written};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 
@@ -225,7 +226,9 @@ pub async fn post_event(
         return Err(invalid_item("event", errors));
     }
     let id = event.id.0.clone();
-    let written = state.store.insert_events(vec![event], now.0).await?;
+    let events = vec![event];
+    let written = state.store.insert_events(events.clone(), now.0).await?;
+    notify_inserted(&state, &events, &written, Update::Events);
     Ok(single_result(id, &written))
 }
 
@@ -250,7 +253,9 @@ pub async fn post_events(
         |e| e.id.0.clone(),
     )
     .await?;
+    let events = s.valid.clone();
     let written = state.store.insert_events(s.valid, now.0).await?;
+    notify_inserted(&state, &events, &written, Update::Events);
     Ok(Json(batch_result(
         s.positions,
         s.rejected,
@@ -286,6 +291,12 @@ pub async fn post_users(
         .map(|u| SealedUser::seal(u, &state.cipher))
         .collect();
     let written = state.store.upsert_users(sealed, now.0).await?;
+    if written.iter().any(|w| w.merged_into.is_some()) {
+        state.audience.notify(Update::Rebuild);
+    }
+    state
+        .audience
+        .notify(Update::Users(s.valid.iter().map(user_attributes).collect()));
     let outcomes: Vec<Written> = written.iter().map(|w| w.written).collect();
     let merged: Vec<MergedItem> = s
         .positions
@@ -318,7 +329,9 @@ pub async fn post_products(
         p.id.0.clone()
     })
     .await?;
+    let products = s.valid.clone();
     let written = state.store.upsert_products(s.valid, now().0).await?;
+    state.audience.notify(Update::Products(products));
     Ok(Json(batch_result(
         s.positions,
         s.rejected,
@@ -367,7 +380,9 @@ pub async fn post_order(
         return Err(invalid_item("order", errors));
     }
     let id = order.id.0.clone();
-    let written = state.store.insert_orders(vec![order], now.0).await?;
+    let orders = vec![order];
+    let written = state.store.insert_orders(orders.clone(), now.0).await?;
+    notify_inserted(&state, &orders, &written, Update::Orders);
     Ok(single_result(id, &written))
 }
 
@@ -391,7 +406,9 @@ pub async fn post_orders(
         |o| o.id.0.clone(),
     )
     .await?;
+    let orders = s.valid.clone();
     let written = state.store.insert_orders(s.valid, now.0).await?;
+    notify_inserted(&state, &orders, &written, Update::Orders);
     Ok(Json(batch_result(
         s.positions,
         s.rejected,
@@ -420,14 +437,27 @@ pub async fn post_refund(
         return Err(invalid_item("refund", errors));
     }
     let id = refund.id.clone();
-    match state.store.add_refund(order_id, refund, now.0).await? {
-        RefundWritten::Applied => Ok((
-            StatusCode::CREATED,
-            Json(ItemResult {
-                id,
-                status: "applied".into(),
-            }),
-        )),
+    let amount = refund.lines.iter().map(|l| l.amount).sum();
+    let at = refund.refunded_at.0;
+    match state
+        .store
+        .add_refund(order_id.clone(), refund, now.0)
+        .await?
+    {
+        RefundWritten::Applied => {
+            state.audience.notify(Update::Refund {
+                order_id,
+                amount,
+                at,
+            });
+            Ok((
+                StatusCode::CREATED,
+                Json(ItemResult {
+                    id,
+                    status: "applied".into(),
+                }),
+            ))
+        }
         RefundWritten::Duplicate => Ok((
             StatusCode::OK,
             Json(ItemResult {
@@ -435,5 +465,33 @@ pub async fn post_refund(
                 status: "duplicate".into(),
             }),
         )),
+    }
+}
+
+/// Tells the audience about the items that were new (not duplicates).
+fn notify_inserted<T: Clone>(
+    state: &AppState,
+    items: &[T],
+    written: &[Written],
+    update: fn(Vec<T>) -> Update,
+) {
+    let new: Vec<T> = items
+        .iter()
+        .zip(written)
+        .filter(|(_, w)| **w == Written::Inserted)
+        .map(|(item, _)| item.clone())
+        .collect();
+    if !new.is_empty() {
+        state.audience.notify(update(new));
+    }
+}
+
+fn user_attributes(u: &User) -> UserAttributes {
+    UserAttributes {
+        id: u.id.0.clone(),
+        gender: u.gender.map(|g| g.as_str().to_owned()),
+        city: u.city.clone(),
+        city_tier: u.city_tier.map(|t| t.as_str().to_owned()),
+        registration_channel: u.registration_channel.map(|c| c.as_str().to_owned()),
     }
 }

@@ -2,14 +2,16 @@
 //!
 //! - [`ingest`]: events, users, products, stores, orders, refunds (scope `ingest`).
 //! - [`customers`]: customer look-up, ID-Mapping, erasure (scopes `read`, `ingest`, `admin`).
+//! - [`audience`]: profiles, tags, segments, discovery (scopes `read` and `admin`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
 
 pub mod admin;
+pub mod audience;
 pub mod customers;
 pub mod ingest;
 
 use crate::AppState;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -31,6 +33,29 @@ pub fn api_v1() -> Router<AppState> {
         .route("/identity-links/{link_id}/undo", post(customers::undo_link))
         .route("/api-keys", post(admin::create_key).get(admin::list_keys))
         .route("/api-keys/{key_id}", delete(admin::revoke_key))
+        .route("/users/{user_id}/profile", get(audience::profile))
+        .route("/users/{user_id}/tag-history", get(audience::tag_history))
+        .route("/tags", get(audience::list_tags))
+        .route(
+            "/tags/{name}",
+            put(audience::put_tag).delete(audience::delete_tag),
+        )
+        .route("/segments", get(audience::list_segments))
+        .route("/segments/count", post(audience::count))
+        .route(
+            "/segments/{name}",
+            put(audience::put_segment)
+                .get(audience::get_segment)
+                .delete(audience::delete_segment),
+        )
+        .route("/segments/{name}/members", get(audience::members))
+        .route("/segments/{name}/export.csv", get(audience::export))
+        .route(
+            "/segments/{name}/snapshots",
+            post(audience::take_snapshot).get(audience::snapshots),
+        )
+        .route("/discover", post(audience::discover))
+        .route("/audience/rebuild", post(audience::rebuild))
         .route("/stats", get(admin::stats))
         .route("/openapi.json", get(admin::openapi))
 }

@@ -42,7 +42,15 @@ pub async fn test_app_with(config: ApiConfig) -> TestApp {
         keys.push(k.plaintext);
     }
     let cipher = PiiCipher::from_master_key(&[9u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-    let state = AppState::new(Arc::new(store), Arc::new(cipher), config);
+    let store = Arc::new(store);
+    let audience = shopgrowth_service::AudienceService::load(
+        Arc::clone(&store),
+        shopgrowth_profile::audience::AudienceConfig::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    audience.spawn();
+    let state = AppState::new(store, Arc::new(cipher), audience, config);
     let [ingest, read, admin, pii]: [String; 4] =
         keys.try_into().unwrap_or_else(|_| panic!("four keys"));
     TestApp {

@@ -193,16 +193,29 @@ type Days = BTreeMap<i32, Vec<RoaringBitmap>>;
 #[derive(Debug, Default, Clone)]
 struct EventColumn {
     all: Days,
-    by_property: HashMap<(String, String), Days>,
+    /// Property name → value → days.
+    by_property: HashMap<String, HashMap<String, Days>>,
 }
 
-fn add_to_day(days: &mut Days, user: u32, day: i32) {
+/// Adds `n` acts of `user` on `day`: the user joins the next `n` levels.
+fn add_to_day(days: &mut Days, user: u32, day: i32, n: usize) {
     let levels = days.entry(day).or_default();
-    let level = levels.partition_point(|l| l.contains(user));
-    if level == levels.len() {
-        levels.push(RoaringBitmap::new());
+    let have = levels.partition_point(|l| l.contains(user));
+    if levels.len() < have + n {
+        levels.resize(have + n, RoaringBitmap::new());
     }
-    levels[level].insert(user);
+    for level in &mut levels[have..have + n] {
+        level.insert(user);
+    }
+}
+
+/// One act to record: who, which event, which day, and the properties a filter may ask about.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAct<'a> {
+    pub event: &'a str,
+    pub user: u32,
+    pub day: i32,
+    pub props: &'a [(&'a str, &'a str)],
 }
 
 fn remove_from_days(days: &mut Days, user: u32) {
@@ -405,29 +418,64 @@ impl Population {
     /// Records one act of `user` on `day`, with the properties a filter may ask about.
     /// A property named twice with the same value counts once.
     pub fn add_act(&mut self, event: &str, user: u32, day: i32, props: &[(&str, &str)]) {
-        self.grow(user + 1);
-        let mut props = props.to_vec();
-        props.sort_unstable();
-        props.dedup();
-        let column = self.events.entry(event.to_owned()).or_default();
-        add_to_day(&mut column.all, user, day);
-        for (k, v) in &props {
-            let days = column
-                .by_property
-                .entry(((*k).to_owned(), (*v).to_owned()))
-                .or_default();
-            add_to_day(days, user, day);
+        self.add_acts(&[NewAct {
+            event,
+            user,
+            day,
+            props,
+        }]);
+    }
+
+    /// Records many acts at once: each (event or property, day, user) is placed once with its
+    /// count, in sorted order, which is much cheaper than one act at a time.
+    pub fn add_acts(&mut self, acts: &[NewAct<'_>]) {
+        type Key<'a> = (&'a str, Option<(&'a str, &'a str)>);
+        let mut grouped: HashMap<Key<'_>, HashMap<(i32, u32), usize>> = HashMap::new();
+        for a in acts {
+            self.grow(a.user + 1);
+            let mut props = a.props.to_vec();
+            props.sort_unstable();
+            props.dedup();
+            *grouped
+                .entry((a.event, None))
+                .or_default()
+                .entry((a.day, a.user))
+                .or_default() += 1;
+            for &p in &props {
+                *grouped
+                    .entry((a.event, Some(p)))
+                    .or_default()
+                    .entry((a.day, a.user))
+                    .or_default() += 1;
+            }
+            if let Some(rows) = &mut self.rows {
+                rows.push(Row {
+                    event: a.event.to_owned(),
+                    day: a.day,
+                    user: a.user,
+                    props: props
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                });
+            }
         }
-        if let Some(rows) = &mut self.rows {
-            rows.push(Row {
-                event: event.to_owned(),
-                day,
-                user,
-                props: props
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            });
+        for ((event, prop), counts) in grouped {
+            let column = self.events.entry(event.to_owned()).or_default();
+            let days = match prop {
+                None => &mut column.all,
+                Some((k, v)) => column
+                    .by_property
+                    .entry(k.to_owned())
+                    .or_default()
+                    .entry(v.to_owned())
+                    .or_default(),
+            };
+            let mut counts: Vec<((i32, u32), usize)> = counts.into_iter().collect();
+            counts.sort_unstable();
+            for ((day, user), n) in counts {
+                add_to_day(days, user, day, n);
+            }
         }
     }
 
@@ -435,7 +483,7 @@ impl Population {
     pub fn remove_acts_of(&mut self, user: u32) {
         for column in self.events.values_mut() {
             remove_from_days(&mut column.all, user);
-            for days in column.by_property.values_mut() {
+            for days in column.by_property.values_mut().flat_map(|m| m.values_mut()) {
                 remove_from_days(days, user);
             }
         }
@@ -636,7 +684,10 @@ impl Population {
         };
         let days_map = match filter {
             None => Some(&column.all),
-            Some((k, v)) => column.by_property.get(&(k.clone(), value_string(v))),
+            Some((k, v)) => column
+                .by_property
+                .get(k)
+                .and_then(|values| values.get(&value_string(v))),
         };
         let Some(days_map) = days_map else {
             return RoaringBitmap::new();

@@ -16,7 +16,7 @@
 mod eval;
 mod parse;
 
-pub use eval::{Population, PopulationBuilder, BUCKETS, MAX_AT_LEAST};
+pub use eval::{NewAct, Population, PopulationBuilder, BUCKETS, MAX_AT_LEAST};
 pub use parse::{parse, Parsed};
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,4 @@
+// sqlx::migrate! embeds the PostgreSQL migrations; rebuild when one is added or edited.
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}
