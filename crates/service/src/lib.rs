@@ -70,6 +70,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// No links: every id is its own customer.
+    pub fn none() -> Self {
+        Identity::default()
+    }
+
     fn from_source(source: &AudienceSource) -> Self {
         let mut identity = Identity::default();
         for link in &source.links {
@@ -479,6 +484,10 @@ impl AudienceService {
             let changes = {
                 let mut audience = write(&self.audience);
                 let mut identity = write(&self.identity);
+                if audience.today() != today {
+                    // A new day: bounds of number fields follow the values' drift.
+                    audience.rebucket();
+                }
                 audience.set_today(today);
                 for update in &batch {
                     fold(&mut audience, &mut identity, update);
@@ -731,8 +740,9 @@ impl AudienceService {
     }
 }
 
-/// Folds one update into the audience.
-fn fold(audience: &mut Audience, identity: &mut Identity, update: &Update) {
+/// Folds one update into the audience, crediting facts to customers by `identity` (the live
+/// path of the server; benchmarks feed generated shops through it too).
+pub fn fold(audience: &mut Audience, identity: &mut Identity, update: &Update) {
     match update {
         Update::Events(events) => {
             let facts: Vec<_> = events

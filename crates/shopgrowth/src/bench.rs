@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 pub enum BenchVerb {
     /// Post batches of synthetic events and measure throughput and latency.
     Ingest(IngestArgs),
+    /// Time segment expressions over a generated shop (default 1M users, a year of behaviour);
+    /// optionally write it as CSV for the DuckDB comparison.
+    Segments(crate::bench_segments::SegmentBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -51,6 +54,28 @@ pub struct IngestReport {
 
 pub async fn run(verb: BenchVerb, json: bool) -> anyhow::Result<()> {
     match verb {
+        BenchVerb::Segments(args) => {
+            let report =
+                tokio::task::spawn_blocking(move || crate::bench_segments::run(args)).await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} users, {} events, {} orders, {} tags; built in {:.1}s",
+                    report.users, report.events, report.orders, report.tags, report.build_seconds
+                );
+                for q in &report.questions {
+                    println!(
+                        "  {} matched; p50 {:.3} ms, p99 {:.3} ms: {}",
+                        q.matched, q.p50_ms, q.p99_ms, q.expr
+                    );
+                    for (clause, n, p50) in &q.clauses {
+                        println!("      {p50:.3} ms  {n:>8}  {clause}");
+                    }
+                }
+            }
+            Ok(())
+        }
         BenchVerb::Ingest(args) => {
             let report = ingest(args).await?;
             if json {

@@ -66,6 +66,11 @@ struct NumberColumn {
     /// Ascending, distinct; `le[k]` holds the users whose value is ≤ `bounds[k]`.
     bounds: Vec<i64>,
     le: Vec<RoaringBitmap>,
+    /// The lowest value ever put in each bucket since the bounds were chosen (bucket k holds
+    /// values in (bounds[k-1], bounds[k]]; the last, values above every bound). It never rises
+    /// on removal, so it is at most the true minimum: a bucket whose lowest value is above the
+    /// asked bound is skipped without looking at its users.
+    lowest: Vec<i64>,
     present: RoaringBitmap,
     /// Stored as a day number; the language sees days ago (`today - day`).
     relative: bool,
@@ -97,6 +102,10 @@ impl NumberColumn {
             for le in &mut self.le[from..] {
                 le.insert(user);
             }
+            if self.lowest.len() <= from {
+                self.lowest.resize(from + 1, i64::MAX);
+            }
+            self.lowest[from] = self.lowest[from].min(v);
             self.present.insert(user);
         }
         self.values[u] = value;
@@ -124,14 +133,21 @@ impl NumberColumn {
             bounds
         };
         self.le = Vec::with_capacity(self.bounds.len());
+        self.lowest = vec![i64::MAX; self.bounds.len() + 1];
         let mut acc = RoaringBitmap::new();
         let mut i = 0;
-        for &bound in &self.bounds {
+        for (k, &bound) in self.bounds.iter().enumerate() {
+            if i < sorted.len() && sorted[i].0 <= bound {
+                self.lowest[k] = sorted[i].0;
+            }
             while i < sorted.len() && sorted[i].0 <= bound {
                 acc.insert(sorted[i].1);
                 i += 1;
             }
             self.le.push(acc.clone());
+        }
+        if let Some(&(v, _)) = sorted.get(i) {
+            self.lowest[self.bounds.len()] = v;
         }
     }
 
@@ -146,6 +162,9 @@ impl NumberColumn {
         } else {
             RoaringBitmap::new()
         };
+        if self.lowest.get(k).is_none_or(|&lowest| lowest > v) {
+            return base;
+        }
         let upper = self.le.get(k).unwrap_or(&self.present);
         let boundary = upper - &base;
         let inside: RoaringBitmap = boundary
@@ -167,10 +186,18 @@ impl NumberColumn {
         } else {
             (op, v)
         };
+        // Above an exact bound is everything present minus that bound's bitmap, without a copy.
+        let exact = |v: i64| {
+            self.bounds
+                .binary_search(&v)
+                .ok()
+                .map(|k| &self.present - &self.le[k])
+        };
         match op {
             Op::Le => self.at_most(v),
             Op::Lt => self.below(v),
-            Op::Gt => &self.present - self.at_most(v),
+            Op::Gt => exact(v).unwrap_or_else(|| &self.present - self.at_most(v)),
+            Op::Ge if v > i64::MIN => exact(v - 1).unwrap_or_else(|| &self.present - self.below(v)),
             Op::Ge => &self.present - self.below(v),
             Op::Eq => self.at_most(v) - self.below(v),
             Op::Ne => &self.present - (self.at_most(v) - self.below(v)),
@@ -229,33 +256,70 @@ fn remove_from_days(days: &mut Days, user: u32) {
     }
 }
 
-/// The users with at least `at_least` acts over the days in `window`.
+/// The users with at least `at_least` acts over the days in `window`, among `n` users.
+///
+/// One act is a union of the days' first levels. More is one pass over the window's levels with
+/// a saturating counter per user: a user on level j of a day had at least j + 1 acts that day, so
+/// each level a user is on adds one. The pass costs the acts in the window, not the users.
 fn count_at_least<'a>(
     window: impl Iterator<Item = &'a Vec<RoaringBitmap>>,
     at_least: u32,
+    n: u32,
+    within: Option<&RoaringBitmap>,
 ) -> RoaringBitmap {
-    let n = at_least as usize;
-    if n == 1 {
-        return window.filter_map(|levels| levels.first()).union();
+    if at_least == 1 {
+        let any = window.filter_map(|levels| levels.first()).union();
+        return match within {
+            Some(w) => any & w,
+            None => any,
+        };
     }
-    // reached[j]: users with at least j acts so far (reached[0], everyone, is implicit). A day
-    // with at least b acts lifts those at j - b to j.
-    let mut reached = vec![RoaringBitmap::new(); n + 1];
-    for levels in window {
-        for j in (1..=n).rev() {
-            for b in 1..=j.min(levels.len()) {
-                let lift = if b == j {
-                    levels[b - 1].clone()
-                } else if reached[j - b].is_empty() {
-                    continue;
-                } else {
-                    &reached[j - b] & &levels[b - 1]
+    let cap = at_least.min(u32::from(u16::MAX)) as u16;
+    COUNTS.with(|counts| {
+        let mut counts = counts.borrow_mut();
+        if counts.len() < n as usize {
+            counts.resize(n as usize, 0);
+        }
+        let mut touched = Vec::new();
+        let mut reached = Vec::new();
+        for levels in window {
+            for level in levels {
+                let narrowed;
+                let level = match within {
+                    Some(w) => {
+                        narrowed = level & w;
+                        &narrowed
+                    }
+                    None => level,
                 };
-                reached[j] |= lift;
+                for user in level {
+                    let Some(c) = counts.get_mut(user as usize) else {
+                        continue;
+                    };
+                    if *c == 0 {
+                        touched.push(user);
+                    }
+                    if *c < cap {
+                        *c += 1;
+                        if *c == cap {
+                            reached.push(user);
+                        }
+                    }
+                }
             }
         }
-    }
-    reached.swap_remove(n)
+        for user in touched {
+            counts[user as usize] = 0;
+        }
+        reached.sort_unstable();
+        RoaringBitmap::from_sorted_iter(reached).unwrap_or_default()
+    })
+}
+
+thread_local! {
+    /// Per-user counters for [`count_at_least`], kept zeroed between calls so a query touches
+    /// only the users in its window.
+    static COUNTS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One act kept row by row, for [`Population::evaluate_naive`].
@@ -628,12 +692,48 @@ impl Population {
     pub fn evaluate(&self, expr: &Expr) -> RoaringBitmap {
         match expr {
             Expr::And(items) => {
+                // Cheap conditions first; `A AND NOT B` is A minus B (no complement is built
+                // unless nothing is positive); then acts are counted only for the users left.
+                let (counted, rest): (Vec<&Expr>, Vec<&Expr>) =
+                    items.iter().partition(|e| is_counting(e));
+                let (negative, positive): (Vec<&Expr>, Vec<&Expr>) =
+                    rest.into_iter().partition(|e| matches!(e, Expr::Not(_)));
                 let mut parts: Vec<RoaringBitmap> =
-                    items.iter().map(|e| self.evaluate(e)).collect();
+                    positive.iter().map(|e| self.evaluate(e)).collect();
                 parts.sort_by_key(RoaringBitmap::len);
                 let mut it = parts.into_iter();
-                let first = it.next().unwrap_or_else(|| self.all());
-                it.fold(first, |acc, b| acc & b)
+                let mut acc = match it.next() {
+                    Some(first) => Some(it.fold(first, |acc, b| acc & b)),
+                    None => None,
+                };
+                let mut counted = counted.into_iter();
+                if acc.is_none() {
+                    acc = counted.next().map(|e| self.evaluate(e));
+                }
+                let mut acc = acc.unwrap_or_else(|| self.all());
+                for e in negative {
+                    if acc.is_empty() {
+                        break;
+                    }
+                    if let Expr::Not(inner) = e {
+                        acc -= self.evaluate(inner);
+                    }
+                }
+                for e in counted {
+                    if acc.is_empty() {
+                        break;
+                    }
+                    if let Expr::Did {
+                        event,
+                        filter,
+                        at_least,
+                        days,
+                    } = e
+                    {
+                        acc = self.did(event, filter.as_ref(), *at_least, *days, Some(&acc));
+                    }
+                }
+                acc
             }
             Expr::Or(items) => items.iter().map(|e| self.evaluate(e)).union(),
             Expr::Not(inner) => self.all() - self.evaluate(inner),
@@ -649,7 +749,7 @@ impl Population {
                 filter,
                 at_least,
                 days,
-            } => self.did(event, filter.as_ref(), *at_least, *days),
+            } => self.did(event, filter.as_ref(), *at_least, *days, None),
         }
     }
 
@@ -678,6 +778,7 @@ impl Population {
         filter: Option<&(String, Value)>,
         at_least: u32,
         days: u32,
+        within: Option<&RoaringBitmap>,
     ) -> RoaringBitmap {
         let Some(column) = self.events.get(event) else {
             return RoaringBitmap::new();
@@ -698,6 +799,8 @@ impl Population {
                 .range(from.saturating_add(1)..=self.today)
                 .map(|(_, l)| l),
             at_least,
+            self.n,
+            within,
         )
     }
 
@@ -778,6 +881,11 @@ impl Population {
             .find(|(_, &c)| c == code)
             .map(|(v, _)| v.as_str())
     }
+}
+
+/// A behaviour condition that counts acts per user (costly), rather than taking a union.
+fn is_counting(e: &Expr) -> bool {
+    matches!(e, Expr::Did { at_least, .. } if *at_least > 1)
 }
 
 /// Highest "at least N times" a behaviour condition counts to.
