@@ -26,6 +26,33 @@ pub const QUESTIONS: [&str; 2] = [
     r#"did add_to_cart at least 3 times in last 90 days AND gender = "female" AND orders >= 2 AND tag "interest:美妆" AND NOT tag "lifecycle:sleeping""#,
 ];
 
+/// Custom tags defined in the benchmark shop.
+const CUSTOM_TAGS: [(&str, &str); 8] = [
+    (
+        "母婴达人",
+        r#"did purchase where category = "母婴" at least 2 times in last 180 days"#,
+    ),
+    (
+        "数码控",
+        r#"did view where category = "数码" at least 10 times in last 90 days"#,
+    ),
+    (
+        "美妆常客",
+        r#"did purchase where category = "美妆" at least 1 times in last 60 days"#,
+    ),
+    ("优惠敏感", "coupon_share_pct >= 50 AND orders >= 2"),
+    ("高客单", "aov >= 50000"),
+    ("深度浏览", "browse_depth >= 8"),
+    (
+        "弃购预警",
+        r#"cart_abandonment_pct >= 80 AND did add_to_cart in last 14 days"#,
+    ),
+    (
+        "沉睡高价值",
+        r#"tag "value:high" AND (lifecycle = "sleeping" OR lifecycle = "churned")"#,
+    ),
+];
+
 #[derive(Debug, Clone, Args)]
 pub struct SegmentBenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
@@ -193,6 +220,13 @@ pub fn run(args: SegmentBenchArgs) -> anyhow::Result<SegmentBenchReport> {
     }
     audience.refresh();
     audience.rebucket();
+    // Custom tags as an operator would define them, on top of the ~94 built-in ones.
+    for (name, rule) in CUSTOM_TAGS {
+        audience
+            .define_tag(name, rule, 1.0, "")
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    }
+    audience.refresh();
     let build_seconds = started.elapsed().as_secs_f64();
     if let Some(dir) = &args.out {
         write_users(&audience, &dir.join("users.csv"))?;

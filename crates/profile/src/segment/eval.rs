@@ -282,16 +282,22 @@ fn count_at_least<'a>(
         }
         let mut touched = Vec::new();
         let mut reached = Vec::new();
+        // Counts stop at `cap`, so a day's levels past the cap-th add nothing. Each level is a
+        // subset of the one before, so once the first is narrowed to the candidates the deeper
+        // ones are narrowed by it (smaller), and an empty one ends the day.
+        let deep = (cap as usize).min(u16::MAX as usize);
         for levels in window {
-            for level in levels {
-                let narrowed;
-                let level = match within {
-                    Some(w) => {
-                        narrowed = level & w;
-                        &narrowed
-                    }
-                    None => level,
+            let mut previous: Option<RoaringBitmap> = None;
+            for level in levels.iter().take(deep) {
+                let narrowed = match (&previous, within) {
+                    (Some(p), _) => Some(level & p),
+                    (None, Some(w)) => Some(level & w),
+                    (None, None) => None,
                 };
+                let level = narrowed.as_ref().unwrap_or(level);
+                if level.is_empty() {
+                    break;
+                }
                 for user in level {
                     let Some(c) = counts.get_mut(user as usize) else {
                         continue;
@@ -305,6 +311,9 @@ fn count_at_least<'a>(
                             reached.push(user);
                         }
                     }
+                }
+                if within.is_some() {
+                    previous = narrowed;
                 }
             }
         }
