@@ -1,0 +1,845 @@
+//! Cart pricing: the best legal combination of promotions for a cart, exact to the cent.
+//!
+//! [`price`] takes a cart (lines, shipping, codes presented), the customer, and the live
+//! promotions, and returns a [`Quote`]: every line's discount, the totals, what each applied
+//! promotion gave and to which lines, and for every other promotion why not ("满300减40: 还差
+//! ¥12.50").
+//!
+//! - **Rules**: direct price cut, 满减 (single or tiered, per store or across stores), per-every
+//!   满减 (每满 X 减 Y, capped), percent off (threshold, cap), N-th item off, buy X get Y (cheapest
+//!   units free, repeating), gift with purchase (adds the item), bundle price, member price, free
+//!   shipping. See [`Rule`].
+//! - **Stacking**: a promotion is exclusive (alone), or in a category; at most one promotion of a
+//!   category applies unless the category is joint. Promotions apply in priority order (then id),
+//!   each on the original prices or on the prices after those before it ([`Base`]).
+//! - **Choice**: every legal combination of the promotions that could apply is evaluated and the one
+//!   giving the customer the most (discounts, free shipping, gift value) wins; ties go to fewer
+//!   promotions, then to the smaller ids. Beyond [`MAX_COMBINATIONS`] the combination is built
+//!   greedily by priority instead (reported in the quote).
+//! - **Exactness**: money is integer minor units. A discount over several lines is split in
+//!   proportion to their current amounts with [`shopgrowth_core::money::allocate`] (largest
+//!   remainder, ties to the earlier line in the canonical order: SKU, unit price, quantity, store),
+//!   so it sums to the cent and does not depend on the order lines were given in. Percentages round
+//!   half up. No discount exceeds what is left of the lines it applies to, so no line and no total
+//!   goes negative.
+
+use serde::{Deserialize, Serialize};
+use shopgrowth_core::money::allocate;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most combinations evaluated before falling back to the greedy choice.
+pub const MAX_COMBINATIONS: usize = 4096;
+
+/// Basis points in a whole (10000 bp = 100%).
+const BP: i64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLine {
+    pub sku: String,
+    pub quantity: i64,
+    /// Minor units.
+    pub unit_price: i64,
+    /// Category path from the root, e.g. `["母婴", "奶粉"]`.
+    #[serde(default)]
+    pub category: Vec<String>,
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    pub lines: Vec<CartLine>,
+    #[serde(default)]
+    pub shipping_fee: i64,
+    /// Promotion codes the customer entered.
+    #[serde(default)]
+    pub codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub segments: BTreeSet<String>,
+    /// Sale orders so far (0: a new customer).
+    #[serde(default)]
+    pub orders: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tier {
+    pub threshold: i64,
+    pub off: i64,
+}
+
+/// What a promotion gives. Amounts in minor units; percentages in basis points (1500 = 15% off).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Rule {
+    /// 直降: each unit of the lines in scope costs this much less.
+    PriceCut { off_per_unit: i64 },
+    /// 满减: the highest tier reached by the lines in scope (per store unless across stores).
+    Threshold {
+        tiers: Vec<Tier>,
+        #[serde(default)]
+        across_stores: bool,
+    },
+    /// 每满 X 减 Y, at most `cap` in all.
+    PerEvery {
+        every: i64,
+        off: i64,
+        #[serde(default)]
+        cap: Option<i64>,
+        #[serde(default)]
+        across_stores: bool,
+    },
+    /// 折扣: percent off the lines in scope once they reach `threshold`, at most `cap`.
+    PercentOff {
+        percent_bp: i64,
+        #[serde(default)]
+        threshold: i64,
+        #[serde(default)]
+        cap: Option<i64>,
+    },
+    /// 第N件X折: every `nth` unit of a SKU is `percent_bp` off.
+    NthItemOff { nth: i64, percent_bp: i64 },
+    /// 买X送Y: of every `buy + get` units in scope (dearest first), the `get` cheapest are free;
+    /// repeats, at most `max_times` times.
+    BuyXGetY {
+        buy: i64,
+        get: i64,
+        #[serde(default)]
+        max_times: Option<i64>,
+    },
+    /// 满赠: the lines in scope reaching `threshold` add the item, free.
+    Gift {
+        threshold: i64,
+        sku: String,
+        value: i64,
+    },
+    /// 组合价: one of each SKU together costs `price`; as many bundles as the cart holds.
+    Bundle { skus: Vec<String>, price: i64 },
+    /// 会员价: customers of these tiers pay these unit prices.
+    MemberPrice {
+        tiers: Vec<String>,
+        prices: BTreeMap<String, i64>,
+    },
+    /// 包邮: the lines in scope reaching `threshold` ship free.
+    FreeShipping {
+        #[serde(default)]
+        threshold: i64,
+    },
+}
+
+/// Which lines a promotion looks at; empty lists mean no restriction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    #[serde(default)]
+    pub skus: Vec<String>,
+    /// A line matches a category if any element of its path equals it.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub stores: Vec<String>,
+    #[serde(default)]
+    pub exclude_skus: Vec<String>,
+    #[serde(default)]
+    pub exclude_categories: Vec<String>,
+}
+
+impl Scope {
+    pub fn contains(&self, line: &CartLine) -> bool {
+        let in_category = |cats: &[String]| line.category.iter().any(|c| cats.contains(c));
+        (self.skus.is_empty() || self.skus.contains(&line.sku))
+            && (self.categories.is_empty() || in_category(&self.categories))
+            && (self.stores.is_empty()
+                || line.store.as_ref().is_some_and(|s| self.stores.contains(s)))
+            && !self.exclude_skus.contains(&line.sku)
+            && !in_category(&self.exclude_categories)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stacking {
+    /// Applies alone, never with another promotion.
+    Exclusive,
+    /// At most one promotion of the category applies, unless it is joint.
+    Category {
+        name: String,
+        #[serde(default)]
+        joint: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Base {
+    /// On the prices after the promotions applied before it.
+    #[default]
+    Discounted,
+    /// On the original prices (still never more than what is left).
+    Original,
+}
+
+/// Who a promotion is for; empty lists mean everyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audience {
+    #[serde(default)]
+    pub tiers: Vec<String>,
+    /// Any of these segments.
+    #[serde(default)]
+    pub segments: Vec<String>,
+    #[serde(default)]
+    pub new_customers_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub id: String,
+    pub name: String,
+    pub rule: Rule,
+    #[serde(default)]
+    pub scope: Scope,
+    pub stacking: Stacking,
+    /// Lower applies first.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub base: Base,
+    #[serde(default)]
+    pub audience: Audience,
+    /// The code the customer must enter, if any (case-insensitive).
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotedLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: i64,
+    pub original: i64,
+    pub discount: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GiftItem {
+    pub promotion: String,
+    pub sku: String,
+    pub value: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub id: String,
+    pub name: String,
+    pub discount: i64,
+    pub shipping_discount: i64,
+    pub gift_value: i64,
+    /// (line index as given, amount) for each line it discounted.
+    pub allocation: Vec<(usize, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotApplied {
+    pub id: String,
+    pub name: String,
+    /// `audience`, `code_missing`, `no_lines`, `not_reached`, `not_chosen`.
+    pub code: &'static str,
+    pub message: String,
+    /// How much more the lines in scope must reach, when that is the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortfall: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    pub lines: Vec<QuotedLine>,
+    pub gifts: Vec<GiftItem>,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub shipping_fee: i64,
+    pub shipping_discount: i64,
+    pub total: i64,
+    pub applied: Vec<Applied>,
+    pub not_applied: Vec<NotApplied>,
+    pub combinations: usize,
+    /// The choice was greedy (too many combinations to try them all).
+    pub greedy: bool,
+}
+
+/// Money as the customer reads it: ¥12.50.
+pub fn yuan(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    format!("{sign}¥{}.{:02}", m / 100, m % 100)
+}
+
+/// `amount × bp / 10000`, rounded half up (amounts are non-negative).
+fn percent_of(amount: i64, bp: i64) -> i64 {
+    let x = i128::from(amount) * i128::from(bp.clamp(0, BP));
+    ((x + i128::from(BP / 2)) / i128::from(BP)) as i64
+}
+
+/// The state a combination is applied to.
+#[derive(Debug, Clone)]
+struct State {
+    /// Current amount of each canonical line.
+    amounts: Vec<i64>,
+    shipping: i64,
+}
+
+/// What one promotion gives on a state.
+#[derive(Debug, Default, Clone)]
+struct Effect {
+    /// Per canonical line.
+    lines: Vec<(usize, i64)>,
+    shipping: i64,
+    gift: Option<(String, i64)>,
+}
+
+impl Effect {
+    fn value(&self) -> i64 {
+        self.lines.iter().map(|(_, d)| d).sum::<i64>()
+            + self.shipping
+            + self.gift.as_ref().map_or(0, |g| g.1)
+    }
+}
+
+/// Splits `discount` over `lines` in proportion to their current amounts, never more than is left.
+fn spread(discount: i64, lines: &[usize], state: &State) -> Vec<(usize, i64)> {
+    let weights: Vec<i64> = lines.iter().map(|&i| state.amounts[i]).collect();
+    let left: i64 = weights.iter().sum();
+    let discount = discount.clamp(0, left.max(0));
+    if discount == 0 {
+        return Vec::new();
+    }
+    lines
+        .iter()
+        .copied()
+        .zip(allocate(discount, &weights))
+        .filter(|(_, d)| *d > 0)
+        .collect()
+}
+
+/// Groups of eligible lines: one per store, or one for all.
+fn groups(lines: &[CartLine], eligible: &[usize], across: bool) -> Vec<Vec<usize>> {
+    if across {
+        return vec![eligible.to_vec()];
+    }
+    let mut by: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+    for &i in eligible {
+        by.entry(lines[i].store.as_deref()).or_default().push(i);
+    }
+    by.into_values().collect()
+}
+
+struct Priced<'a> {
+    lines: &'a [CartLine],
+    originals: Vec<i64>,
+    customer: &'a Customer,
+}
+
+impl Priced<'_> {
+    /// The amounts a promotion's rule reads: original or current, never above current.
+    fn base_of(&self, p: &Promotion, state: &State, i: usize) -> i64 {
+        match p.base {
+            Base::Original => self.originals[i],
+            Base::Discounted => state.amounts[i],
+        }
+    }
+
+    fn effect(&self, p: &Promotion, eligible: &[usize], state: &State) -> Effect {
+        let lines = self.lines;
+        let base_sum = |group: &[usize]| group.iter().map(|&i| self.base_of(p, state, i)).sum::<i64>();
+        let mut effect = Effect::default();
+        match &p.rule {
+            Rule::PriceCut { off_per_unit } => {
+                for &i in eligible {
+                    let d = off_per_unit
+                        .saturating_mul(lines[i].quantity)
+                        .min(state.amounts[i])
+                        .max(0);
+                    if d > 0 {
+                        effect.lines.push((i, d));
+                    }
+                }
+            }
+            Rule::Threshold {
+                tiers,
+                across_stores,
+            } => {
+                for group in groups(lines, eligible, *across_stores) {
+                    let base = base_sum(&group);
+                    let off = tiers
+                        .iter()
+                        .filter(|t| base >= t.threshold)
+                        .map(|t| t.off)
+                        .max()
+                        .unwrap_or(0);
+                    effect.lines.extend(spread(off, &group, state));
+                }
+            }
+            Rule::PerEvery {
+                every,
+                off,
+                cap,
+                across_stores,
+            } => {
+                for group in groups(lines, eligible, *across_stores) {
+                    let base = base_sum(&group);
+                    let mut d = if *every > 0 {
+                        (base / every).saturating_mul(*off)
+                    } else {
+                        0
+                    };
+                    if let Some(c) = cap {
+                        d = d.min(*c);
+                    }
+                    effect.lines.extend(spread(d, &group, state));
+                }
+            }
+            Rule::PercentOff {
+                percent_bp,
+                threshold,
+                cap,
+            } => {
+                let base = base_sum(eligible);
+                if base >= *threshold {
+                    let mut d = percent_of(base, *percent_bp);
+                    if let Some(c) = cap {
+                        d = d.min(*c);
+                    }
+                    effect.lines.extend(spread(d, eligible, state));
+                }
+            }
+            Rule::NthItemOff { nth, percent_bp } => {
+                for &i in eligible {
+                    let q = lines[i].quantity;
+                    if *nth <= 0 || q < *nth {
+                        continue;
+                    }
+                    let units = q / nth;
+                    let base = self.base_of(p, state, i);
+                    // The discounted units' share of the line, then the percentage of it.
+                    let share = (i128::from(base) * i128::from(units) / i128::from(q)) as i64;
+                    let d = percent_of(share, *percent_bp).min(state.amounts[i]);
+                    if d > 0 {
+                        effect.lines.push((i, d));
+                    }
+                }
+            }
+            Rule::BuyXGetY {
+                buy,
+                get,
+                max_times,
+            } => {
+                if *buy < 0 || *get <= 0 {
+                    return effect;
+                }
+                // Every unit with its value (a line's amount spread over its units, the extra
+                // cents on its first units), dearest first; ties by canonical line.
+                let mut units: Vec<(i64, usize)> = Vec::new();
+                for &i in eligible {
+                    let (q, a) = (lines[i].quantity, self.base_of(p, state, i));
+                    if q <= 0 {
+                        continue;
+                    }
+                    for u in 0..q.min(10_000) {
+                        units.push((a / q + i64::from(u < a % q), i));
+                    }
+                }
+                units.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+                let size = (buy + get) as usize;
+                let mut times = (units.len() / size.max(1)) as i64;
+                if let Some(m) = max_times {
+                    times = times.min(*m);
+                }
+                let mut per_line: BTreeMap<usize, i64> = BTreeMap::new();
+                for g in 0..times as usize {
+                    for &(v, i) in &units[g * size + *buy as usize..(g + 1) * size] {
+                        *per_line.entry(i).or_default() += v;
+                    }
+                }
+                for (i, d) in per_line {
+                    let d = d.min(state.amounts[i]);
+                    if d > 0 {
+                        effect.lines.push((i, d));
+                    }
+                }
+            }
+            Rule::Gift {
+                threshold,
+                sku,
+                value,
+            } => {
+                if !eligible.is_empty() && base_sum(eligible) >= *threshold && *value > 0 {
+                    effect.gift = Some((sku.clone(), *value));
+                }
+            }
+            Rule::Bundle { skus, price } => {
+                if skus.is_empty() {
+                    return effect;
+                }
+                // Per bundle SKU: its lines, units and value per unit.
+                let mut members: Vec<(Vec<usize>, i64, i64)> = Vec::new();
+                for sku in skus {
+                    let ls: Vec<usize> = eligible.iter().copied().filter(|&i| &lines[i].sku == sku).collect();
+                    let units: i64 = ls.iter().map(|&i| lines[i].quantity).sum();
+                    let value: i64 = ls.iter().map(|&i| self.base_of(p, state, i)).sum();
+                    members.push((ls, units, value));
+                }
+                let bundles = members.iter().map(|m| m.1).min().unwrap_or(0);
+                if bundles <= 0 {
+                    return effect;
+                }
+                let in_bundles: i64 = members
+                    .iter()
+                    .map(|(_, units, value)| (i128::from(*value) * i128::from(bundles) / i128::from(*units)) as i64)
+                    .sum();
+                let d = in_bundles - price.saturating_mul(bundles);
+                let all: Vec<usize> = members.iter().flat_map(|m| m.0.iter().copied()).collect();
+                effect.lines.extend(spread(d, &all, state));
+            }
+            Rule::MemberPrice { tiers, prices } => {
+                if !self.customer.tier.as_ref().is_some_and(|t| tiers.contains(t)) {
+                    return effect;
+                }
+                for &i in eligible {
+                    if let Some(&price) = prices.get(&lines[i].sku) {
+                        let d = (self.base_of(p, state, i) - price.saturating_mul(lines[i].quantity))
+                            .min(state.amounts[i]);
+                        if d > 0 {
+                            effect.lines.push((i, d));
+                        }
+                    }
+                }
+            }
+            Rule::FreeShipping { threshold } => {
+                if !eligible.is_empty() && base_sum(eligible) >= *threshold {
+                    effect.shipping = state.shipping;
+                }
+            }
+        }
+        effect
+    }
+
+    /// Why a promotion gives nothing even on the original prices (its shortfall, when it is one).
+    fn not_reached(&self, p: &Promotion, eligible: &[usize]) -> (String, Option<i64>) {
+        let base: i64 = eligible.iter().map(|&i| self.originals[i]).sum();
+        let short = |threshold: i64| (threshold - base).max(0);
+        match &p.rule {
+            Rule::Threshold { tiers, .. } => {
+                let first = tiers.iter().min_by_key(|t| t.threshold);
+                match first {
+                    Some(t) => (
+                        format!("{}: 还差 {}", p.name, yuan(short(t.threshold))),
+                        Some(short(t.threshold)),
+                    ),
+                    None => (format!("{}: 没有档位", p.name), None),
+                }
+            }
+            Rule::PerEvery { every, .. } => (
+                format!("{}: 还差 {}", p.name, yuan(short(*every))),
+                Some(short(*every)),
+            ),
+            Rule::PercentOff { threshold, .. }
+            | Rule::Gift { threshold, .. }
+            | Rule::FreeShipping { threshold } => (
+                format!("{}: 还差 {}", p.name, yuan(short(*threshold))),
+                Some(short(*threshold)),
+            ),
+            Rule::NthItemOff { nth, .. } => (format!("{}: 同一商品买满 {nth} 件可享", p.name), None),
+            Rule::BuyXGetY { buy, get, .. } => {
+                let units: i64 = eligible.iter().map(|&i| self.lines[i].quantity).sum();
+                (
+                    format!("{}: 再买 {} 件可享", p.name, (buy + get - units).max(1)),
+                    None,
+                )
+            }
+            Rule::Bundle { skus, .. } => {
+                let missing: Vec<&str> = skus
+                    .iter()
+                    .filter(|s| !eligible.iter().any(|&i| &&self.lines[i].sku == s))
+                    .map(String::as_str)
+                    .collect();
+                (format!("{}: 还缺 {}", p.name, missing.join("、")), None)
+            }
+            Rule::MemberPrice { .. } => (format!("{}: 仅限会员等级", p.name), None),
+            Rule::PriceCut { .. } => (format!("{}: 没有可减的金额", p.name), None),
+        }
+    }
+}
+
+fn is_legal(chosen: &[&Promotion]) -> bool {
+    if chosen.len() > 1 && chosen.iter().any(|p| p.stacking == Stacking::Exclusive) {
+        return false;
+    }
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for p in chosen {
+        if let Stacking::Category { name, joint: false } = &p.stacking {
+            if !seen.insert(name) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Prices a cart: the best legal combination of `promotions` for this customer.
+pub fn price(cart: &Cart, customer: &Customer, promotions: &[Promotion]) -> Quote {
+    quote(cart, customer, promotions, false)
+}
+
+/// Applies every promotion that gives something, in priority order, without choosing (the set
+/// must be legal): what a given combination is worth. Tests compare [`price`] with it.
+pub fn apply_all(cart: &Cart, customer: &Customer, promotions: &[Promotion]) -> Quote {
+    quote(cart, customer, promotions, true)
+}
+
+/// What the customer gets from a quote: discounts, free shipping and gifts.
+pub fn benefit(q: &Quote) -> i64 {
+    q.discount + q.shipping_discount + q.gifts.iter().map(|g| g.value).sum::<i64>()
+}
+
+fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) -> Quote {
+    // Canonical line order, so nothing depends on the order lines were given in.
+    let mut order: Vec<usize> = (0..cart.lines.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&cart.lines[a], &cart.lines[b]);
+        (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a)
+            .cmp(&(&y.sku, y.unit_price, y.quantity, &y.store, &y.category, b))
+    });
+    let lines: Vec<CartLine> = order.iter().map(|&i| cart.lines[i].clone()).collect();
+    let originals: Vec<i64> = lines
+        .iter()
+        .map(|l| l.unit_price.max(0).saturating_mul(l.quantity.max(0)))
+        .collect();
+    let priced = Priced {
+        lines: &lines,
+        originals: originals.clone(),
+        customer,
+    };
+    let start = State {
+        amounts: originals.clone(),
+        shipping: cart.shipping_fee.max(0),
+    };
+    let codes: BTreeSet<String> = cart.codes.iter().map(|c| c.to_lowercase()).collect();
+    let mut not_applied = Vec::new();
+    let mut candidates: Vec<(&Promotion, Vec<usize>)> = Vec::new();
+    for p in promotions {
+        let a = &p.audience;
+        let audience_ok = (a.tiers.is_empty()
+            || customer.tier.as_ref().is_some_and(|t| a.tiers.contains(t)))
+            && (a.segments.is_empty() || a.segments.iter().any(|s| customer.segments.contains(s)))
+            && (!a.new_customers_only || customer.orders == 0);
+        if !audience_ok {
+            not_applied.push(NotApplied {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                code: "audience",
+                message: format!("{}: 不适用于该顾客", p.name),
+                shortfall: None,
+            });
+            continue;
+        }
+        if let Some(code) = &p.code {
+            if !codes.contains(&code.to_lowercase()) {
+                not_applied.push(NotApplied {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    code: "code_missing",
+                    message: format!("{}: 需要输入优惠码", p.name),
+                    shortfall: None,
+                });
+                continue;
+            }
+        }
+        let eligible: Vec<usize> = (0..lines.len())
+            .filter(|&i| p.scope.contains(&lines[i]) && originals[i] > 0)
+            .collect();
+        if eligible.is_empty() && !matches!(p.rule, Rule::FreeShipping { .. }) {
+            not_applied.push(NotApplied {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                code: "no_lines",
+                message: format!("{}: 购物车中没有适用商品", p.name),
+                shortfall: None,
+            });
+            continue;
+        }
+        // Rules only give less on lower prices, so nothing on the original prices is never.
+        if priced.effect(p, &eligible, &start).value() == 0 {
+            let (message, shortfall) = priced.not_reached(p, &eligible);
+            not_applied.push(NotApplied {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                code: "not_reached",
+                message,
+                shortfall,
+            });
+            continue;
+        }
+        candidates.push((p, eligible));
+    }
+    candidates.sort_by(|a, b| (a.0.priority, &a.0.id).cmp(&(b.0.priority, &b.0.id)));
+
+    // Every legal subset, evaluated in priority order; the customer's best wins.
+    let evaluate = |subset: &[usize]| -> (i64, State, Vec<(usize, Effect)>) {
+        let mut state = start.clone();
+        let mut effects = Vec::new();
+        for &c in subset {
+            let (p, eligible) = &candidates[c];
+            let e = priced.effect(p, eligible, &state);
+            for &(i, d) in &e.lines {
+                state.amounts[i] -= d;
+            }
+            state.shipping -= e.shipping;
+            effects.push((c, e));
+        }
+        let value = effects.iter().map(|(_, e)| e.value()).sum();
+        (value, state, effects)
+    };
+    let n = candidates.len();
+    let mut best: Option<(i64, Vec<usize>)> = None;
+    let mut tried = 0usize;
+    let better = |value: i64, subset: &[usize], best: &Option<(i64, Vec<usize>)>| match best {
+        None => true,
+        Some((v, s)) => {
+            let ids = |x: &[usize]| x.iter().map(|&c| candidates[c].0.id.as_str()).collect::<Vec<_>>();
+            value > *v || (value == *v && (subset.len(), ids(subset)) < (s.len(), ids(s)))
+        }
+    };
+    let greedy = !all && (n >= 63 || (1u64 << n) > MAX_COMBINATIONS as u64 * 4);
+    if all {
+        best = Some((0, (0..n).collect()));
+    } else if !greedy {
+        for mask in 0u64..(1u64 << n) {
+            let subset: Vec<usize> = (0..n).filter(|&c| mask >> c & 1 == 1).collect();
+            let chosen: Vec<&Promotion> = subset.iter().map(|&c| candidates[c].0).collect();
+            if !is_legal(&chosen) {
+                continue;
+            }
+            tried += 1;
+            if tried > MAX_COMBINATIONS {
+                break;
+            }
+            let (value, _, _) = evaluate(&subset);
+            if better(value, &subset, &best) {
+                best = Some((value, subset));
+            }
+        }
+    }
+    let greedy = greedy || tried > MAX_COMBINATIONS;
+    if greedy {
+        // By priority, add each promotion that keeps the set legal and gives more.
+        let mut subset: Vec<usize> = Vec::new();
+        let mut value = 0;
+        for c in 0..n {
+            let mut next = subset.clone();
+            next.push(c);
+            let chosen: Vec<&Promotion> = next.iter().map(|&x| candidates[x].0).collect();
+            if !is_legal(&chosen) {
+                continue;
+            }
+            let (v, _, _) = evaluate(&next);
+            if v > value {
+                value = v;
+                subset = next;
+            }
+        }
+        best = Some((value, subset));
+    }
+    let chosen = best.map(|b| b.1).unwrap_or_default();
+    let (_, state, effects) = evaluate(&chosen);
+
+    let chosen_promotions: Vec<&Promotion> = chosen.iter().map(|&c| candidates[c].0).collect();
+    for (c, (p, _)) in candidates.iter().enumerate() {
+        if chosen.contains(&c) {
+            continue;
+        }
+        let clash = chosen_promotions.iter().find(|q| {
+            !is_legal(&[*q, p]) && q.id != p.id
+        });
+        let message = match clash {
+            Some(q) => format!("{}: 不与「{}」同享", p.name, q.name),
+            None => format!("{}: 已选择更优惠的组合", p.name),
+        };
+        not_applied.push(NotApplied {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            code: "not_chosen",
+            message,
+            shortfall: None,
+        });
+    }
+
+    // Back to the order the lines were given in.
+    let mut position = vec![0; order.len()];
+    for (canonical, &given) in order.iter().enumerate() {
+        position[canonical] = given;
+    }
+    let mut quoted: Vec<QuotedLine> = cart
+        .lines
+        .iter()
+        .map(|l| QuotedLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            original: 0,
+            discount: 0,
+            total: 0,
+        })
+        .collect();
+    for (canonical, &given) in order.iter().enumerate() {
+        let q = &mut quoted[given];
+        q.original = originals[canonical];
+        q.total = state.amounts[canonical];
+        q.discount = q.original - q.total;
+    }
+    let mut gifts = Vec::new();
+    let applied: Vec<Applied> = effects
+        .into_iter()
+        .map(|(c, e)| {
+            let p = candidates[c].0;
+            let mut allocation: Vec<(usize, i64)> = e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
+            allocation.sort_unstable();
+            if let Some((sku, value)) = &e.gift {
+                gifts.push(GiftItem {
+                    promotion: p.id.clone(),
+                    sku: sku.clone(),
+                    value: *value,
+                });
+            }
+            Applied {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                discount: e.lines.iter().map(|(_, d)| d).sum(),
+                shipping_discount: e.shipping,
+                gift_value: e.gift.as_ref().map_or(0, |g| g.1),
+                allocation,
+            }
+        })
+        .collect();
+    let subtotal: i64 = originals.iter().sum();
+    let goods: i64 = state.amounts.iter().sum();
+    Quote {
+        lines: quoted,
+        gifts,
+        subtotal,
+        discount: subtotal - goods,
+        shipping_fee: start.shipping,
+        shipping_discount: start.shipping - state.shipping,
+        total: goods + state.shipping,
+        applied,
+        not_applied,
+        combinations: tried,
+        greedy,
+    }
+}
+
+#[cfg(test)]
+mod tests;

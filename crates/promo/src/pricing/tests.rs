@@ -1,0 +1,327 @@
+//! Pricing: hand-checked cases for each rule and for stacking, and properties on random carts:
+//! exact allocation, no negative totals, independence of line order, and the chosen combination
+//! equal to brute force over every legal combination.
+
+use super::*;
+use proptest::prelude::*;
+
+fn line(sku: &str, quantity: i64, unit_price: i64, category: &str, store: &str) -> CartLine {
+    CartLine {
+        sku: sku.into(),
+        quantity,
+        unit_price,
+        category: vec![category.into()],
+        store: Some(store.into()),
+    }
+}
+
+fn promo(id: &str, rule: Rule, stacking: Stacking) -> Promotion {
+    Promotion {
+        id: id.into(),
+        name: id.into(),
+        rule,
+        scope: Scope::default(),
+        stacking,
+        priority: 0,
+        base: Base::Discounted,
+        audience: Audience::default(),
+        code: None,
+    }
+}
+
+fn cat(name: &str) -> Stacking {
+    Stacking::Category {
+        name: name.into(),
+        joint: false,
+    }
+}
+
+fn cart(lines: Vec<CartLine>) -> Cart {
+    Cart {
+        lines,
+        shipping_fee: 1000,
+        codes: Vec::new(),
+    }
+}
+
+fn threshold(id: &str, t: i64, off: i64) -> Promotion {
+    promo(
+        id,
+        Rule::Threshold {
+            tiers: vec![Tier { threshold: t, off }],
+            across_stores: true,
+        },
+        cat("shop"),
+    )
+}
+
+#[test]
+fn says_how_much_is_missing() {
+    let c = cart(vec![line("a", 1, 28_750, "母婴", "s1")]);
+    let mut p = threshold("m", 30_000, 4_000);
+    p.name = "满300减40".into();
+    let q = price(&c, &Customer::default(), &[p]);
+    assert_eq!(q.total, 28_750 + 1000);
+    assert_eq!(q.not_applied[0].message, "满300减40: 还差 ¥12.50");
+    assert_eq!(q.not_applied[0].shortfall, Some(1_250));
+}
+
+#[test]
+fn tiered_threshold_spreads_exactly() {
+    let c = cart(vec![
+        line("a", 1, 10_001, "x", "s1"),
+        line("b", 1, 10_001, "x", "s1"),
+        line("c", 1, 10_001, "x", "s1"),
+    ]);
+    let p = promo(
+        "t",
+        Rule::Threshold {
+            tiers: vec![
+                Tier { threshold: 20_000, off: 2_000 },
+                Tier { threshold: 30_000, off: 5_000 },
+            ],
+            across_stores: false,
+        },
+        cat("shop"),
+    );
+    let q = price(&c, &Customer::default(), &[p]);
+    assert_eq!(q.discount, 5_000);
+    let d: Vec<i64> = q.lines.iter().map(|l| l.discount).collect();
+    assert_eq!(d, [1_667, 1_667, 1_666], "remainder to the earlier line");
+}
+
+#[test]
+fn per_store_thresholds_count_each_store_alone() {
+    let c = cart(vec![line("a", 1, 20_000, "x", "s1"), line("b", 1, 20_000, "x", "s2")]);
+    let mut per_store = threshold("p", 30_000, 3_000);
+    per_store.rule = Rule::Threshold {
+        tiers: vec![Tier { threshold: 30_000, off: 3_000 }],
+        across_stores: false,
+    };
+    assert_eq!(price(&c, &Customer::default(), &[per_store]).discount, 0);
+    assert_eq!(price(&c, &Customer::default(), &[threshold("x", 30_000, 3_000)]).discount, 3_000);
+}
+
+#[test]
+fn each_rule_on_a_hand_made_cart() {
+    let c = cart(vec![
+        line("shirt", 3, 9_900, "服饰", "s1"),
+        line("socks", 4, 1_500, "服饰", "s1"),
+        line("milk", 2, 19_900, "母婴", "s2"),
+    ]);
+    let customer = Customer {
+        tier: Some("gold".into()),
+        ..Customer::default()
+    };
+    let one = |rule: Rule| price(&c, &customer, &[promo("p", rule, cat("x"))]);
+    // 直降 5 yuan per unit on everything: 9 units.
+    assert_eq!(one(Rule::PriceCut { off_per_unit: 500 }).discount, 4_500);
+    // 每满100减10, capped at 50: subtotal 755.00 gives 7 × 10 = 70 → 50.
+    let q = one(Rule::PerEvery { every: 10_000, off: 1_000, cap: Some(5_000), across_stores: true });
+    assert_eq!(q.discount, 5_000);
+    // 15% off, capped at 100 yuan: 15% of 755.00 = 113.25 → 100.
+    assert_eq!(one(Rule::PercentOff { percent_bp: 1_500, threshold: 0, cap: Some(10_000) }).discount, 10_000);
+    // Half price on every 2nd unit: shirt 1 unit of 99 → 49.50; socks 2 units → 15.00; milk 1 → 99.50.
+    assert_eq!(one(Rule::NthItemOff { nth: 2, percent_bp: 5_000 }).discount, 4_950 + 1_500 + 9_950);
+    // Buy 2 get 1 on 9 units sorted by price: 199,199,99 | 99,99,15 | 15,15,15 → 99 + 15 + 15 free.
+    assert_eq!(one(Rule::BuyXGetY { buy: 2, get: 1, max_times: None }).discount, 9_900 + 1_500 + 1_500);
+    assert_eq!(one(Rule::BuyXGetY { buy: 2, get: 1, max_times: Some(1) }).discount, 9_900);
+    // Gift: adds the item, lines unchanged.
+    let q = one(Rule::Gift { threshold: 50_000, sku: "bag".into(), value: 2_900 });
+    assert_eq!((q.discount, q.gifts.len(), q.gifts[0].sku.as_str()), (0, 1, "bag"));
+    // Bundle: a shirt and a pair of socks for 100 yuan, as many as the cart holds (3).
+    let q = one(Rule::Bundle { skus: vec!["shirt".into(), "socks".into()], price: 10_000 });
+    assert_eq!(q.discount, 3 * (9_900 + 1_500 - 10_000));
+    // Member price for gold: milk at 179.00.
+    let prices = BTreeMap::from([("milk".to_owned(), 17_900)]);
+    assert_eq!(one(Rule::MemberPrice { tiers: vec!["gold".into()], prices: prices.clone() }).discount, 4_000);
+    let q = price(&c, &Customer::default(), &[promo("m", Rule::MemberPrice { tiers: vec!["gold".into()], prices }, cat("x"))]);
+    assert_eq!(q.discount, 0);
+    // Free shipping over 99.
+    let q = one(Rule::FreeShipping { threshold: 9_900 });
+    assert_eq!((q.shipping_discount, q.total), (1_000, 75_500));
+}
+
+#[test]
+fn stacking_rules_choose_the_best_legal_set() {
+    let c = cart(vec![line("a", 1, 40_000, "x", "s1")]);
+    let shop_a = threshold("shop_a", 30_000, 4_000);
+    let shop_b = threshold("shop_b", 30_000, 5_000);
+    let mut platform = threshold("platform", 30_000, 3_000);
+    platform.stacking = cat("platform");
+    platform.priority = 1;
+    let mut solo = promo("solo", Rule::PercentOff { percent_bp: 2_000, threshold: 0, cap: None }, Stacking::Exclusive);
+    solo.priority = 2;
+    let q = price(&c, &Customer::default(), &[shop_a.clone(), shop_b.clone(), platform.clone()]);
+    let ids: Vec<&str> = q.applied.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["shop_b", "platform"], "one per category, categories stack");
+    assert_eq!(q.discount, 8_000);
+    let reason = q.not_applied.iter().find(|n| n.id == "shop_a").map(|n| n.message.clone());
+    assert_eq!(reason.as_deref(), Some("shop_a: 不与「shop_b」同享"));
+    // An exclusive 20% (80 yuan) beats 50 + 30.
+    let q = price(&c, &Customer::default(), &[shop_a, shop_b, platform.clone(), solo]);
+    assert_eq!(q.applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["solo"]);
+    // Joint categories stack within themselves.
+    let mut j1 = threshold("j1", 30_000, 1_000);
+    let mut j2 = threshold("j2", 30_000, 1_000);
+    for j in [&mut j1, &mut j2] {
+        j.stacking = Stacking::Category { name: "joint".into(), joint: true };
+    }
+    assert_eq!(price(&c, &Customer::default(), &[j1, j2]).discount, 2_000);
+    // A threshold on discounted prices can fall below; on original prices it holds.
+    let mut cut = promo("cut", Rule::PriceCut { off_per_unit: 15_000 }, cat("item"));
+    cut.priority = -1;
+    let mut late = threshold("late", 30_000, 4_000);
+    late.priority = 5;
+    let q = price(&c, &Customer::default(), &[cut.clone(), late.clone()]);
+    assert_eq!(q.discount, 15_000, "after the cut 250 < 300: the 满减 no longer applies");
+    late.base = Base::Original;
+    assert_eq!(price(&c, &Customer::default(), &[cut, late]).discount, 19_000);
+}
+
+#[test]
+fn codes_and_audiences_gate_promotions() {
+    let c = cart(vec![line("a", 1, 40_000, "x", "s1")]);
+    let mut coded = threshold("c", 10_000, 1_000);
+    coded.code = Some("SAVE10".into());
+    assert_eq!(price(&c, &Customer::default(), std::slice::from_ref(&coded)).not_applied[0].code, "code_missing");
+    let with_code = Cart { codes: vec!["save10".into()], ..c.clone() };
+    assert_eq!(price(&with_code, &Customer::default(), &[coded]).discount, 1_000);
+    let mut newbie = threshold("n", 10_000, 1_000);
+    newbie.audience.new_customers_only = true;
+    let old = Customer { orders: 3, ..Customer::default() };
+    assert_eq!(price(&c, &old, std::slice::from_ref(&newbie)).discount, 0);
+    assert_eq!(price(&c, &Customer::default(), &[newbie]).discount, 1_000);
+    let mut vip = threshold("v", 10_000, 1_000);
+    vip.audience.segments = vec!["vip".into()];
+    let member = Customer { segments: BTreeSet::from(["vip".to_owned()]), ..Customer::default() };
+    assert_eq!(price(&c, &member, &[vip]).discount, 1_000);
+}
+
+// ---- properties ----
+
+const SKUS: [&str; 4] = ["a", "b", "c", "d"];
+
+fn arb_line() -> impl Strategy<Value = CartLine> {
+    (0usize..4, 1i64..5, 1i64..30_000, 0usize..2, 0usize..2).prop_map(|(s, q, p, c, st)| CartLine {
+        sku: SKUS[s].into(),
+        quantity: q,
+        unit_price: p,
+        category: vec![["x", "y"][c].into()],
+        store: Some(["s1", "s2"][st].into()),
+    })
+}
+
+fn arb_rule() -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        (1i64..3_000).prop_map(|off_per_unit| Rule::PriceCut { off_per_unit }),
+        (1i64..60_000, 1i64..20_000, any::<bool>()).prop_map(|(t, off, across)| Rule::Threshold {
+            tiers: vec![Tier { threshold: t, off }, Tier { threshold: t * 2, off: off * 2 }],
+            across_stores: across,
+        }),
+        (1i64..30_000, 1i64..5_000, proptest::option::of(1i64..20_000)).prop_map(|(every, off, cap)| Rule::PerEvery {
+            every, off, cap, across_stores: true,
+        }),
+        (1i64..10_000, 0i64..40_000, proptest::option::of(1i64..20_000)).prop_map(|(percent_bp, threshold, cap)| Rule::PercentOff {
+            percent_bp, threshold, cap,
+        }),
+        (2i64..4, 1i64..10_000).prop_map(|(nth, percent_bp)| Rule::NthItemOff { nth, percent_bp }),
+        (1i64..3, 1i64..2).prop_map(|(buy, get)| Rule::BuyXGetY { buy, get, max_times: None }),
+        (0i64..50_000, 1i64..5_000).prop_map(|(threshold, value)| Rule::Gift { threshold, sku: "gift".into(), value }),
+        (0i64..40_000).prop_map(|price| Rule::Bundle { skus: vec!["a".into(), "b".into()], price }),
+        (0i64..20_000).prop_map(|threshold| Rule::FreeShipping { threshold }),
+    ]
+}
+
+fn arb_promotion(id: usize) -> impl Strategy<Value = Promotion> {
+    (arb_rule(), 0usize..4, -2i32..3, any::<bool>(), proptest::option::of(0usize..2)).prop_map(
+        move |(rule, stacking, priority, original, category)| Promotion {
+            id: format!("p{id}"),
+            name: format!("p{id}"),
+            rule,
+            scope: Scope {
+                categories: category.map(|c| vec![["x", "y"][c].to_owned()]).unwrap_or_default(),
+                ..Scope::default()
+            },
+            stacking: match stacking {
+                0 => Stacking::Exclusive,
+                1 => Stacking::Category { name: "item".into(), joint: false },
+                2 => Stacking::Category { name: "shop".into(), joint: false },
+                _ => Stacking::Category { name: "joint".into(), joint: true },
+            },
+            priority,
+            base: if original { Base::Original } else { Base::Discounted },
+            audience: Audience::default(),
+            code: None,
+        },
+    )
+}
+
+fn arb_promotions() -> impl Strategy<Value = Vec<Promotion>> {
+    (0usize..6).prop_flat_map(|n| (0..n).map(arb_promotion).collect::<Vec<_>>())
+}
+
+fn arb_cart() -> impl Strategy<Value = Cart> {
+    (proptest::collection::vec(arb_line(), 1..6), 0i64..2_000).prop_map(|(lines, shipping_fee)| Cart {
+        lines,
+        shipping_fee,
+        codes: Vec::new(),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn allocations_are_exact_and_nothing_goes_negative(c in arb_cart(), ps in arb_promotions()) {
+        let q = price(&c, &Customer::default(), &ps);
+        let line_discounts: i64 = q.lines.iter().map(|l| l.discount).sum();
+        prop_assert_eq!(line_discounts, q.discount);
+        prop_assert_eq!(q.applied.iter().map(|a| a.discount).sum::<i64>(), q.discount);
+        for a in &q.applied {
+            prop_assert_eq!(a.allocation.iter().map(|x| x.1).sum::<i64>(), a.discount);
+        }
+        for l in &q.lines {
+            prop_assert!(l.total >= 0 && l.discount >= 0 && l.total == l.original - l.discount);
+        }
+        prop_assert!(q.total >= 0 && q.shipping_discount <= q.shipping_fee);
+        prop_assert_eq!(q.total, q.subtotal - q.discount + q.shipping_fee - q.shipping_discount);
+    }
+
+    #[test]
+    fn line_order_does_not_matter(c in arb_cart(), ps in arb_promotions(), seed in any::<u64>()) {
+        let q = price(&c, &Customer::default(), &ps);
+        let mut shuffled = c.clone();
+        // A deterministic permutation from the seed.
+        let n = shuffled.lines.len();
+        for i in (1..n).rev() {
+            let j = (seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64) >> 33) as usize % (i + 1);
+            shuffled.lines.swap(i, j);
+        }
+        let r = price(&shuffled, &Customer::default(), &ps);
+        prop_assert_eq!((q.total, q.discount, q.shipping_discount), (r.total, r.discount, r.shipping_discount));
+        let ids = |q: &Quote| q.applied.iter().map(|a| (a.id.clone(), a.discount)).collect::<Vec<_>>();
+        prop_assert_eq!(ids(&q), ids(&r));
+        let mut a: Vec<_> = q.lines.iter().map(|l| (l.sku.clone(), l.quantity, l.unit_price, l.discount)).collect();
+        let mut b: Vec<_> = r.lines.iter().map(|l| (l.sku.clone(), l.quantity, l.unit_price, l.discount)).collect();
+        a.sort();
+        b.sort();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_choice_equals_brute_force(c in arb_cart(), ps in arb_promotions()) {
+        let q = price(&c, &Customer::default(), &ps);
+        prop_assert!(!q.greedy);
+        let mut best = 0;
+        for mask in 0u32..(1 << ps.len()) {
+            let subset: Vec<Promotion> = (0..ps.len()).filter(|i| mask >> i & 1 == 1).map(|i| ps[i].clone()).collect();
+            let refs: Vec<&Promotion> = subset.iter().collect();
+            if !is_legal(&refs) {
+                continue;
+            }
+            best = best.max(benefit(&apply_all(&c, &Customer::default(), &subset)));
+        }
+        prop_assert_eq!(benefit(&q), best);
+    }
+}
