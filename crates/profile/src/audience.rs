@@ -528,7 +528,8 @@ impl Audience {
         let tz = self.config.features.tz;
         let dict = &self.dict;
         // (fact, day, its properties) of the facts that are behaviour in the window.
-        let mut acts: Vec<(usize, EventType, i32, Vec<(&str, &str)>)> = Vec::new();
+        type Pending<'a> = (usize, EventType, i32, Vec<(&'a str, &'a str)>);
+        let mut acts: Vec<Pending<'_>> = Vec::new();
         for (i, fact) in facts.iter().enumerate() {
             let user = fact.user();
             let at = local_time(tz, fact.time());

@@ -354,7 +354,12 @@ impl Priced<'_> {
 
     fn effect(&self, p: &Promotion, eligible: &[usize], state: &State) -> Effect {
         let lines = self.lines;
-        let base_sum = |group: &[usize]| group.iter().map(|&i| self.base_of(p, state, i)).sum::<i64>();
+        let base_sum = |group: &[usize]| {
+            group
+                .iter()
+                .map(|&i| self.base_of(p, state, i))
+                .sum::<i64>()
+        };
         let mut effect = Effect::default();
         match &p.rule {
             Rule::PriceCut { off_per_unit } => {
@@ -487,7 +492,11 @@ impl Priced<'_> {
                 // Per bundle SKU: its lines, units and value per unit.
                 let mut members: Vec<(Vec<usize>, i64, i64)> = Vec::new();
                 for sku in skus {
-                    let ls: Vec<usize> = eligible.iter().copied().filter(|&i| &lines[i].sku == sku).collect();
+                    let ls: Vec<usize> = eligible
+                        .iter()
+                        .copied()
+                        .filter(|&i| &lines[i].sku == sku)
+                        .collect();
                     let units: i64 = ls.iter().map(|&i| lines[i].quantity).sum();
                     let value: i64 = ls.iter().map(|&i| self.base_of(p, state, i)).sum();
                     members.push((ls, units, value));
@@ -498,20 +507,28 @@ impl Priced<'_> {
                 }
                 let in_bundles: i64 = members
                     .iter()
-                    .map(|(_, units, value)| (i128::from(*value) * i128::from(bundles) / i128::from(*units)) as i64)
+                    .map(|(_, units, value)| {
+                        (i128::from(*value) * i128::from(bundles) / i128::from(*units)) as i64
+                    })
                     .sum();
                 let d = in_bundles - price.saturating_mul(bundles);
                 let all: Vec<usize> = members.iter().flat_map(|m| m.0.iter().copied()).collect();
                 effect.lines.extend(spread(d, &all, state));
             }
             Rule::MemberPrice { tiers, prices } => {
-                if !self.customer.tier.as_ref().is_some_and(|t| tiers.contains(t)) {
+                if !self
+                    .customer
+                    .tier
+                    .as_ref()
+                    .is_some_and(|t| tiers.contains(t))
+                {
                     return effect;
                 }
                 for &i in eligible {
                     if let Some(&price) = prices.get(&lines[i].sku) {
-                        let d = (self.base_of(p, state, i) - price.saturating_mul(lines[i].quantity))
-                            .min(state.amounts[i]);
+                        let d = (self.base_of(p, state, i)
+                            - price.saturating_mul(lines[i].quantity))
+                        .min(state.amounts[i]);
                         if d > 0 {
                             effect.lines.push((i, d));
                         }
@@ -552,7 +569,9 @@ impl Priced<'_> {
                 format!("{}: 还差 {}", p.name, yuan(short(*threshold))),
                 Some(short(*threshold)),
             ),
-            Rule::NthItemOff { nth, .. } => (format!("{}: 同一商品买满 {nth} 件可享", p.name), None),
+            Rule::NthItemOff { nth, .. } => {
+                (format!("{}: 同一商品买满 {nth} 件可享", p.name), None)
+            }
             Rule::BuyXGetY { buy, get, .. } => {
                 let units: i64 = eligible.iter().map(|&i| self.lines[i].quantity).sum();
                 (
@@ -610,8 +629,14 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
     let mut order: Vec<usize> = (0..cart.lines.len()).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (&cart.lines[a], &cart.lines[b]);
-        (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a)
-            .cmp(&(&y.sku, y.unit_price, y.quantity, &y.store, &y.category, b))
+        (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a).cmp(&(
+            &y.sku,
+            y.unit_price,
+            y.quantity,
+            &y.store,
+            &y.category,
+            b,
+        ))
     });
     let lines: Vec<CartLine> = order.iter().map(|&i| cart.lines[i].clone()).collect();
     let originals: Vec<i64> = lines
@@ -709,7 +734,11 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
     let better = |value: i64, subset: &[usize], best: &Option<(i64, Vec<usize>)>| match best {
         None => true,
         Some((v, s)) => {
-            let ids = |x: &[usize]| x.iter().map(|&c| candidates[c].0.id.as_str()).collect::<Vec<_>>();
+            let ids = |x: &[usize]| {
+                x.iter()
+                    .map(|&c| candidates[c].0.id.as_str())
+                    .collect::<Vec<_>>()
+            };
             value > *v || (value == *v && (subset.len(), ids(subset)) < (s.len(), ids(s)))
         }
     };
@@ -761,9 +790,9 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
         if chosen.contains(&c) {
             continue;
         }
-        let clash = chosen_promotions.iter().find(|q| {
-            !is_legal(&[*q, p]) && q.id != p.id
-        });
+        let clash = chosen_promotions
+            .iter()
+            .find(|q| !is_legal(&[*q, p]) && q.id != p.id);
         let message = match clash {
             Some(q) => format!("{}: 不与「{}」同享", p.name, q.name),
             None => format!("{}: 已选择更优惠的组合", p.name),
@@ -805,7 +834,8 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
         .into_iter()
         .map(|(c, e)| {
             let p = candidates[c].0;
-            let mut allocation: Vec<(usize, i64)> = e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
+            let mut allocation: Vec<(usize, i64)> =
+                e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
             allocation.sort_unstable();
             if let Some((sku, value)) = &e.gift {
                 gifts.push(GiftItem {

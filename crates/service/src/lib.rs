@@ -381,41 +381,9 @@ impl AudienceService {
 
     /// Records, as changes, the difference between the stored current tags and the audience's.
     async fn reconcile_stored_tags(&self) -> Result<usize> {
-        let stored = self.store.user_tags().await?;
-        let changes = {
-            let audience = read(&self.audience);
-            let mut stored_set: BTreeSet<(String, String)> = stored.into_iter().collect();
-            let mut changes = Vec::new();
-            let at = now_ms();
-            for (tag, users) in audience.population().tags() {
-                let version = audience
-                    .tag_definitions()
-                    .find(|d| d.name == tag)
-                    .map(|d| i64::from(d.version));
-                for u in users {
-                    let id = audience.user_id(u).to_owned();
-                    if !stored_set.remove(&(id.clone(), tag.to_owned())) {
-                        changes.push(TagChangeRecord {
-                            user_id: id,
-                            tag: tag.to_owned(),
-                            version,
-                            gained: true,
-                            at,
-                        });
-                    }
-                }
-            }
-            for (user_id, tag) in stored_set {
-                changes.push(TagChangeRecord {
-                    user_id,
-                    tag,
-                    version: None,
-                    gained: false,
-                    at,
-                });
-            }
-            changes
-        };
+        let stored: BTreeSet<(String, String)> =
+            self.store.user_tags().await?.into_iter().collect();
+        let changes = tag_diff(&stored, &read(&self.audience), now_ms());
         let n = changes.len();
         for chunk in changes.chunks(20_000) {
             self.store.record_tag_changes(chunk.to_vec()).await?;
@@ -520,61 +488,10 @@ impl AudienceService {
         *self.last_build.lock().unwrap_or_else(|p| p.into_inner()) = stats;
         let changes = {
             let mut audience = write(&self.audience);
-            let old: HashMap<String, Vec<String>> = audience
-                .population()
-                .tags()
-                .map(|(t, b)| {
-                    (
-                        t.to_owned(),
-                        b.iter().map(|u| audience.user_id(u).to_owned()).collect(),
-                    )
-                })
-                .collect();
+            let old = carried(&audience);
             *audience = fresh;
             *write(&self.identity) = identity;
-            let mut records = Vec::new();
-            let at = now_ms();
-            let new: HashMap<String, BTreeSet<String>> = audience
-                .population()
-                .tags()
-                .map(|(t, b)| {
-                    (
-                        t.to_owned(),
-                        b.iter().map(|u| audience.user_id(u).to_owned()).collect(),
-                    )
-                })
-                .collect();
-            let empty = BTreeSet::new();
-            for (tag, now) in &new {
-                let was: BTreeSet<&String> =
-                    old.get(tag).map(|v| v.iter().collect()).unwrap_or_default();
-                let version = audience
-                    .tag_definitions()
-                    .find(|d| &d.name == tag)
-                    .map(|d| i64::from(d.version));
-                for id in now.iter().filter(|id| !was.contains(id)) {
-                    records.push(TagChangeRecord {
-                        user_id: id.clone(),
-                        tag: tag.clone(),
-                        version,
-                        gained: true,
-                        at,
-                    });
-                }
-            }
-            for (tag, was) in &old {
-                let now = new.get(tag).unwrap_or(&empty);
-                for id in was.iter().filter(|id| !now.contains(*id)) {
-                    records.push(TagChangeRecord {
-                        user_id: id.clone(),
-                        tag: tag.clone(),
-                        version: None,
-                        gained: false,
-                        at,
-                    });
-                }
-            }
-            records
+            tag_diff(&old, &audience, now_ms())
         };
         for chunk in changes.chunks(20_000) {
             self.store.record_tag_changes(chunk.to_vec()).await?;
@@ -805,6 +722,45 @@ pub fn fold(audience: &mut Audience, identity: &mut Identity, update: &Update) {
         }
         Update::Rebuild => {}
     }
+}
+
+/// Every (user id, tag) the audience carries.
+fn carried(audience: &Audience) -> BTreeSet<(String, String)> {
+    audience
+        .population()
+        .tags()
+        .flat_map(|(tag, users)| {
+            users
+                .iter()
+                .map(move |u| (audience.user_id(u).to_owned(), tag.to_owned()))
+        })
+        .collect()
+}
+
+/// The changes from the tags `before` to those the audience carries now.
+fn tag_diff(
+    before: &BTreeSet<(String, String)>,
+    audience: &Audience,
+    at: i64,
+) -> Vec<TagChangeRecord> {
+    let now = carried(audience);
+    let version = |tag: &str| {
+        audience
+            .tag_definitions()
+            .find(|d| d.name == tag)
+            .map(|d| i64::from(d.version))
+    };
+    let record = |(user, tag): &(String, String), gained: bool| TagChangeRecord {
+        user_id: user.clone(),
+        tag: tag.clone(),
+        version: if gained { version(tag) } else { None },
+        gained,
+        at,
+    };
+    now.difference(before)
+        .map(|c| record(c, true))
+        .chain(before.difference(&now).map(|c| record(c, false)))
+        .collect()
 }
 
 fn change_records(audience: &Audience, changes: &[TagChange], at: i64) -> Vec<TagChangeRecord> {

@@ -309,7 +309,17 @@ pub async fn export(
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"segment.csv\""),
+                // ASCII fallback, and the real (often Chinese) name per RFC 6266 / 5987.
+                format!(
+                    "attachment; filename=\"segment.csv\"; filename*=UTF-8''{}.csv",
+                    name.bytes()
+                        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        })
+                        .collect::<String>()
+                ),
             ),
         ],
         body,

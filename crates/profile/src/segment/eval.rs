@@ -711,10 +711,7 @@ impl Population {
                     positive.iter().map(|e| self.evaluate(e)).collect();
                 parts.sort_by_key(RoaringBitmap::len);
                 let mut it = parts.into_iter();
-                let mut acc = match it.next() {
-                    Some(first) => Some(it.fold(first, |acc, b| acc & b)),
-                    None => None,
-                };
+                let mut acc = it.next().map(|first| it.fold(first, |acc, b| acc & b));
                 let mut counted = counted.into_iter();
                 if acc.is_none() {
                     acc = counted.next().map(|e| self.evaluate(e));

@@ -77,8 +77,14 @@ fn tiered_threshold_spreads_exactly() {
         "t",
         Rule::Threshold {
             tiers: vec![
-                Tier { threshold: 20_000, off: 2_000 },
-                Tier { threshold: 30_000, off: 5_000 },
+                Tier {
+                    threshold: 20_000,
+                    off: 2_000,
+                },
+                Tier {
+                    threshold: 30_000,
+                    off: 5_000,
+                },
             ],
             across_stores: false,
         },
@@ -92,14 +98,23 @@ fn tiered_threshold_spreads_exactly() {
 
 #[test]
 fn per_store_thresholds_count_each_store_alone() {
-    let c = cart(vec![line("a", 1, 20_000, "x", "s1"), line("b", 1, 20_000, "x", "s2")]);
+    let c = cart(vec![
+        line("a", 1, 20_000, "x", "s1"),
+        line("b", 1, 20_000, "x", "s2"),
+    ]);
     let mut per_store = threshold("p", 30_000, 3_000);
     per_store.rule = Rule::Threshold {
-        tiers: vec![Tier { threshold: 30_000, off: 3_000 }],
+        tiers: vec![Tier {
+            threshold: 30_000,
+            off: 3_000,
+        }],
         across_stores: false,
     };
     assert_eq!(price(&c, &Customer::default(), &[per_store]).discount, 0);
-    assert_eq!(price(&c, &Customer::default(), &[threshold("x", 30_000, 3_000)]).discount, 3_000);
+    assert_eq!(
+        price(&c, &Customer::default(), &[threshold("x", 30_000, 3_000)]).discount,
+        3_000
+    );
 }
 
 #[test]
@@ -117,25 +132,89 @@ fn each_rule_on_a_hand_made_cart() {
     // 直降 5 yuan per unit on everything: 9 units.
     assert_eq!(one(Rule::PriceCut { off_per_unit: 500 }).discount, 4_500);
     // 每满100减10, capped at 50: subtotal 755.00 gives 7 × 10 = 70 → 50.
-    let q = one(Rule::PerEvery { every: 10_000, off: 1_000, cap: Some(5_000), across_stores: true });
+    let q = one(Rule::PerEvery {
+        every: 10_000,
+        off: 1_000,
+        cap: Some(5_000),
+        across_stores: true,
+    });
     assert_eq!(q.discount, 5_000);
     // 15% off, capped at 100 yuan: 15% of 755.00 = 113.25 → 100.
-    assert_eq!(one(Rule::PercentOff { percent_bp: 1_500, threshold: 0, cap: Some(10_000) }).discount, 10_000);
+    assert_eq!(
+        one(Rule::PercentOff {
+            percent_bp: 1_500,
+            threshold: 0,
+            cap: Some(10_000)
+        })
+        .discount,
+        10_000
+    );
     // Half price on every 2nd unit: shirt 1 unit of 99 → 49.50; socks 2 units → 15.00; milk 1 → 99.50.
-    assert_eq!(one(Rule::NthItemOff { nth: 2, percent_bp: 5_000 }).discount, 4_950 + 1_500 + 9_950);
+    assert_eq!(
+        one(Rule::NthItemOff {
+            nth: 2,
+            percent_bp: 5_000
+        })
+        .discount,
+        4_950 + 1_500 + 9_950
+    );
     // Buy 2 get 1 on 9 units sorted by price: 199,199,99 | 99,99,15 | 15,15,15 → 99 + 15 + 15 free.
-    assert_eq!(one(Rule::BuyXGetY { buy: 2, get: 1, max_times: None }).discount, 9_900 + 1_500 + 1_500);
-    assert_eq!(one(Rule::BuyXGetY { buy: 2, get: 1, max_times: Some(1) }).discount, 9_900);
+    assert_eq!(
+        one(Rule::BuyXGetY {
+            buy: 2,
+            get: 1,
+            max_times: None
+        })
+        .discount,
+        9_900 + 1_500 + 1_500
+    );
+    assert_eq!(
+        one(Rule::BuyXGetY {
+            buy: 2,
+            get: 1,
+            max_times: Some(1)
+        })
+        .discount,
+        9_900
+    );
     // Gift: adds the item, lines unchanged.
-    let q = one(Rule::Gift { threshold: 50_000, sku: "bag".into(), value: 2_900 });
-    assert_eq!((q.discount, q.gifts.len(), q.gifts[0].sku.as_str()), (0, 1, "bag"));
+    let q = one(Rule::Gift {
+        threshold: 50_000,
+        sku: "bag".into(),
+        value: 2_900,
+    });
+    assert_eq!(
+        (q.discount, q.gifts.len(), q.gifts[0].sku.as_str()),
+        (0, 1, "bag")
+    );
     // Bundle: a shirt and a pair of socks for 100 yuan, as many as the cart holds (3).
-    let q = one(Rule::Bundle { skus: vec!["shirt".into(), "socks".into()], price: 10_000 });
+    let q = one(Rule::Bundle {
+        skus: vec!["shirt".into(), "socks".into()],
+        price: 10_000,
+    });
     assert_eq!(q.discount, 3 * (9_900 + 1_500 - 10_000));
     // Member price for gold: milk at 179.00.
     let prices = BTreeMap::from([("milk".to_owned(), 17_900)]);
-    assert_eq!(one(Rule::MemberPrice { tiers: vec!["gold".into()], prices: prices.clone() }).discount, 4_000);
-    let q = price(&c, &Customer::default(), &[promo("m", Rule::MemberPrice { tiers: vec!["gold".into()], prices }, cat("x"))]);
+    assert_eq!(
+        one(Rule::MemberPrice {
+            tiers: vec!["gold".into()],
+            prices: prices.clone()
+        })
+        .discount,
+        4_000
+    );
+    let q = price(
+        &c,
+        &Customer::default(),
+        &[promo(
+            "m",
+            Rule::MemberPrice {
+                tiers: vec!["gold".into()],
+                prices,
+            },
+            cat("x"),
+        )],
+    );
     assert_eq!(q.discount, 0);
     // Free shipping over 99.
     let q = one(Rule::FreeShipping { threshold: 9_900 });
@@ -150,33 +229,75 @@ fn stacking_rules_choose_the_best_legal_set() {
     let mut platform = threshold("platform", 30_000, 3_000);
     platform.stacking = cat("platform");
     platform.priority = 1;
-    let mut solo = promo("solo", Rule::PercentOff { percent_bp: 2_000, threshold: 0, cap: None }, Stacking::Exclusive);
+    let mut solo = promo(
+        "solo",
+        Rule::PercentOff {
+            percent_bp: 2_000,
+            threshold: 0,
+            cap: None,
+        },
+        Stacking::Exclusive,
+    );
     solo.priority = 2;
-    let q = price(&c, &Customer::default(), &[shop_a.clone(), shop_b.clone(), platform.clone()]);
+    let q = price(
+        &c,
+        &Customer::default(),
+        &[shop_a.clone(), shop_b.clone(), platform.clone()],
+    );
     let ids: Vec<&str> = q.applied.iter().map(|a| a.id.as_str()).collect();
-    assert_eq!(ids, ["shop_b", "platform"], "one per category, categories stack");
+    assert_eq!(
+        ids,
+        ["shop_b", "platform"],
+        "one per category, categories stack"
+    );
     assert_eq!(q.discount, 8_000);
-    let reason = q.not_applied.iter().find(|n| n.id == "shop_a").map(|n| n.message.clone());
+    let reason = q
+        .not_applied
+        .iter()
+        .find(|n| n.id == "shop_a")
+        .map(|n| n.message.clone());
     assert_eq!(reason.as_deref(), Some("shop_a: 不与「shop_b」同享"));
     // An exclusive 20% (80 yuan) beats 50 + 30.
-    let q = price(&c, &Customer::default(), &[shop_a, shop_b, platform.clone(), solo]);
-    assert_eq!(q.applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["solo"]);
+    let q = price(
+        &c,
+        &Customer::default(),
+        &[shop_a, shop_b, platform.clone(), solo],
+    );
+    assert_eq!(
+        q.applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["solo"]
+    );
     // Joint categories stack within themselves.
     let mut j1 = threshold("j1", 30_000, 1_000);
     let mut j2 = threshold("j2", 30_000, 1_000);
     for j in [&mut j1, &mut j2] {
-        j.stacking = Stacking::Category { name: "joint".into(), joint: true };
+        j.stacking = Stacking::Category {
+            name: "joint".into(),
+            joint: true,
+        };
     }
     assert_eq!(price(&c, &Customer::default(), &[j1, j2]).discount, 2_000);
     // A threshold on discounted prices can fall below; on original prices it holds.
-    let mut cut = promo("cut", Rule::PriceCut { off_per_unit: 15_000 }, cat("item"));
+    let mut cut = promo(
+        "cut",
+        Rule::PriceCut {
+            off_per_unit: 15_000,
+        },
+        cat("item"),
+    );
     cut.priority = -1;
     let mut late = threshold("late", 30_000, 4_000);
     late.priority = 5;
     let q = price(&c, &Customer::default(), &[cut.clone(), late.clone()]);
-    assert_eq!(q.discount, 15_000, "after the cut 250 < 300: the 满减 no longer applies");
+    assert_eq!(
+        q.discount, 15_000,
+        "after the cut 250 < 300: the 满减 no longer applies"
+    );
     late.base = Base::Original;
-    assert_eq!(price(&c, &Customer::default(), &[cut, late]).discount, 19_000);
+    assert_eq!(
+        price(&c, &Customer::default(), &[cut, late]).discount,
+        19_000
+    );
 }
 
 #[test]
@@ -184,17 +305,32 @@ fn codes_and_audiences_gate_promotions() {
     let c = cart(vec![line("a", 1, 40_000, "x", "s1")]);
     let mut coded = threshold("c", 10_000, 1_000);
     coded.code = Some("SAVE10".into());
-    assert_eq!(price(&c, &Customer::default(), std::slice::from_ref(&coded)).not_applied[0].code, "code_missing");
-    let with_code = Cart { codes: vec!["save10".into()], ..c.clone() };
-    assert_eq!(price(&with_code, &Customer::default(), &[coded]).discount, 1_000);
+    assert_eq!(
+        price(&c, &Customer::default(), std::slice::from_ref(&coded)).not_applied[0].code,
+        "code_missing"
+    );
+    let with_code = Cart {
+        codes: vec!["save10".into()],
+        ..c.clone()
+    };
+    assert_eq!(
+        price(&with_code, &Customer::default(), &[coded]).discount,
+        1_000
+    );
     let mut newbie = threshold("n", 10_000, 1_000);
     newbie.audience.new_customers_only = true;
-    let old = Customer { orders: 3, ..Customer::default() };
+    let old = Customer {
+        orders: 3,
+        ..Customer::default()
+    };
     assert_eq!(price(&c, &old, std::slice::from_ref(&newbie)).discount, 0);
     assert_eq!(price(&c, &Customer::default(), &[newbie]).discount, 1_000);
     let mut vip = threshold("v", 10_000, 1_000);
     vip.audience.segments = vec!["vip".into()];
-    let member = Customer { segments: BTreeSet::from(["vip".to_owned()]), ..Customer::default() };
+    let member = Customer {
+        segments: BTreeSet::from(["vip".to_owned()]),
+        ..Customer::default()
+    };
     assert_eq!(price(&c, &member, &[vip]).discount, 1_000);
 }
 
@@ -216,45 +352,99 @@ fn arb_rule() -> impl Strategy<Value = Rule> {
     prop_oneof![
         (1i64..3_000).prop_map(|off_per_unit| Rule::PriceCut { off_per_unit }),
         (1i64..60_000, 1i64..20_000, any::<bool>()).prop_map(|(t, off, across)| Rule::Threshold {
-            tiers: vec![Tier { threshold: t, off }, Tier { threshold: t * 2, off: off * 2 }],
+            tiers: vec![
+                Tier { threshold: t, off },
+                Tier {
+                    threshold: t * 2,
+                    off: off * 2
+                }
+            ],
             across_stores: across,
         }),
-        (1i64..30_000, 1i64..5_000, proptest::option::of(1i64..20_000)).prop_map(|(every, off, cap)| Rule::PerEvery {
-            every, off, cap, across_stores: true,
-        }),
-        (1i64..10_000, 0i64..40_000, proptest::option::of(1i64..20_000)).prop_map(|(percent_bp, threshold, cap)| Rule::PercentOff {
-            percent_bp, threshold, cap,
-        }),
+        (
+            1i64..30_000,
+            1i64..5_000,
+            proptest::option::of(1i64..20_000)
+        )
+            .prop_map(|(every, off, cap)| Rule::PerEvery {
+                every,
+                off,
+                cap,
+                across_stores: true,
+            }),
+        (
+            1i64..10_000,
+            0i64..40_000,
+            proptest::option::of(1i64..20_000)
+        )
+            .prop_map(|(percent_bp, threshold, cap)| Rule::PercentOff {
+                percent_bp,
+                threshold,
+                cap,
+            }),
         (2i64..4, 1i64..10_000).prop_map(|(nth, percent_bp)| Rule::NthItemOff { nth, percent_bp }),
-        (1i64..3, 1i64..2).prop_map(|(buy, get)| Rule::BuyXGetY { buy, get, max_times: None }),
-        (0i64..50_000, 1i64..5_000).prop_map(|(threshold, value)| Rule::Gift { threshold, sku: "gift".into(), value }),
-        (0i64..40_000).prop_map(|price| Rule::Bundle { skus: vec!["a".into(), "b".into()], price }),
+        (1i64..3, 1i64..2).prop_map(|(buy, get)| Rule::BuyXGetY {
+            buy,
+            get,
+            max_times: None
+        }),
+        (0i64..50_000, 1i64..5_000).prop_map(|(threshold, value)| Rule::Gift {
+            threshold,
+            sku: "gift".into(),
+            value
+        }),
+        (0i64..40_000).prop_map(|price| Rule::Bundle {
+            skus: vec!["a".into(), "b".into()],
+            price
+        }),
         (0i64..20_000).prop_map(|threshold| Rule::FreeShipping { threshold }),
     ]
 }
 
 fn arb_promotion(id: usize) -> impl Strategy<Value = Promotion> {
-    (arb_rule(), 0usize..4, -2i32..3, any::<bool>(), proptest::option::of(0usize..2)).prop_map(
-        move |(rule, stacking, priority, original, category)| Promotion {
-            id: format!("p{id}"),
-            name: format!("p{id}"),
-            rule,
-            scope: Scope {
-                categories: category.map(|c| vec![["x", "y"][c].to_owned()]).unwrap_or_default(),
-                ..Scope::default()
-            },
-            stacking: match stacking {
-                0 => Stacking::Exclusive,
-                1 => Stacking::Category { name: "item".into(), joint: false },
-                2 => Stacking::Category { name: "shop".into(), joint: false },
-                _ => Stacking::Category { name: "joint".into(), joint: true },
-            },
-            priority,
-            base: if original { Base::Original } else { Base::Discounted },
-            audience: Audience::default(),
-            code: None,
-        },
+    (
+        arb_rule(),
+        0usize..4,
+        -2i32..3,
+        any::<bool>(),
+        proptest::option::of(0usize..2),
     )
+        .prop_map(
+            move |(rule, stacking, priority, original, category)| Promotion {
+                id: format!("p{id}"),
+                name: format!("p{id}"),
+                rule,
+                scope: Scope {
+                    categories: category
+                        .map(|c| vec![["x", "y"][c].to_owned()])
+                        .unwrap_or_default(),
+                    ..Scope::default()
+                },
+                stacking: match stacking {
+                    0 => Stacking::Exclusive,
+                    1 => Stacking::Category {
+                        name: "item".into(),
+                        joint: false,
+                    },
+                    2 => Stacking::Category {
+                        name: "shop".into(),
+                        joint: false,
+                    },
+                    _ => Stacking::Category {
+                        name: "joint".into(),
+                        joint: true,
+                    },
+                },
+                priority,
+                base: if original {
+                    Base::Original
+                } else {
+                    Base::Discounted
+                },
+                audience: Audience::default(),
+                code: None,
+            },
+        )
 }
 
 fn arb_promotions() -> impl Strategy<Value = Vec<Promotion>> {
@@ -262,10 +452,12 @@ fn arb_promotions() -> impl Strategy<Value = Vec<Promotion>> {
 }
 
 fn arb_cart() -> impl Strategy<Value = Cart> {
-    (proptest::collection::vec(arb_line(), 1..6), 0i64..2_000).prop_map(|(lines, shipping_fee)| Cart {
-        lines,
-        shipping_fee,
-        codes: Vec::new(),
+    (proptest::collection::vec(arb_line(), 1..6), 0i64..2_000).prop_map(|(lines, shipping_fee)| {
+        Cart {
+            lines,
+            shipping_fee,
+            codes: Vec::new(),
+        }
     })
 }
 
