@@ -58,6 +58,7 @@ impl Modify for ApiKeyAuth {
         crate::routes::audience::tag_history,
         crate::routes::audience::discover,
         crate::routes::audience::rebuild,
+        crate::routes::pricing::quote,
         crate::routes::admin::create_key,
         crate::routes::admin::list_keys,
         crate::routes::admin::revoke_key,

@@ -505,3 +505,61 @@ async fn serves_over_a_real_socket() {
     let _ = stop.send(());
     assert!(server.await.is_ok());
 }
+
+#[tokio::test]
+async fn quotes_a_cart_and_explains_every_promotion() {
+    let t = test_app().await;
+    let body = json!({
+        "cart": {"lines": [
+            {"sku": "milk", "quantity": 1, "unit_price": 18750, "category": ["母婴"], "store": "s1"},
+            {"sku": "nappy", "quantity": 1, "unit_price": 10000, "category": ["母婴"], "store": "s1"}],
+            "shipping_fee": 1000},
+        "customer": {"orders": 2},
+        "promotions": [
+            {"id": "m300", "name": "满300减40", "rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 4000}]},
+             "stacking": {"category": {"name": "shop"}}},
+            {"id": "m200", "name": "满200减20", "rule": {"type": "threshold", "tiers": [{"threshold": 20000, "off": 2000}]},
+             "stacking": {"category": {"name": "shop"}}},
+            {"id": "ship", "name": "满99包邮", "rule": {"type": "free_shipping", "threshold": 9900},
+             "stacking": {"category": {"name": "shipping"}}},
+            {"id": "new", "name": "新人立减", "rule": {"type": "price_cut", "off_per_unit": 500},
+             "stacking": {"category": {"name": "item"}}, "audience": {"new_customers_only": true}}]
+    });
+    let (status, q) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/quote",
+            Some(&t.read),
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    assert_eq!(
+        (
+            q["subtotal"].as_i64(),
+            q["discount"].as_i64(),
+            q["total"].as_i64()
+        ),
+        (Some(28_750), Some(2_000), Some(26_750))
+    );
+    let lines: Vec<i64> = q["lines"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|x| x["discount"].as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(lines.iter().sum::<i64>(), 2_000);
+    let reason = |id: &str| {
+        q["not_applied"].as_array().and_then(|a| {
+            a.iter()
+                .find(|x| x["id"] == id)
+                .map(|x| x["message"].clone())
+        })
+    };
+    assert_eq!(reason("m300"), Some(json!("满300减40: 还差 ¥12.50")));
+    assert_eq!(reason("new"), Some(json!("新人立减: 不适用于该顾客")));
+    let (status, problem) = t
+        .call("POST", "/api/v1/pricing/quote", Some(&t.read),
+            Some(json!({"cart": {"lines": [{"sku": "a", "quantity": 0, "unit_price": 1}]}, "promotions": []}).to_string()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["errors"][0]["field"], "cart.lines[0].quantity");
+}

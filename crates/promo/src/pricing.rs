@@ -266,9 +266,10 @@ pub struct Quote {
     pub total: i64,
     pub applied: Vec<Applied>,
     pub not_applied: Vec<NotApplied>,
+    /// Partial combinations the search looked at.
     pub combinations: usize,
-    /// The choice was greedy (too many combinations to try them all).
-    pub greedy: bool,
+    /// The search stopped at [`MAX_COMBINATIONS`]: the quote is the best found, maybe not the best.
+    pub cut_short: bool,
 }
 
 /// Money as the customer reads it: ¥12.50.
@@ -302,6 +303,13 @@ struct Effect {
 }
 
 impl Effect {
+    fn apply(&self, state: &mut State) {
+        for &(i, d) in &self.lines {
+            state.amounts[i] -= d;
+        }
+        state.shipping -= self.shipping;
+    }
+
     fn value(&self) -> i64 {
         self.lines.iter().map(|(_, d)| d).sum::<i64>()
             + self.shipping
@@ -593,6 +601,144 @@ impl Priced<'_> {
     }
 }
 
+type Candidate<'a> = (&'a Promotion, Vec<usize>);
+
+/// Branch and bound over the non-exclusive candidates in application order: each is taken or
+/// left; a branch is dropped when even the best the rest could add alone cannot beat the best
+/// found (ties: fewer promotions, then smaller ids).
+struct Search<'a, 'b> {
+    priced: &'b Priced<'a>,
+    candidates: &'b [Candidate<'b>],
+    standalone: &'b [i64],
+    /// Each candidate's non-joint category as a bit (0 for exclusive or joint ones).
+    category_bit: Vec<u64>,
+    /// From each position on: the sum of joint candidates' values, and per non-joint category
+    /// (by bit index) the largest value.
+    joint_rest: Vec<i64>,
+    category_rest: Vec<Vec<i64>>,
+    best: Option<(i64, Vec<usize>)>,
+    nodes: usize,
+    cut_short: bool,
+}
+
+impl<'a, 'b> Search<'a, 'b> {
+    fn new(priced: &'b Priced<'a>, candidates: &'b [Candidate<'b>], standalone: &'b [i64]) -> Self {
+        let mut names: Vec<&str> = Vec::new();
+        let category_bit: Vec<u64> = candidates
+            .iter()
+            .map(|(p, _)| match &p.stacking {
+                Stacking::Category { name, joint: false } => {
+                    let k = names.iter().position(|n| n == name).unwrap_or_else(|| {
+                        names.push(name);
+                        names.len() - 1
+                    });
+                    1u64 << k.min(63)
+                }
+                _ => 0,
+            })
+            .collect();
+        let n = candidates.len();
+        let k = names.len().min(64);
+        let mut joint_rest = vec![0; n + 1];
+        let mut category_rest = vec![vec![0; k]; n + 1];
+        for c in (0..n).rev() {
+            joint_rest[c] = joint_rest[c + 1];
+            category_rest[c] = category_rest[c + 1].clone();
+            match &candidates[c].0.stacking {
+                Stacking::Category { joint: true, .. } => joint_rest[c] += standalone[c],
+                Stacking::Category { .. } => {
+                    let bit = category_bit[c].trailing_zeros() as usize;
+                    category_rest[c][bit] = category_rest[c][bit].max(standalone[c]);
+                }
+                Stacking::Exclusive => {}
+            }
+        }
+        Search {
+            priced,
+            candidates,
+            standalone,
+            category_bit,
+            joint_rest,
+            category_rest,
+            best: None,
+            nodes: 0,
+            cut_short: false,
+        }
+    }
+
+    fn ids(&self, set: &[usize]) -> Vec<&str> {
+        set.iter()
+            .map(|&c| self.candidates[c].0.id.as_str())
+            .collect()
+    }
+
+    fn offer(&mut self, value: i64, set: Vec<usize>) {
+        let better = match &self.best {
+            None => true,
+            Some((v, s)) => {
+                value > *v || (value == *v && (set.len(), self.ids(&set)) < (s.len(), self.ids(s)))
+            }
+        };
+        if better {
+            self.best = Some((value, set));
+        }
+    }
+
+    /// The most the candidates from `from` on could add, given the categories already used.
+    fn bound(&self, from: usize, used: u64) -> i64 {
+        let rest = &self.category_rest[from];
+        self.joint_rest[from]
+            + rest
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| used >> k & 1 == 0)
+                .map(|(_, v)| v)
+                .sum::<i64>()
+    }
+
+    fn branch(
+        &mut self,
+        from: usize,
+        state: &State,
+        value: i64,
+        chosen: &mut Vec<usize>,
+        used: u64,
+    ) {
+        self.nodes += 1;
+        if self.nodes > MAX_COMBINATIONS {
+            self.cut_short = true;
+            return;
+        }
+        if !chosen.is_empty() {
+            self.offer(value, chosen.clone());
+        }
+        if from == self.candidates.len() {
+            return;
+        }
+        if let Some((best, set)) = &self.best {
+            let bound = value + self.bound(from, used);
+            if bound < *best || (bound == *best && chosen.len() >= set.len()) {
+                return;
+            }
+        }
+        let candidates = self.candidates;
+        let (p, eligible) = &candidates[from];
+        let bit = self.category_bit[from];
+        if p.stacking != Stacking::Exclusive && used & bit == 0 && self.standalone[from] > 0 {
+            let e = self.priced.effect(p, eligible, state);
+            let gain = e.value();
+            if gain > 0 {
+                let mut next = state.clone();
+                e.apply(&mut next);
+                chosen.push(from);
+                self.branch(from + 1, &next, value + gain, chosen, used | bit);
+                chosen.pop();
+            }
+        }
+        self.branch(from + 1, state, value, chosen, used);
+    }
+}
+
 fn is_legal(chosen: &[&Promotion]) -> bool {
     if chosen.len() > 1 && chosen.iter().any(|p| p.stacking == Stacking::Exclusive) {
         return false;
@@ -711,6 +857,12 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
         candidates.push((p, eligible));
     }
     candidates.sort_by(|a, b| (a.0.priority, &a.0.id).cmp(&(b.0.priority, &b.0.id)));
+    // What each gives alone on the original prices: no more than it can give in any combination
+    // (rules give less on lower prices, and never more than is left), so it bounds the search.
+    let standalone: Vec<i64> = candidates
+        .iter()
+        .map(|(p, eligible)| priced.effect(p, eligible, &start).value())
+        .collect();
 
     // Every legal subset, evaluated in priority order; the customer's best wins.
     let evaluate = |subset: &[usize]| -> (i64, State, Vec<(usize, Effect)>) {
@@ -719,69 +871,26 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
         for &c in subset {
             let (p, eligible) = &candidates[c];
             let e = priced.effect(p, eligible, &state);
-            for &(i, d) in &e.lines {
-                state.amounts[i] -= d;
-            }
-            state.shipping -= e.shipping;
+            e.apply(&mut state);
             effects.push((c, e));
         }
         let value = effects.iter().map(|(_, e)| e.value()).sum();
         (value, state, effects)
     };
     let n = candidates.len();
-    let mut best: Option<(i64, Vec<usize>)> = None;
-    let mut tried = 0usize;
-    let better = |value: i64, subset: &[usize], best: &Option<(i64, Vec<usize>)>| match best {
-        None => true,
-        Some((v, s)) => {
-            let ids = |x: &[usize]| {
-                x.iter()
-                    .map(|&c| candidates[c].0.id.as_str())
-                    .collect::<Vec<_>>()
-            };
-            value > *v || (value == *v && (subset.len(), ids(subset)) < (s.len(), ids(s)))
-        }
-    };
-    let greedy = !all && (n >= 63 || (1u64 << n) > MAX_COMBINATIONS as u64 * 4);
-    if all {
-        best = Some((0, (0..n).collect()));
-    } else if !greedy {
-        for mask in 0u64..(1u64 << n) {
-            let subset: Vec<usize> = (0..n).filter(|&c| mask >> c & 1 == 1).collect();
-            let chosen: Vec<&Promotion> = subset.iter().map(|&c| candidates[c].0).collect();
-            if !is_legal(&chosen) {
-                continue;
-            }
-            tried += 1;
-            if tried > MAX_COMBINATIONS {
-                break;
-            }
-            let (value, _, _) = evaluate(&subset);
-            if better(value, &subset, &best) {
-                best = Some((value, subset));
-            }
-        }
-    }
-    let greedy = greedy || tried > MAX_COMBINATIONS;
-    if greedy {
-        // By priority, add each promotion that keeps the set legal and gives more.
-        let mut subset: Vec<usize> = Vec::new();
-        let mut value = 0;
+    let (best, tried, cut_short) = if all {
+        (Some((0, (0..n).collect::<Vec<_>>())), 0, false)
+    } else {
+        let mut search = Search::new(&priced, &candidates, &standalone);
+        // Exclusive promotions stand alone; the others are searched together.
         for c in 0..n {
-            let mut next = subset.clone();
-            next.push(c);
-            let chosen: Vec<&Promotion> = next.iter().map(|&x| candidates[x].0).collect();
-            if !is_legal(&chosen) {
-                continue;
-            }
-            let (v, _, _) = evaluate(&next);
-            if v > value {
-                value = v;
-                subset = next;
+            if candidates[c].0.stacking == Stacking::Exclusive {
+                search.offer(standalone[c], vec![c]);
             }
         }
-        best = Some((value, subset));
-    }
+        search.branch(0, &start, 0, &mut Vec::new(), 0);
+        (search.best, search.nodes, search.cut_short)
+    };
     let chosen = best.map(|b| b.1).unwrap_or_default();
     let (_, state, effects) = evaluate(&chosen);
 
@@ -867,7 +976,7 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
         applied,
         not_applied,
         combinations: tried,
-        greedy,
+        cut_short,
     }
 }
 

@@ -15,6 +15,8 @@ pub enum BenchVerb {
     /// Time segment expressions over a generated shop (default 1M users, a year of behaviour);
     /// optionally write it as CSV for the DuckDB comparison.
     Segments(crate::bench_segments::SegmentBenchArgs),
+    /// Price carts against live promotions on one core and report carts per second.
+    Pricing(crate::bench_pricing::PricingBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -54,6 +56,19 @@ pub struct IngestReport {
 
 pub async fn run(verb: BenchVerb, json: bool) -> anyhow::Result<()> {
     match verb {
+        BenchVerb::Pricing(args) => {
+            let report = crate::bench_pricing::run(args);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} carts of {} lines against {} promotions on one core: {:.2}s, {:.0} carts/s; {:.2} promotions applied and {:.1} combinations tried per cart; {} greedy",
+                    report.carts, report.lines, report.promotions, report.seconds, report.carts_per_second,
+                    report.mean_applied, report.mean_combinations, report.greedy_carts
+                );
+            }
+            Ok(())
+        }
         BenchVerb::Segments(args) => {
             let report =
                 tokio::task::spawn_blocking(move || crate::bench_segments::run(args)).await??;

@@ -3,12 +3,14 @@
 //! - [`ingest`]: events, users, products, stores, orders, refunds (scope `ingest`).
 //! - [`customers`]: customer look-up, ID-Mapping, erasure (scopes `read`, `ingest`, `admin`).
 //! - [`audience`]: profiles, tags, segments, discovery (scopes `read` and `admin`).
+//! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
 
 pub mod admin;
 pub mod audience;
 pub mod customers;
 pub mod ingest;
+pub mod pricing;
 
 use crate::AppState;
 use axum::routing::{delete, get, post, put};
@@ -56,6 +58,7 @@ pub fn api_v1() -> Router<AppState> {
         )
         .route("/discover", post(audience::discover))
         .route("/audience/rebuild", post(audience::rebuild))
+        .route("/pricing/quote", post(pricing::quote))
         .route("/stats", get(admin::stats))
         .route("/openapi.json", get(admin::openapi))
 }

@@ -504,7 +504,7 @@ proptest! {
     #[test]
     fn the_choice_equals_brute_force(c in arb_cart(), ps in arb_promotions()) {
         let q = price(&c, &Customer::default(), &ps);
-        prop_assert!(!q.greedy);
+        prop_assert!(!q.cut_short);
         let mut best = 0;
         for mask in 0u32..(1 << ps.len()) {
             let subset: Vec<Promotion> = (0..ps.len()).filter(|i| mask >> i & 1 == 1).map(|i| ps[i].clone()).collect();

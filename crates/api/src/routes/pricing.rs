@@ -1,0 +1,81 @@
+//! Cart pricing for the shop's cart page (scope `read`): a dry run that changes nothing.
+
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Caller};
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use shopgrowth_core::FieldError;
+use shopgrowth_promo::pricing::{price, Cart, Customer, Promotion, Quote};
+use utoipa::ToSchema;
+
+/// Most promotions one quote may be asked about.
+const MAX_PROMOTIONS: usize = 500;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    /// Lines (sku, quantity, unit_price, category, store), shipping_fee and codes entered.
+    #[schema(value_type = Object)]
+    pub cart: Cart,
+    /// Tier, segments and number of past orders.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub customer: Customer,
+    /// The promotions to consider (rules, scope, stacking, priority, base, audience, code).
+    #[schema(value_type = Vec<Object>)]
+    pub promotions: Vec<Promotion>,
+}
+
+fn check(req: &QuoteRequest) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if req.cart.lines.is_empty() {
+        errors.push(FieldError::new("cart.lines", "the cart has no lines"));
+    }
+    for (i, l) in req.cart.lines.iter().enumerate() {
+        if l.quantity <= 0 {
+            errors.push(FieldError::new(
+                format!("cart.lines[{i}].quantity"),
+                "must be at least 1",
+            ));
+        }
+        if l.unit_price < 0 {
+            errors.push(FieldError::new(
+                format!("cart.lines[{i}].unit_price"),
+                "must not be negative",
+            ));
+        }
+    }
+    if req.cart.shipping_fee < 0 {
+        errors.push(FieldError::new("cart.shipping_fee", "must not be negative"));
+    }
+    if req.promotions.len() > MAX_PROMOTIONS {
+        errors.push(FieldError::new(
+            "promotions",
+            format!("at most {MAX_PROMOTIONS}"),
+        ));
+    }
+    errors
+}
+
+/// Price a cart: the best legal combination of the promotions, each discount allocated to lines to
+/// the cent, the totals, and for every other promotion why it did not apply ("满300减40: 还差
+/// ¥12.50"). Nothing is reserved or stored.
+#[utoipa::path(post, path = "/api/v1/pricing/quote", tag = "promotions", request_body = QuoteRequest,
+    security(("api_key" = [])),
+    responses((status = 200, description = "the quote", body = Object), (status = 400, body = Problem),
+        (status = 401, body = Problem)))]
+pub async fn quote(
+    State(_state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<QuoteRequest>,
+) -> ApiResult<Json<Quote>> {
+    caller.require(Scope::Read)?;
+    let errors = check(&req);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("the cart cannot be priced", errors));
+    }
+    Ok(Json(price(&req.cart, &req.customer, &req.promotions)))
+}
