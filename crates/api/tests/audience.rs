@@ -234,6 +234,13 @@ async fn audiences_stay_fresh_and_definitions_are_versioned() {
         })
         .await;
     eprintln!("segment membership updated after {waited:.2}s");
+    // The history is written to the store in the same round, just after memberships change.
+    c.eventually("u3's tag history being recorded", async |c| {
+        let (_, h) = c.get("/api/v1/users/u3/tag-history", &t.read).await;
+        h.as_array()
+            .is_some_and(|a| a.iter().any(|x| x["tag"] == "母婴达人"))
+    })
+    .await;
     let (_, history) = c.get("/api/v1/users/u3/tag-history", &t.read).await;
     let history = history.as_array().cloned().unwrap_or_default();
     for (tag, change) in [

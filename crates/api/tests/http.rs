@@ -563,3 +563,137 @@ async fn quotes_a_cart_and_explains_every_promotion() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(problem["errors"][0]["field"], "cart.lines[0].quantity");
 }
+
+#[tokio::test]
+async fn coupons_are_claimed_within_quota_and_redeemed_once() {
+    let t = test_app().await;
+    let template = json!({"id": "c10", "name": "满100减10", "quota": 3, "valid_days": 7,
+        "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(template.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["issued"].as_i64()),
+        (StatusCode::CREATED, Some(0)),
+        "{body}"
+    );
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(template.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the same id again");
+    let claim = |user: &str, key: &str| json!({"user_id": user, "claim_key": key}).to_string();
+    let mut codes = Vec::new();
+    let mut refused = 0;
+    for i in 0..5 {
+        let (status, body) = t
+            .call(
+                "POST",
+                "/api/v1/coupon-templates/c10/claims",
+                Some(&t.ingest),
+                Some(claim(&format!("u{i}"), &format!("k{i}"))),
+            )
+            .await;
+        match status {
+            StatusCode::CREATED => codes.push(body["code"].as_str().unwrap_or_default().to_owned()),
+            StatusCode::CONFLICT => {
+                refused += 1;
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("sold out")),
+                    "{body}"
+                );
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!((codes.len(), refused), (3, 2));
+    let (status, again) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/c10/claims",
+            Some(&t.ingest),
+            Some(claim("u0", "k0")),
+        )
+        .await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (StatusCode::OK, Some(codes[0].as_str()))
+    );
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/c10/claims",
+            Some(&t.ingest),
+            Some(claim("u9", "k0")),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a claim key never hands over another user's coupon"
+    );
+    let redeem = |order: &str| json!({"user_id": "u0", "order_id": order}).to_string();
+    let path = format!("/api/v1/coupons/{}/redeem", codes[0]);
+    let (status, body) = t
+        .call("POST", &path, Some(&t.ingest), Some(redeem("o1")))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("redeemed"))
+    );
+    let (_, body) = t
+        .call("POST", &path, Some(&t.ingest), Some(redeem("o1")))
+        .await;
+    assert_eq!(body["status"], "duplicate");
+    let (status, _) = t
+        .call("POST", &path, Some(&t.ingest), Some(redeem("o2")))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let release = format!("/api/v1/coupons/{}/release", codes[0]);
+    let (_, body) = t
+        .call(
+            "POST",
+            &release,
+            Some(&t.ingest),
+            Some(json!({"order_id": "o1"}).to_string()),
+        )
+        .await;
+    assert_eq!(body["released"], true);
+    let (_, body) = t
+        .call(
+            "POST",
+            &release,
+            Some(&t.ingest),
+            Some(json!({"order_id": "o1"}).to_string()),
+        )
+        .await;
+    assert_eq!(body["released"], false);
+    let (_, coupon) = t
+        .call(
+            "GET",
+            &format!("/api/v1/coupons/{}", codes[0]),
+            Some(&t.read),
+            None,
+        )
+        .await;
+    assert_eq!(coupon["state"], "claimed");
+    let (status, problem) = t
+        .call("POST", "/api/v1/coupon-templates", Some(&t.admin),
+            Some(json!({"id": "bad", "name": "x", "per_user_limit": 0, "rule": {"type": "price_cut", "off_per_unit": 100}}).to_string()))
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("per_user_limit"))
+    );
+}

@@ -2,6 +2,18 @@
 //!
 //! - [`pricing`]: cart pricing, the best legal combination of promotions, exact to the cent.
 //! - [`red_packet`]: fixed and lucky (拼手气) red packets, split in integer minor units.
+//! - [`coupon_code`]: unguessable coupon codes.
 
 pub mod pricing;
 pub mod red_packet;
+
+/// Letters and digits that cannot be mistaken for each other (no 0/O, 1/I/L).
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+/// A new coupon code: 12 characters of an unambiguous alphabet (31¹² ≈ 7.9 × 10¹⁷ codes), so
+/// guessing one is hopeless and collisions are negligible (the store refuses a repeat anyway).
+pub fn coupon_code(rng: &mut impl rand::Rng) -> String {
+    (0..12)
+        .map(|_| char::from(CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())]))
+        .collect()
+}

@@ -262,6 +262,50 @@ impl Store {
         dispatch!(self.previous_snapshot(segment, day))
     }
 
+    /// Stores a coupon template; false if the id exists.
+    pub async fn create_coupon_template(&self, template: CouponTemplateRecord) -> Result<bool> {
+        dispatch!(self.create_coupon_template(template))
+    }
+
+    pub async fn coupon_template(&self, id: String) -> Result<Option<CouponTemplateRecord>> {
+        dispatch!(self.coupon_template(id))
+    }
+
+    /// Claims a coupon of a template for a user: never beyond the quota or the user's limit, also
+    /// under concurrent claims; the same claim key returns the same coupon. `code` is the new
+    /// coupon's code.
+    pub async fn claim_coupon(
+        &self,
+        template_id: String,
+        user_id: String,
+        claim_key: String,
+        code: String,
+        now: i64,
+    ) -> Result<Claimed> {
+        dispatch!(self.claim_coupon(template_id, user_id, claim_key, code, now))
+    }
+
+    /// Redeems a coupon for an order: once, even under concurrent attempts; the same order again
+    /// is a duplicate.
+    pub async fn redeem_coupon(
+        &self,
+        code: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Redeemed> {
+        dispatch!(self.redeem_coupon(code, user_id, order_id, now))
+    }
+
+    /// Gives a coupon back from the order that redeemed it (cancelled or wholly refunded).
+    pub async fn release_coupon(&self, code: String, order_id: String, now: i64) -> Result<bool> {
+        dispatch!(self.release_coupon(code, order_id, now))
+    }
+
+    pub async fn coupon(&self, code: String) -> Result<Option<CouponRecord>> {
+        dispatch!(self.coupon(code))
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         dispatch!(self.events_present(ids))

@@ -884,6 +884,211 @@ impl PgStore {
         row.as_ref().map(|r| snapshot_row(r, true)).transpose()
     }
 
+    pub async fn create_coupon_template(&self, t: CouponTemplateRecord) -> Result<bool> {
+        Ok(sqlx::query(INSERT_COUPON_TEMPLATE)
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.rule)
+            .bind(t.quota)
+            .bind(t.per_user_limit)
+            .bind(t.valid_from)
+            .bind(t.valid_until)
+            .bind(t.valid_days)
+            .bind(t.created_at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    pub async fn coupon_template(&self, id: String) -> Result<Option<CouponTemplateRecord>> {
+        let row = sqlx::query(COUPON_TEMPLATE)
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(pg_template_row).transpose()
+    }
+
+    async fn coupon_by_claim(
+        &self,
+        template_id: &str,
+        claim_key: &str,
+    ) -> Result<Option<CouponRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE template_id = $1 AND claim_key = $2"
+        ))
+        .bind(template_id)
+        .bind(claim_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pg_coupon_row).transpose()
+    }
+
+    /// Claims a coupon in one transaction: the quota and the user's limit by conditional writes
+    /// (row locks serialise concurrent claims; a refusal rolls both back). A claim key seen before,
+    /// even by a claim racing this one, returns that coupon.
+    pub async fn claim_coupon(
+        &self,
+        template_id: String,
+        user_id: String,
+        claim_key: String,
+        code: String,
+        now: i64,
+    ) -> Result<Claimed> {
+        if let Some(c) = self.coupon_by_claim(&template_id, &claim_key).await? {
+            return repeated_claim(c, &user_id);
+        }
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query(TAKE_COUPON_QUOTA)
+            .bind(&template_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 0
+        {
+            // Asked on this transaction's connection: taking a second one while holding this
+            // could starve the pool when many claims wait on the same template.
+            let exists = sqlx::query(COUPON_TEMPLATE)
+                .bind(&template_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return if exists {
+                Err(Error::Conflict(format!(
+                    "coupon {template_id:?} is sold out"
+                )))
+            } else {
+                Err(Error::NotFound {
+                    entity: "coupon template",
+                    id: template_id,
+                })
+            };
+        }
+        let row = sqlx::query(COUPON_TEMPLATE)
+            .bind(&template_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let t = pg_template_row(&row)?;
+        let expires_at = claim_window(&t, now)?;
+        if sqlx::query(TAKE_USER_CLAIM)
+            .bind(&template_id)
+            .bind(&user_id)
+            .bind(t.per_user_limit)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 0
+        {
+            return Err(Error::Conflict(format!(
+                "user {user_id:?} already holds the most coupons {template_id:?} allows ({})",
+                t.per_user_limit
+            )));
+        }
+        let inserted = sqlx::query(INSERT_COUPON)
+            .bind(&code)
+            .bind(&template_id)
+            .bind(&user_id)
+            .bind(&claim_key)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await;
+        if let Err(sqlx::Error::Database(e)) = &inserted {
+            if e.is_unique_violation() {
+                // A claim with the same key won the race: this one rolls back and returns it.
+                tx.rollback().await?;
+                return match self.coupon_by_claim(&template_id, &claim_key).await? {
+                    Some(c) => repeated_claim(c, &user_id),
+                    None => Err(Error::Conflict(format!(
+                        "coupon code {code:?} is taken; retry"
+                    ))),
+                };
+            }
+        }
+        inserted?;
+        sqlx::query(INSERT_COUPON_EVENT)
+            .bind(&code)
+            .bind("claimed")
+            .bind(None::<String>)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Claimed::New(CouponRecord::claimed(
+            code,
+            template_id,
+            user_id,
+            claim_key,
+            now,
+            expires_at,
+        )))
+    }
+
+    pub async fn redeem_coupon(
+        &self,
+        code: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Redeemed> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(REDEEM_COUPON)
+            .bind(&code)
+            .bind(&user_id)
+            .bind(&order_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            sqlx::query(INSERT_COUPON_EVENT)
+                .bind(&code)
+                .bind("redeemed")
+                .bind(&order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(Redeemed::New);
+        }
+        drop(tx);
+        let c = self.coupon(code.clone()).await?;
+        redeem_refusal(c, &code, &user_id, &order_id, now)
+    }
+
+    pub async fn release_coupon(&self, code: String, order_id: String, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let released = sqlx::query(RELEASE_COUPON)
+            .bind(&code)
+            .bind(&order_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if released {
+            sqlx::query(INSERT_COUPON_EVENT)
+                .bind(&code)
+                .bind("released")
+                .bind(&order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    pub async fn coupon(&self, code: String) -> Result<Option<CouponRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1"
+        ))
+        .bind(&code)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pg_coupon_row).transpose()
+    }
+
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")
@@ -1208,5 +1413,34 @@ fn snapshot_row(r: &sqlx::postgres::PgRow, with_members: bool) -> Result<Snapsho
         } else {
             Vec::new()
         },
+    })
+}
+
+fn pg_template_row(r: &sqlx::postgres::PgRow) -> Result<CouponTemplateRecord> {
+    Ok(CouponTemplateRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        rule: r.try_get(2)?,
+        quota: r.try_get(3)?,
+        issued: r.try_get(4)?,
+        per_user_limit: r.try_get(5)?,
+        valid_from: r.try_get(6)?,
+        valid_until: r.try_get(7)?,
+        valid_days: r.try_get(8)?,
+        created_at: r.try_get(9)?,
+    })
+}
+
+fn pg_coupon_row(r: &sqlx::postgres::PgRow) -> Result<CouponRecord> {
+    Ok(CouponRecord {
+        code: r.try_get(0)?,
+        template_id: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        claim_key: r.try_get(3)?,
+        claimed_at: r.try_get(4)?,
+        expires_at: r.try_get(5)?,
+        state: r.try_get(6)?,
+        order_id: r.try_get(7)?,
+        redeemed_at: r.try_get(8)?,
     })
 }

@@ -382,3 +382,32 @@ pub const SNAPSHOTS: &str = "SELECT segment, day, taken_at, size, entered, left_
      segment_snapshots WHERE segment = $1 ORDER BY day";
 pub const PREVIOUS_SNAPSHOT: &str = "SELECT segment, day, taken_at, size, entered, left_count, \
      members FROM segment_snapshots WHERE segment = $1 AND day < $2 ORDER BY day DESC LIMIT 1";
+
+pub const INSERT_COUPON_TEMPLATE: &str = "INSERT INTO coupon_templates (id, name, rule, quota, \
+     per_user_limit, valid_from, valid_until, valid_days, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+pub const COUPON_TEMPLATE: &str =
+    "SELECT id, name, rule, quota, issued, per_user_limit, valid_from, \
+     valid_until, valid_days, created_at FROM coupon_templates WHERE id = $1";
+pub const COUPON_COLUMNS: &str =
+    "code, template_id, user_id, claim_key, claimed_at, expires_at, state, order_id, redeemed_at";
+/// Takes one unit of the quota, if any is left: the quota's only write.
+pub const TAKE_COUPON_QUOTA: &str = "UPDATE coupon_templates SET issued = issued + 1 \
+     WHERE id = $1 AND (quota IS NULL OR issued < quota)";
+/// Counts one claim for the user, if under the limit: the limit's only write.
+pub const TAKE_USER_CLAIM: &str =
+    "INSERT INTO coupon_claims_per_user (template_id, user_id, claimed) \
+     VALUES ($1, $2, 1) ON CONFLICT (template_id, user_id) DO UPDATE \
+     SET claimed = coupon_claims_per_user.claimed + 1 WHERE coupon_claims_per_user.claimed < $3";
+pub const INSERT_COUPON: &str = "INSERT INTO coupons (code, template_id, user_id, claim_key, \
+     claimed_at, expires_at, state) VALUES ($1, $2, $3, $4, $5, $6, 'claimed')";
+/// Redeems a claimed, unexpired coupon of this user: the redemption's only write.
+pub const REDEEM_COUPON: &str = "UPDATE coupons SET state = 'redeemed', order_id = $3, \
+     redeemed_at = $4 WHERE code = $1 AND user_id = $2 AND state = 'claimed' \
+     AND (expires_at IS NULL OR expires_at > $4)";
+/// Gives a redeemed coupon back (order cancelled or wholly refunded).
+pub const RELEASE_COUPON: &str = "UPDATE coupons SET state = 'claimed', order_id = NULL, \
+     redeemed_at = NULL WHERE code = $1 AND order_id = $2 AND state = 'redeemed'";
+pub const INSERT_COUPON_EVENT: &str =
+    "INSERT INTO coupon_events (code, template_id, user_id, kind, \
+     order_id, at) SELECT code, template_id, user_id, $2, $3, $4 FROM coupons WHERE code = $1";

@@ -320,3 +320,146 @@ pub struct SnapshotRecord {
     /// Opaque to the store (the audience service encodes the member list).
     pub members: Vec<u8>,
 }
+
+/// A coupon template: what its coupons give (`rule`, JSON), how many may be issued, and for how
+/// long they are valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponTemplateRecord {
+    pub id: String,
+    pub name: String,
+    pub rule: String,
+    pub quota: Option<i64>,
+    pub issued: i64,
+    pub per_user_limit: i64,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    /// Days a coupon stays valid after its claim (instead of, or before, `valid_until`).
+    pub valid_days: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponRecord {
+    pub code: String,
+    pub template_id: String,
+    pub user_id: String,
+    pub claim_key: String,
+    pub claimed_at: i64,
+    pub expires_at: Option<i64>,
+    /// `claimed` or `redeemed`.
+    pub state: String,
+    pub order_id: Option<String>,
+    pub redeemed_at: Option<i64>,
+}
+
+impl CouponRecord {
+    /// A coupon just claimed.
+    pub(crate) fn claimed(
+        code: String,
+        template_id: String,
+        user_id: String,
+        claim_key: String,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Self {
+        CouponRecord {
+            code,
+            template_id,
+            user_id,
+            claim_key,
+            claimed_at: now,
+            expires_at,
+            state: "claimed".into(),
+            order_id: None,
+            redeemed_at: None,
+        }
+    }
+}
+
+/// A claim, new or seen before (the same claim key returns the same coupon).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    New(CouponRecord),
+    Duplicate(CouponRecord),
+}
+
+/// A redemption, new or seen before (the same order again changes nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    New,
+    Duplicate,
+}
+
+/// When a coupon claimed `now` expires, or why it cannot be claimed now.
+pub(crate) fn claim_window(t: &CouponTemplateRecord, now: i64) -> crate::Result<Option<i64>> {
+    if t.valid_from.is_some_and(|f| now < f) {
+        return Err(crate::Error::Conflict(format!(
+            "coupon {:?} cannot be claimed yet",
+            t.id
+        )));
+    }
+    if t.valid_until.is_some_and(|u| now >= u) {
+        return Err(crate::Error::Conflict(format!(
+            "coupon {:?} has ended",
+            t.id
+        )));
+    }
+    let after_claim = t
+        .valid_days
+        .map(|d| now.saturating_add(d.saturating_mul(86_400_000)));
+    Ok(match (t.valid_until, after_claim) {
+        (Some(u), Some(a)) => Some(u.min(a)),
+        (u, a) => u.or(a),
+    })
+}
+
+/// Why a redemption wrote nothing: a duplicate of the same order, or a refusal that says why.
+pub(crate) fn redeem_refusal(
+    coupon: Option<CouponRecord>,
+    code: &str,
+    user_id: &str,
+    order_id: &str,
+    now: i64,
+) -> crate::Result<Redeemed> {
+    let Some(c) = coupon else {
+        return Err(crate::Error::NotFound {
+            entity: "coupon",
+            id: code.to_owned(),
+        });
+    };
+    if c.user_id != user_id {
+        return Err(crate::Error::Conflict(format!(
+            "coupon {code:?} belongs to another user"
+        )));
+    }
+    if c.state == "redeemed" {
+        return if c.order_id.as_deref() == Some(order_id) {
+            Ok(Redeemed::Duplicate)
+        } else {
+            Err(crate::Error::Conflict(format!(
+                "coupon {code:?} was already used by another order"
+            )))
+        };
+    }
+    if c.expires_at.is_some_and(|e| e <= now) {
+        return Err(crate::Error::Conflict(format!(
+            "coupon {code:?} has expired"
+        )));
+    }
+    Err(crate::Error::Conflict(format!(
+        "coupon {code:?} cannot be redeemed now"
+    )))
+}
+
+/// A claim key seen before: the same coupon for the same user; for another user, a refusal (never
+/// someone else's coupon).
+pub(crate) fn repeated_claim(existing: CouponRecord, user_id: &str) -> crate::Result<Claimed> {
+    if existing.user_id == user_id {
+        Ok(Claimed::Duplicate(existing))
+    } else {
+        Err(crate::Error::Conflict(format!(
+            "claim key {:?} was already used for another user",
+            existing.claim_key
+        )))
+    }
+}

@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audience",
         include_str!("../migrations/sqlite/0002_audience.sql"),
     ),
+    (
+        3,
+        "coupons",
+        include_str!("../migrations/sqlite/0003_coupons.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1011,6 +1016,156 @@ impl SqliteStore {
         .await
     }
 
+    /// Stores a coupon template; false if the id exists.
+    pub async fn create_coupon_template(&self, t: CouponTemplateRecord) -> Result<bool> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                &lite(INSERT_COUPON_TEMPLATE),
+                params![
+                    t.id,
+                    t.name,
+                    t.rule,
+                    t.quota,
+                    t.per_user_limit,
+                    t.valid_from,
+                    t.valid_until,
+                    t.valid_days,
+                    t.created_at
+                ],
+            )? == 1)
+        })
+        .await
+    }
+
+    pub async fn coupon_template(&self, id: String) -> Result<Option<CouponTemplateRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(&lite(COUPON_TEMPLATE), [id], template_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Claims a coupon: one unit of the quota and of the user's limit, by conditional writes in one
+    /// savepoint (a refusal undoes both). The same claim key again returns the same coupon.
+    pub async fn claim_coupon(
+        &self,
+        template_id: String,
+        user_id: String,
+        claim_key: String,
+        code: String,
+        now: i64,
+    ) -> Result<Claimed> {
+        self.write(move |conn| {
+            let existing = conn
+                .query_row(
+                    &format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE template_id = ?1 AND claim_key = ?2"),
+                    params![template_id, claim_key],
+                    coupon_row,
+                )
+                .optional()?;
+            if let Some(c) = existing {
+                return repeated_claim(c, &user_id);
+            }
+            let t = conn
+                .query_row(&lite(COUPON_TEMPLATE), [&template_id], template_row)
+                .optional()?
+                .ok_or_else(|| Error::NotFound {
+                    entity: "coupon template",
+                    id: template_id.clone(),
+                })?;
+            let expires_at = claim_window(&t, now)?;
+            if conn.execute(&lite(TAKE_COUPON_QUOTA), [&template_id])? == 0 {
+                return Err(Error::Conflict(format!("coupon {template_id:?} is sold out")));
+            }
+            if conn.execute(
+                &lite(TAKE_USER_CLAIM),
+                params![template_id, user_id, t.per_user_limit],
+            )? == 0
+            {
+                return Err(Error::Conflict(format!(
+                    "user {user_id:?} already holds the most coupons {template_id:?} allows ({})",
+                    t.per_user_limit
+                )));
+            }
+            conn.execute(
+                &lite(INSERT_COUPON),
+                params![code, template_id, user_id, claim_key, now, expires_at],
+            )?;
+            conn.execute(
+                &lite(INSERT_COUPON_EVENT),
+                params![code, "claimed", None::<String>, now],
+            )?;
+            Ok(Claimed::New(CouponRecord::claimed(
+                code,
+                template_id,
+                user_id,
+                claim_key,
+                now,
+                expires_at,
+            )))
+        })
+        .await
+    }
+
+    /// Redeems a coupon for an order, once: by one conditional write. The same order again is a
+    /// duplicate; another order, an expired or someone else's coupon is refused.
+    pub async fn redeem_coupon(
+        &self,
+        code: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Redeemed> {
+        self.write(move |conn| {
+            if conn.execute(&lite(REDEEM_COUPON), params![code, user_id, order_id, now])? == 1 {
+                conn.execute(
+                    &lite(INSERT_COUPON_EVENT),
+                    params![code, "redeemed", order_id, now],
+                )?;
+                return Ok(Redeemed::New);
+            }
+            let c = conn
+                .query_row(
+                    &format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE code = ?1"),
+                    [&code],
+                    coupon_row,
+                )
+                .optional()?;
+            redeem_refusal(c, &code, &user_id, &order_id, now)
+        })
+        .await
+    }
+
+    /// Gives a redeemed coupon back when its order is cancelled or wholly refunded; false if it
+    /// was not redeemed by that order (already given back, or never).
+    pub async fn release_coupon(&self, code: String, order_id: String, now: i64) -> Result<bool> {
+        self.write(move |conn| {
+            let released = conn.execute(&lite(RELEASE_COUPON), params![code, order_id])? == 1;
+            if released {
+                conn.execute(
+                    &lite(INSERT_COUPON_EVENT),
+                    params![code, "released", order_id, now],
+                )?;
+            }
+            Ok(released)
+        })
+        .await
+    }
+
+    pub async fn coupon(&self, code: String) -> Result<Option<CouponRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE code = ?1"),
+                    [code],
+                    coupon_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         self.read(move |conn| {
@@ -1381,6 +1536,35 @@ fn line_row(r: &Row<'_>) -> rusqlite::Result<OrderLine> {
         unit_price: r.get(2)?,
         discount: r.get(3)?,
         title: r.get(4)?,
+    })
+}
+
+fn template_row(r: &Row<'_>) -> rusqlite::Result<CouponTemplateRecord> {
+    Ok(CouponTemplateRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        rule: r.get(2)?,
+        quota: r.get(3)?,
+        issued: r.get(4)?,
+        per_user_limit: r.get(5)?,
+        valid_from: r.get(6)?,
+        valid_until: r.get(7)?,
+        valid_days: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn coupon_row(r: &Row<'_>) -> rusqlite::Result<CouponRecord> {
+    Ok(CouponRecord {
+        code: r.get(0)?,
+        template_id: r.get(1)?,
+        user_id: r.get(2)?,
+        claim_key: r.get(3)?,
+        claimed_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        state: r.get(6)?,
+        order_id: r.get(7)?,
+        redeemed_at: r.get(8)?,
     })
 }
 

@@ -768,6 +768,177 @@ async fn tags_segments_and_snapshots_round_trip(h: Harness) {
     assert!(!s.delete_segment("vip".into()).await.unwrap_or(true));
 }
 
+fn template(id: &str, quota: Option<i64>, per_user_limit: i64) -> CouponTemplateRecord {
+    CouponTemplateRecord {
+        id: id.into(),
+        name: "满100减10".into(),
+        rule: r#"{"type":"fixed","amount":1000,"threshold":10000}"#.into(),
+        quota,
+        issued: 0,
+        per_user_limit,
+        valid_from: None,
+        valid_until: None,
+        valid_days: Some(7),
+        created_at: NOW,
+    }
+}
+
+async fn coupon_quota_holds_under_a_thousand_concurrent_claims(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    assert!(s
+        .create_coupon_template(template("hot", Some(100), 1))
+        .await
+        .unwrap_or(false));
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.claim_coupon(
+                "hot".into(),
+                format!("u{i}"),
+                format!("k{i}"),
+                format!("C{i:06}"),
+                NOW,
+            )
+            .await
+        }));
+    }
+    let (mut won, mut sold_out) = (0, 0);
+    for t in tasks {
+        match t.await {
+            Ok(Ok(Claimed::New(_))) => won += 1,
+            Ok(Err(Error::Conflict(m))) if m.contains("sold out") => sold_out += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((won, sold_out), (100, 900));
+    let t = s.coupon_template("hot".into()).await.ok().flatten();
+    assert_eq!(t.map(|t| t.issued), Some(100));
+}
+
+async fn coupon_claims_are_idempotent_and_limited_per_user(h: Harness) {
+    let s = &h.store;
+    s.create_coupon_template(template("t", None, 2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = s
+        .claim_coupon("t".into(), "u1".into(), "a".into(), "CODE-A".into(), NOW)
+        .await;
+    let Ok(Claimed::New(c)) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(c.expires_at, Some(NOW + 7 * 86_400_000));
+    let again = s
+        .claim_coupon("t".into(), "u1".into(), "a".into(), "CODE-X".into(), NOW)
+        .await;
+    assert!(
+        matches!(again, Ok(Claimed::Duplicate(ref d)) if d.code == "CODE-A"),
+        "{again:?}"
+    );
+    let stolen = s
+        .claim_coupon("t".into(), "u2".into(), "a".into(), "CODE-Y".into(), NOW)
+        .await;
+    assert!(matches!(stolen, Err(Error::Conflict(_))), "{stolen:?}");
+    assert!(matches!(
+        s.claim_coupon("t".into(), "u1".into(), "b".into(), "CODE-B".into(), NOW)
+            .await,
+        Ok(Claimed::New(_))
+    ));
+    let third = s
+        .claim_coupon("t".into(), "u1".into(), "c".into(), "CODE-C".into(), NOW)
+        .await;
+    assert!(
+        matches!(third, Err(Error::Conflict(ref m)) if m.contains("most coupons")),
+        "{third:?}"
+    );
+    assert_eq!(
+        s.coupon_template("t".into())
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.issued),
+        Some(2),
+        "a refused claim takes no quota"
+    );
+    assert!(matches!(
+        s.claim_coupon("none".into(), "u1".into(), "a".into(), "Z".into(), NOW)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+async fn a_coupon_is_redeemed_once_under_concurrent_attempts(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    s.create_coupon_template(template("t", None, 1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.claim_coupon("t".into(), "u1".into(), "k".into(), "ONCE".into(), NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.redeem_coupon("ONCE".into(), "u1".into(), format!("order-{i}"), NOW + 1)
+                .await
+        }));
+    }
+    let mut new = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(Redeemed::New)) => new += 1,
+            Ok(Err(Error::Conflict(_))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(new, 1, "one order gets the coupon");
+    let c = s
+        .coupon("ONCE".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no coupon"));
+    let order = c.order_id.clone().unwrap_or_default();
+    assert_eq!(
+        s.redeem_coupon("ONCE".into(), "u1".into(), order.clone(), NOW + 2)
+            .await
+            .ok(),
+        Some(Redeemed::Duplicate),
+        "the same order again is a duplicate"
+    );
+    assert!(matches!(
+        s.redeem_coupon("ONCE".into(), "u2".into(), "x".into(), NOW)
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    // The order is cancelled: the coupon comes back once, and can be used again.
+    assert!(s
+        .release_coupon("ONCE".into(), order.clone(), NOW + 3)
+        .await
+        .unwrap_or(false));
+    assert!(!s
+        .release_coupon("ONCE".into(), order, NOW + 3)
+        .await
+        .unwrap_or(true));
+    assert_eq!(
+        s.redeem_coupon("ONCE".into(), "u1".into(), "later".into(), NOW + 4)
+            .await
+            .ok(),
+        Some(Redeemed::New)
+    );
+    // Expired coupons are refused.
+    s.claim_coupon("t".into(), "u9".into(), "k9".into(), "OLD".into(), NOW)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let late = s
+        .redeem_coupon("OLD".into(), "u9".into(), "o".into(), NOW + 8 * 86_400_000)
+        .await;
+    assert!(
+        matches!(late, Err(Error::Conflict(ref m)) if m.contains("expired")),
+        "{late:?}"
+    );
+}
+
 async fn migrations_are_repeatable(h: Harness) {
     h.store
         .migrate()
@@ -791,8 +962,12 @@ macro_rules! suite {
 suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
-    audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip);
+    audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
+    coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
+    a_coupon_is_redeemed_once_under_concurrent_attempts);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
-    audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip);
+    audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
+    coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
+    a_coupon_is_redeemed_once_under_concurrent_attempts);

@@ -3,11 +3,13 @@
 //! - [`ingest`]: events, users, products, stores, orders, refunds (scope `ingest`).
 //! - [`customers`]: customer look-up, ID-Mapping, erasure (scopes `read`, `ingest`, `admin`).
 //! - [`audience`]: profiles, tags, segments, discovery (scopes `read` and `admin`).
+//! - [`coupons`]: templates, claims, redemptions (scopes `admin`, `ingest`, `read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
 
 pub mod admin;
 pub mod audience;
+pub mod coupons;
 pub mod customers;
 pub mod ingest;
 pub mod pricing;
@@ -59,6 +61,12 @@ pub fn api_v1() -> Router<AppState> {
         .route("/discover", post(audience::discover))
         .route("/audience/rebuild", post(audience::rebuild))
         .route("/pricing/quote", post(pricing::quote))
+        .route("/coupon-templates", post(coupons::create_template))
+        .route("/coupon-templates/{id}", get(coupons::get_template))
+        .route("/coupon-templates/{id}/claims", post(coupons::claim))
+        .route("/coupons/{code}", get(coupons::get_coupon))
+        .route("/coupons/{code}/redeem", post(coupons::redeem))
+        .route("/coupons/{code}/release", post(coupons::release))
         .route("/stats", get(admin::stats))
         .route("/openapi.json", get(admin::openapi))
 }

@@ -1,0 +1,303 @@
+//! Coupons: templates (scope `admin`), claims and redemptions (scope `ingest`, called by the
+//! shop's backend for its customers), and look-up (scope `read`). Every write is idempotent by a
+//! key the caller gives: the template id, the claim key, the order id.
+
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Caller};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shopgrowth_core::time::Timestamp;
+use shopgrowth_core::FieldError;
+use shopgrowth_store::records::{Claimed, CouponRecord, CouponTemplateRecord, Redeemed};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    pub id: String,
+    pub name: String,
+    /// What the coupon gives, as a pricing rule: `{"type": "threshold", "tiers": [{"threshold":
+    /// 10000, "off": 1000}]}` (满100减10), `{"type": "percent_off", "percent_bp": 1500, "cap": 3000}`, …
+    #[schema(value_type = Object)]
+    pub rule: shopgrowth_promo::pricing::Rule,
+    /// Coupons that may be issued in all; none for no limit.
+    #[serde(default)]
+    pub quota: Option<i64>,
+    #[serde(default = "one")]
+    pub per_user_limit: i64,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub valid_from: Option<Timestamp>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub valid_until: Option<Timestamp>,
+    /// Days a coupon stays valid after it is claimed.
+    #[serde(default)]
+    pub valid_days: Option<i64>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateView {
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub rule: serde_json::Value,
+    pub quota: Option<i64>,
+    pub issued: i64,
+    pub per_user_limit: i64,
+}
+
+impl From<CouponTemplateRecord> for TemplateView {
+    fn from(t: CouponTemplateRecord) -> Self {
+        TemplateView {
+            id: t.id,
+            name: t.name,
+            rule: serde_json::from_str(&t.rule).unwrap_or(serde_json::Value::Null),
+            quota: t.quota,
+            issued: t.issued,
+            per_user_limit: t.per_user_limit,
+        }
+    }
+}
+
+/// Create a coupon template. The id is the idempotency key: the same id again changes nothing.
+#[utoipa::path(post, path = "/api/v1/coupon-templates", tag = "promotions", request_body = TemplateRequest,
+    security(("api_key" = [])),
+    responses((status = 201, body = TemplateView), (status = 200, description = "already exists", body = TemplateView),
+        (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn create_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<TemplateRequest>,
+) -> ApiResult<(StatusCode, Json<TemplateView>)> {
+    caller.require(Scope::Admin)?;
+    let mut errors = Vec::new();
+    if req.id.trim().is_empty() || req.id.len() > 100 {
+        errors.push(FieldError::new("id", "1 to 100 characters"));
+    }
+    if req.quota.is_some_and(|q| q < 0) {
+        errors.push(FieldError::new("quota", "must not be negative"));
+    }
+    if req.per_user_limit < 1 {
+        errors.push(FieldError::new("per_user_limit", "must be at least 1"));
+    }
+    if req.valid_days.is_some_and(|d| d < 1) {
+        errors.push(FieldError::new("valid_days", "must be at least 1"));
+    }
+    if let (Some(f), Some(u)) = (req.valid_from, req.valid_until) {
+        if u <= f {
+            errors.push(FieldError::new("valid_until", "must be after valid_from"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(
+            "the coupon template is not valid",
+            errors,
+        ));
+    }
+    let record = CouponTemplateRecord {
+        id: req.id.clone(),
+        name: req.name,
+        rule: serde_json::to_string(&req.rule).map_err(|e| ApiError::Internal(e.to_string()))?,
+        quota: req.quota,
+        issued: 0,
+        per_user_limit: req.per_user_limit,
+        valid_from: req.valid_from.map(|t| t.0),
+        valid_until: req.valid_until.map(|t| t.0),
+        valid_days: req.valid_days,
+        created_at: Timestamp::now().0,
+    };
+    let created = state.store.create_coupon_template(record).await?;
+    let stored = state
+        .store
+        .coupon_template(req.id.clone())
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("template {:?} vanished", req.id)))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(stored.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/coupon-templates/{id}", tag = "promotions",
+    params(("id" = String, Path, description = "the template")), security(("api_key" = [])),
+    responses((status = 200, body = TemplateView), (status = 404, body = Problem)))]
+pub async fn get_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateView>> {
+    caller.require(Scope::Read)?;
+    let t = state
+        .store
+        .coupon_template(id.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no coupon template {id:?}")))?;
+    Ok(Json(t.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub user_id: String,
+    /// The caller's idempotency key for this claim (e.g. the request id of the coupon-centre click).
+    pub claim_key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CouponView {
+    pub code: String,
+    pub template_id: String,
+    pub user_id: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+impl From<CouponRecord> for CouponView {
+    fn from(c: CouponRecord) -> Self {
+        CouponView {
+            code: c.code,
+            template_id: c.template_id,
+            user_id: c.user_id,
+            state: c.state,
+            expires_at: c.expires_at.map(|t| Timestamp(t).to_rfc3339()),
+            order_id: c.order_id,
+        }
+    }
+}
+
+/// Claim a coupon for a user: never beyond the template's quota or the user's limit, also under
+/// concurrent claims (409 when sold out or at the limit). The same claim key returns the same
+/// coupon (200).
+#[utoipa::path(post, path = "/api/v1/coupon-templates/{id}/claims", tag = "promotions", request_body = ClaimRequest,
+    params(("id" = String, Path, description = "the template")), security(("api_key" = [])),
+    responses((status = 201, body = CouponView), (status = 200, description = "the same claim again", body = CouponView),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ClaimRequest>,
+) -> ApiResult<(StatusCode, Json<CouponView>)> {
+    caller.require(Scope::Ingest)?;
+    if req.user_id.trim().is_empty() || req.claim_key.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "a claim needs a user and a claim key",
+            vec![
+                FieldError::new("user_id", "required"),
+                FieldError::new("claim_key", "required"),
+            ],
+        ));
+    }
+    let code = shopgrowth_promo::coupon_code(&mut rand::rng());
+    match state
+        .store
+        .claim_coupon(id, req.user_id, req.claim_key, code, Timestamp::now().0)
+        .await?
+    {
+        Claimed::New(c) => Ok((StatusCode::CREATED, Json(c.into()))),
+        Claimed::Duplicate(c) => Ok((StatusCode::OK, Json(c.into()))),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    pub user_id: String,
+    /// The order using the coupon: the idempotency key.
+    pub order_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedeemResult {
+    pub code: String,
+    /// `redeemed`, or `duplicate` when this order had already redeemed it.
+    pub status: &'static str,
+}
+
+/// Redeem a coupon for an order: once, also under concurrent attempts (409 for another order, an
+/// expired coupon or another user's).
+#[utoipa::path(post, path = "/api/v1/coupons/{code}/redeem", tag = "promotions", request_body = RedeemRequest,
+    params(("code" = String, Path, description = "the coupon code")), security(("api_key" = [])),
+    responses((status = 200, body = RedeemResult), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn redeem(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<RedeemRequest>,
+) -> ApiResult<Json<RedeemResult>> {
+    caller.require(Scope::Ingest)?;
+    let outcome = state
+        .store
+        .redeem_coupon(code.clone(), req.user_id, req.order_id, Timestamp::now().0)
+        .await?;
+    Ok(Json(RedeemResult {
+        code,
+        status: match outcome {
+            Redeemed::New => "redeemed",
+            Redeemed::Duplicate => "duplicate",
+        },
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// The order that redeemed it, now cancelled or wholly refunded.
+    pub order_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseResult {
+    pub code: String,
+    /// False when it was not (or no longer) redeemed by that order: releasing twice is harmless.
+    pub released: bool,
+}
+
+/// Give a coupon back from the order that redeemed it.
+#[utoipa::path(post, path = "/api/v1/coupons/{code}/release", tag = "promotions", request_body = ReleaseRequest,
+    params(("code" = String, Path, description = "the coupon code")), security(("api_key" = [])),
+    responses((status = 200, body = ReleaseResult)))]
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<ReleaseRequest>,
+) -> ApiResult<Json<ReleaseResult>> {
+    caller.require(Scope::Ingest)?;
+    let released = state
+        .store
+        .release_coupon(code.clone(), req.order_id, Timestamp::now().0)
+        .await?;
+    Ok(Json(ReleaseResult { code, released }))
+}
+
+#[utoipa::path(get, path = "/api/v1/coupons/{code}", tag = "promotions",
+    params(("code" = String, Path, description = "the coupon code")), security(("api_key" = [])),
+    responses((status = 200, body = CouponView), (status = 404, body = Problem)))]
+pub async fn get_coupon(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<CouponView>> {
+    caller.require(Scope::Read)?;
+    let c = state
+        .store
+        .coupon(code.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no coupon {code:?}")))?;
+    Ok(Json(c.into()))
+}
