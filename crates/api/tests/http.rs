@@ -697,3 +697,148 @@ async fn coupons_are_claimed_within_quota_and_redeemed_once() {
         (StatusCode::BAD_REQUEST, Some("per_user_limit"))
     );
 }
+
+#[tokio::test]
+async fn campaigns_move_through_their_states_and_price_carts_while_live() {
+    let t = test_app().await;
+    let campaign = json!({"id": "double11", "name": "双11 满300减50",
+        "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
+                      "stacking": {"category": {"name": "shop"}}},
+        "segment": "vip"});
+    let (status, c) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(campaign.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, c["state"].as_str(), c["version"].as_i64()),
+        (StatusCode::CREATED, Some("draft"), Some(1)),
+        "{c}"
+    );
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(campaign.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the same id again");
+    let cart = |segments: Value| {
+        json!({"cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 40000}]},
+        "customer": {"segments": segments}})
+        .to_string()
+    };
+    let quote = |body: String| async {
+        t.call("POST", "/api/v1/pricing/quote", Some(&t.read), Some(body))
+            .await
+            .1
+    };
+    assert_eq!(
+        quote(cart(json!(["vip"]))).await["discount"],
+        0,
+        "a draft prices nothing"
+    );
+    let go = |to: &str| json!({"to": to}).to_string();
+    let (status, c) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns/double11/transition",
+            Some(&t.admin),
+            Some(go("running")),
+        )
+        .await;
+    assert_eq!(
+        (status, c["effective_state"].as_str()),
+        (StatusCode::OK, Some("running")),
+        "{c}"
+    );
+    assert_eq!(quote(cart(json!(["vip"]))).await["discount"], 5000);
+    let q = quote(cart(json!([]))).await;
+    assert_eq!(
+        (q["discount"].as_i64(), q["not_applied"][0]["code"].as_str()),
+        (Some(0), Some("audience")),
+        "only the segment"
+    );
+    // Editing a running campaign: the version the editor saw, and the change is recorded.
+    let mut edit = campaign.clone();
+    edit.as_object_mut().map(|o| o.remove("id"));
+    edit["version"] = json!(1);
+    edit["promotion"]["rule"]["tiers"][0]["off"] = json!(6000);
+    let (status, _) = t
+        .call(
+            "PUT",
+            "/api/v1/campaigns/double11",
+            Some(&t.admin),
+            Some(edit.to_string()),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "version 1 is stale after the start"
+    );
+    edit["version"] = json!(2);
+    let (status, c) = t
+        .call(
+            "PUT",
+            "/api/v1/campaigns/double11",
+            Some(&t.admin),
+            Some(edit.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, c["version"].as_i64()),
+        (StatusCode::OK, Some(3)),
+        "{c}"
+    );
+    assert_eq!(quote(cart(json!(["vip"]))).await["discount"], 6000);
+    let (_, full) = t
+        .call("GET", "/api/v1/campaigns/double11", Some(&t.read), None)
+        .await;
+    let changes = full["changes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(changes.len(), 3, "{full}");
+    let edited = &changes[2]["change"];
+    assert_eq!(
+        (edited["action"].as_str(), edited["while"].as_str()),
+        (Some("edited"), Some("running"))
+    );
+    assert_eq!(
+        edited["fields"]["promotion"]["from"]["rule"]["tiers"][0]["off"],
+        5000
+    );
+    // Pause, resume, end; ended is final.
+    for (to, code) in [
+        ("paused", StatusCode::OK),
+        ("running", StatusCode::OK),
+        ("ended", StatusCode::OK),
+        ("running", StatusCode::CONFLICT),
+    ] {
+        let (status, body) = t
+            .call(
+                "POST",
+                "/api/v1/campaigns/double11/transition",
+                Some(&t.admin),
+                Some(go(to)),
+            )
+            .await;
+        assert_eq!(status, code, "{to}: {body}");
+    }
+    assert_eq!(
+        quote(cart(json!(["vip"]))).await["discount"],
+        0,
+        "ended prices nothing"
+    );
+    let (status, problem) = t.call("POST", "/api/v1/campaigns", Some(&t.admin),
+        Some(json!({"id": "bad", "name": "x", "promotion": {"rule": {"type": "nope"}, "stacking": "exclusive"}}).to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        problem["errors"][0]["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("promotion")),
+        "{problem}"
+    );
+}

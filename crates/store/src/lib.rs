@@ -306,6 +306,48 @@ impl Store {
         dispatch!(self.coupon(code))
     }
 
+    /// Stores a new campaign as a draft, recording `change`; false if the id exists.
+    pub async fn create_campaign(&self, campaign: CampaignRecord, change: String) -> Result<bool> {
+        dispatch!(self.create_campaign(campaign, change))
+    }
+
+    pub async fn campaign(&self, id: String) -> Result<Option<CampaignRecord>> {
+        dispatch!(self.campaign(id))
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+        dispatch!(self.campaigns())
+    }
+
+    /// Edits a campaign that is still at `version` and not ended (else a conflict), recording
+    /// `change`.
+    pub async fn edit_campaign(
+        &self,
+        campaign: CampaignRecord,
+        version: i64,
+        change: String,
+        now: i64,
+    ) -> Result<CampaignRecord> {
+        dispatch!(self.edit_campaign(campaign, version, change, now))
+    }
+
+    /// Moves a campaign to `to` if its state is one of `from` (else a conflict), recording `change`.
+    pub async fn transition_campaign(
+        &self,
+        id: String,
+        to: &'static str,
+        from: &'static [&'static str],
+        change: String,
+        now: i64,
+    ) -> Result<CampaignRecord> {
+        dispatch!(self.transition_campaign(id, to, from, change, now))
+    }
+
+    /// Every recorded change of a campaign, oldest first.
+    pub async fn campaign_changes(&self, id: String) -> Result<Vec<CampaignChange>> {
+        dispatch!(self.campaign_changes(id))
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         dispatch!(self.events_present(ids))

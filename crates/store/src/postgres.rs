@@ -1089,6 +1089,143 @@ impl PgStore {
         row.as_ref().map(pg_coupon_row).transpose()
     }
 
+    pub async fn create_campaign(&self, c: CampaignRecord, change: String) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let created = sqlx::query(INSERT_CAMPAIGN)
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.promotion)
+            .bind(c.starts_at)
+            .bind(c.ends_at)
+            .bind(&c.segment)
+            .bind(c.budget)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if created {
+            sqlx::query(INSERT_CAMPAIGN_CHANGE)
+                .bind(&c.id)
+                .bind(&change)
+                .bind(c.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn campaign_in(tx: &mut Tx, id: &str) -> Result<Option<CampaignRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.as_ref().map(pg_campaign_row).transpose()
+    }
+
+    pub async fn campaign(&self, id: String) -> Result<Option<CampaignRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pg_campaign_row).transpose()
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pg_campaign_row).collect()
+    }
+
+    pub async fn edit_campaign(
+        &self,
+        c: CampaignRecord,
+        version: i64,
+        change: String,
+        now: i64,
+    ) -> Result<CampaignRecord> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(EDIT_CAMPAIGN)
+            .bind(&c.id)
+            .bind(version)
+            .bind(&c.name)
+            .bind(&c.promotion)
+            .bind(c.starts_at)
+            .bind(c.ends_at)
+            .bind(&c.segment)
+            .bind(c.budget)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            sqlx::query(INSERT_CAMPAIGN_CHANGE)
+                .bind(&c.id)
+                .bind(&change)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let stored = Self::campaign_in(&mut tx, &c.id).await?;
+        tx.commit().await?;
+        edit_outcome(done, stored, &c.id, version)
+    }
+
+    pub async fn transition_campaign(
+        &self,
+        id: String,
+        to: &'static str,
+        from: &'static [&'static str],
+        change: String,
+        now: i64,
+    ) -> Result<CampaignRecord> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(&transition_sql(from))
+            .bind(&id)
+            .bind(to)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            sqlx::query(INSERT_CAMPAIGN_CHANGE)
+                .bind(&id)
+                .bind(&change)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let stored = Self::campaign_in(&mut tx, &id).await?;
+        tx.commit().await?;
+        transition_outcome(done, stored, &id, to)
+    }
+
+    pub async fn campaign_changes(&self, id: String) -> Result<Vec<CampaignChange>> {
+        let rows = sqlx::query(CAMPAIGN_CHANGES)
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CampaignChange {
+                    version: r.try_get(0)?,
+                    change: r.try_get(1)?,
+                    at: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")
@@ -1442,5 +1579,22 @@ fn pg_coupon_row(r: &sqlx::postgres::PgRow) -> Result<CouponRecord> {
         state: r.try_get(6)?,
         order_id: r.try_get(7)?,
         redeemed_at: r.try_get(8)?,
+    })
+}
+
+fn pg_campaign_row(r: &sqlx::postgres::PgRow) -> Result<CampaignRecord> {
+    Ok(CampaignRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        state: r.try_get(2)?,
+        promotion: r.try_get(3)?,
+        starts_at: r.try_get(4)?,
+        ends_at: r.try_get(5)?,
+        segment: r.try_get(6)?,
+        budget: r.try_get(7)?,
+        spent: r.try_get(8)?,
+        version: r.try_get(9)?,
+        created_at: r.try_get(10)?,
+        updated_at: r.try_get(11)?,
     })
 }

@@ -411,3 +411,32 @@ pub const RELEASE_COUPON: &str = "UPDATE coupons SET state = 'claimed', order_id
 pub const INSERT_COUPON_EVENT: &str =
     "INSERT INTO coupon_events (code, template_id, user_id, kind, \
      order_id, at) SELECT code, template_id, user_id, $2, $3, $4 FROM coupons WHERE code = $1";
+
+pub const CAMPAIGN_COLUMNS: &str =
+    "id, name, state, promotion, starts_at, ends_at, segment, budget, \
+     spent, version, created_at, updated_at";
+pub const INSERT_CAMPAIGN: &str = "INSERT INTO campaigns (id, name, state, promotion, starts_at, \
+     ends_at, segment, budget, created_at, updated_at) VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $8) \
+     ON CONFLICT (id) DO NOTHING";
+/// An edit applies only to the version the editor saw, and never to an ended campaign.
+pub const EDIT_CAMPAIGN: &str = "UPDATE campaigns SET name = $3, promotion = $4, starts_at = $5, \
+     ends_at = $6, segment = $7, budget = $8, version = version + 1, updated_at = $9 \
+     WHERE id = $1 AND version = $2 AND state <> 'ended'";
+/// A transition applies only from the states it is allowed from.
+pub const TRANSITION_CAMPAIGN: &str = "UPDATE campaigns SET state = $2, version = version + 1, \
+     updated_at = $3 WHERE id = $1 AND state = ANY_OF_STATES";
+pub const INSERT_CAMPAIGN_CHANGE: &str =
+    "INSERT INTO campaign_changes (campaign_id, version, change, at) \
+     SELECT id, version, $2, $3 FROM campaigns WHERE id = $1";
+pub const CAMPAIGN_CHANGES: &str =
+    "SELECT version, change, at FROM campaign_changes WHERE campaign_id = $1 ORDER BY id";
+
+/// The transition statement for a set of allowed source states (fixed strings, never input).
+pub fn transition_sql(from: &[&str]) -> String {
+    let list = from
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    TRANSITION_CAMPAIGN.replace("= ANY_OF_STATES", &format!("IN ({list})"))
+}

@@ -463,3 +463,71 @@ pub(crate) fn repeated_claim(existing: CouponRecord, user_id: &str) -> crate::Re
         )))
     }
 }
+
+/// A campaign as stored; `promotion` is the promotion's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignRecord {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub promotion: String,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub segment: Option<String>,
+    pub budget: Option<i64>,
+    pub spent: i64,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One recorded change of a campaign: what changed (JSON), the version it made, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignChange {
+    pub version: i64,
+    pub change: String,
+    pub at: i64,
+}
+
+/// The result of a conditional edit: the stored campaign, or why nothing was written.
+pub(crate) fn edit_outcome(
+    done: bool,
+    stored: Option<CampaignRecord>,
+    id: &str,
+    version: i64,
+) -> crate::Result<CampaignRecord> {
+    match stored {
+        None => Err(crate::Error::NotFound {
+            entity: "campaign",
+            id: id.to_owned(),
+        }),
+        Some(c) if done => Ok(c),
+        Some(c) if c.state == "ended" => {
+            Err(crate::Error::Conflict(format!("campaign {id:?} has ended")))
+        }
+        Some(c) => Err(crate::Error::Conflict(format!(
+            "campaign {id:?} is at version {}, not {version}: reload it and edit again",
+            c.version
+        ))),
+    }
+}
+
+/// The result of a conditional transition: the stored campaign, or why it could not move.
+pub(crate) fn transition_outcome(
+    done: bool,
+    stored: Option<CampaignRecord>,
+    id: &str,
+    to: &str,
+) -> crate::Result<CampaignRecord> {
+    match stored {
+        None => Err(crate::Error::NotFound {
+            entity: "campaign",
+            id: id.to_owned(),
+        }),
+        Some(c) if done => Ok(c),
+        Some(c) => Err(crate::Error::Conflict(format!(
+            "campaign {id:?} is {} and cannot become {to}",
+            c.state
+        ))),
+    }
+}

@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coupons",
         include_str!("../migrations/sqlite/0003_coupons.sql"),
     ),
+    (
+        4,
+        "campaigns",
+        include_str!("../migrations/sqlite/0004_campaigns.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1166,6 +1171,136 @@ impl SqliteStore {
         .await
     }
 
+    /// Stores a new campaign as a draft (recording its creation); false if the id exists.
+    pub async fn create_campaign(&self, c: CampaignRecord, change: String) -> Result<bool> {
+        self.write(move |conn| {
+            let created = conn.execute(
+                &lite(INSERT_CAMPAIGN),
+                params![
+                    c.id,
+                    c.name,
+                    c.promotion,
+                    c.starts_at,
+                    c.ends_at,
+                    c.segment,
+                    c.budget,
+                    c.created_at
+                ],
+            )? == 1;
+            if created {
+                conn.execute(
+                    &lite(INSERT_CAMPAIGN_CHANGE),
+                    params![c.id, change, c.created_at],
+                )?;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    pub async fn campaign(&self, id: String) -> Result<Option<CampaignRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1"),
+                    [id],
+                    campaign_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([], campaign_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// Edits a campaign if it is still at `version` and not ended, recording the change.
+    pub async fn edit_campaign(
+        &self,
+        c: CampaignRecord,
+        version: i64,
+        change: String,
+        now: i64,
+    ) -> Result<CampaignRecord> {
+        self.write(move |conn| {
+            let done = conn.execute(
+                &lite(EDIT_CAMPAIGN),
+                params![
+                    c.id,
+                    version,
+                    c.name,
+                    c.promotion,
+                    c.starts_at,
+                    c.ends_at,
+                    c.segment,
+                    c.budget,
+                    now
+                ],
+            )? == 1;
+            if done {
+                conn.execute(&lite(INSERT_CAMPAIGN_CHANGE), params![c.id, change, now])?;
+            }
+            let stored = conn
+                .query_row(
+                    &format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1"),
+                    [&c.id],
+                    campaign_row,
+                )
+                .optional()?;
+            edit_outcome(done, stored, &c.id, version)
+        })
+        .await
+    }
+
+    /// Moves a campaign to `to` if it is in one of `from`, recording the change.
+    pub async fn transition_campaign(
+        &self,
+        id: String,
+        to: &'static str,
+        from: &'static [&'static str],
+        change: String,
+        now: i64,
+    ) -> Result<CampaignRecord> {
+        self.write(move |conn| {
+            let done = conn.execute(&lite(&transition_sql(from)), params![id, to, now])? == 1;
+            if done {
+                conn.execute(&lite(INSERT_CAMPAIGN_CHANGE), params![id, change, now])?;
+            }
+            let stored = conn
+                .query_row(
+                    &format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1"),
+                    [&id],
+                    campaign_row,
+                )
+                .optional()?;
+            transition_outcome(done, stored, &id, to)
+        })
+        .await
+    }
+
+    pub async fn campaign_changes(&self, id: String) -> Result<Vec<CampaignChange>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(&lite(CAMPAIGN_CHANGES))?;
+            let rows = stmt.query_map([id], |r| {
+                Ok(CampaignChange {
+                    version: r.get(0)?,
+                    change: r.get(1)?,
+                    at: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         self.read(move |conn| {
@@ -1536,6 +1671,23 @@ fn line_row(r: &Row<'_>) -> rusqlite::Result<OrderLine> {
         unit_price: r.get(2)?,
         discount: r.get(3)?,
         title: r.get(4)?,
+    })
+}
+
+fn campaign_row(r: &Row<'_>) -> rusqlite::Result<CampaignRecord> {
+    Ok(CampaignRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        promotion: r.get(3)?,
+        starts_at: r.get(4)?,
+        ends_at: r.get(5)?,
+        segment: r.get(6)?,
+        budget: r.get(7)?,
+        spent: r.get(8)?,
+        version: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
     })
 }
 

@@ -939,6 +939,97 @@ async fn a_coupon_is_redeemed_once_under_concurrent_attempts(h: Harness) {
     );
 }
 
+async fn campaigns_change_only_by_conditional_writes(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let c = CampaignRecord {
+        id: "c1".into(),
+        name: "满300减40".into(),
+        state: "draft".into(),
+        promotion: "{}".into(),
+        starts_at: None,
+        ends_at: None,
+        segment: None,
+        budget: Some(100_000),
+        spent: 0,
+        version: 1,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    assert!(s
+        .create_campaign(c.clone(), "{}".into())
+        .await
+        .unwrap_or(false));
+    assert!(!s
+        .create_campaign(c.clone(), "{}".into())
+        .await
+        .unwrap_or(true));
+    // Ten editors holding version 1: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (s, mut c) = (std::sync::Arc::clone(&s), c.clone());
+        c.name = format!("edit {i}");
+        tasks.push(tokio::spawn(async move {
+            s.edit_campaign(c, 1, "{}".into(), NOW + 1).await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(_)) => won += 1,
+            Ok(Err(Error::Conflict(m))) => assert!(m.contains("version"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let running = s
+        .transition_campaign(
+            "c1".into(),
+            "running",
+            &["draft", "scheduled", "paused"],
+            "{}".into(),
+            NOW + 2,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((running.state.as_str(), running.version), ("running", 3));
+    let again = s
+        .transition_campaign(
+            "c1".into(),
+            "running",
+            &["draft", "scheduled", "paused"],
+            "{}".into(),
+            NOW + 3,
+        )
+        .await;
+    assert!(
+        matches!(again, Err(Error::Conflict(ref m)) if m.contains("is running")),
+        "{again:?}"
+    );
+    s.transition_campaign(
+        "c1".into(),
+        "ended",
+        &["draft", "scheduled", "running", "paused"],
+        "{}".into(),
+        NOW + 4,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let late = s.edit_campaign(c.clone(), 4, "{}".into(), NOW + 5).await;
+    assert!(
+        matches!(late, Err(Error::Conflict(ref m)) if m.contains("ended")),
+        "{late:?}"
+    );
+    assert_eq!(
+        s.campaign_changes("c1".into()).await.map(|v| v.len()).ok(),
+        Some(4)
+    );
+    assert!(matches!(
+        s.transition_campaign("none".into(), "ended", &["draft"], "{}".into(), NOW)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
 async fn migrations_are_repeatable(h: Harness) {
     h.store
         .migrate()
@@ -964,10 +1055,10 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
-    a_coupon_is_redeemed_once_under_concurrent_attempts);
+    a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
-    a_coupon_is_redeemed_once_under_concurrent_attempts);
+    a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes);

@@ -3,12 +3,14 @@
 //! - [`ingest`]: events, users, products, stores, orders, refunds (scope `ingest`).
 //! - [`customers`]: customer look-up, ID-Mapping, erasure (scopes `read`, `ingest`, `admin`).
 //! - [`audience`]: profiles, tags, segments, discovery (scopes `read` and `admin`).
+//! - [`campaigns`]: campaigns and their state machine (scopes `admin`, `read`).
 //! - [`coupons`]: templates, claims, redemptions (scopes `admin`, `ingest`, `read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
 
 pub mod admin;
 pub mod audience;
+pub mod campaigns;
 pub mod coupons;
 pub mod customers;
 pub mod ingest;
@@ -61,6 +63,9 @@ pub fn api_v1() -> Router<AppState> {
         .route("/discover", post(audience::discover))
         .route("/audience/rebuild", post(audience::rebuild))
         .route("/pricing/quote", post(pricing::quote))
+        .route("/campaigns", post(campaigns::create).get(campaigns::list))
+        .route("/campaigns/{id}", get(campaigns::get).put(campaigns::edit))
+        .route("/campaigns/{id}/transition", post(campaigns::transition))
         .route("/coupon-templates", post(coupons::create_template))
         .route("/coupon-templates/{id}", get(coupons::get_template))
         .route("/coupon-templates/{id}/claims", post(coupons::claim))

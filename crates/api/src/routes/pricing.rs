@@ -24,9 +24,14 @@ pub struct QuoteRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub customer: Customer,
-    /// The promotions to consider (rules, scope, stacking, priority, base, audience, code).
-    #[schema(value_type = Vec<Object>)]
-    pub promotions: Vec<Promotion>,
+    /// The promotions to consider (rules, scope, stacking, priority, base, audience, code);
+    /// without it, the campaigns live now.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub promotions: Option<Vec<Promotion>>,
+    /// The customer's user id: adds the saved segments they belong to and their order count.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 fn check(req: &QuoteRequest) -> Vec<FieldError> {
@@ -51,7 +56,11 @@ fn check(req: &QuoteRequest) -> Vec<FieldError> {
     if req.cart.shipping_fee < 0 {
         errors.push(FieldError::new("cart.shipping_fee", "must not be negative"));
     }
-    if req.promotions.len() > MAX_PROMOTIONS {
+    if req
+        .promotions
+        .as_ref()
+        .is_some_and(|p| p.len() > MAX_PROMOTIONS)
+    {
         errors.push(FieldError::new(
             "promotions",
             format!("at most {MAX_PROMOTIONS}"),
@@ -68,7 +77,7 @@ fn check(req: &QuoteRequest) -> Vec<FieldError> {
     responses((status = 200, description = "the quote", body = Object), (status = 400, body = Problem),
         (status = 401, body = Problem)))]
 pub async fn quote(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<QuoteRequest>,
 ) -> ApiResult<Json<Quote>> {
@@ -77,5 +86,23 @@ pub async fn quote(
     if !errors.is_empty() {
         return Err(ApiError::invalid("the cart cannot be priced", errors));
     }
-    Ok(Json(price(&req.cart, &req.customer, &req.promotions)))
+    let mut customer = req.customer.clone();
+    if let Some(user) = &req.user_id {
+        let id = state.audience.customer_of(user);
+        state.audience.read(|a| {
+            if let Some(u) = a.user_index(&id) {
+                for name in a.segment_names() {
+                    if a.segment(&name).is_some_and(|(_, m)| m.contains(u)) {
+                        customer.segments.insert(name);
+                    }
+                }
+                customer.orders = customer.orders.max(a.state(u).sale_orders);
+            }
+        });
+    }
+    let promotions = match req.promotions {
+        Some(p) => p,
+        None => super::campaigns::live_promotions(&state).await?,
+    };
+    Ok(Json(price(&req.cart, &customer, &promotions)))
 }
