@@ -842,3 +842,90 @@ async fn campaigns_move_through_their_states_and_price_carts_while_live() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn flash_sales_reserve_confirm_and_release_over_http() {
+    let t = test_app().await;
+    let now = chrono::Utc::now();
+    let sale = json!({"id": "fs1", "sku": "phone", "price": 99900, "stock": 2, "per_user_limit": 1,
+        "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(), "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        "hold_seconds": 60});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/flash-sales",
+            Some(&t.admin),
+            Some(sale.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["available"].as_i64()),
+        (StatusCode::CREATED, Some(2)),
+        "{body}"
+    );
+    let reserve = |r: &str, u: &str| json!({"reservation_id": r, "user_id": u}).to_string();
+    let path = "/api/v1/flash-sales/fs1/reservations";
+    assert_eq!(
+        t.call("POST", path, Some(&t.ingest), Some(reserve("r1", "u1")))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        t.call("POST", path, Some(&t.ingest), Some(reserve("r1", "u1")))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, body) = t
+        .call("POST", path, Some(&t.ingest), Some(reserve("r2", "u1")))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "one per user: {body}");
+    assert_eq!(
+        t.call("POST", path, Some(&t.ingest), Some(reserve("r3", "u2")))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, body) = t
+        .call("POST", path, Some(&t.ingest), Some(reserve("r4", "u3")))
+        .await;
+    assert_eq!(
+        (
+            status,
+            body["detail"].as_str().map(|d| d.contains("sold out"))
+        ),
+        (StatusCode::CONFLICT, Some(true))
+    );
+    let (_, r) = t
+        .call(
+            "POST",
+            "/api/v1/flash-reservations/r1/confirm",
+            Some(&t.ingest),
+            None,
+        )
+        .await;
+    assert_eq!(r["state"], "confirmed");
+    let (_, r) = t
+        .call(
+            "POST",
+            "/api/v1/flash-reservations/r3/release",
+            Some(&t.ingest),
+            None,
+        )
+        .await;
+    assert_eq!(r["released"], true);
+    let (_, s) = t
+        .call("GET", "/api/v1/flash-sales/fs1", Some(&t.read), None)
+        .await;
+    assert_eq!(
+        (s["taken"].as_i64(), s["available"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        t.call("POST", path, Some(&t.ingest), Some(reserve("r4", "u3")))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+}

@@ -50,6 +50,7 @@ pub async fn serve_store(
         .await
         .context("building profiles, tags and segments")?;
     audience.spawn();
+    shopgrowth_api::routes::flash::spawn_sweeper(Arc::clone(&store));
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "audience ready");
     let state = AppState::new(store, Arc::new(cipher), audience, api);
     let listener = tokio::net::TcpListener::bind(listen)

@@ -348,6 +348,51 @@ impl Store {
         dispatch!(self.campaign_changes(id))
     }
 
+    pub async fn create_flash_sale(&self, sale: FlashSaleRecord) -> Result<bool> {
+        dispatch!(self.create_flash_sale(sale))
+    }
+
+    pub async fn flash_sale(&self, id: String) -> Result<Option<FlashSaleRecord>> {
+        dispatch!(self.flash_sale(id))
+    }
+
+    /// Reserves units of a flash sale: never more than the stock nor the user's limit, also under
+    /// concurrent reservations from several nodes; the reservation id makes it idempotent.
+    pub async fn reserve_flash(
+        &self,
+        sale_id: String,
+        reservation_id: String,
+        user_id: String,
+        quantity: i64,
+        now: i64,
+    ) -> Result<Reserved> {
+        dispatch!(self.reserve_flash(sale_id, reservation_id, user_id, quantity, now))
+    }
+
+    /// Confirms a held reservation; twice is harmless; expired or released is a conflict.
+    pub async fn confirm_flash(
+        &self,
+        reservation_id: String,
+        now: i64,
+    ) -> Result<ReservationRecord> {
+        dispatch!(self.confirm_flash(reservation_id, now))
+    }
+
+    /// Gives a held reservation's units back (given up, or expired when `give_up` is false).
+    pub async fn release_flash(
+        &self,
+        reservation_id: String,
+        give_up: bool,
+        now: i64,
+    ) -> Result<bool> {
+        dispatch!(self.release_flash(reservation_id, give_up, now))
+    }
+
+    /// Returns the units of every reservation whose hold has run out; how many were released.
+    pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
+        dispatch!(self.sweep_flash(now))
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         dispatch!(self.events_present(ids))

@@ -1226,6 +1226,206 @@ impl PgStore {
             .collect()
     }
 
+    pub async fn create_flash_sale(&self, f: FlashSaleRecord) -> Result<bool> {
+        Ok(sqlx::query(INSERT_FLASH_SALE)
+            .bind(&f.id)
+            .bind(&f.sku)
+            .bind(f.price)
+            .bind(f.stock)
+            .bind(f.per_user_limit)
+            .bind(f.starts_at)
+            .bind(f.ends_at)
+            .bind(f.hold_ms)
+            .bind(f.created_at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    pub async fn flash_sale(&self, id: String) -> Result<Option<FlashSaleRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pg_flash_row).transpose()
+    }
+
+    async fn reservation_in(tx: &mut Tx, id: &str) -> Result<Option<ReservationRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.as_ref().map(pg_reservation_row).transpose()
+    }
+
+    /// Reserves units in one transaction: stock and the user's limit by conditional writes (the
+    /// sale's row lock serialises every node's reservations; a refusal rolls both back).
+    pub async fn reserve_flash(
+        &self,
+        sale_id: String,
+        reservation_id: String,
+        user_id: String,
+        quantity: i64,
+        now: i64,
+    ) -> Result<Reserved> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(r) = Self::reservation_in(&mut tx, &reservation_id).await? {
+            return repeated_reservation(r, &sale_id, &user_id);
+        }
+        let taken = sqlx::query(TAKE_FLASH_STOCK)
+            .bind(&sale_id)
+            .bind(quantity)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        let row = sqlx::query(&format!(
+            "SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = $1"
+        ))
+        .bind(&sale_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let sale = row
+            .as_ref()
+            .map(pg_flash_row)
+            .transpose()?
+            .ok_or_else(|| Error::NotFound {
+                entity: "flash sale",
+                id: sale_id.clone(),
+            })?;
+        if !taken {
+            return Err(flash_refusal(&sale, now));
+        }
+        if sqlx::query(TAKE_FLASH_USER)
+            .bind(&sale_id)
+            .bind(&user_id)
+            .bind(quantity)
+            .bind(sale.per_user_limit)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 0
+        {
+            return Err(Error::Conflict(format!(
+                "user {user_id:?} may buy at most {} of flash sale {sale_id:?}",
+                sale.per_user_limit
+            )));
+        }
+        let r = ReservationRecord {
+            id: reservation_id,
+            sale_id,
+            user_id,
+            quantity,
+            state: "reserved".into(),
+            expires_at: now.saturating_add(sale.hold_ms),
+            created_at: now,
+        };
+        let inserted = sqlx::query(INSERT_RESERVATION)
+            .bind(&r.id)
+            .bind(&r.sale_id)
+            .bind(&r.user_id)
+            .bind(r.quantity)
+            .bind(r.expires_at)
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await;
+        if let Err(sqlx::Error::Database(e)) = &inserted {
+            if e.is_unique_violation() {
+                // The same reservation id won a race: roll this one back and answer with it.
+                tx.rollback().await?;
+                let mut tx = self.pool.begin().await?;
+                let existing = Self::reservation_in(&mut tx, &r.id).await?;
+                tx.commit().await?;
+                return match existing {
+                    Some(e) => repeated_reservation(e, &r.sale_id, &r.user_id),
+                    None => Err(Error::Conflict(format!(
+                        "reservation {:?} collided; retry",
+                        r.id
+                    ))),
+                };
+            }
+        }
+        inserted?;
+        tx.commit().await?;
+        Ok(Reserved::New(r))
+    }
+
+    pub async fn confirm_flash(
+        &self,
+        reservation_id: String,
+        now: i64,
+    ) -> Result<ReservationRecord> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(CONFIRM_RESERVATION)
+            .bind(&reservation_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let r = Self::reservation_in(&mut tx, &reservation_id).await?;
+        tx.commit().await?;
+        confirmed_or_refused(r, &reservation_id)
+    }
+
+    async fn release_in(tx: &mut Tx, id: &str, give_up: bool, now: i64) -> Result<bool> {
+        let Some(r) = Self::reservation_in(tx, id).await? else {
+            return Ok(false);
+        };
+        let released = sqlx::query(RELEASE_RESERVATION)
+            .bind(id)
+            .bind(now)
+            .bind(give_up)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if released {
+            sqlx::query(RETURN_FLASH_STOCK)
+                .bind(&r.sale_id)
+                .bind(r.quantity)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(RETURN_FLASH_USER)
+                .bind(&r.sale_id)
+                .bind(&r.user_id)
+                .bind(r.quantity)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(released)
+    }
+
+    pub async fn release_flash(
+        &self,
+        reservation_id: String,
+        give_up: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let released = Self::release_in(&mut tx, &reservation_id, give_up, now).await?;
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
+        let ids: Vec<String> = sqlx::query_scalar(EXPIRED_RESERVATIONS)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut released = 0;
+        for id in ids {
+            let mut tx = self.pool.begin().await?;
+            released += usize::from(Self::release_in(&mut tx, &id, false, now).await?);
+            tx.commit().await?;
+        }
+        Ok(released)
+    }
+
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")
@@ -1596,5 +1796,32 @@ fn pg_campaign_row(r: &sqlx::postgres::PgRow) -> Result<CampaignRecord> {
         version: r.try_get(9)?,
         created_at: r.try_get(10)?,
         updated_at: r.try_get(11)?,
+    })
+}
+
+fn pg_flash_row(r: &sqlx::postgres::PgRow) -> Result<FlashSaleRecord> {
+    Ok(FlashSaleRecord {
+        id: r.try_get(0)?,
+        sku: r.try_get(1)?,
+        price: r.try_get(2)?,
+        stock: r.try_get(3)?,
+        taken: r.try_get(4)?,
+        per_user_limit: r.try_get(5)?,
+        starts_at: r.try_get(6)?,
+        ends_at: r.try_get(7)?,
+        hold_ms: r.try_get(8)?,
+        created_at: r.try_get(9)?,
+    })
+}
+
+fn pg_reservation_row(r: &sqlx::postgres::PgRow) -> Result<ReservationRecord> {
+    Ok(ReservationRecord {
+        id: r.try_get(0)?,
+        sale_id: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        quantity: r.try_get(3)?,
+        state: r.try_get(4)?,
+        expires_at: r.try_get(5)?,
+        created_at: r.try_get(6)?,
     })
 }

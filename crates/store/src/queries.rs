@@ -440,3 +440,33 @@ pub fn transition_sql(from: &[&str]) -> String {
         .join(", ");
     TRANSITION_CAMPAIGN.replace("= ANY_OF_STATES", &format!("IN ({list})"))
 }
+
+pub const FLASH_SALE_COLUMNS: &str =
+    "id, sku, price, stock, taken, per_user_limit, starts_at, ends_at, \
+     hold_ms, created_at";
+pub const INSERT_FLASH_SALE: &str =
+    "INSERT INTO flash_sales (id, sku, price, stock, per_user_limit, \
+     starts_at, ends_at, hold_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (id) DO NOTHING";
+pub const RESERVATION_COLUMNS: &str =
+    "id, sale_id, user_id, quantity, state, expires_at, created_at";
+/// Takes units from the stock, only while the sale is open and enough are left: the stock's only
+/// taking write.
+pub const TAKE_FLASH_STOCK: &str = "UPDATE flash_sales SET taken = taken + $2 \
+     WHERE id = $1 AND taken + $2 <= stock AND starts_at <= $3 AND $3 < ends_at";
+pub const TAKE_FLASH_USER: &str = "INSERT INTO flash_sale_users (sale_id, user_id, quantity) \
+     VALUES ($1, $2, $3) ON CONFLICT (sale_id, user_id) DO UPDATE \
+     SET quantity = flash_sale_users.quantity + $3 WHERE flash_sale_users.quantity + $3 <= $4";
+pub const INSERT_RESERVATION: &str =
+    "INSERT INTO flash_reservations (id, sale_id, user_id, quantity, \
+     state, expires_at, created_at) VALUES ($1, $2, $3, $4, 'reserved', $5, $6)";
+pub const CONFIRM_RESERVATION: &str = "UPDATE flash_reservations SET state = 'confirmed' \
+     WHERE id = $1 AND state = 'reserved' AND expires_at > $2";
+/// Releases one reservation that is still held (expired, or given up), returning its units.
+pub const RELEASE_RESERVATION: &str = "UPDATE flash_reservations SET state = 'released' \
+     WHERE id = $1 AND state = 'reserved' AND (expires_at <= $2 OR $3)";
+pub const RETURN_FLASH_STOCK: &str = "UPDATE flash_sales SET taken = taken - $2 WHERE id = $1";
+pub const RETURN_FLASH_USER: &str =
+    "UPDATE flash_sale_users SET quantity = quantity - $3 WHERE sale_id = $1 AND user_id = $2";
+pub const EXPIRED_RESERVATIONS: &str = "SELECT id FROM flash_reservations \
+     WHERE state = 'reserved' AND expires_at <= $1 ORDER BY expires_at LIMIT 1000";

@@ -531,3 +531,87 @@ pub(crate) fn transition_outcome(
         ))),
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlashSaleRecord {
+    pub id: String,
+    pub sku: String,
+    pub price: i64,
+    pub stock: i64,
+    /// Units held by live reservations plus confirmed ones.
+    pub taken: i64,
+    pub per_user_limit: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// How long a reservation holds its units before they return to the stock.
+    pub hold_ms: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRecord {
+    pub id: String,
+    pub sale_id: String,
+    pub user_id: String,
+    pub quantity: i64,
+    /// `reserved`, `confirmed` or `released`.
+    pub state: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// A reservation, new or seen before (its id is the caller's idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    New(ReservationRecord),
+    Duplicate(ReservationRecord),
+}
+
+/// A reservation id seen before: the same reservation for the same user and sale, else a refusal.
+pub(crate) fn repeated_reservation(
+    r: ReservationRecord,
+    sale_id: &str,
+    user_id: &str,
+) -> crate::Result<Reserved> {
+    if r.sale_id == sale_id && r.user_id == user_id {
+        Ok(Reserved::Duplicate(r))
+    } else {
+        Err(crate::Error::Conflict(format!(
+            "reservation id {:?} is already used",
+            r.id
+        )))
+    }
+}
+
+/// Why stock could not be taken: not open, or sold out.
+pub(crate) fn flash_refusal(sale: &FlashSaleRecord, now: i64) -> crate::Error {
+    if now < sale.starts_at {
+        crate::Error::Conflict(format!("flash sale {:?} has not started", sale.id))
+    } else if now >= sale.ends_at {
+        crate::Error::Conflict(format!("flash sale {:?} has ended", sale.id))
+    } else {
+        crate::Error::Conflict(format!("flash sale {:?} is sold out", sale.id))
+    }
+}
+
+/// After a confirming write: the confirmed reservation, or why it cannot be.
+pub(crate) fn confirmed_or_refused(
+    r: Option<ReservationRecord>,
+    id: &str,
+) -> crate::Result<ReservationRecord> {
+    match r {
+        None => Err(crate::Error::NotFound {
+            entity: "reservation",
+            id: id.to_owned(),
+        }),
+        Some(r) if r.state == "confirmed" => Ok(r),
+        Some(r) => Err(crate::Error::Conflict(format!(
+            "reservation {id:?} is {}: its hold ran out and the units went back on sale",
+            if r.state == "released" {
+                "released"
+            } else {
+                "expired"
+            }
+        ))),
+    }
+}

@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaigns",
         include_str!("../migrations/sqlite/0004_campaigns.sql"),
     ),
+    (
+        5,
+        "flash_sales",
+        include_str!("../migrations/sqlite/0005_flash_sales.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1301,6 +1306,159 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn create_flash_sale(&self, f: FlashSaleRecord) -> Result<bool> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                &lite(INSERT_FLASH_SALE),
+                params![
+                    f.id,
+                    f.sku,
+                    f.price,
+                    f.stock,
+                    f.per_user_limit,
+                    f.starts_at,
+                    f.ends_at,
+                    f.hold_ms,
+                    f.created_at
+                ],
+            )? == 1)
+        })
+        .await
+    }
+
+    pub async fn flash_sale(&self, id: String) -> Result<Option<FlashSaleRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = ?1"),
+                    [id],
+                    flash_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Reserves units of a flash sale for a user: stock and the user's limit are taken by
+    /// conditional writes in one savepoint (a refusal undoes both). The reservation id is the
+    /// caller's idempotency key.
+    pub async fn reserve_flash(
+        &self,
+        sale_id: String,
+        reservation_id: String,
+        user_id: String,
+        quantity: i64,
+        now: i64,
+    ) -> Result<Reserved> {
+        self.write(move |conn| {
+            let existing = conn
+                .query_row(
+                    &format!("SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"),
+                    [&reservation_id],
+                    reservation_row,
+                )
+                .optional()?;
+            if let Some(r) = existing {
+                return repeated_reservation(r, &sale_id, &user_id);
+            }
+            let sale = conn
+                .query_row(
+                    &format!("SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = ?1"),
+                    [&sale_id],
+                    flash_row,
+                )
+                .optional()?
+                .ok_or_else(|| Error::NotFound {
+                    entity: "flash sale",
+                    id: sale_id.clone(),
+                })?;
+            if conn.execute(&lite(TAKE_FLASH_STOCK), params![sale_id, quantity, now])? == 0 {
+                return Err(flash_refusal(&sale, now));
+            }
+            if conn.execute(
+                &lite(TAKE_FLASH_USER),
+                params![sale_id, user_id, quantity, sale.per_user_limit],
+            )? == 0
+            {
+                return Err(Error::Conflict(format!(
+                    "user {user_id:?} may buy at most {} of flash sale {sale_id:?}",
+                    sale.per_user_limit
+                )));
+            }
+            let r = ReservationRecord {
+                id: reservation_id,
+                sale_id,
+                user_id,
+                quantity,
+                state: "reserved".into(),
+                expires_at: now.saturating_add(sale.hold_ms),
+                created_at: now,
+            };
+            conn.execute(
+                &lite(INSERT_RESERVATION),
+                params![
+                    r.id,
+                    r.sale_id,
+                    r.user_id,
+                    r.quantity,
+                    r.expires_at,
+                    r.created_at
+                ],
+            )?;
+            Ok(Reserved::New(r))
+        })
+        .await
+    }
+
+    /// Confirms a held reservation (the order is paid); confirming twice is harmless, an expired
+    /// or released one is refused.
+    pub async fn confirm_flash(
+        &self,
+        reservation_id: String,
+        now: i64,
+    ) -> Result<ReservationRecord> {
+        self.write(move |conn| {
+            conn.execute(&lite(CONFIRM_RESERVATION), params![reservation_id, now])?;
+            let r = conn
+                .query_row(
+                    &format!("SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"),
+                    [&reservation_id],
+                    reservation_row,
+                )
+                .optional()?;
+            confirmed_or_refused(r, &reservation_id)
+        })
+        .await
+    }
+
+    /// Releases a held reservation (given up, or expired unless `give_up` is false), returning its
+    /// units to the stock and to the user's limit; false if it was not held.
+    pub async fn release_flash(
+        &self,
+        reservation_id: String,
+        give_up: bool,
+        now: i64,
+    ) -> Result<bool> {
+        self.write(move |conn| release_flash_on(conn, &reservation_id, give_up, now))
+            .await
+    }
+
+    /// Releases every expired reservation; how many.
+    pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
+        self.write(move |conn| {
+            let ids: Vec<String> = conn
+                .prepare(&lite(EXPIRED_RESERVATIONS))?
+                .query_map([now], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut released = 0;
+            for id in ids {
+                released += usize::from(release_flash_on(conn, &id, false, now)?);
+            }
+            Ok(released)
+        })
+        .await
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         self.read(move |conn| {
@@ -1671,6 +1829,53 @@ fn line_row(r: &Row<'_>) -> rusqlite::Result<OrderLine> {
         unit_price: r.get(2)?,
         discount: r.get(3)?,
         title: r.get(4)?,
+    })
+}
+
+fn release_flash_on(conn: &Connection, id: &str, give_up: bool, now: i64) -> Result<bool> {
+    let r = conn
+        .query_row(
+            &format!("SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"),
+            [id],
+            reservation_row,
+        )
+        .optional()?;
+    let Some(r) = r else { return Ok(false) };
+    if conn.execute(&lite(RELEASE_RESERVATION), params![id, now, give_up])? == 0 {
+        return Ok(false);
+    }
+    conn.execute(&lite(RETURN_FLASH_STOCK), params![r.sale_id, r.quantity])?;
+    conn.execute(
+        &lite(RETURN_FLASH_USER),
+        params![r.sale_id, r.user_id, r.quantity],
+    )?;
+    Ok(true)
+}
+
+fn flash_row(r: &Row<'_>) -> rusqlite::Result<FlashSaleRecord> {
+    Ok(FlashSaleRecord {
+        id: r.get(0)?,
+        sku: r.get(1)?,
+        price: r.get(2)?,
+        stock: r.get(3)?,
+        taken: r.get(4)?,
+        per_user_limit: r.get(5)?,
+        starts_at: r.get(6)?,
+        ends_at: r.get(7)?,
+        hold_ms: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn reservation_row(r: &Row<'_>) -> rusqlite::Result<ReservationRecord> {
+    Ok(ReservationRecord {
+        id: r.get(0)?,
+        sale_id: r.get(1)?,
+        user_id: r.get(2)?,
+        quantity: r.get(3)?,
+        state: r.get(4)?,
+        expires_at: r.get(5)?,
+        created_at: r.get(6)?,
     })
 }
 

@@ -1030,6 +1030,110 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
     ));
 }
 
+async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let sale = FlashSaleRecord {
+        id: "fs".into(),
+        sku: "phone".into(),
+        price: 99_900,
+        stock: 100,
+        taken: 0,
+        per_user_limit: 2,
+        starts_at: NOW,
+        ends_at: NOW + 3_600_000,
+        hold_ms: 60_000,
+        created_at: NOW,
+    };
+    assert!(s.create_flash_sale(sale).await.unwrap_or(false));
+    // 1,000 buyers at once for 100 units.
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.reserve_flash("fs".into(), format!("r{i}"), format!("u{i}"), 1, NOW + 1)
+                .await
+        }));
+    }
+    let (mut held, mut refused) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await {
+            Ok(Ok(Reserved::New(r))) => held.push(r.id),
+            Ok(Err(Error::Conflict(m))) if m.contains("sold out") => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((held.len(), refused), (100, 900), "never oversold");
+    let taken = |s: std::sync::Arc<Store>| async move {
+        s.flash_sale("fs".into())
+            .await
+            .ok()
+            .flatten()
+            .map(|f| f.taken)
+    };
+    assert_eq!(taken(s.clone()).await, Some(100));
+    // Half pay in time; the other half's holds run out and their units go back on sale.
+    for id in &held[..50] {
+        let r = s
+            .confirm_flash(id.clone(), NOW + 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.state, "confirmed");
+    }
+    assert!(
+        s.confirm_flash(held[0].clone(), NOW + 3).await.is_ok(),
+        "confirming twice is harmless"
+    );
+    let later = NOW + 1 + 60_000;
+    assert_eq!(s.sweep_flash(later).await.ok(), Some(50));
+    assert_eq!(
+        s.sweep_flash(later).await.ok(),
+        Some(0),
+        "each hold returns once"
+    );
+    assert_eq!(taken(s.clone()).await, Some(50));
+    let late = s.confirm_flash(held[99].clone(), later).await;
+    assert!(
+        matches!(late, Err(Error::Conflict(ref m)) if m.contains("released")),
+        "{late:?}"
+    );
+    // The units are on sale again; the per-user limit counts what a user holds.
+    assert!(matches!(
+        s.reserve_flash("fs".into(), "again".into(), "u99".into(), 2, later)
+            .await,
+        Ok(Reserved::New(_))
+    ));
+    let over = s
+        .reserve_flash("fs".into(), "more".into(), "u99".into(), 1, later)
+        .await;
+    assert!(
+        matches!(over, Err(Error::Conflict(ref m)) if m.contains("at most 2")),
+        "{over:?}"
+    );
+    assert!(matches!(
+        s.reserve_flash("fs".into(), "again".into(), "u99".into(), 2, later)
+            .await,
+        Ok(Reserved::Duplicate(_))
+    ));
+    assert!(
+        s.release_flash("again".into(), true, later)
+            .await
+            .unwrap_or(false),
+        "given up"
+    );
+    assert!(!s
+        .release_flash("again".into(), true, later)
+        .await
+        .unwrap_or(true));
+    assert_eq!(taken(s.clone()).await, Some(50));
+    let closed = s
+        .reserve_flash("fs".into(), "x".into(), "u1".into(), 1, NOW + 3_600_000)
+        .await;
+    assert!(
+        matches!(closed, Err(Error::Conflict(ref m)) if m.contains("ended")),
+        "{closed:?}"
+    );
+}
+
 async fn migrations_are_repeatable(h: Harness) {
     h.store
         .migrate()
@@ -1055,10 +1159,12 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
-    a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes);
+    a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
+    flash_sales_never_oversell_and_expired_holds_return);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
-    a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes);
+    a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
+    flash_sales_never_oversell_and_expired_holds_return);

@@ -5,6 +5,7 @@
 //! - [`audience`]: profiles, tags, segments, discovery (scopes `read` and `admin`).
 //! - [`campaigns`]: campaigns and their state machine (scopes `admin`, `read`).
 //! - [`coupons`]: templates, claims, redemptions (scopes `admin`, `ingest`, `read`).
+//! - [`flash`]: flash sales and their reservations (scopes `admin`, `ingest`, `read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
 
@@ -13,6 +14,7 @@ pub mod audience;
 pub mod campaigns;
 pub mod coupons;
 pub mod customers;
+pub mod flash;
 pub mod ingest;
 pub mod pricing;
 
@@ -63,6 +65,11 @@ pub fn api_v1() -> Router<AppState> {
         .route("/discover", post(audience::discover))
         .route("/audience/rebuild", post(audience::rebuild))
         .route("/pricing/quote", post(pricing::quote))
+        .route("/flash-sales", post(flash::create))
+        .route("/flash-sales/{id}", get(flash::get))
+        .route("/flash-sales/{id}/reservations", post(flash::reserve))
+        .route("/flash-reservations/{id}/confirm", post(flash::confirm))
+        .route("/flash-reservations/{id}/release", post(flash::release))
         .route("/campaigns", post(campaigns::create).get(campaigns::list))
         .route("/campaigns/{id}", get(campaigns::get).put(campaigns::edit))
         .route("/campaigns/{id}/transition", post(campaigns::transition))

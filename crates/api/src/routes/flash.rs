@@ -1,0 +1,282 @@
+//! Flash sales (秒杀): sales (scope `admin`), reservations and confirmations (scope `ingest`, from
+//! the shop's backend), look-up (scope `read`). Stock and per-user limits change only by
+//! conditional writes; a reservation holds units until it is confirmed or its hold runs out, when
+//! the server's sweeper puts them back on sale.
+
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Caller};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shopgrowth_core::time::Timestamp;
+use shopgrowth_core::FieldError;
+use shopgrowth_store::records::{FlashSaleRecord, ReservationRecord, Reserved};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlashSaleRequest {
+    /// The sale id: the idempotency key.
+    pub id: String,
+    pub sku: String,
+    /// Sale price, minor units.
+    pub price: i64,
+    pub stock: i64,
+    #[serde(default = "one")]
+    pub per_user_limit: i64,
+    #[schema(value_type = String)]
+    pub starts_at: Timestamp,
+    #[schema(value_type = String)]
+    pub ends_at: Timestamp,
+    /// Seconds a reservation holds its units before they go back on sale (default 900).
+    #[serde(default = "fifteen_minutes")]
+    pub hold_seconds: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn fifteen_minutes() -> i64 {
+    900
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlashSaleView {
+    pub id: String,
+    pub sku: String,
+    pub price: i64,
+    pub stock: i64,
+    /// Units held or sold.
+    pub taken: i64,
+    pub available: i64,
+    pub per_user_limit: i64,
+    pub starts_at: String,
+    pub ends_at: String,
+}
+
+impl From<FlashSaleRecord> for FlashSaleView {
+    fn from(f: FlashSaleRecord) -> Self {
+        FlashSaleView {
+            available: f.stock - f.taken,
+            id: f.id,
+            sku: f.sku,
+            price: f.price,
+            stock: f.stock,
+            taken: f.taken,
+            per_user_limit: f.per_user_limit,
+            starts_at: Timestamp(f.starts_at).to_rfc3339(),
+            ends_at: Timestamp(f.ends_at).to_rfc3339(),
+        }
+    }
+}
+
+/// Create a flash sale; the same id again changes nothing (200).
+#[utoipa::path(post, path = "/api/v1/flash-sales", tag = "promotions", request_body = FlashSaleRequest,
+    security(("api_key" = [])),
+    responses((status = 201, body = FlashSaleView), (status = 200, body = FlashSaleView), (status = 400, body = Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<FlashSaleRequest>,
+) -> ApiResult<(StatusCode, Json<FlashSaleView>)> {
+    caller.require(Scope::Admin)?;
+    let mut errors = Vec::new();
+    if req.id.trim().is_empty() || req.id.len() > 100 {
+        errors.push(FieldError::new("id", "1 to 100 characters"));
+    }
+    for (field, v) in [("price", req.price), ("stock", req.stock)] {
+        if v < 0 {
+            errors.push(FieldError::new(field, "must not be negative"));
+        }
+    }
+    if req.per_user_limit < 1 {
+        errors.push(FieldError::new("per_user_limit", "must be at least 1"));
+    }
+    if req.hold_seconds < 1 {
+        errors.push(FieldError::new("hold_seconds", "must be at least 1"));
+    }
+    if req.ends_at <= req.starts_at {
+        errors.push(FieldError::new("ends_at", "must be after starts_at"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("the flash sale is not valid", errors));
+    }
+    let created = state
+        .store
+        .create_flash_sale(FlashSaleRecord {
+            id: req.id.clone(),
+            sku: req.sku,
+            price: req.price,
+            stock: req.stock,
+            taken: 0,
+            per_user_limit: req.per_user_limit,
+            starts_at: req.starts_at.0,
+            ends_at: req.ends_at.0,
+            hold_ms: req.hold_seconds.saturating_mul(1000),
+            created_at: Timestamp::now().0,
+        })
+        .await?;
+    let sale = state
+        .store
+        .flash_sale(req.id.clone())
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("flash sale {:?} vanished", req.id)))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(sale.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/flash-sales/{id}", tag = "promotions",
+    params(("id" = String, Path, description = "the sale")), security(("api_key" = [])),
+    responses((status = 200, body = FlashSaleView), (status = 404, body = Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FlashSaleView>> {
+    caller.require(Scope::Read)?;
+    let sale = state
+        .store
+        .flash_sale(id.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no flash sale {id:?}")))?;
+    Ok(Json(sale.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    /// The caller's idempotency key for this attempt.
+    pub reservation_id: String,
+    pub user_id: String,
+    #[serde(default = "one")]
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationView {
+    pub id: String,
+    pub sale_id: String,
+    pub user_id: String,
+    pub quantity: i64,
+    /// `reserved`, `confirmed` or `released`.
+    pub state: String,
+    pub expires_at: String,
+}
+
+impl From<ReservationRecord> for ReservationView {
+    fn from(r: ReservationRecord) -> Self {
+        ReservationView {
+            id: r.id,
+            sale_id: r.sale_id,
+            user_id: r.user_id,
+            quantity: r.quantity,
+            state: r.state,
+            expires_at: Timestamp(r.expires_at).to_rfc3339(),
+        }
+    }
+}
+
+/// Reserve units: 201 with the hold, 200 for the same reservation id again, 409 when sold out,
+/// not open, or over the user's limit. Never oversells, also with several server nodes.
+#[utoipa::path(post, path = "/api/v1/flash-sales/{id}/reservations", tag = "promotions", request_body = ReserveRequest,
+    params(("id" = String, Path, description = "the sale")), security(("api_key" = [])),
+    responses((status = 201, body = ReservationView), (status = 200, body = ReservationView),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn reserve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReserveRequest>,
+) -> ApiResult<(StatusCode, Json<ReservationView>)> {
+    caller.require(Scope::Ingest)?;
+    if req.quantity < 1 || req.reservation_id.trim().is_empty() || req.user_id.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "a reservation needs an id, a user and a quantity of at least 1",
+            vec![FieldError::new(
+                "quantity",
+                "at least 1; reservation_id and user_id required",
+            )],
+        ));
+    }
+    match state
+        .store
+        .reserve_flash(
+            id,
+            req.reservation_id,
+            req.user_id,
+            req.quantity,
+            Timestamp::now().0,
+        )
+        .await?
+    {
+        Reserved::New(r) => Ok((StatusCode::CREATED, Json(r.into()))),
+        Reserved::Duplicate(r) => Ok((StatusCode::OK, Json(r.into()))),
+    }
+}
+
+/// Confirm a held reservation (the order is paid). Twice is harmless; after the hold ran out, 409.
+#[utoipa::path(post, path = "/api/v1/flash-reservations/{id}/confirm", tag = "promotions",
+    params(("id" = String, Path, description = "the reservation")), security(("api_key" = [])),
+    responses((status = 200, body = ReservationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReservationView>> {
+    caller.require(Scope::Ingest)?;
+    Ok(Json(
+        state
+            .store
+            .confirm_flash(id, Timestamp::now().0)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleasedView {
+    pub id: String,
+    pub released: bool,
+}
+
+/// Give up a held reservation: its units go back on sale at once.
+#[utoipa::path(post, path = "/api/v1/flash-reservations/{id}/release", tag = "promotions",
+    params(("id" = String, Path, description = "the reservation")), security(("api_key" = [])),
+    responses((status = 200, body = ReleasedView)))]
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReleasedView>> {
+    caller.require(Scope::Ingest)?;
+    let released = state
+        .store
+        .release_flash(id.clone(), true, Timestamp::now().0)
+        .await?;
+    Ok(Json(ReleasedView { id, released }))
+}
+
+/// Puts the units of expired holds back on sale, every second, for as long as the server runs.
+pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match store.sweep_flash(Timestamp::now().0).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(released = n, "expired flash-sale holds returned"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping flash-sale holds failed; will retry")
+                }
+            }
+        }
+    });
+}
