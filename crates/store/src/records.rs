@@ -615,3 +615,32 @@ pub(crate) fn confirmed_or_refused(
         ))),
     }
 }
+
+impl ReservationRecord {
+    /// A reservation just made, holding its units for the sale's hold time.
+    pub(crate) fn held(
+        id: String,
+        sale: &FlashSaleRecord,
+        user_id: String,
+        quantity: i64,
+        now: i64,
+    ) -> Self {
+        ReservationRecord {
+            id,
+            sale_id: sale.id.clone(),
+            user_id,
+            quantity,
+            state: "reserved".into(),
+            expires_at: now.saturating_add(sale.hold_ms),
+            created_at: now,
+        }
+    }
+}
+
+/// The refusal when a user would hold more of a flash sale than its limit.
+pub(crate) fn over_user_limit(user_id: &str, sale: &FlashSaleRecord) -> crate::Error {
+    crate::Error::Conflict(format!(
+        "user {user_id:?} may buy at most {} of flash sale {:?}",
+        sale.per_user_limit, sale.id
+    ))
+}

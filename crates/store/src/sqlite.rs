@@ -1380,20 +1380,9 @@ impl SqliteStore {
                 params![sale_id, user_id, quantity, sale.per_user_limit],
             )? == 0
             {
-                return Err(Error::Conflict(format!(
-                    "user {user_id:?} may buy at most {} of flash sale {sale_id:?}",
-                    sale.per_user_limit
-                )));
+                return Err(over_user_limit(&user_id, &sale));
             }
-            let r = ReservationRecord {
-                id: reservation_id,
-                sale_id,
-                user_id,
-                quantity,
-                state: "reserved".into(),
-                expires_at: now.saturating_add(sale.hold_ms),
-                created_at: now,
-            };
+            let r = ReservationRecord::held(reservation_id, &sale, user_id, quantity, now);
             conn.execute(
                 &lite(INSERT_RESERVATION),
                 params![
