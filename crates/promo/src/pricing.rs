@@ -672,15 +672,17 @@ impl<'a, 'b> Search<'a, 'b> {
             .collect()
     }
 
-    fn offer(&mut self, value: i64, set: Vec<usize>) {
+    /// Keeps `set` if it beats the best so far (copied only then).
+    fn offer(&mut self, value: i64, set: &[usize]) {
         let better = match &self.best {
             None => true,
             Some((v, s)) => {
-                value > *v || (value == *v && (set.len(), self.ids(&set)) < (s.len(), self.ids(s)))
+                value > *v
+                    || (value == *v && (set.len(), self.ids(set)) < (s.len(), self.ids(s)))
             }
         };
         if better {
-            self.best = Some((value, set));
+            self.best = Some((value, set.to_vec()));
         }
     }
 
@@ -710,7 +712,7 @@ impl<'a, 'b> Search<'a, 'b> {
             return;
         }
         if !chosen.is_empty() {
-            self.offer(value, chosen.clone());
+            self.offer(value, chosen);
         }
         if from == self.candidates.len() {
             return;
@@ -885,7 +887,7 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
         // Exclusive promotions stand alone; the others are searched together.
         for c in 0..n {
             if candidates[c].0.stacking == Stacking::Exclusive {
-                search.offer(standalone[c], vec![c]);
+                search.offer(standalone[c], &[c]);
             }
         }
         search.branch(0, &start, 0, &mut Vec::new(), 0);
