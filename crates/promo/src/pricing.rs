@@ -677,8 +677,7 @@ impl<'a, 'b> Search<'a, 'b> {
         let better = match &self.best {
             None => true,
             Some((v, s)) => {
-                value > *v
-                    || (value == *v && (set.len(), self.ids(set)) < (s.len(), self.ids(s)))
+                value > *v || (value == *v && (set.len(), self.ids(set)) < (s.len(), self.ids(s)))
             }
         };
         if better {

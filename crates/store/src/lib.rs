@@ -393,6 +393,33 @@ impl Store {
         dispatch!(self.sweep_flash(now))
     }
 
+    /// Sets the limit of a scope (`campaign:…`, `coupon:…`, `customer:…`, `device:…`, `store:…`)
+    /// for a period kind (`total`, `day`, `week`, `month`).
+    pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
+        dispatch!(self.set_budget_limit(scope, period, amount))
+    }
+
+    /// Spends `amount` from every line at once or from none, never past a limit, also under
+    /// concurrent spends; the key (e.g. the order id) makes it idempotent.
+    pub async fn spend_budget(
+        &self,
+        key: String,
+        lines: Vec<BudgetLine>,
+        amount: i64,
+        now: i64,
+    ) -> Result<Spent> {
+        dispatch!(self.spend_budget(key, lines, amount, now))
+    }
+
+    /// Gives back what the spend with `key` took, once.
+    pub async fn revert_budget(&self, key: String) -> Result<bool> {
+        dispatch!(self.revert_budget(key))
+    }
+
+    pub async fn budget_used(&self, line: BudgetLine) -> Result<i64> {
+        dispatch!(self.budget_used(line))
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         dispatch!(self.events_present(ids))

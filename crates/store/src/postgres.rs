@@ -1415,6 +1415,107 @@ impl PgStore {
         Ok(released)
     }
 
+    pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
+        sqlx::query(UPSERT_BUDGET_LIMIT)
+            .bind(&scope)
+            .bind(&period)
+            .bind(amount)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn spend_budget(
+        &self,
+        key: String,
+        lines: Vec<BudgetLine>,
+        amount: i64,
+        now: i64,
+    ) -> Result<Spent> {
+        let mut tx = self.pool.begin().await?;
+        let seen = sqlx::query(BUDGET_LEDGER_OF)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if seen.is_some() {
+            return Ok(Spent::Duplicate);
+        }
+        for l in canonical(lines) {
+            sqlx::query(OPEN_BUDGET_PERIOD)
+                .bind(&l.scope)
+                .bind(&l.period)
+                .bind(&l.period_key)
+                .execute(&mut *tx)
+                .await?;
+            let spent = sqlx::query(SPEND_BUDGET)
+                .bind(&l.scope)
+                .bind(&l.period)
+                .bind(&l.period_key)
+                .bind(amount)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if spent == 0 {
+                return Err(over_budget(&l));
+            }
+            let logged = sqlx::query(INSERT_BUDGET_LEDGER)
+                .bind(&key)
+                .bind(&l.scope)
+                .bind(&l.period)
+                .bind(&l.period_key)
+                .bind(amount)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            if let Err(sqlx::Error::Database(e)) = &logged {
+                if e.is_unique_violation() {
+                    // The same key won a race: this spend rolls back.
+                    return Ok(Spent::Duplicate);
+                }
+            }
+            logged?;
+        }
+        tx.commit().await?;
+        Ok(Spent::New)
+    }
+
+    pub async fn revert_budget(&self, key: String) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let marked = sqlx::query(MARK_REVERTED)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if marked == 0 {
+            return Ok(false);
+        }
+        let rows = sqlx::query(BUDGET_LEDGER_OF)
+            .bind(&key)
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            sqlx::query(RETURN_BUDGET)
+                .bind(r.try_get::<String, _>(0)?)
+                .bind(r.try_get::<String, _>(1)?)
+                .bind(r.try_get::<String, _>(2)?)
+                .bind(r.try_get::<i64, _>(3)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn budget_used(&self, line: BudgetLine) -> Result<i64> {
+        let used: Option<i64> = sqlx::query_scalar(BUDGET_USED)
+            .bind(&line.scope)
+            .bind(&line.period)
+            .bind(&line.period_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(used.unwrap_or(0))
+    }
+
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")

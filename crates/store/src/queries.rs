@@ -470,3 +470,26 @@ pub const RETURN_FLASH_USER: &str =
     "UPDATE flash_sale_users SET quantity = quantity - $3 WHERE sale_id = $1 AND user_id = $2";
 pub const EXPIRED_RESERVATIONS: &str = "SELECT id FROM flash_reservations \
      WHERE state = 'reserved' AND expires_at <= $1 ORDER BY expires_at LIMIT 1000";
+
+pub const UPSERT_BUDGET_LIMIT: &str =
+    "INSERT INTO budget_limits (scope, period, amount) VALUES ($1, $2, $3) \
+     ON CONFLICT (scope, period) DO UPDATE SET amount = excluded.amount";
+pub const OPEN_BUDGET_PERIOD: &str = "INSERT INTO budget_usage (scope, period, period_key, used) \
+     VALUES ($1, $2, $3, 0) ON CONFLICT (scope, period, period_key) DO NOTHING";
+/// Spends from one budget only if the limit (when there is one) stays respected: its only
+/// spending write.
+pub const SPEND_BUDGET: &str = "UPDATE budget_usage SET used = used + $4 \
+     WHERE scope = $1 AND period = $2 AND period_key = $3 AND used + $4 <= COALESCE( \
+     (SELECT amount FROM budget_limits l WHERE l.scope = $1 AND l.period = $2), used + $4)";
+pub const INSERT_BUDGET_LEDGER: &str =
+    "INSERT INTO budget_ledger (key, scope, period, period_key, \
+     amount, at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const BUDGET_LEDGER_OF: &str =
+    "SELECT scope, period, period_key, amount, reverted FROM budget_ledger \
+     WHERE key = $1";
+pub const MARK_REVERTED: &str =
+    "UPDATE budget_ledger SET reverted = 1 WHERE key = $1 AND reverted = 0";
+pub const RETURN_BUDGET: &str = "UPDATE budget_usage SET used = used - $4 \
+     WHERE scope = $1 AND period = $2 AND period_key = $3";
+pub const BUDGET_USED: &str =
+    "SELECT used FROM budget_usage WHERE scope = $1 AND period = $2 AND period_key = $3";

@@ -644,3 +644,35 @@ pub(crate) fn over_user_limit(user_id: &str, sale: &FlashSaleRecord) -> crate::E
         sale.per_user_limit, sale.id
     ))
 }
+
+/// One budget a spend counts against: a scope (`campaign:d11`, `customer:u1`, …), a period kind
+/// (`total`, `day`, `week`, `month`) and the period it falls in (`all`, `2026-11-24`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetLine {
+    pub scope: String,
+    pub period: String,
+    pub period_key: String,
+}
+
+/// A spend, new or seen before under the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spent {
+    New,
+    Duplicate,
+}
+
+/// Budget lines in one fixed order, so concurrent spends lock them alike (no deadlocks).
+pub(crate) fn canonical(mut lines: Vec<BudgetLine>) -> Vec<BudgetLine> {
+    lines.sort_by(|a, b| {
+        (&a.scope, &a.period, &a.period_key).cmp(&(&b.scope, &b.period, &b.period_key))
+    });
+    lines.dedup();
+    lines
+}
+
+pub(crate) fn over_budget(l: &BudgetLine) -> crate::Error {
+    crate::Error::Conflict(format!(
+        "the {} budget of {} for {} would be exceeded",
+        l.period, l.scope, l.period_key
+    ))
+}

@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "flash_sales",
         include_str!("../migrations/sqlite/0005_flash_sales.sql"),
     ),
+    (
+        6,
+        "budgets",
+        include_str!("../migrations/sqlite/0006_budgets.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1444,6 +1449,88 @@ impl SqliteStore {
                 released += usize::from(release_flash_on(conn, &id, false, now)?);
             }
             Ok(released)
+        })
+        .await
+    }
+
+    /// Sets the limit of a scope for a period kind (`total`, `day`, `week`, `month`).
+    pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(&lite(UPSERT_BUDGET_LIMIT), params![scope, period, amount])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Spends `amount` from every budget line at once or from none (a savepoint undoes the lines
+    /// already taken when one would go over); the key makes it idempotent.
+    pub async fn spend_budget(
+        &self,
+        key: String,
+        lines: Vec<BudgetLine>,
+        amount: i64,
+        now: i64,
+    ) -> Result<Spent> {
+        self.write(move |conn| {
+            let seen: Option<String> = conn
+                .query_row(&lite(BUDGET_LEDGER_OF), [&key], |r| r.get(0))
+                .optional()?;
+            if seen.is_some() {
+                return Ok(Spent::Duplicate);
+            }
+            for l in canonical(lines) {
+                conn.execute(
+                    &lite(OPEN_BUDGET_PERIOD),
+                    params![l.scope, l.period, l.period_key],
+                )?;
+                if conn.execute(
+                    &lite(SPEND_BUDGET),
+                    params![l.scope, l.period, l.period_key, amount],
+                )? == 0
+                {
+                    return Err(over_budget(&l));
+                }
+                conn.execute(
+                    &lite(INSERT_BUDGET_LEDGER),
+                    params![key, l.scope, l.period, l.period_key, amount, now],
+                )?;
+            }
+            Ok(Spent::New)
+        })
+        .await
+    }
+
+    /// Gives back what a spend took, once; false if there was none or it was already given back.
+    pub async fn revert_budget(&self, key: String) -> Result<bool> {
+        self.write(move |conn| {
+            let rows: Vec<(String, String, String, i64)> = conn
+                .prepare(&lite(BUDGET_LEDGER_OF))?
+                .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            if rows.is_empty() || conn.execute(&lite(MARK_REVERTED), [&key])? == 0 {
+                return Ok(false);
+            }
+            for (scope, period, period_key, amount) in rows {
+                conn.execute(
+                    &lite(RETURN_BUDGET),
+                    params![scope, period, period_key, amount],
+                )?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn budget_used(&self, line: BudgetLine) -> Result<i64> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    &lite(BUDGET_USED),
+                    params![line.scope, line.period, line.period_key],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
         })
         .await
     }

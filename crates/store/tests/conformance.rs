@@ -1134,6 +1134,107 @@ async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
     );
 }
 
+fn line(scope: &str, period: &str, key: &str) -> BudgetLine {
+    BudgetLine {
+        scope: scope.into(),
+        period: period.into(),
+        period_key: key.into(),
+    }
+}
+
+async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    s.set_budget_limit("campaign:c".into(), "total".into(), 1_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Fifty spends of 100 at once against a budget of 1,000: exactly ten.
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.spend_budget(
+                format!("o{i}"),
+                vec![line("campaign:c", "total", "all")],
+                100,
+                NOW,
+            )
+            .await
+        }));
+    }
+    let mut spent = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(Spent::New)) => spent += 1,
+            Ok(Err(Error::Conflict(m))) => assert!(m.contains("would be exceeded"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(spent, 10);
+    let used = |l: BudgetLine| {
+        let s = std::sync::Arc::clone(&s);
+        async move { s.budget_used(l).await.unwrap_or(-1) }
+    };
+    assert_eq!(used(line("campaign:c", "total", "all")).await, 1_000);
+    // Several budgets at once: all or none.
+    s.set_budget_limit("campaign:x".into(), "total".into(), 500)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.set_budget_limit("customer:u".into(), "day".into(), 200)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let both = || {
+        vec![
+            line("campaign:x", "total", "all"),
+            line("customer:u", "day", "2026-11-24"),
+        ]
+    };
+    assert_eq!(
+        s.spend_budget("a".into(), both(), 150, NOW).await.ok(),
+        Some(Spent::New)
+    );
+    let over = s.spend_budget("b".into(), both(), 100, NOW).await;
+    assert!(
+        matches!(over, Err(Error::Conflict(ref m)) if m.contains("customer:u")),
+        "{over:?}"
+    );
+    assert_eq!(
+        used(line("campaign:x", "total", "all")).await,
+        150,
+        "the campaign line was rolled back"
+    );
+    assert_eq!(
+        s.spend_budget("a".into(), both(), 150, NOW).await.ok(),
+        Some(Spent::Duplicate)
+    );
+    assert_eq!(used(line("customer:u", "day", "2026-11-24")).await, 150);
+    // Another day is another period; a scope without a limit only counts.
+    let next_day = vec![
+        line("campaign:x", "total", "all"),
+        line("customer:u", "day", "2026-11-25"),
+    ];
+    assert_eq!(
+        s.spend_budget("c".into(), next_day, 200, NOW).await.ok(),
+        Some(Spent::New)
+    );
+    assert_eq!(
+        s.spend_budget(
+            "d".into(),
+            vec![line("store:s1", "month", "2026-11")],
+            1 << 40,
+            NOW
+        )
+        .await
+        .ok(),
+        Some(Spent::New)
+    );
+    // A refund gives the spend back, once.
+    assert!(s.revert_budget("a".into()).await.unwrap_or(false));
+    assert!(!s.revert_budget("a".into()).await.unwrap_or(true));
+    assert!(!s.revert_budget("never".into()).await.unwrap_or(true));
+    assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
+    assert_eq!(used(line("customer:u", "day", "2026-11-24")).await, 0);
+}
+
 async fn migrations_are_repeatable(h: Harness) {
     h.store
         .migrate()
@@ -1160,11 +1261,11 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
-    flash_sales_never_oversell_and_expired_holds_return);
+    flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
-    flash_sales_never_oversell_and_expired_holds_return);
+    flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once);
