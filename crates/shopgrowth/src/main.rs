@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_pricing;
+mod bench_recommend;
 mod bench_segments;
 mod config;
 mod demo;
