@@ -331,6 +331,8 @@ pub struct AudienceService {
     /// Serialises definitions (tags, segments) so versions are assigned one at a time.
     admin: tokio::sync::Mutex<()>,
     last_build: std::sync::Mutex<BuildStats>,
+    /// The day whose segment snapshots are known to be taken.
+    snapshots_checked: std::sync::Mutex<i32>,
 }
 
 /// Updates waiting to be folded in; past this the service rebuilds instead of queueing.
@@ -374,6 +376,7 @@ impl AudienceService {
             overflowed: AtomicBool::new(false),
             admin: tokio::sync::Mutex::new(()),
             last_build: std::sync::Mutex::new(stats),
+            snapshots_checked: std::sync::Mutex::new(0),
         });
         service.reconcile_stored_tags().await?;
         Ok(service)
@@ -465,9 +468,16 @@ impl AudienceService {
             };
             self.store.record_tag_changes(changes).await?;
         }
+        // Once a day (and once after start): a snapshot of every saved segment without one today.
+        let checked = *self
+            .snapshots_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if checked == today {
+            return Ok(());
+        }
         let day = date_of(today).to_string();
-        let names: Vec<String> = self.segment_names();
-        for name in names {
+        for name in self.segment_names() {
             let taken = self
                 .store
                 .snapshots(name.clone())
@@ -478,6 +488,10 @@ impl AudienceService {
                 self.snapshot(&name).await?;
             }
         }
+        *self
+            .snapshots_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = today;
         Ok(())
     }
 
