@@ -1,14 +1,21 @@
 //! Recommendations over plain data: no IO, randomness only from a seed the caller gives.
 //!
-//! - [`metrics`]: ranking metrics as Microsoft Recommenders and RecBole define them (nDCG,
-//!   precision, recall, MAP, hit rate, MRR) and list metrics (coverage, intra-list diversity,
-//!   novelty).
-//! - [`models`]: the first recommenders (most popular, item kNN) and the evaluation loop.
-//! - [`split`]: the evaluation protocols' splits: per-item random 75/25 (Microsoft Recommenders),
-//!   ratings ≥ 3 with a 10-core filter and a per-user random 8:1:1 split (RecBole's ML-1M setting).
+//! - [`data`]: interactions with feedback weights and explicit negatives.
+//! - [`score`]: the [`score::Scorer`] trait every model implements, and ranking.
+//! - [`models`]: popularity, trending, item and user kNN, EASE, ALS (conjugate gradient), BPR,
+//!   content (jieba), bought together.
+//! - [`hybrid`]: blending, switching and cascades; re-ranking for diversity, novelty and business
+//!   filters.
+//! - [`engine`]: the shop's recommender: training from shop data, scenes, reasons, real time.
+//! - [`eval`]: the offline protocols; [`metrics`] and [`split`] define their parts.
 
+pub mod data;
+pub mod engine;
+pub mod eval;
+pub mod hybrid;
 pub mod metrics;
 pub mod models;
+pub mod score;
 pub mod split;
 
 /// One observed interaction: user, item and a rating (or weight).

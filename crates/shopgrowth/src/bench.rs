@@ -17,8 +17,6 @@ pub enum BenchVerb {
     Segments(crate::bench_segments::SegmentBenchArgs),
     /// Price carts against live promotions on one core and report carts per second.
     Pricing(crate::bench_pricing::PricingBenchArgs),
-    /// Evaluate the recommenders on MovieLens (protocol B, k = 10).
-    Recommend(crate::bench_recommend::RecommendBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -58,21 +56,6 @@ pub struct IngestReport {
 
 pub async fn run(verb: BenchVerb, json: bool) -> anyhow::Result<()> {
     match verb {
-        BenchVerb::Recommend(args) => {
-            let reports = crate::bench_recommend::run(args)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
-            } else {
-                for r in &reports {
-                    let m = &r.metrics;
-                    println!(
-                        "{:<12} precision {:.4}  recall {:.4}  nDCG {:.4}  MAP {:.4}  hit {:.4}  (fit {:.2}s)",
-                        r.model, m.precision, m.recall, m.ndcg, m.map, m.hit, r.fit_seconds
-                    );
-                }
-            }
-            Ok(())
-        }
         BenchVerb::Pricing(args) => {
             let report = crate::bench_pricing::run(args);
             if json {

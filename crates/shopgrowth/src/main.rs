@@ -5,11 +5,11 @@
 
 mod bench;
 mod bench_pricing;
-mod bench_recommend;
 mod bench_segments;
 mod config;
 mod demo;
 mod import;
+mod recommend;
 mod rfm;
 mod segment;
 mod serve;
@@ -59,6 +59,11 @@ enum Command {
     Profile {
         #[command(subcommand)]
         verb: segment::ProfileVerb,
+    },
+    /// Recommendations: offline evaluation on public datasets; training and querying the shop's.
+    Recommend {
+        #[command(subcommand)]
+        verb: recommend::RecommendVerb,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -140,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Segment { verb } => segment::run(&cli.store, &file, verb, cli.json).await,
         Command::Tag { verb } => segment::run_tag(&cli.store, &file, verb, cli.json).await,
         Command::Profile { verb } => segment::run_profile(&cli.store, &file, verb, cli.json).await,
+        Command::Recommend { verb } => recommend::run(&cli.store, &file, verb, cli.json).await,
         Command::Migrate => {
             let store = config::open_store(
                 &StoreArgs {

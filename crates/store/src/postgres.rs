@@ -632,6 +632,9 @@ impl PgStore {
                 sku: r.try_get(0)?,
                 category_path: r.try_get(1)?,
                 brand: r.try_get(2)?,
+                title: r.try_get(3)?,
+                price: r.try_get(4)?,
+                stock: r.try_get(5)?,
             });
         }
         let mut index = std::collections::HashMap::new();

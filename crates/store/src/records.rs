@@ -232,6 +232,11 @@ pub struct ProductFacts {
     pub sku: String,
     pub category_path: String,
     pub brand: Option<String>,
+    pub title: String,
+    /// List price in minor units.
+    pub price: i64,
+    /// `None` when the shop does not track stock for it.
+    pub stock: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -783,6 +783,9 @@ impl SqliteStore {
                     sku: r.get(0)?,
                     category_path: r.get(1)?,
                     brand: r.get(2)?,
+                    title: r.get(3)?,
+                    price: r.get(4)?,
+                    stock: r.get(5)?,
                 });
             }
             let mut index = std::collections::HashMap::new();

@@ -1,0 +1,734 @@
+//! The shop's recommender: trained from plain shop data (products, behaviour, order baskets),
+//! answering scene requests with reasons. No IO here; `crates/service` feeds it from the store,
+//! keeps sessions and pages, and swaps retrained models in.
+//!
+//! Scenes and what they blend (weights in [`SceneConfig`]):
+//! - **home** ("for you"): ALS folded in from the history, item kNN and EASE over the history,
+//!   a little trending; a user with no history gets trending and popular items.
+//! - **product page**: items similar to the product (item kNN and content), bought together with
+//!   it, and items similar to what this session did.
+//! - **cart**: complements of the cart (bought together, then item kNN).
+//! - **after purchase**: complements of the last order.
+//!
+//! Real time: a request carries the session's events; they join the history with a boost, ALS
+//! folds them into the user's vector, and neighbours react at once, without retraining.
+
+use crate::data::{FeedbackWeights, Interactions};
+use crate::models::{
+    Als, AlsConfig, BoughtTogether, Content, Ease, ItemContent, ItemKnn, Popularity, TimedFeedback,
+    Trending,
+};
+use crate::score::{normalise, Scorer};
+use crate::Rating;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// A product as the recommender sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Product {
+    pub sku: String,
+    pub title: String,
+    pub category: Vec<String>,
+    pub brand: Option<String>,
+    pub price: i64,
+    pub stock: Option<i64>,
+}
+
+/// One piece of behaviour by a (resolved) customer or an anonymous device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    pub user: String,
+    pub sku: String,
+    /// The event type, e.g. "view", "add_to_cart", "purchase".
+    pub kind: String,
+    pub at: i64,
+}
+
+/// The SKUs of one order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Basket {
+    pub user: Option<String>,
+    pub skus: Vec<String>,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ShopData {
+    pub products: Vec<Product>,
+    pub feedback: Vec<Feedback>,
+    pub baskets: Vec<Basket>,
+    /// Milliseconds; trending decays toward this time.
+    pub now: i64,
+}
+
+/// How each scene blends its parts; a weight of 0 leaves a part out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SceneConfig {
+    pub als: f32,
+    pub item_knn: f32,
+    pub ease: f32,
+    /// Items similar by content to the anchor (product page) or the history.
+    pub content: f32,
+    pub bought_together: f32,
+    pub trending: f32,
+    pub popular: f32,
+    /// Items similar to what the current session did (product page).
+    pub session: f32,
+    /// At most this many items of one top-level category (0: no cap).
+    pub per_category: usize,
+    /// Leave out items the user has bought.
+    pub exclude_purchased: bool,
+}
+
+impl Default for SceneConfig {
+    fn default() -> Self {
+        SceneConfig {
+            als: 0.0,
+            item_knn: 0.0,
+            ease: 0.0,
+            content: 0.0,
+            bought_together: 0.0,
+            trending: 0.0,
+            popular: 0.0,
+            session: 0.0,
+            per_category: 0,
+            exclude_purchased: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scene {
+    Home,
+    ProductPage,
+    Cart,
+    AfterPurchase,
+}
+
+impl std::str::FromStr for Scene {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "home" => Scene::Home,
+            "product_page" => Scene::ProductPage,
+            "cart" => Scene::Cart,
+            "after_purchase" => Scene::AfterPurchase,
+            other => {
+                return Err(format!(
+                    "unknown scene {other:?}; expected home, product_page, cart or after_purchase"
+                ))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    pub weights: FeedbackWeights,
+    pub als: AlsConfig,
+    pub item_neighbours: usize,
+    pub content_neighbours: usize,
+    pub trending_half_life_days: f64,
+    /// EASE joins the home blend only up to this many items (its model is items² floats).
+    pub ease_max_items: usize,
+    pub ease_lambda: f64,
+    /// Session events count this many times their weight (recency boost).
+    pub session_boost: f32,
+    pub home: SceneConfig,
+    pub product_page: SceneConfig,
+    pub cart: SceneConfig,
+    pub after_purchase: SceneConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            weights: FeedbackWeights::default(),
+            als: AlsConfig {
+                iterations: 10,
+                ..AlsConfig::default()
+            },
+            item_neighbours: 50,
+            content_neighbours: 50,
+            trending_half_life_days: 7.0,
+            ease_max_items: 5_000,
+            ease_lambda: 500.0,
+            session_boost: 2.0,
+            home: SceneConfig {
+                als: 1.0,
+                item_knn: 0.5,
+                ease: 0.5,
+                trending: 0.1,
+                per_category: 4,
+                ..SceneConfig::default()
+            },
+            product_page: SceneConfig {
+                item_knn: 1.0,
+                content: 0.5,
+                bought_together: 0.3,
+                session: 0.6,
+                exclude_purchased: false,
+                ..SceneConfig::default()
+            },
+            cart: SceneConfig {
+                bought_together: 1.0,
+                item_knn: 0.3,
+                per_category: 3,
+                ..SceneConfig::default()
+            },
+            after_purchase: SceneConfig {
+                bought_together: 1.0,
+                item_knn: 0.5,
+                content: 0.2,
+                per_category: 3,
+                ..SceneConfig::default()
+            },
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn scene(&self, scene: Scene) -> &SceneConfig {
+        match scene {
+            Scene::Home => &self.home,
+            Scene::ProductPage => &self.product_page,
+            Scene::Cart => &self.cart,
+            Scene::AfterPurchase => &self.after_purchase,
+        }
+    }
+}
+
+/// A request for one list.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub user: Option<String>,
+    pub scene: Option<Scene>,
+    pub n: usize,
+    /// The product on the page (product page).
+    pub item: Option<String>,
+    /// The cart's SKUs (cart scene; also excluded from the list).
+    pub cart: Vec<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    /// Only items with stock left (items without stock tracking count as in stock).
+    pub in_stock: bool,
+    pub exclude: Vec<String>,
+    /// SKUs at fixed 0-based positions.
+    pub pinned: Vec<(usize, String)>,
+}
+
+/// Why an item is in the list: a code, the item it follows from, and the text in both languages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because_of: Option<String>,
+    pub zh: String,
+    pub en: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommended {
+    pub sku: String,
+    pub title: String,
+    pub score: f32,
+    pub reason: Reason,
+}
+
+/// What training did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrainStats {
+    pub users: usize,
+    pub items: usize,
+    pub pairs: usize,
+    pub baskets: usize,
+    pub ease: bool,
+    pub seconds: f64,
+    pub trained_at: i64,
+}
+
+/// A trained recommender for the shop.
+pub struct Model {
+    products: Vec<Product>,
+    index: HashMap<String, u32>,
+    /// Top-level category per item (an index into a private table), for diversity.
+    category: Vec<Option<u32>>,
+    users: HashMap<String, u32>,
+    data: Interactions,
+    purchased: Vec<Vec<u32>>,
+    last_basket: Vec<Vec<u32>>,
+    popularity: Popularity,
+    trending: Trending,
+    item_knn: ItemKnn,
+    content: Content,
+    bought_together: BoughtTogether,
+    als: Als,
+    ease: Option<Ease>,
+    config: EngineConfig,
+    pub stats: TrainStats,
+}
+
+/// Which part gave an item most of its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Part {
+    Als,
+    ItemKnn,
+    Ease,
+    Content,
+    BoughtTogether,
+    Trending,
+    Popular,
+    Session,
+}
+
+impl Model {
+    pub fn train(shop: &ShopData, config: &EngineConfig) -> Model {
+        let started = std::time::Instant::now();
+        let products = shop.products.clone();
+        let index: HashMap<String, u32> = products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.sku.clone(), i as u32))
+            .collect();
+        let mut categories: HashMap<&str, u32> = HashMap::new();
+        let category = products
+            .iter()
+            .map(|p| {
+                p.category.first().map(|c| {
+                    let next = categories.len() as u32;
+                    *categories.entry(c.as_str()).or_insert(next)
+                })
+            })
+            .collect();
+        let mut users: HashMap<String, u32> = HashMap::new();
+        let mut user_of = |u: &str| -> u32 {
+            let next = users.len() as u32;
+            *users.entry(u.to_string()).or_insert(next)
+        };
+        let mut ratings = Vec::new();
+        let mut timed = Vec::new();
+        for f in &shop.feedback {
+            let (Some(&item), Some(w)) = (index.get(&f.sku), config.weights.of(&f.kind)) else {
+                continue;
+            };
+            let user = user_of(&f.user);
+            ratings.push(Rating {
+                user,
+                item,
+                rating: w,
+            });
+            timed.push(TimedFeedback {
+                item,
+                at: f.at,
+                weight: w,
+            });
+        }
+        let mut baskets = Vec::new();
+        let mut purchases = Vec::new();
+        let mut last: HashMap<u32, (i64, Vec<u32>)> = HashMap::new();
+        for b in &shop.baskets {
+            let items: Vec<u32> = b
+                .skus
+                .iter()
+                .filter_map(|s| index.get(s).copied())
+                .collect();
+            if let Some(u) = &b.user {
+                let user = user_of(u);
+                for &item in &items {
+                    purchases.push((user, item));
+                    ratings.push(Rating {
+                        user,
+                        item,
+                        rating: config.weights.purchase,
+                    });
+                    timed.push(TimedFeedback {
+                        item,
+                        at: b.at,
+                        weight: config.weights.purchase,
+                    });
+                }
+                let entry = last.entry(user).or_insert((i64::MIN, Vec::new()));
+                if b.at >= entry.0 {
+                    *entry = (b.at, items.clone());
+                }
+            }
+            baskets.push(items);
+        }
+        let data = Interactions::from_feedback(&ratings, users.len(), products.len());
+        let mut purchased = vec![Vec::new(); users.len()];
+        for (u, i) in purchases {
+            purchased[u as usize].push(i);
+        }
+        for p in &mut purchased {
+            p.sort_unstable();
+            p.dedup();
+        }
+        let mut last_basket = vec![Vec::new(); users.len()];
+        for (u, (_, items)) in last {
+            last_basket[u as usize] = items;
+        }
+        let content_items: Vec<ItemContent> = products
+            .iter()
+            .map(|p| ItemContent {
+                title: p.title.clone(),
+                category: p.category.clone(),
+                brand: p.brand.clone(),
+                attributes: Vec::new(),
+            })
+            .collect();
+        let half_life = (config.trending_half_life_days * 86_400_000.0) as i64;
+        let ease = (products.len() <= config.ease_max_items && config.home.ease > 0.0)
+            .then(|| Ease::fit(&data, config.ease_lambda).ok())
+            .flatten();
+        let stats = TrainStats {
+            users: users.len(),
+            items: products.len(),
+            pairs: data.pairs(),
+            baskets: baskets.len(),
+            ease: ease.is_some(),
+            seconds: 0.0,
+            trained_at: shop.now,
+        };
+        let mut model = Model {
+            popularity: Popularity::fit(&data),
+            trending: Trending::fit(products.len(), &timed, shop.now, half_life),
+            item_knn: ItemKnn::fit(&data, config.item_neighbours),
+            content: Content::fit(&content_items, config.content_neighbours),
+            bought_together: BoughtTogether::fit(products.len(), &baskets, 2, 50),
+            als: Als::fit(&data, &config.als),
+            ease,
+            products,
+            index,
+            category,
+            users,
+            data,
+            purchased,
+            last_basket,
+            config: config.clone(),
+            stats,
+        };
+        model.stats.seconds = started.elapsed().as_secs_f64();
+        model
+    }
+
+    pub fn item_index(&self, sku: &str) -> Option<u32> {
+        self.index.get(sku).copied()
+    }
+
+    /// The list for `request`, given the session's recent feedback (oldest first) and items
+    /// already shown on earlier pages.
+    pub fn recommend(
+        &self,
+        request: &Request,
+        session: &[Feedback],
+        shown: &HashSet<String>,
+    ) -> Vec<Recommended> {
+        let scene = request.scene.unwrap_or(Scene::Home);
+        let cfg = self.config.scene(scene);
+        let n_items = self.products.len();
+        let user = request
+            .user
+            .as_ref()
+            .and_then(|u| self.users.get(u))
+            .copied();
+        // History: what training saw, plus this session's feedback with a boost.
+        let mut history: HashMap<u32, f32> = user
+            .map(|u| self.data.history(u).into_iter().collect())
+            .unwrap_or_default();
+        let mut session_items: HashMap<u32, f32> = HashMap::new();
+        for f in session {
+            if let (Some(i), Some(w)) = (self.item_index(&f.sku), self.config.weights.of(&f.kind)) {
+                *history.entry(i).or_default() += w * self.config.session_boost;
+                *session_items.entry(i).or_default() += w;
+            }
+        }
+        let mut history: Vec<(u32, f32)> = history.into_iter().filter(|(_, w)| *w > 0.0).collect();
+        history.sort_unstable_by_key(|h| h.0);
+        let mut session_history: Vec<(u32, f32)> = session_items
+            .into_iter()
+            .filter(|(_, w)| *w > 0.0)
+            .collect();
+        session_history.sort_unstable_by_key(|h| h.0);
+        let anchor = request.item.as_deref().and_then(|s| self.item_index(s));
+        let cart: Vec<(u32, f32)> = {
+            let mut c: Vec<(u32, f32)> = request
+                .cart
+                .iter()
+                .filter_map(|s| self.item_index(s))
+                .map(|i| (i, 1.0))
+                .collect();
+            c.sort_unstable_by_key(|x| x.0);
+            c.dedup_by_key(|x| x.0);
+            c
+        };
+        let basket: Vec<(u32, f32)> = match scene {
+            Scene::Cart => cart.clone(),
+            Scene::AfterPurchase => {
+                let mut b: Vec<(u32, f32)> = user
+                    .map(|u| {
+                        self.last_basket[u as usize]
+                            .iter()
+                            .map(|&i| (i, 1.0))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                b.sort_unstable_by_key(|x| x.0);
+                b.dedup_by_key(|x| x.0);
+                b
+            }
+            _ => anchor.map(|a| vec![(a, 1.0)]).unwrap_or_default(),
+        };
+        let cold = history.is_empty() && basket.is_empty();
+
+        let mut total = vec![0f32; n_items];
+        let mut best: Vec<(f32, Option<Part>)> = vec![(0.0, None); n_items];
+        let mut part = vec![0f32; n_items];
+        let mut add = |part_scores: &mut [f32], weight: f32, which: Part| {
+            if weight <= 0.0 {
+                return;
+            }
+            normalise(part_scores);
+            for (i, s) in part_scores.iter().enumerate() {
+                let v = weight * s;
+                if v > 0.0 {
+                    total[i] += v;
+                    if v > best[i].0 {
+                        best[i] = (v, Some(which));
+                    }
+                }
+            }
+            part_scores.iter_mut().for_each(|s| *s = 0.0);
+        };
+        let real_time = !session.is_empty();
+        match scene {
+            Scene::Home if cold => {
+                self.trending.score(None, &[], &mut part);
+                add(&mut part, 1.0, Part::Trending);
+                self.popularity.score(None, &[], &mut part);
+                add(&mut part, 0.3, Part::Popular);
+            }
+            Scene::Home => {
+                if cfg.als > 0.0 {
+                    // Trained vector unless this session added something: then fold in.
+                    let known = if real_time { None } else { user };
+                    self.als.score(known, &history, &mut part);
+                    add(&mut part, cfg.als, Part::Als);
+                }
+                self.item_knn.score(None, &history, &mut part);
+                add(&mut part, cfg.item_knn, Part::ItemKnn);
+                if let (Some(ease), true) = (&self.ease, cfg.ease > 0.0) {
+                    ease.score(None, &history, &mut part);
+                    add(&mut part, cfg.ease, Part::Ease);
+                }
+                self.content.score(None, &history, &mut part);
+                add(&mut part, cfg.content, Part::Content);
+                self.trending.score(None, &[], &mut part);
+                add(&mut part, cfg.trending, Part::Trending);
+            }
+            _ => {
+                self.item_knn.score(None, &basket, &mut part);
+                add(&mut part, cfg.item_knn, Part::ItemKnn);
+                self.content.score(None, &basket, &mut part);
+                add(&mut part, cfg.content, Part::Content);
+                self.bought_together.score(None, &basket, &mut part);
+                add(&mut part, cfg.bought_together, Part::BoughtTogether);
+                if cfg.session > 0.0 && !session_history.is_empty() {
+                    self.item_knn.score(None, &session_history, &mut part);
+                    add(&mut part, cfg.session, Part::Session);
+                }
+                if cfg.als > 0.0 && !history.is_empty() {
+                    self.als.score(None, &history, &mut part);
+                    add(&mut part, cfg.als, Part::Als);
+                }
+                self.trending.score(None, &[], &mut part);
+                add(&mut part, cfg.trending.max(0.01), Part::Trending);
+            }
+        }
+
+        let excluded: HashSet<u32> = request
+            .exclude
+            .iter()
+            .chain(shown.iter())
+            .chain(request.cart.iter())
+            .chain(request.item.iter())
+            .filter_map(|s| self.item_index(s))
+            .chain(
+                user.filter(|_| cfg.exclude_purchased)
+                    .map(|u| self.purchased[u as usize].clone())
+                    .unwrap_or_default(),
+            )
+            .chain(
+                user.map(|u| self.data.negatives[u as usize].clone())
+                    .unwrap_or_default(),
+            )
+            .collect();
+        let allowed = |i: u32| -> bool {
+            let p = &self.products[i as usize];
+            !excluded.contains(&i)
+                && request.min_price.is_none_or(|m| p.price >= m)
+                && request.max_price.is_none_or(|m| p.price <= m)
+                && (!request.in_stock || p.stock.is_none_or(|s| s > 0))
+        };
+        let ranked = crate::score::top_k(
+            total.iter().enumerate().map(|(i, &s)| (i as u32, s)),
+            |i| !allowed(i),
+            request.n.saturating_mul(4).max(50),
+        );
+        let pinned: Vec<(usize, u32)> = request
+            .pinned
+            .iter()
+            .filter_map(|(slot, sku)| self.item_index(sku).map(|i| (*slot, i)))
+            .filter(|(_, i)| !shown.contains(&self.products[*i as usize].sku))
+            .collect();
+        let not_allowed = |i: u32| !allowed(i);
+        let shape = crate::hybrid::rerank::Shape {
+            exclude: &not_allowed,
+            per_category: (cfg.per_category > 0).then_some(cfg.per_category),
+            mmr_lambda: None,
+            pinned: &pinned,
+        };
+        let pinned_set: HashSet<u32> = pinned.iter().map(|p| p.1).collect();
+        crate::hybrid::rerank::shape(&ranked, request.n, &shape, |i| self.category[i as usize])
+            .into_iter()
+            .map(|(i, score)| {
+                let reason = if pinned_set.contains(&i) {
+                    reason("pinned", None, "为你精选", "featured")
+                } else {
+                    self.reason(
+                        i,
+                        best[i as usize].1,
+                        user,
+                        session,
+                        &history,
+                        &session_history,
+                        &basket,
+                        anchor,
+                    )
+                };
+                Recommended {
+                    sku: self.products[i as usize].sku.clone(),
+                    title: self.products[i as usize].title.clone(),
+                    score: if score.is_finite() { score } else { 0.0 },
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    /// How the user met item `j`: bought it (any time), else the strongest kind in this session,
+    /// else viewed (training keeps sums of weights, not kinds).
+    fn verb(
+        &self,
+        user: Option<u32>,
+        j: u32,
+        session: &[Feedback],
+    ) -> (&'static str, &'static str, &'static str) {
+        let w = &self.config.weights;
+        let bought = user.is_some_and(|u| self.purchased[u as usize].binary_search(&j).is_ok());
+        let strongest = session
+            .iter()
+            .filter(|f| self.item_index(&f.sku) == Some(j))
+            .filter_map(|f| w.of(&f.kind))
+            .fold(0f32, f32::max);
+        if bought || strongest >= w.purchase {
+            ("similar_to_bought", "购买", "bought")
+        } else if strongest >= w.add_to_cart {
+            ("similar_to_carted", "加购", "added")
+        } else if strongest >= w.favorite {
+            ("similar_to_favorited", "收藏", "saved")
+        } else {
+            ("similar_to_viewed", "浏览", "viewed")
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reason(
+        &self,
+        item: u32,
+        part: Option<Part>,
+        user: Option<u32>,
+        events: &[Feedback],
+        history: &[(u32, f32)],
+        session: &[(u32, f32)],
+        basket: &[(u32, f32)],
+        anchor: Option<u32>,
+    ) -> Reason {
+        let title = |i: u32| self.products[i as usize].title.clone();
+        let sku = |i: u32| Some(self.products[i as usize].sku.clone());
+        let from_history = |list: &[(u32, f32)]| {
+            self.item_knn.because_of(item, list).map(|j| {
+                let (code, zh, en) = self.verb(user, j, events);
+                reason(
+                    code,
+                    sku(j),
+                    &format!("因为你{zh}了「{}」", title(j)),
+                    &format!("because you {en} {}", title(j)),
+                )
+            })
+        };
+        match part {
+            Some(Part::ItemKnn) | Some(Part::Content) if anchor.is_some() => {
+                let a = anchor.unwrap_or(item);
+                reason(
+                    "similar_to_item",
+                    sku(a),
+                    &format!("与「{}」相似", title(a)),
+                    &format!("similar to {}", title(a)),
+                )
+            }
+            Some(Part::BoughtTogether) => {
+                let with = basket
+                    .iter()
+                    .map(|&(b, _)| b)
+                    .find(|&b| {
+                        self.bought_together
+                            .with(b, usize::MAX)
+                            .iter()
+                            .any(|x| x.0 == item)
+                    })
+                    .or(anchor);
+                match with {
+                    Some(b) => reason(
+                        "bought_together",
+                        sku(b),
+                        &format!("常与「{}」一起购买", title(b)),
+                        &format!("often bought with {}", title(b)),
+                    ),
+                    None => reason(
+                        "bought_together",
+                        None,
+                        "常被一起购买",
+                        "often bought together",
+                    ),
+                }
+            }
+            Some(Part::Session) => from_history(session).unwrap_or_else(|| {
+                reason(
+                    "session",
+                    None,
+                    "根据你刚才的浏览",
+                    "based on what you just did",
+                )
+            }),
+            Some(Part::ItemKnn) | Some(Part::Ease) | Some(Part::Content) => from_history(history)
+                .unwrap_or_else(|| reason("for_you", None, "猜你喜欢", "picked for you")),
+            Some(Part::Als) => reason("for_you", None, "猜你喜欢", "picked for you"),
+            Some(Part::Trending) => reason("trending", None, "近期热门", "trending now"),
+            Some(Part::Popular) | None => {
+                reason("popular", None, "大家都在买", "popular with shoppers")
+            }
+        }
+    }
+}
+
+fn reason(code: &'static str, because_of: Option<String>, zh: &str, en: &str) -> Reason {
+    Reason {
+        code,
+        because_of,
+        zh: zh.to_string(),
+        en: en.to_string(),
+    }
+}
