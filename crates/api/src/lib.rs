@@ -17,6 +17,7 @@ pub mod views;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use shopgrowth_core::pii::PiiCipher;
+use shopgrowth_service::recommend::RecommendService;
 use shopgrowth_service::AudienceService;
 use shopgrowth_store::Store;
 use std::future::Future;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Profiles, tags and segments, kept fresh from accepted writes.
     pub audience: Arc<AudienceService>,
+    /// The recommender; accepted behaviour joins its sessions at once.
+    pub recommend: Arc<RecommendService>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
         store: Arc<Store>,
         cipher: Arc<PiiCipher>,
         audience: Arc<AudienceService>,
+        recommend: Arc<RecommendService>,
         config: ApiConfig,
     ) -> Self {
         AppState {
@@ -71,6 +75,7 @@ impl AppState {
             keys: Arc::new(auth::KeyCache::default()),
             config: Arc::new(config),
             audience,
+            recommend,
         }
     }
 }

@@ -548,26 +548,29 @@ impl Model {
             }
         }
 
-        let excluded: HashSet<u32> = request
+        // A mask, not a set: every scored item is checked, and hashing 2,000 ids costs more than
+        // the scoring.
+        let mut excluded = vec![false; n_items];
+        let named = request
             .exclude
             .iter()
             .chain(shown.iter())
             .chain(request.cart.iter())
             .chain(request.item.iter())
-            .filter_map(|s| self.item_index(s))
-            .chain(
-                user.filter(|_| cfg.exclude_purchased)
-                    .map(|u| self.purchased[u as usize].clone())
-                    .unwrap_or_default(),
-            )
-            .chain(
-                user.map(|u| self.data.negatives[u as usize].clone())
-                    .unwrap_or_default(),
-            )
-            .collect();
+            .filter_map(|s| self.item_index(s));
+        let purchased = user
+            .filter(|_| cfg.exclude_purchased)
+            .map_or(&[][..], |u| self.purchased[u as usize].as_slice());
+        let negatives = user.map_or(&[][..], |u| self.data.negatives[u as usize].as_slice());
+        for i in named
+            .chain(purchased.iter().copied())
+            .chain(negatives.iter().copied())
+        {
+            excluded[i as usize] = true;
+        }
         let allowed = |i: u32| -> bool {
             let p = &self.products[i as usize];
-            !excluded.contains(&i)
+            !excluded[i as usize]
                 && request.min_price.is_none_or(|m| p.price >= m)
                 && request.max_price.is_none_or(|m| p.price <= m)
                 && (!request.in_stock || p.stock.is_none_or(|s| s > 0))
@@ -713,9 +716,10 @@ impl Model {
                     "based on what you just did",
                 )
             }),
-            Some(Part::ItemKnn) | Some(Part::Ease) | Some(Part::Content) => from_history(history)
+            // A model over the whole history still says which item of it leads here, when one
+            // does.
+            Some(Part::ItemKnn | Part::Ease | Part::Content | Part::Als) => from_history(history)
                 .unwrap_or_else(|| reason("for_you", None, "猜你喜欢", "picked for you")),
-            Some(Part::Als) => reason("for_you", None, "猜你喜欢", "picked for you"),
             Some(Part::Trending) => reason("trending", None, "近期热门", "trending now"),
             Some(Part::Popular) | None => {
                 reason("popular", None, "大家都在买", "popular with shoppers")

@@ -29,6 +29,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+pub mod recommend;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -75,7 +77,7 @@ impl Identity {
         Identity::default()
     }
 
-    fn from_source(source: &AudienceSource) -> Self {
+    pub(crate) fn from_source(source: &AudienceSource) -> Self {
         let mut identity = Identity::default();
         for link in &source.links {
             let map = if link.kind == "device" {

@@ -17,6 +17,8 @@ pub enum BenchVerb {
     Segments(crate::bench_segments::SegmentBenchArgs),
     /// Price carts against live promotions on one core and report carts per second.
     Pricing(crate::bench_pricing::PricingBenchArgs),
+    /// Request recommendations from a running server at a fixed rate; latency percentiles.
+    Recommend(crate::bench_serving::ServingArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +58,18 @@ pub struct IngestReport {
 
 pub async fn run(verb: BenchVerb, json: bool) -> anyhow::Result<()> {
     match verb {
+        BenchVerb::Recommend(args) => {
+            let r = crate::bench_serving::run(args).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} scene: {} requests at {} /s (achieved {:.0} /s), {} failed; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; schedule lag p99 {:.2} ms",
+                    r.scene, r.requests, r.target_rate, r.achieved_rate, r.failed, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.schedule_lag_p99_ms
+                );
+            }
+            Ok(())
+        }
         BenchVerb::Pricing(args) => {
             let report = crate::bench_pricing::run(args);
             if json {

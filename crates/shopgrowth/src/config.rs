@@ -36,6 +36,12 @@ pub struct FileConfig {
     pub max_batch_items: Option<usize>,
     #[serde(default)]
     pub audience: AudienceFile,
+    /// `[recommend]`: feedback weights, model settings and each scene's blend (see
+    /// docs/recommendations.md); unset keys keep their defaults.
+    #[serde(default)]
+    pub recommend: shopgrowth_recommend::engine::EngineConfig,
+    /// How often the server retrains the recommender (default 60).
+    pub recommend_retrain_minutes: Option<u64>,
 }
 
 /// `[audience]`: how profiles and built-in tags are derived.

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_pricing;
 mod bench_segments;
+mod bench_serving;
 mod config;
 mod demo;
 mod import;

@@ -603,11 +603,66 @@ pub fn print_eval(out: &EvalOutput) {
 pub enum RecommendVerb {
     /// Evaluate the recommenders offline under protocol B, C or T (see docs/recommendations.md).
     Eval(EvalArgs),
+    /// Train the shop's recommender from the store and report what it learned and how long it
+    /// took (the server trains the same way at start and on its schedule).
+    Train,
+    /// Train from the store, then answer one request as the API would.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// home, product_page, cart or after_purchase.
+    #[arg(long, default_value = "home")]
+    pub scene: String,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The product (product_page).
+    #[arg(long)]
+    pub item: Option<String>,
+    /// Cart SKUs (cart).
+    #[arg(long, value_delimiter = ',')]
+    pub cart: Vec<String>,
+    #[arg(long, default_value_t = 10)]
+    pub n: usize,
+    /// Answer this many times and report the mean time per answer (the engine alone, no HTTP).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct TrainReport {
+    #[serde(flatten)]
+    stats: shopgrowth_recommend::engine::TrainStats,
+    read_seconds: f64,
+    peak_memory_mib: Option<f64>,
+}
+
+async fn train(
+    store: &crate::config::StoreArgs,
+    file: &crate::config::FileConfig,
+) -> anyhow::Result<(shopgrowth_recommend::engine::Model, TrainReport)> {
+    let store = crate::config::open_store(store, file).await?;
+    let started = Instant::now();
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let (data, _) = shopgrowth_service::recommend::shop_data(&store, now).await?;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let config = file.recommend.clone();
+    let model = tokio::task::spawn_blocking(move || {
+        shopgrowth_recommend::engine::Model::train(&data, &config)
+    })
+    .await?;
+    let report = TrainReport {
+        stats: model.stats.clone(),
+        read_seconds,
+        peak_memory_mib: peak_memory_mib(),
+    };
+    Ok((model, report))
 }
 
 pub async fn run(
-    _store: &crate::config::StoreArgs,
-    _file: &crate::config::FileConfig,
+    store: &crate::config::StoreArgs,
+    file: &crate::config::FileConfig,
     verb: RecommendVerb,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -618,6 +673,63 @@ pub async fn run(
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print_eval(&out);
+            }
+            Ok(())
+        }
+        RecommendVerb::Train => {
+            let (_, report) = train(store, file).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let s = &report.stats;
+                println!(
+                    "trained on {} users, {} items, {} interactions, {} baskets (EASE {}): read {:.2}s, trained {:.2}s, peak memory {:.0} MiB",
+                    s.users, s.items, s.pairs, s.baskets, if s.ease { "on" } else { "off" },
+                    report.read_seconds, s.seconds, report.peak_memory_mib.unwrap_or(0.0)
+                );
+            }
+            Ok(())
+        }
+        RecommendVerb::Query(args) => {
+            let scene: shopgrowth_recommend::engine::Scene = args
+                .scene
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--scene: {e}"))?;
+            let (model, _) = train(store, file).await?;
+            let request = shopgrowth_recommend::engine::Request {
+                user: args.user.clone(),
+                scene: Some(scene),
+                n: args.n,
+                item: args.item.clone(),
+                cart: args.cart.clone(),
+                ..Default::default()
+            };
+            let shown = std::collections::HashSet::new();
+            let started = Instant::now();
+            let mut items = Vec::new();
+            for _ in 0..args.repeat.max(1) {
+                items = model.recommend(&request, &[], &shown);
+            }
+            let micros = started.elapsed().as_secs_f64() * 1e6 / args.repeat.max(1) as f64;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"items": items, "microseconds_per_answer": micros})
+                    )?
+                );
+            } else {
+                for (rank, r) in items.iter().enumerate() {
+                    println!(
+                        "{:>2}. {:<12} {:<30} {:.3}  {}",
+                        rank + 1,
+                        r.sku,
+                        r.title,
+                        r.score,
+                        r.reason.zh
+                    );
+                }
+                println!("({micros:.0} µs per answer)");
             }
             Ok(())
         }

@@ -4,6 +4,7 @@ use crate::config::{self, FileConfig, StoreArgs};
 use anyhow::Context;
 use clap::Args;
 use shopgrowth_api::{ApiConfig, AppState};
+use shopgrowth_service::recommend::RecommendService;
 use shopgrowth_service::AudienceService;
 use std::sync::Arc;
 
@@ -52,7 +53,13 @@ pub async fn serve_store(
     audience.spawn();
     shopgrowth_api::routes::flash::spawn_sweeper(Arc::clone(&store));
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "audience ready");
-    let state = AppState::new(store, Arc::new(cipher), audience, api);
+    let recommend = RecommendService::load(Arc::clone(&store), file.recommend.clone())
+        .await
+        .context("training the recommender")?;
+    recommend.spawn_retraining(std::time::Duration::from_secs(
+        60 * file.recommend_retrain_minutes.unwrap_or(60).max(1),
+    ));
+    let state = AppState::new(store, Arc::new(cipher), audience, recommend, api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -229,6 +229,7 @@ pub async fn post_event(
     let events = vec![event];
     let written = state.store.insert_events(events.clone(), now.0).await?;
     notify_inserted(&state, &events, &written, Update::Events);
+    state.recommend.observe_events(&inserted(&events, &written));
     Ok(single_result(id, &written))
 }
 
@@ -256,6 +257,7 @@ pub async fn post_events(
     let events = s.valid.clone();
     let written = state.store.insert_events(s.valid, now.0).await?;
     notify_inserted(&state, &events, &written, Update::Events);
+    state.recommend.observe_events(&inserted(&events, &written));
     Ok(Json(batch_result(
         s.positions,
         s.rejected,
@@ -383,6 +385,7 @@ pub async fn post_order(
     let orders = vec![order];
     let written = state.store.insert_orders(orders.clone(), now.0).await?;
     notify_inserted(&state, &orders, &written, Update::Orders);
+    state.recommend.observe_orders(&inserted(&orders, &written));
     Ok(single_result(id, &written))
 }
 
@@ -409,6 +412,7 @@ pub async fn post_orders(
     let orders = s.valid.clone();
     let written = state.store.insert_orders(s.valid, now.0).await?;
     notify_inserted(&state, &orders, &written, Update::Orders);
+    state.recommend.observe_orders(&inserted(&orders, &written));
     Ok(Json(batch_result(
         s.positions,
         s.rejected,
@@ -468,6 +472,16 @@ pub async fn post_refund(
     }
 }
 
+/// The items that were new (not duplicates).
+fn inserted<T: Clone>(items: &[T], written: &[Written]) -> Vec<T> {
+    items
+        .iter()
+        .zip(written)
+        .filter(|(_, w)| **w == Written::Inserted)
+        .map(|(item, _)| item.clone())
+        .collect()
+}
+
 /// Tells the audience about the items that were new (not duplicates).
 fn notify_inserted<T: Clone>(
     state: &AppState,
@@ -475,12 +489,7 @@ fn notify_inserted<T: Clone>(
     written: &[Written],
     update: fn(Vec<T>) -> Update,
 ) {
-    let new: Vec<T> = items
-        .iter()
-        .zip(written)
-        .filter(|(_, w)| **w == Written::Inserted)
-        .map(|(item, _)| item.clone())
-        .collect();
+    let new = inserted(items, written);
     if !new.is_empty() {
         state.audience.notify(update(new));
     }

@@ -7,6 +7,7 @@
 //! - [`coupons`]: templates, claims, redemptions (scopes `admin`, `ingest`, `read`).
 //! - [`flash`]: flash sales and their reservations (scopes `admin`, `ingest`, `read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
+//! - [`recommend`]: recommendations per scene (scope `read`), the model and retraining (`admin`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod customers;
 pub mod flash;
 pub mod ingest;
 pub mod pricing;
+pub mod recommend;
 
 use crate::AppState;
 use axum::routing::{delete, get, post, put};
@@ -65,6 +67,9 @@ pub fn api_v1() -> Router<AppState> {
         .route("/discover", post(audience::discover))
         .route("/audience/rebuild", post(audience::rebuild))
         .route("/pricing/quote", post(pricing::quote))
+        .route("/recommendations", get(recommend::recommendations))
+        .route("/recommendations/model", get(recommend::model))
+        .route("/recommendations/retrain", post(recommend::retrain))
         .route("/flash-sales", post(flash::create))
         .route("/flash-sales/{id}", get(flash::get))
         .route("/flash-sales/{id}/reservations", post(flash::reserve))

@@ -50,7 +50,13 @@ pub async fn test_app_with(config: ApiConfig) -> TestApp {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     audience.spawn();
-    let state = AppState::new(store, Arc::new(cipher), audience, config);
+    let recommend = shopgrowth_service::recommend::RecommendService::load(
+        Arc::clone(&store),
+        shopgrowth_recommend::engine::EngineConfig::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let state = AppState::new(store, Arc::new(cipher), audience, recommend, config);
     let [ingest, read, admin, pii]: [String; 4] =
         keys.try_into().unwrap_or_else(|_| panic!("four keys"));
     TestApp {

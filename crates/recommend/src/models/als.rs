@@ -44,17 +44,33 @@ impl Default for AlsConfig {
 #[derive(Debug, Clone)]
 pub struct Als {
     factors: usize,
-    regularization: f32,
     alpha: f32,
     /// Row-major users × factors.
     users: Vec<f32>,
     /// Row-major items × factors.
     items: Vec<f32>,
     item_count: usize,
+    /// `YᵀY + λI` of the final item factors, kept for folding users in.
+    item_gramian: Vec<f32>,
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Dot product with eight independent partial sums, so the compiler can keep them in SIMD lanes
+/// (a single running sum is a serial chain: float addition is not reassociated).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// `YᵀY + λI` for the factor rows of `y`.
@@ -183,8 +199,8 @@ impl Als {
         }
         Als {
             factors: f,
-            regularization: config.regularization,
             alpha: config.alpha,
+            item_gramian: gramian(&items, f, config.regularization),
             users,
             items,
             item_count: data.items,
@@ -195,7 +211,7 @@ impl Als {
     /// would give this user with the items fixed. Solved by Cholesky on the f×f system.
     pub fn fold_in(&self, history: &[(u32, f32)]) -> Vec<f32> {
         let f = self.factors;
-        let mut a = gramian(&self.items, f, self.regularization);
+        let mut a = self.item_gramian.clone();
         let mut b = vec![0f32; f];
         for &(i, w) in history {
             let Some(y) = self.items.get(i as usize * f..(i as usize + 1) * f) else {
