@@ -85,6 +85,9 @@ pub struct EvalArgs {
     pub alpha: f32,
     #[arg(long, default_value_t = 40)]
     pub bpr_epochs: usize,
+    /// Seed of ALS's starting factors (default: --seed).
+    #[arg(long)]
+    pub als_seed: Option<u64>,
     /// Write the protocol-B train and test split as CSV files (user,item) into this folder,
     /// for running another tool on the same split.
     #[arg(long)]
@@ -409,7 +412,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<EvalOutput> {
         alpha: args.alpha,
         iterations: args.iterations,
         cg_steps: 3,
-        seed: args.seed,
+        seed: args.als_seed.unwrap_or(args.seed),
     };
     let mut rows = Vec::new();
     let mut fitted: HashMap<ModelName, (Box<dyn Scorer>, f64)> = HashMap::new();
@@ -434,6 +437,14 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<EvalOutput> {
                     format!("neighbours={}", args.user_neighbours),
                     s,
                 )
+            }
+            ModelName::Ease if data.items > Ease::MAX_ITEMS => {
+                eprintln!(
+                    "Ease: skipped, {} items is more than its dense model allows ({})",
+                    data.items,
+                    Ease::MAX_ITEMS
+                );
+                continue;
             }
             ModelName::Ease => {
                 let mut lambda = args.ease_lambda;
@@ -501,7 +512,11 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<EvalOutput> {
             ModelName::Blend => {
                 let mut parts = Vec::new();
                 let mut seconds = 0.0;
-                for name in [ModelName::Ease, ModelName::ItemKnn, ModelName::Als] {
+                let usable = |n: &ModelName| *n != ModelName::Ease || data.items <= Ease::MAX_ITEMS;
+                for name in [ModelName::Ease, ModelName::ItemKnn, ModelName::Als]
+                    .into_iter()
+                    .filter(usable)
+                {
                     let (m, s) = match fitted.remove(&name) {
                         Some(x) => x,
                         None => match name {
