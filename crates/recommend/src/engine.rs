@@ -32,6 +32,8 @@ pub struct Product {
     pub brand: Option<String>,
     pub price: i64,
     pub stock: Option<i64>,
+    /// Attribute name and value as text, e.g. ("颜色", "红").
+    pub attributes: Vec<(String, String)>,
 }
 
 /// One piece of behaviour by a (resolved) customer or an anonymous device.
@@ -161,6 +163,8 @@ impl Default for EngineConfig {
                 als: 1.0,
                 item_knn: 0.5,
                 ease: 0.5,
+                // Lets items nobody has bought yet reach customers whose history they resemble.
+                content: 0.2,
                 trending: 0.1,
                 per_category: 4,
                 ..SceneConfig::default()
@@ -376,7 +380,7 @@ impl Model {
                 title: p.title.clone(),
                 category: p.category.clone(),
                 brand: p.brand.clone(),
-                attributes: Vec::new(),
+                attributes: p.attributes.clone(),
             })
             .collect();
         let half_life = (config.trending_half_life_days * 86_400_000.0) as i64;
@@ -734,5 +738,163 @@ fn reason(code: &'static str, because_of: Option<String>, zh: &str, en: &str) ->
         because_of,
         zh: zh.to_string(),
         en: en.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Twenty customers like baby items 0–3, twenty like digital items 4–7; item 8 is a new
+    /// baby item nobody has touched yet.
+    fn shop() -> ShopData {
+        let product = |i: usize| Product {
+            sku: format!("s{i}"),
+            title: if i < 4 || i == 8 {
+                format!("婴儿奶粉 {i}")
+            } else {
+                format!("蓝牙耳机 {i}")
+            },
+            category: vec![if i < 4 || i == 8 { "母婴" } else { "数码" }.to_string()],
+            brand: Some(if i < 4 || i == 8 { "飞鹤" } else { "小米" }.to_string()),
+            price: 1000 * (i as i64 + 1),
+            stock: Some(if i == 3 { 0 } else { 10 }),
+            attributes: Vec::new(),
+        };
+        let mut feedback = Vec::new();
+        let mut baskets = Vec::new();
+        for u in 0..40 {
+            let base = if u < 20 { 0 } else { 4 };
+            for k in 0..3 {
+                feedback.push(Feedback {
+                    user: format!("c{u}"),
+                    sku: format!("s{}", base + (u + k) % 4),
+                    kind: "view".into(),
+                    at: 1_000,
+                });
+            }
+            baskets.push(Basket {
+                user: Some(format!("c{u}")),
+                skus: vec![format!("s{base}"), format!("s{}", base + 1)],
+                at: 2_000,
+            });
+        }
+        // c0 returned item 2: an explicit negative.
+        feedback.push(Feedback {
+            user: "c0".into(),
+            sku: "s2".into(),
+            kind: "refund".into(),
+            at: 3_000,
+        });
+        ShopData {
+            products: (0..9).map(product).collect(),
+            feedback,
+            baskets,
+            now: 10_000,
+        }
+    }
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            als: AlsConfig {
+                factors: 4,
+                iterations: 5,
+                ..AlsConfig::default()
+            },
+            ..EngineConfig::default()
+        }
+    }
+
+    fn skus(list: &[Recommended]) -> Vec<&str> {
+        list.iter().map(|r| r.sku.as_str()).collect()
+    }
+
+    #[test]
+    fn home_follows_taste_and_never_offers_negatives_or_purchases() {
+        let model = Model::train(&shop(), &config());
+        let request = Request {
+            user: Some("c0".into()),
+            n: 4,
+            ..Request::default()
+        };
+        let got = model.recommend(&request, &[], &HashSet::new());
+        let list = skus(&got);
+        assert!(!list.is_empty());
+        assert!(list[0] == "s3" || list[0] == "s8", "baby first: {got:?}");
+        assert!(!list.contains(&"s2"), "c0 returned s2: {got:?}");
+        assert!(
+            !list.contains(&"s0") && !list.contains(&"s1"),
+            "bought: {got:?}"
+        );
+        assert!(got
+            .iter()
+            .all(|r| !r.reason.zh.is_empty() && !r.reason.en.is_empty()));
+    }
+
+    #[test]
+    fn strangers_get_trending_and_filters_hold() {
+        let model = Model::train(&shop(), &config());
+        let request = Request {
+            user: Some("stranger".into()),
+            n: 9,
+            in_stock: true,
+            max_price: Some(6_000),
+            ..Request::default()
+        };
+        let got = model.recommend(&request, &[], &HashSet::new());
+        assert!(
+            matches!(got[0].reason.code, "trending" | "popular"),
+            "{got:?}"
+        );
+        for r in &got {
+            let p = &model.products[model.item_index(&r.sku).unwrap_or(0) as usize];
+            assert!(p.price <= 6_000 && p.stock != Some(0), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_item_is_found_by_content_on_a_product_page() {
+        let model = Model::train(&shop(), &config());
+        let request = Request {
+            scene: Some(Scene::ProductPage),
+            item: Some("s0".into()),
+            n: 8,
+            ..Request::default()
+        };
+        let got = model.recommend(&request, &[], &HashSet::new());
+        assert!(
+            skus(&got).contains(&"s8"),
+            "the untouched baby item: {got:?}"
+        );
+        assert!(!skus(&got).contains(&"s0"), "not the product itself");
+    }
+
+    #[test]
+    fn the_session_moves_the_product_page_and_shown_items_stay_away() {
+        let model = Model::train(&shop(), &config());
+        let request = Request {
+            user: Some("c1".into()),
+            scene: Some(Scene::ProductPage),
+            item: Some("s1".into()),
+            n: 6,
+            ..Request::default()
+        };
+        let before = model.recommend(&request, &[], &HashSet::new());
+        let session = [Feedback {
+            user: String::new(),
+            sku: "s6".into(),
+            kind: "add_to_cart".into(),
+            at: 20_000,
+        }];
+        let after = model.recommend(&request, &session, &HashSet::new());
+        assert_ne!(skus(&before), skus(&after));
+        assert!(
+            after.iter().any(|r| r.reason.code == "similar_to_carted"
+                && r.reason.because_of.as_deref() == Some("s6")),
+            "{after:?}"
+        );
+        let shown: HashSet<String> = before.iter().map(|r| r.sku.clone()).collect();
+        let next = model.recommend(&request, &[], &shown);
+        assert!(next.iter().all(|r| !shown.contains(&r.sku)), "{next:?}");
     }
 }

@@ -100,6 +100,7 @@ pub async fn shop_data(store: &Store, now: i64) -> Result<(ShopData, Identity)> 
             brand: p.brand.clone(),
             price: p.price,
             stock: p.stock,
+            attributes: attributes(&p.attributes),
         })
         .collect();
     let feedback = source
@@ -136,6 +137,24 @@ pub async fn shop_data(store: &Store, now: i64) -> Result<(ShopData, Identity)> 
         },
         identity,
     ))
+}
+
+/// Attributes as (name, value) text; numbers and booleans as written, nested values skipped.
+fn attributes(json: &str) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = map
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            serde_json::Value::Number(n) => Some((k, n.to_string())),
+            serde_json::Value::Bool(b) => Some((k, b.to_string())),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Whose behaviour this is: the customer a user or device resolves to, or the device itself

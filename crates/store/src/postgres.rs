@@ -635,6 +635,7 @@ impl PgStore {
                 title: r.try_get(3)?,
                 price: r.try_get(4)?,
                 stock: r.try_get(5)?,
+                attributes: r.try_get(6)?,
             });
         }
         let mut index = std::collections::HashMap::new();

@@ -344,7 +344,7 @@ pub fn scopes_from(text: &str) -> Vec<String> {
 pub const AUDIENCE_USERS: &str =
     "SELECT id, gender, city, city_tier, registration_channel FROM users ORDER BY id";
 pub const AUDIENCE_PRODUCTS: &str =
-    "SELECT id, category_path, brand, title, price, stock FROM products";
+    "SELECT id, category_path, brand, title, price, stock, attributes FROM products";
 pub const AUDIENCE_ORDERS: &str =
     "SELECT id, user_id, device_id, kind = 'sale', placed_at, total, \
      discount_total, coupon_codes <> '[]', channel, store_id FROM orders \

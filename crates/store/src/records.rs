@@ -237,6 +237,8 @@ pub struct ProductFacts {
     pub price: i64,
     /// `None` when the shop does not track stock for it.
     pub stock: Option<i64>,
+    /// The product's attributes as stored: a JSON object.
+    pub attributes: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

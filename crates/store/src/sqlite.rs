@@ -786,6 +786,7 @@ impl SqliteStore {
                     title: r.get(3)?,
                     price: r.get(4)?,
                     stock: r.get(5)?,
+                    attributes: r.get(6)?,
                 });
             }
             let mut index = std::collections::HashMap::new();
