@@ -395,6 +395,40 @@ impl Store {
 
     /// Sets the limit of a scope (`campaign:…`, `coupon:…`, `customer:…`, `device:…`, `store:…`)
     /// for a period kind (`total`, `day`, `week`, `month`).
+    /// Stores a red packet with its pre-drawn share amounts (in claim order); false if the id
+    /// exists.
+    pub async fn create_red_packet(
+        &self,
+        packet: RedPacketRecord,
+        amounts: Vec<i64>,
+    ) -> Result<bool> {
+        dispatch!(self.create_red_packet(packet, amounts))
+    }
+
+    /// A packet and its shares.
+    pub async fn red_packet(
+        &self,
+        id: String,
+    ) -> Result<Option<(RedPacketRecord, Vec<RedPacketShare>)>> {
+        dispatch!(self.red_packet(id))
+    }
+
+    /// The next share for a claimant (their earlier one if they have one); a conflict when the
+    /// packet is empty or expired.
+    pub async fn claim_red_packet(
+        &self,
+        id: String,
+        user: String,
+        now: i64,
+    ) -> Result<PacketClaim> {
+        dispatch!(self.claim_red_packet(id, user, now))
+    }
+
+    /// Expires open packets past their time; each returns its unclaimed remainder once.
+    pub async fn expire_red_packets(&self, now: i64) -> Result<Vec<(String, i64)>> {
+        dispatch!(self.expire_red_packets(now))
+    }
+
     pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
         dispatch!(self.set_budget_limit(scope, period, amount))
     }

@@ -1419,6 +1419,147 @@ impl PgStore {
         Ok(released)
     }
 
+    /// Stores a packet with its pre-drawn shares in one transaction; false if the id exists.
+    pub async fn create_red_packet(&self, p: RedPacketRecord, amounts: Vec<i64>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let created = sqlx::query(INSERT_RED_PACKET)
+            .bind(&p.id)
+            .bind(&p.sender)
+            .bind(&p.kind)
+            .bind(p.total)
+            .bind(&p.currency)
+            .bind(p.shares)
+            .bind(p.expires_at)
+            .bind(p.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if created {
+            let positions: Vec<i64> = (0..amounts.len() as i64).collect();
+            sqlx::query(
+                "INSERT INTO red_packet_shares (packet_id, position, amount) \
+                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[])",
+            )
+            .bind(&p.id)
+            .bind(&positions)
+            .bind(&amounts)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub async fn red_packet(
+        &self,
+        id: String,
+    ) -> Result<Option<(RedPacketRecord, Vec<RedPacketShare>)>> {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {RED_PACKET_COLUMNS} FROM red_packets WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let shares = sqlx::query(RED_PACKET_SHARES)
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(pg_share_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((pg_red_packet_row(&row)?, shares)))
+    }
+
+    /// Takes the next share in one transaction: the packet's row lock orders concurrent claims
+    /// from every node. A claimant racing themself hits the unique index and gets their share.
+    pub async fn claim_red_packet(
+        &self,
+        id: String,
+        user: String,
+        now: i64,
+    ) -> Result<PacketClaim> {
+        let existing = |pool: &sqlx::PgPool, id: String, user: String| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(RED_PACKET_SHARE_OF)
+                    .bind(&id)
+                    .bind(&user)
+                    .fetch_optional(&pool)
+                    .await?
+                    .as_ref()
+                    .map(pg_share_row)
+                    .transpose()
+            }
+        };
+        if let Some(share) = existing(&self.pool, id.clone(), user.clone()).await? {
+            return Ok(PacketClaim::Duplicate(share));
+        }
+        let mut tx = self.pool.begin().await?;
+        let count: Option<i64> = sqlx::query_scalar(TAKE_RED_PACKET_SHARE)
+            .bind(&id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(count) = count else {
+            drop(tx);
+            let packet = self
+                .red_packet(id.clone())
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    entity: "red packet",
+                    id: id.clone(),
+                })?;
+            return Err(packet_refusal(&packet.0, now));
+        };
+        let amount: std::result::Result<i64, sqlx::Error> =
+            sqlx::query_scalar(CLAIM_RED_PACKET_SHARE)
+                .bind(&id)
+                .bind(count - 1)
+                .bind(&user)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await;
+        let amount = match amount {
+            Ok(a) => a,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
+                return existing(&self.pool, id.clone(), user.clone())
+                    .await?
+                    .map(PacketClaim::Duplicate)
+                    .ok_or_else(|| {
+                        Error::Conflict(format!("red packet {id:?}: claim raced and lost"))
+                    });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        sqlx::query(ADD_RED_PACKET_CLAIMED)
+            .bind(&id)
+            .bind(amount)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PacketClaim::New(RedPacketShare {
+            position: count - 1,
+            amount,
+            claimed_by: Some(user),
+            claimed_at: Some(now),
+        }))
+    }
+
+    pub async fn expire_red_packets(&self, now: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(EXPIRE_RED_PACKETS)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
         sqlx::query(UPSERT_BUDGET_LIMIT)
             .bind(&scope)
@@ -1917,5 +2058,31 @@ fn pg_reservation_row(r: &sqlx::postgres::PgRow) -> Result<ReservationRecord> {
         state: r.try_get(4)?,
         expires_at: r.try_get(5)?,
         created_at: r.try_get(6)?,
+    })
+}
+
+fn pg_red_packet_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketRecord> {
+    Ok(RedPacketRecord {
+        id: r.try_get(0)?,
+        sender: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        total: r.try_get(3)?,
+        currency: r.try_get(4)?,
+        shares: r.try_get(5)?,
+        claimed_count: r.try_get(6)?,
+        claimed_amount: r.try_get(7)?,
+        state: r.try_get(8)?,
+        returned: r.try_get(9)?,
+        expires_at: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+    })
+}
+
+fn pg_share_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketShare> {
+    Ok(RedPacketShare {
+        position: r.try_get(0)?,
+        amount: r.try_get(1)?,
+        claimed_by: r.try_get(2)?,
+        claimed_at: r.try_get(3)?,
     })
 }

@@ -494,3 +494,27 @@ pub const RETURN_BUDGET: &str = "UPDATE budget_usage SET used = used - $4 \
      WHERE scope = $1 AND period = $2 AND period_key = $3";
 pub const BUDGET_USED: &str =
     "SELECT used FROM budget_usage WHERE scope = $1 AND period = $2 AND period_key = $3";
+
+pub const RED_PACKET_COLUMNS: &str = "id, sender, kind, total, currency, shares, claimed_count, \
+     claimed_amount, state, returned, expires_at, created_at";
+pub const INSERT_RED_PACKET: &str = "INSERT INTO red_packets (id, sender, kind, total, currency, \
+     shares, state, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) \
+     ON CONFLICT (id) DO NOTHING";
+pub const INSERT_RED_PACKET_SHARE: &str =
+    "INSERT INTO red_packet_shares (packet_id, position, amount) VALUES ($1, $2, $3)";
+/// Takes the next share: the packet's row is the only thing claims contend on.
+pub const TAKE_RED_PACKET_SHARE: &str = "UPDATE red_packets SET claimed_count = claimed_count + 1 \
+     WHERE id = $1 AND state = 'open' AND expires_at > $2 AND claimed_count < shares \
+     RETURNING claimed_count";
+pub const CLAIM_RED_PACKET_SHARE: &str = "UPDATE red_packet_shares SET claimed_by = $3, \
+     claimed_at = $4 WHERE packet_id = $1 AND position = $2 AND claimed_by IS NULL RETURNING amount";
+pub const ADD_RED_PACKET_CLAIMED: &str =
+    "UPDATE red_packets SET claimed_amount = claimed_amount + $2, \
+     state = CASE WHEN claimed_count = shares THEN 'finished' ELSE state END WHERE id = $1";
+pub const RED_PACKET_SHARE_OF: &str = "SELECT position, amount, claimed_by, claimed_at \
+     FROM red_packet_shares WHERE packet_id = $1 AND claimed_by = $2";
+pub const RED_PACKET_SHARES: &str = "SELECT position, amount, claimed_by, claimed_at \
+     FROM red_packet_shares WHERE packet_id = $1 ORDER BY position";
+/// Expiry returns the unclaimed remainder once: only an open packet moves to expired.
+pub const EXPIRE_RED_PACKETS: &str = "UPDATE red_packets SET state = 'expired', \
+     returned = total - claimed_amount WHERE state = 'open' AND expires_at <= $1 RETURNING id, returned";

@@ -683,3 +683,48 @@ pub(crate) fn over_budget(l: &BudgetLine) -> crate::Error {
         l.period, l.scope, l.period_key
     ))
 }
+
+/// A red packet as stored; its shares are in `red_packet_shares`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedPacketRecord {
+    pub id: String,
+    pub sender: String,
+    /// `fixed` or `lucky`.
+    pub kind: String,
+    pub total: i64,
+    pub currency: String,
+    pub shares: i64,
+    pub claimed_count: i64,
+    pub claimed_amount: i64,
+    /// `open`, `finished` (every share claimed) or `expired` (the remainder returned).
+    pub state: String,
+    /// What went back to the sender on expiry.
+    pub returned: i64,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// One share of a packet, claimed or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedPacketShare {
+    pub position: i64,
+    pub amount: i64,
+    pub claimed_by: Option<String>,
+    pub claimed_at: Option<i64>,
+}
+
+/// A claim, new or the claimant's earlier one (one share per claimant and packet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketClaim {
+    New(RedPacketShare),
+    Duplicate(RedPacketShare),
+}
+
+/// Why a share could not be taken: the packet expired, or every share is gone.
+pub(crate) fn packet_refusal(p: &RedPacketRecord, now: i64) -> crate::Error {
+    if p.state == "expired" || now >= p.expires_at {
+        crate::Error::Conflict(format!("red packet {:?} has expired", p.id))
+    } else {
+        crate::Error::Conflict(format!("red packet {:?} has no shares left", p.id))
+    }
+}

@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "budgets",
         include_str!("../migrations/sqlite/0006_budgets.sql"),
     ),
+    (
+        7,
+        "red_packets",
+        include_str!("../migrations/sqlite/0007_red_packets.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1457,6 +1462,116 @@ impl SqliteStore {
         .await
     }
 
+    /// Stores a packet with its pre-drawn shares; false if the id exists (nothing changes).
+    pub async fn create_red_packet(&self, p: RedPacketRecord, amounts: Vec<i64>) -> Result<bool> {
+        self.write(move |conn| {
+            let created = conn.execute(
+                &lite(INSERT_RED_PACKET),
+                params![
+                    p.id,
+                    p.sender,
+                    p.kind,
+                    p.total,
+                    p.currency,
+                    p.shares,
+                    p.expires_at,
+                    p.created_at
+                ],
+            )? == 1;
+            if created {
+                let mut insert = conn.prepare(&lite(INSERT_RED_PACKET_SHARE))?;
+                for (position, amount) in amounts.iter().enumerate() {
+                    insert.execute(params![p.id, position as i64, amount])?;
+                }
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    pub async fn red_packet(
+        &self,
+        id: String,
+    ) -> Result<Option<(RedPacketRecord, Vec<RedPacketShare>)>> {
+        self.read(move |conn| {
+            let Some(p) = conn
+                .query_row(
+                    &format!("SELECT {RED_PACKET_COLUMNS} FROM red_packets WHERE id = ?1"),
+                    [&id],
+                    red_packet_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let shares = conn
+                .prepare(&lite(RED_PACKET_SHARES))?
+                .query_map([&id], share_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((p, shares)))
+        })
+        .await
+    }
+
+    /// Takes the next share for `user`: the packet's counter by a conditional increment, then
+    /// that share; a claimant who already has a share gets it again.
+    pub async fn claim_red_packet(
+        &self,
+        id: String,
+        user: String,
+        now: i64,
+    ) -> Result<PacketClaim> {
+        self.write(move |conn| {
+            if let Some(share) = conn
+                .query_row(&lite(RED_PACKET_SHARE_OF), params![id, user], share_row)
+                .optional()?
+            {
+                return Ok(PacketClaim::Duplicate(share));
+            }
+            let position: Option<i64> = conn
+                .query_row(&lite(TAKE_RED_PACKET_SHARE), params![id, now], |r| r.get(0))
+                .optional()?;
+            let Some(count) = position else {
+                let packet = conn
+                    .query_row(
+                        &format!("SELECT {RED_PACKET_COLUMNS} FROM red_packets WHERE id = ?1"),
+                        [&id],
+                        red_packet_row,
+                    )
+                    .optional()?
+                    .ok_or_else(|| Error::NotFound {
+                        entity: "red packet",
+                        id: id.clone(),
+                    })?;
+                return Err(packet_refusal(&packet, now));
+            };
+            let amount: i64 = conn.query_row(
+                &lite(CLAIM_RED_PACKET_SHARE),
+                params![id, count - 1, user, now],
+                |r| r.get(0),
+            )?;
+            conn.execute(&lite(ADD_RED_PACKET_CLAIMED), params![id, amount])?;
+            Ok(PacketClaim::New(RedPacketShare {
+                position: count - 1,
+                amount,
+                claimed_by: Some(user),
+                claimed_at: Some(now),
+            }))
+        })
+        .await
+    }
+
+    /// Expires every open packet past its time and returns (id, amount returned), each once.
+    pub async fn expire_red_packets(&self, now: i64) -> Result<Vec<(String, i64)>> {
+        self.write(move |conn| {
+            Ok(conn
+                .prepare(&lite(EXPIRE_RED_PACKETS))?
+                .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// Sets the limit of a scope for a period kind (`total`, `day`, `week`, `month`).
     pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
         self.write(move |conn| {
@@ -2099,4 +2214,30 @@ mod tests {
             }
         }
     }
+}
+
+fn red_packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketRecord> {
+    Ok(RedPacketRecord {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        kind: r.get(2)?,
+        total: r.get(3)?,
+        currency: r.get(4)?,
+        shares: r.get(5)?,
+        claimed_count: r.get(6)?,
+        claimed_amount: r.get(7)?,
+        state: r.get(8)?,
+        returned: r.get(9)?,
+        expires_at: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}
+
+fn share_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketShare> {
+    Ok(RedPacketShare {
+        position: r.get(0)?,
+        amount: r.get(1)?,
+        claimed_by: r.get(2)?,
+        claimed_at: r.get(3)?,
+    })
 }

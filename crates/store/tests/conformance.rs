@@ -1243,6 +1243,132 @@ async fn migrations_are_repeatable(h: Harness) {
         .unwrap_or_else(|e| panic!("second migrate failed: {e}"));
 }
 
+async fn red_packets_hand_out_each_share_once_and_return_the_rest(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let amounts: Vec<i64> = (1..=100).collect(); // 5,050 in all
+    let packet = RedPacketRecord {
+        id: "rp".into(),
+        sender: "boss".into(),
+        kind: "lucky".into(),
+        total: 5_050,
+        currency: "CNY".into(),
+        shares: 100,
+        claimed_count: 0,
+        claimed_amount: 0,
+        state: "open".into(),
+        returned: 0,
+        expires_at: NOW + 60_000,
+        created_at: NOW,
+    };
+    assert!(s
+        .create_red_packet(packet.clone(), amounts.clone())
+        .await
+        .unwrap_or(false));
+    assert!(
+        !s.create_red_packet(packet.clone(), amounts.clone())
+            .await
+            .unwrap_or(true),
+        "same id: nothing new"
+    );
+    // 300 claimants at once, each trying twice, for 100 shares.
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.claim_red_packet("rp".into(), format!("u{}", i % 300), NOW + 1)
+                .await
+        }));
+    }
+    let (mut new, mut repeated, mut refused) = (Vec::new(), 0, 0);
+    for t in tasks {
+        match t.await {
+            Ok(Ok(PacketClaim::New(share))) => new.push(share),
+            Ok(Ok(PacketClaim::Duplicate(_))) => repeated += 1,
+            Ok(Err(Error::Conflict(m))) if m.contains("no shares left") => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(new.len(), 100, "every share handed out once");
+    assert_eq!(new.len() + repeated + refused, 600);
+    let claimants: std::collections::HashSet<_> =
+        new.iter().map(|c| c.claimed_by.clone()).collect();
+    assert_eq!(claimants.len(), 100, "one share per claimant");
+    let mut positions: Vec<i64> = new.iter().map(|c| c.position).collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (0..100).collect::<Vec<i64>>());
+    assert_eq!(
+        new.iter().map(|c| c.amount).sum::<i64>(),
+        5_050,
+        "the shares sum to the total"
+    );
+    let (stored, shares) = s
+        .red_packet("rp".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    assert_eq!(
+        (
+            stored.claimed_count,
+            stored.claimed_amount,
+            stored.state.as_str()
+        ),
+        (100, 5_050, "finished")
+    );
+    assert!(shares.iter().all(|x| x.claimed_by.is_some()));
+    assert!(
+        s.expire_red_packets(NOW + 120_000)
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing to return"
+    );
+
+    // A second packet: three claims, then expiry returns the rest exactly once, and no claim
+    // succeeds after the deadline even before the sweep.
+    let second = RedPacketRecord {
+        id: "rp2".into(),
+        total: 1_000,
+        shares: 10,
+        ..packet
+    };
+    assert!(s
+        .create_red_packet(second, vec![100; 10])
+        .await
+        .unwrap_or(false));
+    for u in ["a", "b", "c"] {
+        assert!(matches!(
+            s.claim_red_packet("rp2".into(), u.into(), NOW + 5).await,
+            Ok(PacketClaim::New(_))
+        ));
+    }
+    assert!(matches!(
+        s.claim_red_packet("rp2".into(), "a".into(), NOW + 6).await,
+        Ok(PacketClaim::Duplicate(ref c)) if c.position == 0
+    ));
+    let late = s
+        .claim_red_packet("rp2".into(), "d".into(), NOW + 60_000)
+        .await;
+    assert!(
+        matches!(late, Err(Error::Conflict(ref m)) if m.contains("expired")),
+        "{late:?}"
+    );
+    assert_eq!(
+        s.expire_red_packets(NOW + 60_000).await.ok(),
+        Some(vec![("rp2".to_string(), 700)])
+    );
+    assert_eq!(
+        s.expire_red_packets(NOW + 70_000).await.ok(),
+        Some(vec![]),
+        "returned once"
+    );
+    let missing = s.claim_red_packet("nope".into(), "a".into(), NOW).await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -1262,11 +1388,13 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
-    flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once);
+    flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
+    red_packets_hand_out_each_share_once_and_return_the_rest);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
-    flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once);
+    flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
+    red_packets_hand_out_each_share_once_and_return_the_rest);
