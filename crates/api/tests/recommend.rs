@@ -6,52 +6,16 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::test_app;
+use common::{test_app, Client};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-    async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, key, None).await
-    }
-    async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, key, Some(body))
-            .await
-    }
-    async fn recs(&self, key: &str, query: &str) -> Value {
-        let (status, body) = self
-            .get(&format!("/api/v1/recommendations?{query}"), key)
-            .await;
-        assert_eq!(status, 200, "{query}: {body}");
-        body
-    }
+async fn recs(c: &Client, key: &str, query: &str) -> Value {
+    let (status, body) = c
+        .get(&format!("/api/v1/recommendations?{query}"), key)
+        .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body
 }
 
 fn skus(answer: &Value) -> Vec<String> {
@@ -75,18 +39,7 @@ const DIGITAL: [&str; 5] = ["phone1", "phone2", "case", "charger", "earbuds"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenes_reasons_paging_and_real_time() {
     let t = test_app().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(shopgrowth_api::serve(listener, t.state.clone(), async {
-        let _ = stopped.await;
-    }));
-    let c = Client {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}"),
-    };
+    let (c, stop) = common::serve(&t).await;
 
     let mut products = Vec::new();
     for (i, sku) in BABY.iter().enumerate() {
@@ -163,7 +116,7 @@ async fn scenes_reasons_paging_and_real_time() {
 
     // Home: a baby customer gets baby items first, with ids and reasons in both languages; what
     // they bought is not offered again.
-    let home = c.recs(&t.read, "user_id=c03&n=3").await;
+    let home = recs(&c, &t.read, "user_id=c03&n=3").await;
     assert!(
         home["recommendation_id"]
             .as_str()
@@ -190,15 +143,15 @@ async fn scenes_reasons_paging_and_real_time() {
     );
 
     // Paging: the next page never repeats the first.
-    let next = c
-        .recs(
-            &t.read,
-            &format!(
-                "user_id=c03&n=3&cursor={}",
-                home["recommendation_id"].as_str().unwrap_or("")
-            ),
-        )
-        .await;
+    let next = recs(
+        &c,
+        &t.read,
+        &format!(
+            "user_id=c03&n=3&cursor={}",
+            home["recommendation_id"].as_str().unwrap_or("")
+        ),
+    )
+    .await;
     let second: HashSet<String> = skus(&next).into_iter().collect();
     assert!(!second.is_empty());
     assert!(
@@ -215,7 +168,7 @@ async fn scenes_reasons_paging_and_real_time() {
     );
 
     // A stranger gets what is popular now.
-    let cold = c.recs(&t.read, "user_id=nobody&n=4").await;
+    let cold = recs(&c, &t.read, "user_id=nobody&n=4").await;
     assert_eq!(skus(&cold).len(), 4);
     assert!(
         matches!(
@@ -226,18 +179,18 @@ async fn scenes_reasons_paging_and_real_time() {
     );
 
     // Cart: complements bought together with what is in it.
-    let cart = c.recs(&t.read, "scene=cart&cart=phone1&n=3").await;
+    let cart = recs(&c, &t.read, "scene=cart&cart=phone1&n=3").await;
     assert_eq!(skus(&cart)[0], "case", "{cart}");
     assert_eq!(cart["items"][0]["reason"]["code"], "bought_together");
     assert_eq!(cart["items"][0]["reason"]["because_of"], "phone1");
 
     // Filters and pins: price cap, stock, exclusions, a pinned slot.
-    let filtered = c
-        .recs(
-            &t.read,
-            "user_id=c25&n=5&max_price=125000&in_stock=true&exclude=phone2&pin=wipes@0",
-        )
-        .await;
+    let filtered = recs(
+        &c,
+        &t.read,
+        "user_id=c25&n=5&max_price=125000&in_stock=true&exclude=phone2&pin=wipes@0",
+    )
+    .await;
     let got = skus(&filtered);
     assert_eq!(got[0], "wipes", "{filtered}");
     assert_eq!(filtered["items"][0]["reason"]["code"], "pinned");
@@ -260,12 +213,12 @@ async fn scenes_reasons_paging_and_real_time() {
     // Real time: an anonymous visitor on a baby product page adds a phone to the cart; the very
     // next product-page answer follows it, with the reason, without retraining.
     let page = "scene=product_page&item=milk2&device_id=visitor-1&n=6";
-    let before = c.recs(&t.read, page).await;
+    let before = recs(&c, &t.read, page).await;
     assert!(BABY.contains(&skus(&before)[0].as_str()), "{before}");
     let cart_add = json!({"id": "rt-1", "type": "add_to_cart", "time": at(0), "channel": "app",
         "device_id": "visitor-1", "sku_id": "phone2"});
     assert_eq!(c.post("/api/v1/events", &t.ingest, cart_add).await.0, 201);
-    let after = c.recs(&t.read, page).await;
+    let after = recs(&c, &t.read, page).await;
     assert_ne!(
         skus(&before),
         skus(&after),
@@ -288,5 +241,4 @@ async fn scenes_reasons_paging_and_real_time() {
     );
 
     let _ = stop.send(());
-    let _ = server.await;
 }

@@ -2143,6 +2143,32 @@ fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     })
 }
 
+fn red_packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketRecord> {
+    Ok(RedPacketRecord {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        kind: r.get(2)?,
+        total: r.get(3)?,
+        currency: r.get(4)?,
+        shares: r.get(5)?,
+        claimed_count: r.get(6)?,
+        claimed_amount: r.get(7)?,
+        state: r.get(8)?,
+        returned: r.get(9)?,
+        expires_at: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}
+
+fn share_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketShare> {
+    Ok(RedPacketShare {
+        position: r.get(0)?,
+        amount: r.get(1)?,
+        claimed_by: r.get(2)?,
+        claimed_at: r.get(3)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2214,30 +2240,4 @@ mod tests {
             }
         }
     }
-}
-
-fn red_packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketRecord> {
-    Ok(RedPacketRecord {
-        id: r.get(0)?,
-        sender: r.get(1)?,
-        kind: r.get(2)?,
-        total: r.get(3)?,
-        currency: r.get(4)?,
-        shares: r.get(5)?,
-        claimed_count: r.get(6)?,
-        claimed_amount: r.get(7)?,
-        state: r.get(8)?,
-        returned: r.get(9)?,
-        expires_at: r.get(10)?,
-        created_at: r.get(11)?,
-    })
-}
-
-fn share_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketShare> {
-    Ok(RedPacketShare {
-        position: r.get(0)?,
-        amount: r.get(1)?,
-        claimed_by: r.get(2)?,
-        claimed_at: r.get(3)?,
-    })
 }

@@ -264,7 +264,8 @@ pub async fn release(
     Ok(Json(ReleasedView { id, released }))
 }
 
-/// Puts the units of expired holds back on sale, every second, for as long as the server runs.
+/// Every second, for as long as the server runs: puts the units of expired flash-sale holds back
+/// on sale, and expires red packets past their time, returning what nobody claimed.
 pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -276,6 +277,18 @@ pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
                 Err(e) => {
                     tracing::warn!(error = %e, "sweeping flash-sale holds failed; will retry")
                 }
+            }
+            match store.expire_red_packets(Timestamp::now().0).await {
+                Ok(expired) => {
+                    for (packet, returned) in expired {
+                        tracing::info!(
+                            packet,
+                            returned,
+                            "red packet expired; the remainder returned"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "expiring red packets failed; will retry"),
             }
         }
     });

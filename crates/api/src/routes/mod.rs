@@ -6,6 +6,7 @@
 //! - [`campaigns`]: campaigns and their state machine (scopes `admin`, `read`).
 //! - [`coupons`]: templates, claims, redemptions (scopes `admin`, `ingest`, `read`).
 //! - [`flash`]: flash sales and their reservations (scopes `admin`, `ingest`, `read`).
+//! - [`red_packets`]: red packets and their claims (scopes `ingest`, `read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`recommend`]: recommendations per scene (scope `read`), the model and retraining (`admin`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
@@ -19,6 +20,7 @@ pub mod flash;
 pub mod ingest;
 pub mod pricing;
 pub mod recommend;
+pub mod red_packets;
 
 use crate::AppState;
 use axum::routing::{delete, get, post, put};
@@ -67,6 +69,9 @@ pub fn api_v1() -> Router<AppState> {
         .route("/discover", post(audience::discover))
         .route("/audience/rebuild", post(audience::rebuild))
         .route("/pricing/quote", post(pricing::quote))
+        .route("/red-packets", post(red_packets::create))
+        .route("/red-packets/{id}", get(red_packets::get))
+        .route("/red-packets/{id}/claims", post(red_packets::claim))
         .route("/recommendations", get(recommend::recommendations))
         .route("/recommendations/model", get(recommend::model))
         .route("/recommendations/retrain", post(recommend::retrain))
