@@ -6,52 +6,17 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::test_app;
+use common::{test_app, Client};
 use serde_json::{json, Value};
 use std::time::Instant;
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
+/// What these tests ask of the server besides plain requests.
+trait AudienceClient {
+    async fn count(&self, key: &str, expr: &str) -> u64;
+    async fn eventually(&self, what: &str, check: impl AsyncFnMut(&Client) -> bool) -> f64;
 }
 
-impl Client {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, key, None).await
-    }
-
-    async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, key, Some(body))
-            .await
-    }
-
-    async fn put(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::PUT, path, key, Some(body)).await
-    }
-
+impl AudienceClient for Client {
     async fn count(&self, key: &str, expr: &str) -> u64 {
         let (status, body) = self
             .post("/api/v1/segments/count", key, json!({ "expr": expr }))
@@ -85,18 +50,7 @@ fn order(id: &str, user: &str, sku: &str, price: i64, days_ago: i64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audiences_stay_fresh_and_definitions_are_versioned() {
     let t = test_app().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(shopgrowth_api::serve(listener, t.state.clone(), async {
-        let _ = stopped.await;
-    }));
-    let c = Client {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}"),
-    };
+    let (c, stop) = common::serve(&t).await;
 
     let products = json!({"products": [
         {"id": "milk", "title": "奶粉", "category": ["母婴", "奶粉"], "brand": "飞鹤", "price": 19900, "currency": "CNY"},
@@ -358,5 +312,4 @@ async fn audiences_stay_fresh_and_definitions_are_versioned() {
         .is_some_and(|d| !d.is_empty()));
 
     let _ = stop.send(());
-    assert!(server.await.is_ok());
 }

@@ -155,6 +155,10 @@ impl Client {
         self.send(reqwest::Method::POST, path, key, Some(body))
             .await
     }
+
+    pub async fn put(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, key, Some(body)).await
+    }
 }
 
 /// A server on a free loopback port; it stops when the returned sender is dropped or fired.
