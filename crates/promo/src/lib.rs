@@ -1,10 +1,12 @@
 //! Promotions over plain data: no IO, randomness only from a seed the caller gives.
 //!
+//! - [`budget`]: budget periods and their keys.
 //! - [`campaign`]: the campaign state machine.
 //! - [`pricing`]: cart pricing, the best legal combination of promotions, exact to the cent.
 //! - [`red_packet`]: fixed and lucky (拼手气) red packets, split in integer minor units.
 //! - [`coupon_code`]: unguessable coupon codes.
 
+pub mod budget;
 pub mod campaign;
 pub mod pricing;
 pub mod red_packet;

@@ -450,6 +450,11 @@ impl Store {
         dispatch!(self.revert_budget(key))
     }
 
+    /// The limits set for a scope, by period kind.
+    pub async fn budget_limits(&self, scope: String) -> Result<Vec<(String, i64)>> {
+        dispatch!(self.budget_limits(scope))
+    }
+
     pub async fn budget_used(&self, line: BudgetLine) -> Result<i64> {
         dispatch!(self.budget_used(line))
     }

@@ -1651,6 +1651,16 @@ impl PgStore {
         Ok(true)
     }
 
+    pub async fn budget_limits(&self, scope: String) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(BUDGET_LIMITS_OF)
+            .bind(&scope)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     pub async fn budget_used(&self, line: BudgetLine) -> Result<i64> {
         let used: Option<i64> = sqlx::query_scalar(BUDGET_USED)
             .bind(&line.scope)

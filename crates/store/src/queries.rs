@@ -518,3 +518,5 @@ pub const RED_PACKET_SHARES: &str = "SELECT position, amount, claimed_by, claime
 /// Expiry returns the unclaimed remainder once: only an open packet moves to expired.
 pub const EXPIRE_RED_PACKETS: &str = "UPDATE red_packets SET state = 'expired', \
      returned = total - claimed_amount WHERE state = 'open' AND expires_at <= $1 RETURNING id, returned";
+pub const BUDGET_LIMITS_OF: &str =
+    "SELECT period, amount FROM budget_limits WHERE scope = $1 ORDER BY period";

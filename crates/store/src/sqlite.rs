@@ -1640,6 +1640,16 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn budget_limits(&self, scope: String) -> Result<Vec<(String, i64)>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(BUDGET_LIMITS_OF))?
+                .query_map([scope], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     pub async fn budget_used(&self, line: BudgetLine) -> Result<i64> {
         self.read(move |conn| {
             Ok(conn

@@ -219,6 +219,11 @@ pub struct RedeemRequest {
     pub user_id: String,
     /// The order using the coupon: the idempotency key.
     pub order_id: String,
+    /// What the coupon took off this order, minor units. When given, it is spent from the
+    /// budgets of `coupon:TEMPLATE` and `customer:USER` (every period kind), all or nothing: a
+    /// limit that would be passed refuses the redemption (409).
+    #[serde(default)]
+    pub discount: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -240,10 +245,49 @@ pub async fn redeem(
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> ApiResult<Json<RedeemResult>> {
     caller.require(Scope::Ingest)?;
-    let outcome = state
+    let now = Timestamp::now().0;
+    let budget_key = redemption_budget_key(&code, &req.order_id);
+    let discount = req.discount.unwrap_or(0);
+    if discount < 0 {
+        return Err(ApiError::invalid(
+            "the redemption is not valid",
+            vec![FieldError::new("discount", "must not be negative")],
+        ));
+    }
+    // The budget first: a redemption that would pass a limit must not happen. If the
+    // redemption then fails, the spend is given back through the same serialisation.
+    if discount > 0 {
+        let coupon = state
+            .store
+            .coupon(code.clone())
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no coupon {code:?}")))?;
+        let date = crate::routes::budgets::today(&state);
+        let lines = [
+            format!("coupon:{}", coupon.template_id),
+            format!("customer:{}", req.user_id),
+        ]
+        .iter()
+        .flat_map(|s| crate::routes::budgets::lines(s, date))
+        .collect();
+        state
+            .store
+            .spend_budget(budget_key.clone(), lines, discount, now)
+            .await?;
+    }
+    let outcome = match state
         .store
-        .redeem_coupon(code.clone(), req.user_id, req.order_id, Timestamp::now().0)
-        .await?;
+        .redeem_coupon(code.clone(), req.user_id, req.order_id, now)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            if discount > 0 {
+                state.store.revert_budget(budget_key).await?;
+            }
+            return Err(e.into());
+        }
+    };
     Ok(Json(RedeemResult {
         code,
         status: match outcome {
@@ -280,9 +324,20 @@ pub async fn release(
     caller.require(Scope::Ingest)?;
     let released = state
         .store
-        .release_coupon(code.clone(), req.order_id, Timestamp::now().0)
+        .release_coupon(code.clone(), req.order_id.clone(), Timestamp::now().0)
         .await?;
+    if released {
+        state
+            .store
+            .revert_budget(redemption_budget_key(&code, &req.order_id))
+            .await?;
+    }
     Ok(Json(ReleaseResult { code, released }))
+}
+
+/// The budget spend of one coupon on one order.
+fn redemption_budget_key(code: &str, order_id: &str) -> String {
+    format!("coupon-redemption:{code}:{order_id}")
 }
 
 #[utoipa::path(get, path = "/api/v1/coupons/{code}", tag = "promotions",

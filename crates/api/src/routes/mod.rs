@@ -6,6 +6,7 @@
 //! - [`campaigns`]: campaigns and their state machine (scopes `admin`, `read`).
 //! - [`coupons`]: templates, claims, redemptions (scopes `admin`, `ingest`, `read`).
 //! - [`flash`]: flash sales and their reservations (scopes `admin`, `ingest`, `read`).
+//! - [`budgets`]: limits (scope `admin`), usage (`read`), spends and reverts (`ingest`).
 //! - [`red_packets`]: red packets and their claims (scopes `ingest`, `read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`recommend`]: recommendations per scene (scope `read`), the model and retraining (`admin`).
@@ -13,6 +14,7 @@
 
 pub mod admin;
 pub mod audience;
+pub mod budgets;
 pub mod campaigns;
 pub mod coupons;
 pub mod customers;
@@ -69,6 +71,10 @@ pub fn api_v1() -> Router<AppState> {
         .route("/discover", post(audience::discover))
         .route("/audience/rebuild", post(audience::rebuild))
         .route("/pricing/quote", post(pricing::quote))
+        .route("/budgets/spend", post(budgets::spend))
+        .route("/budgets/revert", post(budgets::revert))
+        .route("/budgets/{scope}", get(budgets::get))
+        .route("/budgets/{scope}/limits/{period}", put(budgets::set_limit))
         .route("/red-packets", post(red_packets::create))
         .route("/red-packets/{id}", get(red_packets::get))
         .route("/red-packets/{id}/claims", post(red_packets::claim))
