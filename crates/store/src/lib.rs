@@ -395,6 +395,49 @@ impl Store {
 
     /// Sets the limit of a scope (`campaign:…`, `coupon:…`, `customer:…`, `device:…`, `store:…`)
     /// for a period kind (`total`, `day`, `week`, `month`).
+    /// Stores a group-buying deal; false if the id exists.
+    pub async fn create_group_deal(&self, deal: GroupDealRecord) -> Result<bool> {
+        dispatch!(self.create_group_deal(deal))
+    }
+
+    pub async fn group_deal(&self, id: String) -> Result<Option<GroupDealRecord>> {
+        dispatch!(self.group_deal(id))
+    }
+
+    /// Opens a group of a running deal with its leader (idempotent by the order id).
+    pub async fn open_group(
+        &self,
+        deal_id: String,
+        group_id: String,
+        leader: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Joined> {
+        dispatch!(self.open_group(deal_id, group_id, leader, order_id, now))
+    }
+
+    /// Joins an open group before its deadline (idempotent by the order id); the last seat
+    /// completes it; a conflict when it is full or past its deadline.
+    pub async fn join_group(
+        &self,
+        group_id: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Joined> {
+        dispatch!(self.join_group(group_id, user_id, order_id, now))
+    }
+
+    /// A group and its members: its progress.
+    pub async fn group(&self, id: String) -> Result<Option<(GroupRecord, Vec<GroupMemberRecord>)>> {
+        dispatch!(self.group(id))
+    }
+
+    /// Fails open groups past their deadline and marks every member refunded, once.
+    pub async fn expire_groups(&self, now: i64) -> Result<Vec<(String, Vec<GroupMemberRecord>)>> {
+        dispatch!(self.expire_groups(now))
+    }
+
     /// Stores a red packet with its pre-drawn share amounts (in claim order); false if the id
     /// exists.
     pub async fn create_red_packet(

@@ -1560,6 +1560,220 @@ impl PgStore {
             .collect()
     }
 
+    pub async fn create_group_deal(&self, d: GroupDealRecord) -> Result<bool> {
+        Ok(sqlx::query(INSERT_GROUP_DEAL)
+            .bind(&d.id)
+            .bind(&d.sku)
+            .bind(d.group_size)
+            .bind(d.leader_price)
+            .bind(d.member_price)
+            .bind(d.window_ms)
+            .bind(d.starts_at)
+            .bind(d.ends_at)
+            .bind(d.created_at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    pub async fn group_deal(&self, id: String) -> Result<Option<GroupDealRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {GROUP_DEAL_COLUMNS} FROM group_deals WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pg_group_deal_row).transpose()
+    }
+
+    async fn member_by_order(&self, order_id: &str) -> Result<Option<GroupMemberRecord>> {
+        let row = sqlx::query(GROUP_MEMBER_BY_ORDER)
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(pg_member_row).transpose()
+    }
+
+    /// A unique violation while joining: the same order raced itself (its membership again), or
+    /// the user is already in the group.
+    async fn join_conflict(&self, order_id: &str, group_id: &str, user_id: &str) -> Result<Joined> {
+        match self.member_by_order(order_id).await? {
+            Some(m) => repeated_join(m, group_id, user_id),
+            None => Err(Error::Conflict(format!(
+                "{user_id:?} is already in group {group_id:?}, or the group id is used"
+            ))),
+        }
+    }
+
+    pub async fn open_group(
+        &self,
+        deal_id: String,
+        group_id: String,
+        leader: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Joined> {
+        if let Some(m) = self.member_by_order(&order_id).await? {
+            return repeated_join(m, &group_id, &leader);
+        }
+        let deal = self
+            .group_deal(deal_id.clone())
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                entity: "group deal",
+                id: deal_id.clone(),
+            })?;
+        if now < deal.starts_at || now >= deal.ends_at {
+            return Err(Error::Conflict(format!(
+                "group deal {deal_id:?} is not running"
+            )));
+        }
+        let deadline = now.saturating_add(deal.window_ms).min(deal.ends_at);
+        let m = GroupMemberRecord {
+            group_id: group_id.clone(),
+            user_id: leader.clone(),
+            order_id: order_id.clone(),
+            price: deal.leader_price,
+            leader: true,
+            state: "joined".into(),
+            joined_at: now,
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = async {
+            sqlx::query(INSERT_GROUP)
+                .bind(&group_id)
+                .bind(&deal_id)
+                .bind(&leader)
+                .bind(deal.group_size)
+                .bind(deadline)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            pg_insert_member(&mut tx, &m).await?;
+            tx.commit().await
+        }
+        .await;
+        match done {
+            Ok(()) => Ok(Joined::New(m)),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                self.join_conflict(&order_id, &group_id, &leader).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes a seat in one transaction: the group's row lock orders joins from every node.
+    pub async fn join_group(
+        &self,
+        group_id: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Joined> {
+        if let Some(m) = self.member_by_order(&order_id).await? {
+            return repeated_join(m, &group_id, &user_id);
+        }
+        let Some((group, members)) = self.group(group_id.clone()).await? else {
+            return Err(Error::NotFound {
+                entity: "group",
+                id: group_id,
+            });
+        };
+        if members.iter().any(|m| m.user_id == user_id) {
+            return Err(Error::Conflict(format!(
+                "{user_id:?} is already in group {group_id:?}"
+            )));
+        }
+        let deal = self
+            .group_deal(group.deal_id.clone())
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                entity: "group deal",
+                id: group.deal_id.clone(),
+            })?;
+        let m = GroupMemberRecord {
+            group_id: group_id.clone(),
+            user_id: user_id.clone(),
+            order_id: order_id.clone(),
+            price: deal.member_price,
+            leader: false,
+            state: "joined".into(),
+            joined_at: now,
+        };
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query(TAKE_GROUP_SEAT)
+            .bind(&group_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !taken {
+            drop(tx);
+            let current = self.group(group_id.clone()).await?.map_or(group, |g| g.0);
+            return Err(group_refusal(&current, now));
+        }
+        let done = async {
+            pg_insert_member(&mut tx, &m).await?;
+            tx.commit().await
+        }
+        .await;
+        match done {
+            Ok(()) => Ok(Joined::New(m)),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                self.join_conflict(&order_id, &group_id, &user_id).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn group(&self, id: String) -> Result<Option<(GroupRecord, Vec<GroupMemberRecord>)>> {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {GROUP_COLUMNS} FROM group_buys WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let members = sqlx::query(GROUP_MEMBERS)
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(pg_member_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((pg_group_row(&row)?, members)))
+    }
+
+    /// Fails open groups past their deadline and refunds their members in one transaction.
+    pub async fn expire_groups(&self, now: i64) -> Result<Vec<(String, Vec<GroupMemberRecord>)>> {
+        let mut tx = self.pool.begin().await?;
+        let failed: Vec<String> = sqlx::query_scalar(FAIL_EXPIRED_GROUPS)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in &failed {
+            sqlx::query(REFUND_GROUP_MEMBERS)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let mut out = Vec::new();
+        for id in failed {
+            let members = self
+                .group(id.clone())
+                .await?
+                .map(|g| g.1)
+                .unwrap_or_default();
+            out.push((id, members));
+        }
+        Ok(out)
+    }
+
     pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
         sqlx::query(UPSERT_BUDGET_LIMIT)
             .bind(&scope)
@@ -2095,4 +2309,59 @@ fn pg_share_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketShare> {
         claimed_by: r.try_get(2)?,
         claimed_at: r.try_get(3)?,
     })
+}
+
+fn pg_group_deal_row(r: &sqlx::postgres::PgRow) -> Result<GroupDealRecord> {
+    Ok(GroupDealRecord {
+        id: r.try_get(0)?,
+        sku: r.try_get(1)?,
+        group_size: r.try_get(2)?,
+        leader_price: r.try_get(3)?,
+        member_price: r.try_get(4)?,
+        window_ms: r.try_get(5)?,
+        starts_at: r.try_get(6)?,
+        ends_at: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+    })
+}
+
+fn pg_group_row(r: &sqlx::postgres::PgRow) -> Result<GroupRecord> {
+    Ok(GroupRecord {
+        id: r.try_get(0)?,
+        deal_id: r.try_get(1)?,
+        leader: r.try_get(2)?,
+        size: r.try_get(3)?,
+        joined: r.try_get(4)?,
+        state: r.try_get(5)?,
+        deadline: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+    })
+}
+
+fn pg_member_row(r: &sqlx::postgres::PgRow) -> Result<GroupMemberRecord> {
+    Ok(GroupMemberRecord {
+        group_id: r.try_get(0)?,
+        user_id: r.try_get(1)?,
+        order_id: r.try_get(2)?,
+        price: r.try_get(3)?,
+        leader: r.try_get::<i64, _>(4)? != 0,
+        state: r.try_get(5)?,
+        joined_at: r.try_get(6)?,
+    })
+}
+
+async fn pg_insert_member(
+    tx: &mut Tx,
+    m: &GroupMemberRecord,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(INSERT_GROUP_MEMBER)
+        .bind(&m.group_id)
+        .bind(&m.user_id)
+        .bind(&m.order_id)
+        .bind(m.price)
+        .bind(i64::from(m.leader))
+        .bind(m.joined_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -520,3 +520,29 @@ pub const EXPIRE_RED_PACKETS: &str = "UPDATE red_packets SET state = 'expired', 
      returned = total - claimed_amount WHERE state = 'open' AND expires_at <= $1 RETURNING id, returned";
 pub const BUDGET_LIMITS_OF: &str =
     "SELECT period, amount FROM budget_limits WHERE scope = $1 ORDER BY period";
+
+pub const GROUP_DEAL_COLUMNS: &str =
+    "id, sku, group_size, leader_price, member_price, window_ms, starts_at, ends_at, created_at";
+pub const INSERT_GROUP_DEAL: &str = "INSERT INTO group_deals (id, sku, group_size, leader_price, \
+     member_price, window_ms, starts_at, ends_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (id) DO NOTHING";
+pub const GROUP_COLUMNS: &str = "id, deal_id, leader, size, joined, state, deadline, created_at";
+pub const INSERT_GROUP: &str = "INSERT INTO group_buys (id, deal_id, leader, size, joined, state, \
+     deadline, created_at) VALUES ($1, $2, $3, $4, 1, CASE WHEN $4 <= 1 THEN 'complete' ELSE 'open' END, $5, $6)";
+pub const INSERT_GROUP_MEMBER: &str =
+    "INSERT INTO group_members (group_id, user_id, order_id, price, \
+     leader, state, joined_at) VALUES ($1, $2, $3, $4, $5, 'joined', $6)";
+/// A seat is taken only while the group is open, before its deadline and not yet full; the
+/// group completes with its last seat.
+pub const TAKE_GROUP_SEAT: &str = "UPDATE group_buys SET joined = joined + 1, \
+     state = CASE WHEN joined + 1 >= size THEN 'complete' ELSE state END \
+     WHERE id = $1 AND state = 'open' AND deadline > $2 AND joined < size";
+pub const FAIL_EXPIRED_GROUPS: &str = "UPDATE group_buys SET state = 'failed' \
+     WHERE state = 'open' AND deadline <= $1 RETURNING id";
+pub const REFUND_GROUP_MEMBERS: &str = "UPDATE group_members SET state = 'refunded' \
+     WHERE group_id = $1 AND state = 'joined'";
+pub const GROUP_MEMBER_BY_ORDER: &str =
+    "SELECT group_id, user_id, order_id, price, leader, state, joined_at FROM group_members WHERE order_id = $1";
+pub const GROUP_MEMBERS: &str =
+    "SELECT group_id, user_id, order_id, price, leader, state, joined_at \
+     FROM group_members WHERE group_id = $1 ORDER BY joined_at, user_id";

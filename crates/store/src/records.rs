@@ -728,3 +728,78 @@ pub(crate) fn packet_refusal(p: &RedPacketRecord, now: i64) -> crate::Error {
         crate::Error::Conflict(format!("red packet {:?} has no shares left", p.id))
     }
 }
+
+/// A group-buying deal (拼团).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDealRecord {
+    pub id: String,
+    pub sku: String,
+    pub group_size: i64,
+    pub leader_price: i64,
+    pub member_price: i64,
+    /// How long a group has to fill after it is opened.
+    pub window_ms: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub created_at: i64,
+}
+
+/// One group of a deal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub id: String,
+    pub deal_id: String,
+    pub leader: String,
+    pub size: i64,
+    pub joined: i64,
+    /// `open`, `complete` or `failed`.
+    pub state: String,
+    pub deadline: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberRecord {
+    pub group_id: String,
+    pub user_id: String,
+    pub order_id: String,
+    pub price: i64,
+    pub leader: bool,
+    /// `joined` or `refunded`.
+    pub state: String,
+    pub joined_at: i64,
+}
+
+/// A join (or opening), new or the same order's earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    New(GroupMemberRecord),
+    Duplicate(GroupMemberRecord),
+}
+
+/// An order id seen before: the same membership again, else a refusal.
+pub(crate) fn repeated_join(
+    m: GroupMemberRecord,
+    group_id: &str,
+    user_id: &str,
+) -> crate::Result<Joined> {
+    if m.group_id == group_id && m.user_id == user_id {
+        Ok(Joined::Duplicate(m))
+    } else {
+        Err(crate::Error::Conflict(format!(
+            "order {:?} already joined another group",
+            m.order_id
+        )))
+    }
+}
+
+/// Why a group could not be joined.
+pub(crate) fn group_refusal(g: &GroupRecord, now: i64) -> crate::Error {
+    if g.state == "complete" || g.joined >= g.size {
+        crate::Error::Conflict(format!("group {:?} is full", g.id))
+    } else if g.state == "failed" || now >= g.deadline {
+        crate::Error::Conflict(format!("group {:?} has passed its deadline", g.id))
+    } else {
+        crate::Error::Conflict(format!("group {:?} is not open", g.id))
+    }
+}

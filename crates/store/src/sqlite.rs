@@ -95,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "red_packets",
         include_str!("../migrations/sqlite/0007_red_packets.sql"),
     ),
+    (
+        8,
+        "group_buying",
+        include_str!("../migrations/sqlite/0008_group_buying.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1572,6 +1577,155 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn create_group_deal(&self, d: GroupDealRecord) -> Result<bool> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                &lite(INSERT_GROUP_DEAL),
+                params![
+                    d.id,
+                    d.sku,
+                    d.group_size,
+                    d.leader_price,
+                    d.member_price,
+                    d.window_ms,
+                    d.starts_at,
+                    d.ends_at,
+                    d.created_at
+                ],
+            )? == 1)
+        })
+        .await
+    }
+
+    pub async fn group_deal(&self, id: String) -> Result<Option<GroupDealRecord>> {
+        self.read(move |conn| Ok(group_deal_on(conn, &id)?)).await
+    }
+
+    /// Opens a group with its leader as the first member; the order id is the idempotency key.
+    pub async fn open_group(
+        &self,
+        deal_id: String,
+        group_id: String,
+        leader: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Joined> {
+        self.write(move |conn| {
+            if let Some(m) = member_by_order(conn, &order_id)? {
+                return repeated_join(m, &group_id, &leader);
+            }
+            let deal = group_deal_on(conn, &deal_id)?.ok_or_else(|| Error::NotFound {
+                entity: "group deal",
+                id: deal_id.clone(),
+            })?;
+            if now < deal.starts_at || now >= deal.ends_at {
+                return Err(Error::Conflict(format!(
+                    "group deal {deal_id:?} is not running"
+                )));
+            }
+            let deadline = now.saturating_add(deal.window_ms).min(deal.ends_at);
+            let inserted = conn.execute(
+                &lite(INSERT_GROUP),
+                params![group_id, deal_id, leader, deal.group_size, deadline, now],
+            );
+            if let Err(rusqlite::Error::SqliteFailure(e, _)) = &inserted {
+                if e.code == rusqlite::ErrorCode::ConstraintViolation {
+                    return Err(Error::Conflict(format!(
+                        "group id {group_id:?} is already used"
+                    )));
+                }
+            }
+            inserted?;
+            let m = GroupMemberRecord {
+                group_id,
+                user_id: leader,
+                order_id,
+                price: deal.leader_price,
+                leader: true,
+                state: "joined".into(),
+                joined_at: now,
+            };
+            insert_member(conn, &m)?;
+            Ok(Joined::New(m))
+        })
+        .await
+    }
+
+    /// Takes a seat in an open group by a conditional increment; the last seat completes it.
+    pub async fn join_group(
+        &self,
+        group_id: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+    ) -> Result<Joined> {
+        self.write(move |conn| {
+            if let Some(m) = member_by_order(conn, &order_id)? {
+                return repeated_join(m, &group_id, &user_id);
+            }
+            let group = group_on(conn, &group_id)?.ok_or_else(|| Error::NotFound {
+                entity: "group",
+                id: group_id.clone(),
+            })?;
+            if group_members_on(conn, &group_id)?
+                .iter()
+                .any(|m| m.user_id == user_id)
+            {
+                return Err(Error::Conflict(format!(
+                    "{user_id:?} is already in group {group_id:?}"
+                )));
+            }
+            if conn.execute(&lite(TAKE_GROUP_SEAT), params![group_id, now])? == 0 {
+                return Err(group_refusal(&group, now));
+            }
+            let deal = group_deal_on(conn, &group.deal_id)?.ok_or_else(|| Error::NotFound {
+                entity: "group deal",
+                id: group.deal_id.clone(),
+            })?;
+            let m = GroupMemberRecord {
+                group_id,
+                user_id,
+                order_id,
+                price: deal.member_price,
+                leader: false,
+                state: "joined".into(),
+                joined_at: now,
+            };
+            insert_member(conn, &m)?;
+            Ok(Joined::New(m))
+        })
+        .await
+    }
+
+    pub async fn group(&self, id: String) -> Result<Option<(GroupRecord, Vec<GroupMemberRecord>)>> {
+        self.read(move |conn| {
+            let Some(g) = group_on(conn, &id)? else {
+                return Ok(None);
+            };
+            Ok(Some((g, group_members_on(conn, &id)?)))
+        })
+        .await
+    }
+
+    /// Fails every open group past its deadline and marks its members refunded, once; returns
+    /// the refunded members by group.
+    pub async fn expire_groups(&self, now: i64) -> Result<Vec<(String, Vec<GroupMemberRecord>)>> {
+        self.write(move |conn| {
+            let failed: Vec<String> = conn
+                .prepare(&lite(FAIL_EXPIRED_GROUPS))?
+                .query_map([now], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::new();
+            for id in failed {
+                conn.execute(&lite(REFUND_GROUP_MEMBERS), [&id])?;
+                let members = group_members_on(conn, &id)?;
+                out.push((id, members));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Sets the limit of a scope for a period kind (`total`, `day`, `week`, `month`).
     pub async fn set_budget_limit(&self, scope: String, period: String, amount: i64) -> Result<()> {
         self.write(move |conn| {
@@ -2177,6 +2331,87 @@ fn share_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketShare> {
         claimed_by: r.get(2)?,
         claimed_at: r.get(3)?,
     })
+}
+
+fn group_deal_on(conn: &Connection, id: &str) -> rusqlite::Result<Option<GroupDealRecord>> {
+    conn.query_row(
+        &format!("SELECT {GROUP_DEAL_COLUMNS} FROM group_deals WHERE id = ?1"),
+        [id],
+        |r| {
+            Ok(GroupDealRecord {
+                id: r.get(0)?,
+                sku: r.get(1)?,
+                group_size: r.get(2)?,
+                leader_price: r.get(3)?,
+                member_price: r.get(4)?,
+                window_ms: r.get(5)?,
+                starts_at: r.get(6)?,
+                ends_at: r.get(7)?,
+                created_at: r.get(8)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn group_on(conn: &Connection, id: &str) -> rusqlite::Result<Option<GroupRecord>> {
+    conn.query_row(
+        &format!("SELECT {GROUP_COLUMNS} FROM group_buys WHERE id = ?1"),
+        [id],
+        |r| {
+            Ok(GroupRecord {
+                id: r.get(0)?,
+                deal_id: r.get(1)?,
+                leader: r.get(2)?,
+                size: r.get(3)?,
+                joined: r.get(4)?,
+                state: r.get(5)?,
+                deadline: r.get(6)?,
+                created_at: r.get(7)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupMemberRecord> {
+    Ok(GroupMemberRecord {
+        group_id: r.get(0)?,
+        user_id: r.get(1)?,
+        order_id: r.get(2)?,
+        price: r.get(3)?,
+        leader: r.get::<_, i64>(4)? != 0,
+        state: r.get(5)?,
+        joined_at: r.get(6)?,
+    })
+}
+
+fn member_by_order(
+    conn: &Connection,
+    order_id: &str,
+) -> rusqlite::Result<Option<GroupMemberRecord>> {
+    conn.query_row(&lite(GROUP_MEMBER_BY_ORDER), [order_id], member_row)
+        .optional()
+}
+
+fn group_members_on(conn: &Connection, group_id: &str) -> rusqlite::Result<Vec<GroupMemberRecord>> {
+    conn.prepare(&lite(GROUP_MEMBERS))?
+        .query_map([group_id], member_row)?
+        .collect()
+}
+
+fn insert_member(conn: &Connection, m: &GroupMemberRecord) -> rusqlite::Result<usize> {
+    conn.execute(
+        &lite(INSERT_GROUP_MEMBER),
+        params![
+            m.group_id,
+            m.user_id,
+            m.order_id,
+            m.price,
+            i64::from(m.leader),
+            m.joined_at
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -1369,6 +1369,148 @@ async fn red_packets_hand_out_each_share_once_and_return_the_rest(h: Harness) {
     );
 }
 
+async fn groups_fill_exactly_and_fail_with_refunds_at_the_deadline(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let deal = GroupDealRecord {
+        id: "deal".into(),
+        sku: "durian".into(),
+        group_size: 5,
+        leader_price: 5_900,
+        member_price: 6_900,
+        window_ms: 3_600_000,
+        starts_at: NOW,
+        ends_at: NOW + 86_400_000,
+        created_at: NOW,
+    };
+    assert!(s.create_group_deal(deal.clone()).await.unwrap_or(false));
+    let opened = s
+        .open_group(
+            "deal".into(),
+            "g1".into(),
+            "leader".into(),
+            "o-leader".into(),
+            NOW + 1,
+        )
+        .await;
+    assert!(
+        matches!(opened, Ok(Joined::New(ref m)) if m.leader && m.price == 5_900),
+        "{opened:?}"
+    );
+    assert!(matches!(
+        s.open_group(
+            "deal".into(),
+            "g1".into(),
+            "leader".into(),
+            "o-leader".into(),
+            NOW + 2
+        )
+        .await,
+        Ok(Joined::Duplicate(_))
+    ));
+    // 40 joiners at once for the 4 seats left.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.join_group("g1".into(), format!("u{i}"), format!("o{i}"), NOW + 10)
+                .await
+        }));
+    }
+    let (mut joined, mut full) = (0, 0);
+    for t in tasks {
+        match t.await {
+            Ok(Ok(Joined::New(m))) => {
+                assert_eq!(m.price, 6_900);
+                joined += 1;
+            }
+            Ok(Err(Error::Conflict(m))) if m.contains("full") => full += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        (joined, full),
+        (4, 36),
+        "never more members than the group size"
+    );
+    let (g, members) = s
+        .group("g1".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    assert_eq!(
+        (g.joined, g.state.as_str(), members.len()),
+        (5, "complete", 5)
+    );
+
+    // A group that does not fill: at the deadline it fails and both members are refunded, once.
+    assert!(matches!(
+        s.open_group(
+            "deal".into(),
+            "g2".into(),
+            "a".into(),
+            "o-a".into(),
+            NOW + 100
+        )
+        .await,
+        Ok(Joined::New(_))
+    ));
+    assert!(matches!(
+        s.join_group("g2".into(), "b".into(), "o-b".into(), NOW + 200)
+            .await,
+        Ok(Joined::New(_))
+    ));
+    let again = s
+        .join_group("g2".into(), "b".into(), "o-b2".into(), NOW + 300)
+        .await;
+    assert!(
+        matches!(again, Err(Error::Conflict(ref m)) if m.contains("already")),
+        "{again:?}"
+    );
+    let deadline = NOW + 100 + 3_600_000;
+    let late = s
+        .join_group("g2".into(), "c".into(), "o-c".into(), deadline)
+        .await;
+    assert!(
+        matches!(late, Err(Error::Conflict(ref m)) if m.contains("deadline")),
+        "{late:?}"
+    );
+    let expired = s.expire_groups(deadline).await.unwrap_or_default();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].0, "g2");
+    assert!(
+        expired[0].1.iter().all(|m| m.state == "refunded") && expired[0].1.len() == 2,
+        "{expired:?}"
+    );
+    assert!(
+        s.expire_groups(deadline + 1)
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "refunded once"
+    );
+    let (g2, _) = s
+        .group("g2".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    assert_eq!(g2.state, "failed");
+    let closed = s
+        .open_group(
+            "deal".into(),
+            "g3".into(),
+            "z".into(),
+            "o-z".into(),
+            NOW + 86_400_000,
+        )
+        .await;
+    assert!(
+        matches!(closed, Err(Error::Conflict(ref m)) if m.contains("not running")),
+        "{closed:?}"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -1389,7 +1531,8 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
-    red_packets_hand_out_each_share_once_and_return_the_rest);
+    red_packets_hand_out_each_share_once_and_return_the_rest,
+    groups_fill_exactly_and_fail_with_refunds_at_the_deadline);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
@@ -1397,4 +1540,5 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
-    red_packets_hand_out_each_share_once_and_return_the_rest);
+    red_packets_hand_out_each_share_once_and_return_the_rest,
+    groups_fill_exactly_and_fail_with_refunds_at_the_deadline);
