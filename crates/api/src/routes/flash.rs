@@ -265,7 +265,8 @@ pub async fn release(
 }
 
 /// Every second, for as long as the server runs: puts the units of expired flash-sale holds back
-/// on sale, and expires red packets past their time, returning what nobody claimed.
+/// on sale, expires red packets past their time (returning what nobody claimed), and fails groups
+/// past their deadline (refunding their members).
 pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -289,6 +290,20 @@ pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "expiring red packets failed; will retry"),
+            }
+            match store.expire_groups(Timestamp::now().0).await {
+                Ok(failed) => {
+                    for (group, members) in failed {
+                        let refunded: i64 = members.iter().map(|m| m.price).sum();
+                        tracing::info!(
+                            group,
+                            members = members.len(),
+                            refunded,
+                            "group failed at its deadline; members refunded"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "expiring groups failed; will retry"),
             }
         }
     });

@@ -8,6 +8,7 @@
 //! - [`flash`]: flash sales and their reservations (scopes `admin`, `ingest`, `read`).
 //! - [`budgets`]: limits (scope `admin`), usage (`read`), spends and reverts (`ingest`).
 //! - [`red_packets`]: red packets and their claims (scopes `ingest`, `read`).
+//! - [`groups`]: group buying (拼团): deals (scope `admin`), groups and members (`ingest`), progress (`read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`recommend`]: recommendations per scene (scope `read`), the model and retraining (`admin`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
@@ -19,6 +20,7 @@ pub mod campaigns;
 pub mod coupons;
 pub mod customers;
 pub mod flash;
+pub mod groups;
 pub mod ingest;
 pub mod pricing;
 pub mod recommend;
@@ -75,6 +77,10 @@ pub fn api_v1() -> Router<AppState> {
         .route("/budgets/revert", post(budgets::revert))
         .route("/budgets/{scope}", get(budgets::get))
         .route("/budgets/{scope}/limits/{period}", put(budgets::set_limit))
+        .route("/group-deals", post(groups::create_deal))
+        .route("/group-deals/{id}/groups", post(groups::open))
+        .route("/groups/{id}", get(groups::get))
+        .route("/groups/{id}/members", post(groups::join))
         .route("/red-packets", post(red_packets::create))
         .route("/red-packets/{id}", get(red_packets::get))
         .route("/red-packets/{id}/claims", post(red_packets::claim))
