@@ -929,3 +929,49 @@ async fn flash_sales_reserve_confirm_and_release_over_http() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn a_partial_refund_returns_exactly_the_refunded_units_share() {
+    let t = test_app().await;
+    // 1,000 off a line of 3 units and 200 off a line of 1: refund one unit of the first line,
+    // then the rest; the two refunds add up to the whole discount.
+    let first = json!({"lines": [
+        {"quantity": 3, "discounts": [{"promotion": "满减", "amount": 1000}], "refunded": 1},
+        {"quantity": 1, "discounts": [{"promotion": "券", "amount": 200}], "refunded": 0}]});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/refund-share",
+            Some(&t.read),
+            Some(first.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 334, "{body}");
+    let rest = json!({"lines": [
+        {"quantity": 3, "discounts": [{"promotion": "满减", "amount": 1000}], "already_refunded": 1, "refunded": 2},
+        {"quantity": 1, "discounts": [{"promotion": "券", "amount": 200}], "refunded": 1}]});
+    let (_, body) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/refund-share",
+            Some(&t.read),
+            Some(rest.to_string()),
+        )
+        .await;
+    assert_eq!(body["total"], 866, "{body}");
+    let too_many =
+        json!({"lines": [{"quantity": 1, "discounts": [], "already_refunded": 1, "refunded": 1}]});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/refund-share",
+            Some(&t.read),
+            Some(too_many.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("lines[0]"))
+    );
+}

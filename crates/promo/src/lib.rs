@@ -3,6 +3,7 @@
 //! - [`budget`]: budget periods and their keys.
 //! - [`campaign`]: the campaign state machine.
 //! - [`pricing`]: cart pricing, the best legal combination of promotions, exact to the cent.
+//! - [`refund`]: the exact share of each promotion a partial refund takes back.
 //! - [`red_packet`]: fixed and lucky (拼手气) red packets, split in integer minor units.
 //! - [`coupon_code`]: unguessable coupon codes.
 
@@ -10,6 +11,7 @@ pub mod budget;
 pub mod campaign;
 pub mod pricing;
 pub mod red_packet;
+pub mod refund;
 
 /// Letters and digits that cannot be mistaken for each other (no 0/O, 1/I/L).
 const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";

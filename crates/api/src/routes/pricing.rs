@@ -106,3 +106,82 @@ pub async fn quote(
     };
     Ok(Json(price(&req.cart, &customer, &promotions)))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineDiscount {
+    pub promotion: String,
+    /// Minor units, as the quote's `applied[].allocation` gave this line.
+    pub amount: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundedLine {
+    pub quantity: i64,
+    pub discounts: Vec<LineDiscount>,
+    /// Units refunded by earlier refunds.
+    #[serde(default)]
+    pub already_refunded: i64,
+    /// Units this refund returns.
+    pub refunded: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundShareRequest {
+    pub lines: Vec<RefundedLine>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PromotionShare {
+    pub promotion: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct RefundShare {
+    /// What each promotion gave the refunded units: the part of the discount the refund does not
+    /// pay back to the customer (and that goes back to the promotion's budget).
+    pub shares: Vec<PromotionShare>,
+    pub total: i64,
+}
+
+/// The exact share of each promotion's discount a partial refund covers (docs/pricing.md):
+/// refunds in any number of steps add up to exactly the discount.
+#[utoipa::path(post, path = "/api/v1/pricing/refund-share", tag = "promotions", request_body = RefundShareRequest,
+    security(("api_key" = [])),
+    responses((status = 200, body = RefundShare), (status = 400, body = Problem)))]
+pub async fn refund_share(
+    caller: Caller,
+    ApiJson(req): ApiJson<RefundShareRequest>,
+) -> ApiResult<Json<RefundShare>> {
+    caller.require(Scope::Read)?;
+    let lines: Vec<shopgrowth_promo::refund::PaidLine> = req
+        .lines
+        .into_iter()
+        .map(|l| shopgrowth_promo::refund::PaidLine {
+            quantity: l.quantity,
+            discounts: l
+                .discounts
+                .into_iter()
+                .map(|d| (d.promotion, d.amount))
+                .collect(),
+            already_refunded: l.already_refunded,
+            refunded: l.refunded,
+        })
+        .collect();
+    let shares = shopgrowth_promo::refund::refund_shares(&lines).map_err(|e| match e {
+        shopgrowth_promo::refund::RefundError::Line { line, reason } => ApiError::invalid(
+            "the refund is not valid",
+            vec![FieldError::new(format!("lines[{line}]"), reason)],
+        ),
+    })?;
+    Ok(Json(RefundShare {
+        total: shares.values().sum(),
+        shares: shares
+            .into_iter()
+            .map(|(promotion, amount)| PromotionShare { promotion, amount })
+            .collect(),
+    }))
+}
