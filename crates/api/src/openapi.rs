@@ -87,6 +87,7 @@ impl Modify for ApiKeyAuth {
         crate::routes::coupons::create_template,
         crate::routes::coupons::get_template,
         crate::routes::coupons::claim,
+        crate::routes::coupons::issue,
         crate::routes::coupons::get_coupon,
         crate::routes::coupons::redeem,
         crate::routes::coupons::release,

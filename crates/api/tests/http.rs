@@ -975,3 +975,75 @@ async fn a_partial_refund_returns_exactly_the_refunded_units_share() {
         (StatusCode::BAD_REQUEST, Some("lines[0]"))
     );
 }
+
+#[tokio::test]
+async fn coupons_are_issued_in_bulk_once_per_batch() {
+    let t = test_app().await;
+    let template = json!({"id": "wave", "name": "人群券", "quota": 2, "valid_days": 7,
+        "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(template.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let issue = json!({"users": ["a", "b", "c"], "batch": "w1"}).to_string();
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/wave/issue",
+            Some(&t.admin),
+            Some(issue.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["summary"]["issued"].as_u64(),
+            body["summary"]["sold_out"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "the quota is 2: {body}"
+    );
+    let (_, again) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/wave/issue",
+            Some(&t.admin),
+            Some(issue),
+        )
+        .await;
+    assert_eq!(again["summary"]["duplicates"].as_u64(), Some(2), "{again}");
+    assert_eq!(again["summary"]["issued"].as_u64(), Some(0), "{again}");
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/wave/issue",
+            Some(&t.admin),
+            Some(json!({"segment": "nobody", "batch": "w2"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, bad) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/wave/issue",
+            Some(&t.admin),
+            Some(json!({"segment": "x", "users": ["a"], "batch": ""}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["errors"][0]["field"], "batch", "{bad}");
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/wave/issue",
+            Some(&t.ingest),
+            Some(json!({"users": ["a"], "batch": "w3"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

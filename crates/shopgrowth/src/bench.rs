@@ -19,6 +19,8 @@ pub enum BenchVerb {
     Pricing(crate::bench_pricing::PricingBenchArgs),
     /// Request recommendations from a running server at a fixed rate; latency percentiles.
     Recommend(crate::bench_serving::ServingArgs),
+    /// Issue a coupon to many users in the store the global options name, then again.
+    Issue(crate::bench_issue::IssueBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,8 +58,25 @@ pub struct IngestReport {
     pub failed_requests: usize,
 }
 
-pub async fn run(verb: BenchVerb, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    store: &crate::config::StoreArgs,
+    file: &crate::config::FileConfig,
+    verb: BenchVerb,
+    json: bool,
+) -> anyhow::Result<()> {
     match verb {
+        BenchVerb::Issue(args) => {
+            let r = crate::bench_issue::run(store, file, args).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{}: {} users issued in {:.1}s ({:.0} grants/s): {:?}; the same batch again: {:?} in {:.1}s",
+                    r.backend, r.users, r.seconds, r.grants_per_second, r.issued, r.rerun, r.rerun_seconds
+                );
+            }
+            Ok(())
+        }
         BenchVerb::Recommend(args) => {
             let r = crate::bench_serving::run(args).await?;
             if json {

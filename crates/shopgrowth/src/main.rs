@@ -4,6 +4,7 @@
 //! `import` and `migrate` that act on the whole store.
 
 mod bench;
+mod bench_issue;
 mod bench_pricing;
 mod bench_segments;
 mod bench_serving;
@@ -166,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", shopgrowth_core::pii::PiiCipher::generate_key());
             Ok(())
         }
-        Command::Bench { verb } => bench::run(verb, cli.json).await,
+        Command::Bench { verb } => bench::run(&cli.store, &file, verb, cli.json).await,
     }
 }
 

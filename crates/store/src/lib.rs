@@ -395,6 +395,17 @@ impl Store {
 
     /// Sets the limit of a scope (`campaign:…`, `coupon:…`, `customer:…`, `device:…`, `store:…`)
     /// for a period kind (`total`, `day`, `week`, `month`).
+    /// Issues coupons of a template to many users at once (a segment, new users), each grant by
+    /// a claim's conditional writes; claim keys make reruns idempotent.
+    pub async fn issue_coupons(
+        &self,
+        template_id: String,
+        grants: Vec<CouponGrant>,
+        now: i64,
+    ) -> Result<IssueSummary> {
+        dispatch!(self.issue_coupons(template_id, grants, now))
+    }
+
     /// Stores a group-buying deal; false if the id exists.
     pub async fn create_group_deal(&self, deal: GroupDealRecord) -> Result<bool> {
         dispatch!(self.create_group_deal(deal))

@@ -931,6 +931,96 @@ impl PgStore {
     /// Claims a coupon in one transaction: the quota and the user's limit by conditional writes
     /// (row locks serialise concurrent claims; a refusal rolls both back). A claim key seen before,
     /// even by a claim racing this one, returns that coupon.
+    /// Issues coupons of one template to many users in one transaction, each grant in its own
+    /// savepoint by the claim's conditional writes. The template's row stays locked until the
+    /// transaction ends, so callers issue in chunks to let single claims through in between.
+    pub async fn issue_coupons(
+        &self,
+        template_id: String,
+        grants: Vec<CouponGrant>,
+        now: i64,
+    ) -> Result<IssueSummary> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(COUPON_TEMPLATE)
+            .bind(&template_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                entity: "coupon template",
+                id: template_id.clone(),
+            })?;
+        let t = pg_template_row(&row)?;
+        let expires_at = claim_window(&t, now)?;
+        let keys: Vec<String> = grants.iter().map(|g| g.claim_key.clone()).collect();
+        let seen: std::collections::HashSet<String> = sqlx::query_scalar(
+            "SELECT claim_key FROM coupons WHERE template_id = $1 AND claim_key = ANY($2)",
+        )
+        .bind(&template_id)
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut summary = IssueSummary::default();
+        for (i, g) in grants.iter().enumerate() {
+            if seen.contains(&g.claim_key) {
+                summary.duplicates += 1;
+                continue;
+            }
+            sqlx::query("SAVEPOINT grant_one").execute(&mut *tx).await?;
+            let taken = sqlx::query(TAKE_COUPON_QUOTA)
+                .bind(&template_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !taken {
+                sqlx::query("ROLLBACK TO SAVEPOINT grant_one")
+                    .execute(&mut *tx)
+                    .await?;
+                summary.sold_out += (grants.len() - i) as u64;
+                break;
+            }
+            let under_limit = sqlx::query(TAKE_USER_CLAIM)
+                .bind(&template_id)
+                .bind(&g.user_id)
+                .bind(t.per_user_limit)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !under_limit {
+                sqlx::query("ROLLBACK TO SAVEPOINT grant_one")
+                    .execute(&mut *tx)
+                    .await?;
+                summary.over_user_limit += 1;
+                continue;
+            }
+            sqlx::query(INSERT_COUPON)
+                .bind(&g.code)
+                .bind(&template_id)
+                .bind(&g.user_id)
+                .bind(&g.claim_key)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_COUPON_EVENT)
+                .bind(&g.code)
+                .bind("issued")
+                .bind(None::<String>)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("RELEASE SAVEPOINT grant_one")
+                .execute(&mut *tx)
+                .await?;
+            summary.issued += 1;
+        }
+        tx.commit().await?;
+        Ok(summary)
+    }
+
     pub async fn claim_coupon(
         &self,
         template_id: String,

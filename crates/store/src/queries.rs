@@ -546,3 +546,5 @@ pub const GROUP_MEMBER_BY_ORDER: &str =
 pub const GROUP_MEMBERS: &str =
     "SELECT group_id, user_id, order_id, price, leader, state, joined_at \
      FROM group_members WHERE group_id = $1 ORDER BY joined_at, user_id";
+pub const COUPON_BY_CLAIM_KEY: &str =
+    "SELECT code FROM coupons WHERE template_id = $1 AND claim_key = $2";

@@ -803,3 +803,33 @@ pub(crate) fn group_refusal(g: &GroupRecord, now: i64) -> crate::Error {
         crate::Error::Conflict(format!("group {:?} is not open", g.id))
     }
 }
+
+/// One coupon of a bulk issuance: who gets it, the claim key that makes it idempotent, and a
+/// fresh code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponGrant {
+    pub user_id: String,
+    pub claim_key: String,
+    pub code: String,
+}
+
+/// What a bulk issuance did; every grant is in exactly one count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IssueSummary {
+    pub issued: u64,
+    /// Issued before under the same claim key.
+    pub duplicates: u64,
+    /// The template's quota ran out.
+    pub sold_out: u64,
+    /// The user already holds as many as the template allows.
+    pub over_user_limit: u64,
+}
+
+impl IssueSummary {
+    pub fn add(&mut self, other: IssueSummary) {
+        self.issued += other.issued;
+        self.duplicates += other.duplicates;
+        self.sold_out += other.sold_out;
+        self.over_user_limit += other.over_user_limit;
+    }
+}

@@ -1137,6 +1137,67 @@ impl SqliteStore {
         .await
     }
 
+    /// Issues coupons of one template to many users in one transaction, each grant by the same
+    /// conditional writes as a claim (quota, then the user's limit) inside its own savepoint, so a
+    /// refused grant leaves nothing behind. Claim keys make a rerun issue nothing twice.
+    pub async fn issue_coupons(
+        &self,
+        template_id: String,
+        grants: Vec<CouponGrant>,
+        now: i64,
+    ) -> Result<IssueSummary> {
+        self.write(move |conn| {
+            let t = conn
+                .query_row(&lite(COUPON_TEMPLATE), [&template_id], template_row)
+                .optional()?
+                .ok_or_else(|| Error::NotFound {
+                    entity: "coupon template",
+                    id: template_id.clone(),
+                })?;
+            let expires_at = claim_window(&t, now)?;
+            let mut summary = IssueSummary::default();
+            let mut existing = conn.prepare(&lite(COUPON_BY_CLAIM_KEY))?;
+            let mut quota = conn.prepare(&lite(TAKE_COUPON_QUOTA))?;
+            let mut per_user = conn.prepare(&lite(TAKE_USER_CLAIM))?;
+            let mut insert = conn.prepare(&lite(INSERT_COUPON))?;
+            let mut event = conn.prepare(&lite(INSERT_COUPON_EVENT))?;
+            for (i, g) in grants.iter().enumerate() {
+                if existing
+                    .query_row(params![template_id, g.claim_key], |r| r.get::<_, String>(0))
+                    .optional()?
+                    .is_some()
+                {
+                    summary.duplicates += 1;
+                    continue;
+                }
+                conn.execute_batch("SAVEPOINT grant")?;
+                if quota.execute([&template_id])? == 0 {
+                    conn.execute_batch("ROLLBACK TO grant; RELEASE grant")?;
+                    summary.sold_out += (grants.len() - i) as u64;
+                    break;
+                }
+                if per_user.execute(params![template_id, g.user_id, t.per_user_limit])? == 0 {
+                    conn.execute_batch("ROLLBACK TO grant; RELEASE grant")?;
+                    summary.over_user_limit += 1;
+                    continue;
+                }
+                insert.execute(params![
+                    g.code,
+                    template_id,
+                    g.user_id,
+                    g.claim_key,
+                    now,
+                    expires_at
+                ])?;
+                event.execute(params![g.code, "issued", None::<String>, now])?;
+                conn.execute_batch("RELEASE grant")?;
+                summary.issued += 1;
+            }
+            Ok(summary)
+        })
+        .await
+    }
+
     /// Redeems a coupon for an order, once: by one conditional write. The same order again is a
     /// duplicate; another order, an expired or someone else's coupon is refused.
     pub async fn redeem_coupon(

@@ -1511,6 +1511,94 @@ async fn groups_fill_exactly_and_fail_with_refunds_at_the_deadline(h: Harness) {
     );
 }
 
+async fn bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let template = CouponTemplateRecord {
+        id: "bulk".into(),
+        name: "人群券".into(),
+        rule: "{}".into(),
+        quota: Some(300),
+        issued: 0,
+        per_user_limit: 1,
+        valid_from: None,
+        valid_until: None,
+        valid_days: Some(7),
+        created_at: NOW,
+    };
+    assert!(s.create_coupon_template(template).await.unwrap_or(false));
+    let grants = |users: std::ops::Range<u32>, batch: &str| -> Vec<CouponGrant> {
+        users
+            .map(|u| CouponGrant {
+                user_id: format!("u{u}"),
+                claim_key: format!("{batch}:u{u}"),
+                code: format!("{batch}-{u}"),
+            })
+            .collect()
+    };
+    let first = s
+        .issue_coupons("bulk".into(), grants(0..100, "b1"), NOW)
+        .await;
+    assert_eq!(first.ok().map(|x| x.issued), Some(100));
+    let again = s
+        .issue_coupons("bulk".into(), grants(0..100, "b1"), NOW)
+        .await;
+    assert_eq!(
+        again.ok().map(|x| (x.issued, x.duplicates)),
+        Some((0, 100)),
+        "the same keys issue nothing"
+    );
+    let limited = s
+        .issue_coupons("bulk".into(), grants(90..110, "b2"), NOW)
+        .await;
+    assert_eq!(
+        limited.ok().map(|x| (x.issued, x.over_user_limit)),
+        Some((10, 10)),
+        "u90–u99 already hold one"
+    );
+    // A bulk issuance racing 100 single claims for the 190 coupons left: never more than the quota.
+    let bulk = {
+        let s = std::sync::Arc::clone(&s);
+        tokio::spawn(async move {
+            s.issue_coupons("bulk".into(), grants(1000..1300, "b3"), NOW + 1)
+                .await
+        })
+    };
+    let mut singles = Vec::new();
+    for i in 0..100 {
+        let s = std::sync::Arc::clone(&s);
+        singles.push(tokio::spawn(async move {
+            s.claim_coupon(
+                "bulk".into(),
+                format!("s{i}"),
+                format!("k{i}"),
+                format!("single-{i}"),
+                NOW + 1,
+            )
+            .await
+        }));
+    }
+    let mut single_won = 0;
+    for t in singles {
+        if matches!(t.await, Ok(Ok(Claimed::New(_)))) {
+            single_won += 1;
+        }
+    }
+    let summary = bulk.await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    assert_eq!(summary.issued + summary.sold_out, 300, "{summary:?}");
+    assert_eq!(
+        summary.issued + single_won,
+        190,
+        "exactly the quota: {summary:?}, {single_won} single"
+    );
+    let t = s
+        .coupon_template("bulk".into())
+        .await
+        .ok()
+        .flatten()
+        .map(|t| t.issued);
+    assert_eq!(t, Some(300));
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -1532,7 +1620,8 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
-    groups_fill_exactly_and_fail_with_refunds_at_the_deadline);
+    groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
+    bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
@@ -1541,4 +1630,5 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
-    groups_fill_exactly_and_fail_with_refunds_at_the_deadline);
+    groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
+    bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims);
