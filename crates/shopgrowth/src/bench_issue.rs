@@ -51,7 +51,10 @@ async fn issue_all(
             .map(|u| CouponGrant {
                 user_id: format!("u{u:07}"),
                 claim_key: format!("{batch}:u{u:07}"),
-                code: shopgrowth_promo::coupon_code(&mut rng),
+                code: shopgrowth_promo::coupon_code(
+                    &mut rng,
+                    shopgrowth_core::time::Timestamp::now().0,
+                ),
             })
             .collect();
         let now = shopgrowth_core::time::Timestamp::now().0;

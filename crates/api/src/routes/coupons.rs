@@ -202,7 +202,7 @@ pub async fn claim(
             ],
         ));
     }
-    let code = shopgrowth_promo::coupon_code(&mut rand::rng());
+    let code = shopgrowth_promo::coupon_code(&mut rand::rng(), Timestamp::now().0);
     match state
         .store
         .claim_coupon(id, req.user_id, req.claim_key, code, Timestamp::now().0)
@@ -427,7 +427,7 @@ pub async fn issue(
                 .map(|u| shopgrowth_store::records::CouponGrant {
                     user_id: u.clone(),
                     claim_key: format!("{}:{u}", req.batch),
-                    code: shopgrowth_promo::coupon_code(&mut rng),
+                    code: shopgrowth_promo::coupon_code(&mut rng, Timestamp::now().0),
                 })
                 .collect()
         };
