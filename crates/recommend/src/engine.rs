@@ -457,33 +457,14 @@ impl Model {
             .collect();
         session_history.sort_unstable_by_key(|h| h.0);
         let anchor = request.item.as_deref().and_then(|s| self.item_index(s));
-        let cart: Vec<(u32, f32)> = {
-            let mut c: Vec<(u32, f32)> = request
-                .cart
-                .iter()
-                .filter_map(|s| self.item_index(s))
-                .map(|i| (i, 1.0))
-                .collect();
-            c.sort_unstable_by_key(|x| x.0);
-            c.dedup_by_key(|x| x.0);
-            c
-        };
         let basket: Vec<(u32, f32)> = match scene {
-            Scene::Cart => cart.clone(),
-            Scene::AfterPurchase => {
-                let mut b: Vec<(u32, f32)> = user
-                    .map(|u| {
-                        self.last_basket[u as usize]
-                            .iter()
-                            .map(|&i| (i, 1.0))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                b.sort_unstable_by_key(|x| x.0);
-                b.dedup_by_key(|x| x.0);
-                b
-            }
-            _ => anchor.map(|a| vec![(a, 1.0)]).unwrap_or_default(),
+            Scene::Cart => unit_history(request.cart.iter().filter_map(|s| self.item_index(s))),
+            Scene::AfterPurchase => unit_history(
+                user.map_or(&[][..], |u| self.last_basket[u as usize].as_slice())
+                    .iter()
+                    .copied(),
+            ),
+            _ => unit_history(anchor.into_iter()),
         };
         let cold = history.is_empty() && basket.is_empty();
 
@@ -730,6 +711,14 @@ impl Model {
             }
         }
     }
+}
+
+/// Items as a history of weight 1 each, sorted and without repeats.
+fn unit_history(items: impl Iterator<Item = u32>) -> Vec<(u32, f32)> {
+    let mut h: Vec<(u32, f32)> = items.map(|i| (i, 1.0)).collect();
+    h.sort_unstable_by_key(|x| x.0);
+    h.dedup_by_key(|x| x.0);
+    h
 }
 
 fn reason(code: &'static str, because_of: Option<String>, zh: &str, en: &str) -> Reason {

@@ -301,23 +301,6 @@ impl Scorer for Als {
     }
 }
 
-/// Scores a user by folding in `history` even when the user was trained: for real-time serving,
-/// where the history has grown since.
-#[derive(Debug, Clone, Copy)]
-pub struct FoldedAls<'a>(pub &'a Als);
-
-impl Scorer for FoldedAls<'_> {
-    fn name(&self) -> &'static str {
-        "als"
-    }
-    fn score(&self, _user: Option<u32>, history: &[(u32, f32)], out: &mut [f32]) {
-        self.0.score(None, history, out);
-    }
-    fn items(&self) -> usize {
-        self.0.item_count
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
