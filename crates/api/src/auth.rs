@@ -62,7 +62,7 @@ pub struct NewKey {
 }
 
 pub fn generate(name: &str, scopes: &[Scope], now: i64) -> NewKey {
-    let id = hex_of(&rand::random::<[u8; 8]>());
+    let id = hex::encode(&rand::random::<[u8; 8]>());
     let secret =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
     let mut scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
@@ -79,10 +79,6 @@ pub fn generate(name: &str, scopes: &[Scope], now: i64) -> NewKey {
             revoked_at: None,
         },
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1047,3 +1047,148 @@ async fn coupons_are_issued_in_bulk_once_per_batch() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn coupons_are_held_for_an_order_and_limited_per_device_and_phone() {
+    let t = test_app().await;
+    let template = json!({"id": "new", "name": "新人券", "per_device_limit": 1, "per_phone_limit": 1,
+        "rule": {"type": "threshold", "tiers": [{"threshold": 5000, "off": 500}]}});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(template.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (
+            body["per_device_limit"].as_i64(),
+            body["per_phone_limit"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    let t = &t;
+    let claim = |body: Value| async move {
+        t.call(
+            "POST",
+            "/api/v1/coupon-templates/new/claims",
+            Some(&t.ingest),
+            Some(body.to_string()),
+        )
+        .await
+    };
+    // A claim that does not name the device or phone the template limits is a 400 naming both.
+    let (status, problem) = claim(json!({"user_id": "u1", "claim_key": "a"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["device_id", "phone"]);
+    let (status, problem) =
+        claim(json!({"user_id": "u1", "claim_key": "a", "device_id": "d1", "phone": "12"})).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("phone"))
+    );
+    let (status, coupon) = claim(json!({"user_id": "u1", "claim_key": "a", "device_id": "d1",
+        "phone": "138 0013 8000"}))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{coupon}");
+    // A second account on the same device, or with the same number written differently, is refused.
+    let (status, problem) = claim(json!({"user_id": "u2", "claim_key": "b", "device_id": "d1",
+        "phone": "13900139000"}))
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("device")),
+        "{problem}"
+    );
+    let (status, problem) = claim(json!({"user_id": "u3", "claim_key": "c", "device_id": "d3",
+        "phone": "+86 138-0013-8000"}))
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("this phone number") && !detail.contains("138"),
+        "{detail}"
+    );
+
+    // Checkout holds the coupon for order o1; order o2 cannot take it until o1 lets go.
+    let code = coupon["code"].as_str().unwrap_or_default().to_owned();
+    let reserve = |order: &str, seconds: i64| {
+        json!({"user_id": "u1", "order_id": order, "hold_seconds": seconds}).to_string()
+    };
+    let path = format!("/api/v1/coupons/{code}/reserve");
+    let (status, held) = t
+        .call("POST", &path, Some(&t.ingest), Some(reserve("o1", 600)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{held}");
+    assert!(held["held_until"].is_string(), "{held}");
+    let (_, view) = t
+        .call(
+            "GET",
+            &format!("/api/v1/coupons/{code}"),
+            Some(&t.read),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (view["state"].as_str(), view["order_id"].as_str()),
+        (Some("reserved"), Some("o1"))
+    );
+    let (status, _) = t
+        .call("POST", &path, Some(&t.ingest), Some(reserve("o2", 600)))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, problem) = t
+        .call("POST", &path, Some(&t.ingest), Some(reserve("o2", 0)))
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("hold_seconds"))
+    );
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/coupons/{code}/redeem"),
+            Some(&t.ingest),
+            Some(json!({"user_id": "u1", "order_id": "o2"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "held for o1");
+    let (_, released) = t
+        .call(
+            "POST",
+            &format!("/api/v1/coupons/{code}/release"),
+            Some(&t.ingest),
+            Some(json!({"order_id": "o1"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        released["released"], true,
+        "an abandoned checkout gives the coupon back"
+    );
+    let (status, _) = t
+        .call("POST", &path, Some(&t.ingest), Some(reserve("o2", 1)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // o2's one-second hold lapses: the coupon is free for another order at once.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let (status, body) = t
+        .call(
+            "POST",
+            &format!("/api/v1/coupons/{code}/redeem"),
+            Some(&t.ingest),
+            Some(json!({"user_id": "u1", "order_id": "o3"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("redeemed"))
+    );
+}

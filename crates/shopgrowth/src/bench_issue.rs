@@ -43,7 +43,7 @@ async fn issue_all(
     bar.set_message(format!("issuing ({batch})"));
     let started = Instant::now();
     let mut total = IssueSummary::default();
-    let mut rng = rand::rng();
+    let mut codes = shopgrowth_promo::CouponCodes::new(rand::rng());
     let mut next = 0;
     while next < args.users {
         let end = (next + args.chunk.max(1)).min(args.users);
@@ -51,10 +51,7 @@ async fn issue_all(
             .map(|u| CouponGrant {
                 user_id: format!("u{u:07}"),
                 claim_key: format!("{batch}:u{u:07}"),
-                code: shopgrowth_promo::coupon_code(
-                    &mut rng,
-                    shopgrowth_core::time::Timestamp::now().0,
-                ),
+                code: codes.next(shopgrowth_core::time::Timestamp::now().0),
             })
             .collect();
         let now = shopgrowth_core::time::Timestamp::now().0;
@@ -89,6 +86,8 @@ pub async fn run(
             valid_until: None,
             valid_days: Some(7),
             created_at: shopgrowth_core::time::Timestamp::now().0,
+            per_device_limit: None,
+            per_phone_limit: None,
         })
         .await?;
     let (issued, seconds) = issue_all(&store, &template, &args, "wave").await?;

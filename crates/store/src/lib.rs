@@ -280,9 +280,10 @@ impl Store {
         user_id: String,
         claim_key: String,
         code: String,
+        holder_limits: Vec<HolderLimit>,
         now: i64,
     ) -> Result<Claimed> {
-        dispatch!(self.claim_coupon(template_id, user_id, claim_key, code, now))
+        dispatch!(self.claim_coupon(template_id, user_id, claim_key, code, holder_limits, now))
     }
 
     /// Redeems a coupon for an order: once, even under concurrent attempts; the same order again
@@ -297,7 +298,27 @@ impl Store {
         dispatch!(self.redeem_coupon(code, user_id, order_id, now))
     }
 
-    /// Gives a coupon back from the order that redeemed it (cancelled or wholly refunded).
+    /// Holds a coupon for an order until `until` (checkout started): once per coupon, also under
+    /// concurrent attempts; the same order again extends its hold. A lapsed hold frees the
+    /// coupon for any order at once, and the sweeper records the lapse.
+    pub async fn reserve_coupon(
+        &self,
+        code: String,
+        user_id: String,
+        order_id: String,
+        until: i64,
+        now: i64,
+    ) -> Result<()> {
+        dispatch!(self.reserve_coupon(code, user_id, order_id, until, now))
+    }
+
+    /// Ends every lapsed coupon hold, recording each in the trail; how many.
+    pub async fn sweep_coupon_holds(&self, now: i64) -> Result<usize> {
+        dispatch!(self.sweep_coupon_holds(now))
+    }
+
+    /// Gives a coupon back from the order that redeemed or holds it (cancelled, wholly refunded,
+    /// or checkout abandoned).
     pub async fn release_coupon(&self, code: String, order_id: String, now: i64) -> Result<bool> {
         dispatch!(self.release_coupon(code, order_id, now))
     }

@@ -899,6 +899,8 @@ impl PgStore {
             .bind(t.valid_until)
             .bind(t.valid_days)
             .bind(t.created_at)
+            .bind(t.per_device_limit)
+            .bind(t.per_phone_limit)
             .execute(&self.pool)
             .await?
             .rows_affected()
@@ -1027,6 +1029,7 @@ impl PgStore {
         user_id: String,
         claim_key: String,
         code: String,
+        holder_limits: Vec<HolderLimit>,
         now: i64,
     ) -> Result<Claimed> {
         if let Some(c) = self.coupon_by_claim(&template_id, &claim_key).await? {
@@ -1078,6 +1081,19 @@ impl PgStore {
                 t.per_user_limit
             )));
         }
+        for h in &holder_limits {
+            if sqlx::query(TAKE_USER_CLAIM)
+                .bind(&template_id)
+                .bind(&h.holder)
+                .bind(h.limit)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 0
+            {
+                return Err(h.refusal(&template_id));
+            }
+        }
         let inserted = sqlx::query(INSERT_COUPON)
             .bind(&code)
             .bind(&template_id)
@@ -1125,12 +1141,65 @@ impl PgStore {
         order_id: String,
         now: i64,
     ) -> Result<Redeemed> {
+        let taken = self
+            .take_coupon(
+                REDEEM_COUPON,
+                "redeemed",
+                code,
+                user_id,
+                order_id,
+                now,
+                None,
+            )
+            .await?;
+        Ok(if taken {
+            Redeemed::New
+        } else {
+            Redeemed::Duplicate
+        })
+    }
+
+    pub async fn reserve_coupon(
+        &self,
+        code: String,
+        user_id: String,
+        order_id: String,
+        until: i64,
+        now: i64,
+    ) -> Result<()> {
+        self.take_coupon(
+            RESERVE_COUPON,
+            "reserved",
+            code,
+            user_id,
+            order_id,
+            now,
+            Some(until),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Holds or redeems a coupon for an order by the one conditional write `sql`, recording
+    /// `event`: true if taken now, false if this order had already redeemed it, else the reason.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_coupon(
+        &self,
+        sql: &str,
+        event: &str,
+        code: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+        until: Option<i64>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(REDEEM_COUPON)
+        let done = sqlx::query(sql)
             .bind(&code)
             .bind(&user_id)
             .bind(&order_id)
             .bind(now)
+            .bind(until)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -1138,17 +1207,48 @@ impl PgStore {
         if done {
             sqlx::query(INSERT_COUPON_EVENT)
                 .bind(&code)
-                .bind("redeemed")
+                .bind(event)
                 .bind(&order_id)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            return Ok(Redeemed::New);
+            return Ok(true);
         }
         drop(tx);
         let c = self.coupon(code.clone()).await?;
-        redeem_refusal(c, &code, &user_id, &order_id, now)
+        coupon_refusal(c, &code, &user_id, &order_id, now).map(|()| false)
+    }
+
+    pub async fn sweep_coupon_holds(&self, now: i64) -> Result<usize> {
+        let holds: Vec<(String, String)> = sqlx::query_as(LAPSED_COUPON_HOLDS)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut ended = 0;
+        for (code, order_id) in holds {
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(END_COUPON_HOLD)
+                .bind(&code)
+                .bind(&order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if done {
+                sqlx::query(INSERT_COUPON_EVENT)
+                    .bind(&code)
+                    .bind("hold_lapsed")
+                    .bind(&order_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                ended += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(ended)
     }
 
     pub async fn release_coupon(&self, code: String, order_id: String, now: i64) -> Result<bool> {
@@ -2314,6 +2414,8 @@ fn pg_template_row(r: &sqlx::postgres::PgRow) -> Result<CouponTemplateRecord> {
         valid_until: r.try_get(7)?,
         valid_days: r.try_get(8)?,
         created_at: r.try_get(9)?,
+        per_device_limit: r.try_get(10)?,
+        per_phone_limit: r.try_get(11)?,
     })
 }
 
@@ -2328,6 +2430,7 @@ fn pg_coupon_row(r: &sqlx::postgres::PgRow) -> Result<CouponRecord> {
         state: r.try_get(6)?,
         order_id: r.try_get(7)?,
         redeemed_at: r.try_get(8)?,
+        reserved_until: r.try_get(9)?,
     })
 }
 

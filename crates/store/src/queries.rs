@@ -385,13 +385,16 @@ pub const PREVIOUS_SNAPSHOT: &str = "SELECT segment, day, taken_at, size, entere
      members FROM segment_snapshots WHERE segment = $1 AND day < $2 ORDER BY day DESC LIMIT 1";
 
 pub const INSERT_COUPON_TEMPLATE: &str = "INSERT INTO coupon_templates (id, name, rule, quota, \
-     per_user_limit, valid_from, valid_until, valid_days, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+     per_user_limit, valid_from, valid_until, valid_days, created_at, per_device_limit, \
+     per_phone_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (id) DO NOTHING";
 pub const COUPON_TEMPLATE: &str =
     "SELECT id, name, rule, quota, issued, per_user_limit, valid_from, \
-     valid_until, valid_days, created_at FROM coupon_templates WHERE id = $1";
+     valid_until, valid_days, created_at, per_device_limit, per_phone_limit \
+     FROM coupon_templates WHERE id = $1";
 pub const COUPON_COLUMNS: &str =
-    "code, template_id, user_id, claim_key, claimed_at, expires_at, state, order_id, redeemed_at";
+    "code, template_id, user_id, claim_key, claimed_at, expires_at, state, order_id, redeemed_at, \
+     reserved_until";
 /// Takes one unit of the quota, if any is left: the quota's only write.
 pub const TAKE_COUPON_QUOTA: &str = "UPDATE coupon_templates SET issued = issued + 1 \
      WHERE id = $1 AND (quota IS NULL OR issued < quota)";
@@ -402,13 +405,40 @@ pub const TAKE_USER_CLAIM: &str =
      SET claimed = coupon_claims_per_user.claimed + 1 WHERE coupon_claims_per_user.claimed < $3";
 pub const INSERT_COUPON: &str = "INSERT INTO coupons (code, template_id, user_id, claim_key, \
      claimed_at, expires_at, state) VALUES ($1, $2, $3, $4, $5, $6, 'claimed')";
-/// Redeems a claimed, unexpired coupon of this user: the redemption's only write.
-pub const REDEEM_COUPON: &str = "UPDATE coupons SET state = 'redeemed', order_id = $3, \
-     redeemed_at = $4 WHERE code = $1 AND user_id = $2 AND state = 'claimed' \
-     AND (expires_at IS NULL OR expires_at > $4)";
-/// Gives a redeemed coupon back (order cancelled or wholly refunded).
+/// The condition under which order `$3` of user `$2` may take coupon `$1` at time `$4`: claimed
+/// or held by a lapsed reservation, and unexpired; or already held by this order, which keeps it
+/// to the hold's end even if the coupon expires meanwhile.
+macro_rules! coupon_free_for_order {
+    () => {
+        "code = $1 AND user_id = $2 AND ( \
+         (state = 'reserved' AND order_id = $3 AND reserved_until > $4) \
+         OR ((state = 'claimed' OR (state = 'reserved' AND reserved_until <= $4)) \
+             AND (expires_at IS NULL OR expires_at > $4)))"
+    };
+}
+/// Holds a coupon for an order until `$5` (checkout started, payment pending): the hold's only
+/// write. The same order again extends its hold.
+pub const RESERVE_COUPON: &str = concat!(
+    "UPDATE coupons SET state = 'reserved', order_id = $3, reserved_until = $5 WHERE ",
+    coupon_free_for_order!()
+);
+/// Redeems a coupon for an order: the redemption's only write (`$5` is NULL: no hold).
+pub const REDEEM_COUPON: &str = concat!(
+    "UPDATE coupons SET state = 'redeemed', order_id = $3, redeemed_at = $4, \
+     reserved_until = $5 WHERE ",
+    coupon_free_for_order!()
+);
+/// Gives a coupon back from an order, redeemed (order cancelled or wholly refunded) or held
+/// (checkout abandoned).
 pub const RELEASE_COUPON: &str = "UPDATE coupons SET state = 'claimed', order_id = NULL, \
-     redeemed_at = NULL WHERE code = $1 AND order_id = $2 AND state = 'redeemed'";
+     redeemed_at = NULL, reserved_until = NULL \
+     WHERE code = $1 AND order_id = $2 AND state IN ('redeemed', 'reserved')";
+pub const LAPSED_COUPON_HOLDS: &str =
+    "SELECT code, order_id FROM coupons WHERE state = 'reserved' AND reserved_until <= $1";
+/// Ends one lapsed hold, if it is still the same one.
+pub const END_COUPON_HOLD: &str = "UPDATE coupons SET state = 'claimed', order_id = NULL, \
+     reserved_until = NULL WHERE code = $1 AND order_id = $2 AND state = 'reserved' \
+     AND reserved_until <= $3";
 pub const INSERT_COUPON_EVENT: &str =
     "INSERT INTO coupon_events (code, template_id, user_id, kind, \
      order_id, at) SELECT code, template_id, user_id, $2, $3, $4 FROM coupons WHERE code = $1";

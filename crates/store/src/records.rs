@@ -343,6 +343,29 @@ pub struct CouponTemplateRecord {
     /// Days a coupon stays valid after its claim (instead of, or before, `valid_until`).
     pub valid_days: Option<i64>,
     pub created_at: i64,
+    /// Claims one device may make; none for no limit.
+    pub per_device_limit: Option<i64>,
+    /// Claims one phone number may make; none for no limit.
+    pub per_phone_limit: Option<i64>,
+}
+
+/// A claim limit beyond the user's own: at most `limit` claims of the template by `holder`
+/// (`device:…`, or `phone:` and a keyed hash of the number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderLimit {
+    pub holder: String,
+    pub limit: i64,
+    /// Names the holder in a refusal without revealing it ("this device").
+    pub label: String,
+}
+
+impl HolderLimit {
+    pub(crate) fn refusal(&self, template_id: &str) -> crate::Error {
+        crate::Error::Conflict(format!(
+            "{} already holds the most coupons {template_id:?} allows ({})",
+            self.label, self.limit
+        ))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,10 +376,11 @@ pub struct CouponRecord {
     pub claim_key: String,
     pub claimed_at: i64,
     pub expires_at: Option<i64>,
-    /// `claimed` or `redeemed`.
+    /// `claimed`, `reserved` (held for `order_id` until `reserved_until`) or `redeemed`.
     pub state: String,
     pub order_id: Option<String>,
     pub redeemed_at: Option<i64>,
+    pub reserved_until: Option<i64>,
 }
 
 impl CouponRecord {
@@ -379,6 +403,7 @@ impl CouponRecord {
             state: "claimed".into(),
             order_id: None,
             redeemed_at: None,
+            reserved_until: None,
         }
     }
 }
@@ -420,14 +445,15 @@ pub(crate) fn claim_window(t: &CouponTemplateRecord, now: i64) -> crate::Result<
     })
 }
 
-/// Why a redemption wrote nothing: a duplicate of the same order, or a refusal that says why.
-pub(crate) fn redeem_refusal(
+/// Why order `order_id` could not take (hold or redeem) a coupon, after the conditional write
+/// refused: `Ok` when this order has already redeemed it (a repeat), otherwise the reason.
+pub(crate) fn coupon_refusal(
     coupon: Option<CouponRecord>,
     code: &str,
     user_id: &str,
     order_id: &str,
     now: i64,
-) -> crate::Result<Redeemed> {
+) -> crate::Result<()> {
     let Some(c) = coupon else {
         return Err(crate::Error::NotFound {
             entity: "coupon",
@@ -439,14 +465,20 @@ pub(crate) fn redeem_refusal(
             "coupon {code:?} belongs to another user"
         )));
     }
-    if c.state == "redeemed" {
-        return if c.order_id.as_deref() == Some(order_id) {
-            Ok(Redeemed::Duplicate)
-        } else {
-            Err(crate::Error::Conflict(format!(
+    let this_order = c.order_id.as_deref() == Some(order_id);
+    match c.state.as_str() {
+        "redeemed" if this_order => return Ok(()),
+        "redeemed" => {
+            return Err(crate::Error::Conflict(format!(
                 "coupon {code:?} was already used by another order"
             )))
-        };
+        }
+        "reserved" if !this_order && c.reserved_until.is_some_and(|u| u > now) => {
+            return Err(crate::Error::Conflict(format!(
+                "coupon {code:?} is held by another order"
+            )))
+        }
+        _ => {}
     }
     if c.expires_at.is_some_and(|e| e <= now) {
         return Err(crate::Error::Conflict(format!(
@@ -454,7 +486,7 @@ pub(crate) fn redeem_refusal(
         )));
     }
     Err(crate::Error::Conflict(format!(
-        "coupon {code:?} cannot be redeemed now"
+        "coupon {code:?} cannot be taken now"
     )))
 }
 

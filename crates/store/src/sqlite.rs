@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "group_buying",
         include_str!("../migrations/sqlite/0008_group_buying.sql"),
     ),
+    (
+        9,
+        "coupon_limits",
+        include_str!("../migrations/sqlite/0009_coupon_limits.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1059,7 +1064,9 @@ impl SqliteStore {
                     t.valid_from,
                     t.valid_until,
                     t.valid_days,
-                    t.created_at
+                    t.created_at,
+                    t.per_device_limit,
+                    t.per_phone_limit
                 ],
             )? == 1)
         })
@@ -1083,6 +1090,7 @@ impl SqliteStore {
         user_id: String,
         claim_key: String,
         code: String,
+        holder_limits: Vec<HolderLimit>,
         now: i64,
     ) -> Result<Claimed> {
         self.write(move |conn| {
@@ -1116,6 +1124,13 @@ impl SqliteStore {
                     "user {user_id:?} already holds the most coupons {template_id:?} allows ({})",
                     t.per_user_limit
                 )));
+            }
+            for h in &holder_limits {
+                if conn.execute(&lite(TAKE_USER_CLAIM), params![template_id, h.holder, h.limit])?
+                    == 0
+                {
+                    return Err(h.refusal(&template_id));
+                }
             }
             conn.execute(
                 &lite(INSERT_COUPON),
@@ -1207,13 +1222,68 @@ impl SqliteStore {
         order_id: String,
         now: i64,
     ) -> Result<Redeemed> {
+        let taken = self
+            .take_coupon(
+                REDEEM_COUPON,
+                "redeemed",
+                code,
+                user_id,
+                order_id,
+                now,
+                None,
+            )
+            .await?;
+        Ok(if taken {
+            Redeemed::New
+        } else {
+            Redeemed::Duplicate
+        })
+    }
+
+    /// Holds a coupon for an order until `until`: by one conditional write. The same order again
+    /// extends its hold; another order's live hold, a redeemed, expired or someone else's coupon
+    /// is refused.
+    pub async fn reserve_coupon(
+        &self,
+        code: String,
+        user_id: String,
+        order_id: String,
+        until: i64,
+        now: i64,
+    ) -> Result<()> {
+        self.take_coupon(
+            RESERVE_COUPON,
+            "reserved",
+            code,
+            user_id,
+            order_id,
+            now,
+            Some(until),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Holds or redeems a coupon for an order by the one conditional write `sql`, recording
+    /// `event`: true if taken now, false if this order had already redeemed it, else the reason.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_coupon(
+        &self,
+        sql: &'static str,
+        event: &'static str,
+        code: String,
+        user_id: String,
+        order_id: String,
+        now: i64,
+        until: Option<i64>,
+    ) -> Result<bool> {
         self.write(move |conn| {
-            if conn.execute(&lite(REDEEM_COUPON), params![code, user_id, order_id, now])? == 1 {
+            if conn.execute(&lite(sql), params![code, user_id, order_id, now, until])? == 1 {
                 conn.execute(
                     &lite(INSERT_COUPON_EVENT),
-                    params![code, "redeemed", order_id, now],
+                    params![code, event, order_id, now],
                 )?;
-                return Ok(Redeemed::New);
+                return Ok(true);
             }
             let c = conn
                 .query_row(
@@ -1222,13 +1292,35 @@ impl SqliteStore {
                     coupon_row,
                 )
                 .optional()?;
-            redeem_refusal(c, &code, &user_id, &order_id, now)
+            coupon_refusal(c, &code, &user_id, &order_id, now).map(|()| false)
         })
         .await
     }
 
-    /// Gives a redeemed coupon back when its order is cancelled or wholly refunded; false if it
-    /// was not redeemed by that order (already given back, or never).
+    /// Ends every lapsed hold (the coupon is the customer's again), recording each; how many.
+    pub async fn sweep_coupon_holds(&self, now: i64) -> Result<usize> {
+        self.write(move |conn| {
+            let holds: Vec<(String, String)> = conn
+                .prepare(&lite(LAPSED_COUPON_HOLDS))?
+                .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut ended = 0;
+            for (code, order_id) in holds {
+                if conn.execute(&lite(END_COUPON_HOLD), params![code, order_id, now])? == 1 {
+                    conn.execute(
+                        &lite(INSERT_COUPON_EVENT),
+                        params![code, "hold_lapsed", order_id, now],
+                    )?;
+                    ended += 1;
+                }
+            }
+            Ok(ended)
+        })
+        .await
+    }
+
+    /// Gives a coupon back from an order: redeemed (the order was cancelled or wholly refunded)
+    /// or held (checkout abandoned); false if that order neither redeemed nor holds it.
     pub async fn release_coupon(&self, code: String, order_id: String, now: i64) -> Result<bool> {
         self.write(move |conn| {
             let released = conn.execute(&lite(RELEASE_COUPON), params![code, order_id])? == 1;
@@ -2328,6 +2420,8 @@ fn template_row(r: &Row<'_>) -> rusqlite::Result<CouponTemplateRecord> {
         valid_until: r.get(7)?,
         valid_days: r.get(8)?,
         created_at: r.get(9)?,
+        per_device_limit: r.get(10)?,
+        per_phone_limit: r.get(11)?,
     })
 }
 
@@ -2342,6 +2436,7 @@ fn coupon_row(r: &Row<'_>) -> rusqlite::Result<CouponRecord> {
         state: r.get(6)?,
         order_id: r.get(7)?,
         redeemed_at: r.get(8)?,
+        reserved_until: r.get(9)?,
     })
 }
 

@@ -780,6 +780,8 @@ fn template(id: &str, quota: Option<i64>, per_user_limit: i64) -> CouponTemplate
         valid_until: None,
         valid_days: Some(7),
         created_at: NOW,
+        per_device_limit: None,
+        per_phone_limit: None,
     }
 }
 
@@ -798,6 +800,7 @@ async fn coupon_quota_holds_under_a_thousand_concurrent_claims(h: Harness) {
                 format!("u{i}"),
                 format!("k{i}"),
                 format!("C{i:06}"),
+                vec![],
                 NOW,
             )
             .await
@@ -822,30 +825,65 @@ async fn coupon_claims_are_idempotent_and_limited_per_user(h: Harness) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let first = s
-        .claim_coupon("t".into(), "u1".into(), "a".into(), "CODE-A".into(), NOW)
+        .claim_coupon(
+            "t".into(),
+            "u1".into(),
+            "a".into(),
+            "CODE-A".into(),
+            vec![],
+            NOW,
+        )
         .await;
     let Ok(Claimed::New(c)) = first else {
         panic!("{first:?}")
     };
     assert_eq!(c.expires_at, Some(NOW + 7 * 86_400_000));
     let again = s
-        .claim_coupon("t".into(), "u1".into(), "a".into(), "CODE-X".into(), NOW)
+        .claim_coupon(
+            "t".into(),
+            "u1".into(),
+            "a".into(),
+            "CODE-X".into(),
+            vec![],
+            NOW,
+        )
         .await;
     assert!(
         matches!(again, Ok(Claimed::Duplicate(ref d)) if d.code == "CODE-A"),
         "{again:?}"
     );
     let stolen = s
-        .claim_coupon("t".into(), "u2".into(), "a".into(), "CODE-Y".into(), NOW)
+        .claim_coupon(
+            "t".into(),
+            "u2".into(),
+            "a".into(),
+            "CODE-Y".into(),
+            vec![],
+            NOW,
+        )
         .await;
     assert!(matches!(stolen, Err(Error::Conflict(_))), "{stolen:?}");
     assert!(matches!(
-        s.claim_coupon("t".into(), "u1".into(), "b".into(), "CODE-B".into(), NOW)
-            .await,
+        s.claim_coupon(
+            "t".into(),
+            "u1".into(),
+            "b".into(),
+            "CODE-B".into(),
+            vec![],
+            NOW
+        )
+        .await,
         Ok(Claimed::New(_))
     ));
     let third = s
-        .claim_coupon("t".into(), "u1".into(), "c".into(), "CODE-C".into(), NOW)
+        .claim_coupon(
+            "t".into(),
+            "u1".into(),
+            "c".into(),
+            "CODE-C".into(),
+            vec![],
+            NOW,
+        )
         .await;
     assert!(
         matches!(third, Err(Error::Conflict(ref m)) if m.contains("most coupons")),
@@ -861,10 +899,196 @@ async fn coupon_claims_are_idempotent_and_limited_per_user(h: Harness) {
         "a refused claim takes no quota"
     );
     assert!(matches!(
-        s.claim_coupon("none".into(), "u1".into(), "a".into(), "Z".into(), NOW)
-            .await,
+        s.claim_coupon(
+            "none".into(),
+            "u1".into(),
+            "a".into(),
+            "Z".into(),
+            vec![],
+            NOW
+        )
+        .await,
         Err(Error::NotFound { .. })
     ));
+}
+
+async fn a_coupon_is_held_by_one_order_until_its_hold_lapses(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    s.create_coupon_template(template("t", None, 1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.claim_coupon(
+        "t".into(),
+        "u1".into(),
+        "k".into(),
+        "HOLD".into(),
+        vec![],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let until = NOW + 60_000;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let order = format!("order-{i}");
+            let held = s
+                .reserve_coupon("HOLD".into(), "u1".into(), order.clone(), until, NOW + 1)
+                .await;
+            (order, held)
+        }));
+    }
+    let mut holders = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok((order, Ok(()))) => holders.push(order),
+            Ok((_, Err(Error::Conflict(m)))) => assert!(m.contains("held by another order"), "{m}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(holders.len(), 1, "one order holds the coupon");
+    let holder = holders.remove(0);
+    // Another order can neither hold nor redeem it while the hold lives; the holder can extend
+    // its hold and redeem.
+    let other = s
+        .redeem_coupon("HOLD".into(), "u1".into(), "other".into(), NOW + 2)
+        .await;
+    assert!(
+        matches!(other, Err(Error::Conflict(ref m)) if m.contains("held")),
+        "{other:?}"
+    );
+    s.reserve_coupon(
+        "HOLD".into(),
+        "u1".into(),
+        holder.clone(),
+        until + 1,
+        NOW + 2,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("extending: {e}"));
+    assert_eq!(
+        s.sweep_coupon_holds(NOW + 3).await.ok(),
+        Some(0),
+        "the hold is live"
+    );
+    // Abandoned checkout: the holder releases, and another order may take it.
+    assert!(s
+        .release_coupon("HOLD".into(), holder.clone(), NOW + 4)
+        .await
+        .unwrap_or(false));
+    s.reserve_coupon(
+        "HOLD".into(),
+        "u1".into(),
+        "second".into(),
+        NOW + 10,
+        NOW + 5,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("after release: {e}"));
+    // The second hold lapses: any order may take the coupon at once, and the sweeper records the
+    // lapse once.
+    assert_eq!(s.sweep_coupon_holds(NOW + 10).await.ok(), Some(1));
+    assert_eq!(s.sweep_coupon_holds(NOW + 11).await.ok(), Some(0));
+    let c = s.coupon("HOLD".into()).await.ok().flatten();
+    assert_eq!(
+        c.map(|c| (c.state, c.order_id)),
+        Some(("claimed".into(), None))
+    );
+    s.reserve_coupon(
+        "HOLD".into(),
+        "u1".into(),
+        "third".into(),
+        NOW + 20,
+        NOW + 12,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("third: {e}"));
+    // Past its hold and not swept yet: still free for another order, which redeems it.
+    assert_eq!(
+        s.redeem_coupon("HOLD".into(), "u1".into(), "fourth".into(), NOW + 21)
+            .await
+            .ok(),
+        Some(Redeemed::New)
+    );
+    let late = s
+        .reserve_coupon(
+            "HOLD".into(),
+            "u1".into(),
+            "third".into(),
+            NOW + 40,
+            NOW + 22,
+        )
+        .await;
+    assert!(
+        matches!(late, Err(Error::Conflict(ref m)) if m.contains("another order")),
+        "{late:?}"
+    );
+    assert!(
+        s.reserve_coupon(
+            "HOLD".into(),
+            "u1".into(),
+            "fourth".into(),
+            NOW + 40,
+            NOW + 22
+        )
+        .await
+        .is_ok(),
+        "holding for the order that redeemed it is a repeat"
+    );
+    let theirs = s
+        .reserve_coupon("HOLD".into(), "u2".into(), "x".into(), NOW + 40, NOW + 22)
+        .await;
+    assert!(
+        matches!(theirs, Err(Error::Conflict(ref m)) if m.contains("another user")),
+        "{theirs:?}"
+    );
+}
+
+async fn device_and_phone_limits_hold_under_concurrent_claims(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    s.create_coupon_template(template("new-user", None, 1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // 40 accounts on one device (and 20 on one phone) claim at once: the device gets 2, the phone 1.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let mut limits = vec![HolderLimit {
+                holder: "device:D1".into(),
+                limit: 2,
+                label: "device \"D1\"".into(),
+            }];
+            if i % 2 == 0 {
+                limits.push(HolderLimit {
+                    holder: "phone:ab12".into(),
+                    limit: 1,
+                    label: "this phone number".into(),
+                });
+            }
+            s.claim_coupon(
+                "new-user".into(),
+                format!("u{i}"),
+                format!("k{i}"),
+                format!("D{i:04}"),
+                limits,
+                NOW,
+            )
+            .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(Claimed::New(_))) => won += 1,
+            Ok(Err(Error::Conflict(m))) => assert!(m.contains("already holds"), "{m}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 2, "the device's limit");
+    let t = s.coupon_template("new-user".into()).await.ok().flatten();
+    assert_eq!(t.map(|t| t.issued), Some(2), "refused claims take no quota");
 }
 
 async fn a_coupon_is_redeemed_once_under_concurrent_attempts(h: Harness) {
@@ -872,9 +1096,16 @@ async fn a_coupon_is_redeemed_once_under_concurrent_attempts(h: Harness) {
     s.create_coupon_template(template("t", None, 1))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    s.claim_coupon("t".into(), "u1".into(), "k".into(), "ONCE".into(), NOW)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.claim_coupon(
+        "t".into(),
+        "u1".into(),
+        "k".into(),
+        "ONCE".into(),
+        vec![],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut tasks = Vec::new();
     for i in 0..20 {
         let s = std::sync::Arc::clone(&s);
@@ -927,9 +1158,16 @@ async fn a_coupon_is_redeemed_once_under_concurrent_attempts(h: Harness) {
         Some(Redeemed::New)
     );
     // Expired coupons are refused.
-    s.claim_coupon("t".into(), "u9".into(), "k9".into(), "OLD".into(), NOW)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.claim_coupon(
+        "t".into(),
+        "u9".into(),
+        "k9".into(),
+        "OLD".into(),
+        vec![],
+        NOW,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let late = s
         .redeem_coupon("OLD".into(), "u9".into(), "o".into(), NOW + 8 * 86_400_000)
         .await;
@@ -1524,6 +1762,8 @@ async fn bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims(h: Harnes
         valid_until: None,
         valid_days: Some(7),
         created_at: NOW,
+        per_device_limit: None,
+        per_phone_limit: None,
     };
     assert!(s.create_coupon_template(template).await.unwrap_or(false));
     let grants = |users: std::ops::Range<u32>, batch: &str| -> Vec<CouponGrant> {
@@ -1572,6 +1812,7 @@ async fn bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims(h: Harnes
                 format!("s{i}"),
                 format!("k{i}"),
                 format!("single-{i}"),
+                vec![],
                 NOW + 1,
             )
             .await
@@ -1618,6 +1859,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
+    a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
@@ -1628,6 +1870,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
+    a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,

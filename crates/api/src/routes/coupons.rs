@@ -10,9 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use shopgrowth_core::pii::PiiKind;
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::FieldError;
-use shopgrowth_store::records::{Claimed, CouponRecord, CouponTemplateRecord, Redeemed};
+use shopgrowth_store::records::{
+    Claimed, CouponRecord, CouponTemplateRecord, HolderLimit, Redeemed,
+};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,6 +41,12 @@ pub struct TemplateRequest {
     /// Days a coupon stays valid after it is claimed.
     #[serde(default)]
     pub valid_days: Option<i64>,
+    /// Claims one device may make (claims must then name their `device_id`); none for no limit.
+    #[serde(default)]
+    pub per_device_limit: Option<i64>,
+    /// Claims one phone number may make (claims must then give the `phone`); none for no limit.
+    #[serde(default)]
+    pub per_phone_limit: Option<i64>,
 }
 
 fn one() -> i64 {
@@ -53,6 +62,10 @@ pub struct TemplateView {
     pub quota: Option<i64>,
     pub issued: i64,
     pub per_user_limit: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_device_limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_phone_limit: Option<i64>,
 }
 
 impl From<CouponTemplateRecord> for TemplateView {
@@ -64,6 +77,8 @@ impl From<CouponTemplateRecord> for TemplateView {
             quota: t.quota,
             issued: t.issued,
             per_user_limit: t.per_user_limit,
+            per_device_limit: t.per_device_limit,
+            per_phone_limit: t.per_phone_limit,
         }
     }
 }
@@ -88,6 +103,14 @@ pub async fn create_template(
     }
     if req.per_user_limit < 1 {
         errors.push(FieldError::new("per_user_limit", "must be at least 1"));
+    }
+    for (field, limit) in [
+        ("per_device_limit", req.per_device_limit),
+        ("per_phone_limit", req.per_phone_limit),
+    ] {
+        if limit.is_some_and(|l| l < 1) {
+            errors.push(FieldError::new(field, "must be at least 1"));
+        }
     }
     if req.valid_days.is_some_and(|d| d < 1) {
         errors.push(FieldError::new("valid_days", "must be at least 1"));
@@ -114,6 +137,8 @@ pub async fn create_template(
         valid_until: req.valid_until.map(|t| t.0),
         valid_days: req.valid_days,
         created_at: Timestamp::now().0,
+        per_device_limit: req.per_device_limit,
+        per_phone_limit: req.per_phone_limit,
     };
     let created = state.store.create_coupon_template(record).await?;
     let stored = state
@@ -152,6 +177,13 @@ pub struct ClaimRequest {
     pub user_id: String,
     /// The caller's idempotency key for this claim (e.g. the request id of the coupon-centre click).
     pub claim_key: String,
+    /// The device claiming: needed when the template limits claims per device.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// The claimant's phone number: needed when the template limits claims per phone. Only a
+    /// keyed hash of it is stored.
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,6 +196,9 @@ pub struct CouponView {
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// While `reserved`: when the hold lapses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
 }
 
 impl From<CouponRecord> for CouponView {
@@ -175,6 +210,7 @@ impl From<CouponRecord> for CouponView {
             state: c.state,
             expires_at: c.expires_at.map(|t| Timestamp(t).to_rfc3339()),
             order_id: c.order_id,
+            held_until: c.reserved_until.map(|t| Timestamp(t).to_rfc3339()),
         }
     }
 }
@@ -202,15 +238,136 @@ pub async fn claim(
             ],
         ));
     }
+    let template = state
+        .store
+        .coupon_template(id.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no coupon template {id:?}")))?;
+    let holder_limits = holder_limits(&state, &template, &req)?;
     let code = shopgrowth_promo::coupon_code(&mut rand::rng(), Timestamp::now().0);
     match state
         .store
-        .claim_coupon(id, req.user_id, req.claim_key, code, Timestamp::now().0)
+        .claim_coupon(
+            id,
+            req.user_id,
+            req.claim_key,
+            code,
+            holder_limits,
+            Timestamp::now().0,
+        )
         .await?
     {
         Claimed::New(c) => Ok((StatusCode::CREATED, Json(c.into()))),
         Claimed::Duplicate(c) => Ok((StatusCode::OK, Json(c.into()))),
     }
+}
+
+/// The template's per-device and per-phone limits this claim counts against; a limit whose
+/// holder the claim does not name is a 400 naming the field.
+fn holder_limits(
+    state: &AppState,
+    template: &CouponTemplateRecord,
+    req: &ClaimRequest,
+) -> ApiResult<Vec<HolderLimit>> {
+    let mut limits = Vec::new();
+    let mut errors = Vec::new();
+    if let Some(limit) = template.per_device_limit {
+        match req.device_id.as_deref().map(str::trim) {
+            Some(device) if !device.is_empty() => limits.push(HolderLimit {
+                holder: format!("device:{device}"),
+                limit,
+                label: format!("device {device:?}"),
+            }),
+            _ => errors.push(FieldError::new(
+                "device_id",
+                "required: this coupon limits claims per device",
+            )),
+        }
+    }
+    if let Some(limit) = template.per_phone_limit {
+        match req
+            .phone
+            .as_deref()
+            .map(shopgrowth_core::pii::normalise_phone)
+        {
+            Some(Ok(phone)) => {
+                let hash = state.cipher.lookup_hash(PiiKind::Phone, &phone);
+                limits.push(HolderLimit {
+                    holder: format!("phone:{}", hex::encode(&hash)),
+                    limit,
+                    label: "this phone number".into(),
+                });
+            }
+            Some(Err(reason)) => errors.push(FieldError::new("phone", reason)),
+            None => errors.push(FieldError::new(
+                "phone",
+                "required: this coupon limits claims per phone number",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(limits)
+    } else {
+        Err(ApiError::invalid("the claim is not valid", errors))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    pub user_id: String,
+    /// The order the coupon is held for: the idempotency key (the same order again extends its
+    /// hold).
+    pub order_id: String,
+    /// How long the hold lasts, seconds (1 to 86,400; default 900).
+    #[serde(default = "default_hold_seconds")]
+    pub hold_seconds: i64,
+}
+
+fn default_hold_seconds() -> i64 {
+    900
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReserveResult {
+    pub code: String,
+    pub order_id: String,
+    /// When the hold lapses unless the order redeems or releases the coupon first.
+    pub held_until: String,
+}
+
+/// Hold a coupon for an order while it is paid (下单锁券): one order at a time, also under
+/// concurrent attempts (409 for another order's live hold, a used, expired or another user's
+/// coupon). Redeem with the same order id to use it; release to give it back; a hold that lapses
+/// frees the coupon.
+#[utoipa::path(post, path = "/api/v1/coupons/{code}/reserve", tag = "promotions", request_body = ReserveRequest,
+    params(("code" = String, Path, description = "the coupon code")), security(("api_key" = [])),
+    responses((status = 200, body = ReserveResult), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn reserve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<ReserveRequest>,
+) -> ApiResult<Json<ReserveResult>> {
+    caller.require(Scope::Ingest)?;
+    if !(1..=86_400).contains(&req.hold_seconds) {
+        return Err(ApiError::invalid(
+            "the reservation is not valid",
+            vec![FieldError::new("hold_seconds", "1 to 86,400")],
+        ));
+    }
+    let now = Timestamp::now().0;
+    let until = now + req.hold_seconds * 1_000;
+    state
+        .store
+        .reserve_coupon(code.clone(), req.user_id, req.order_id.clone(), until, now)
+        .await?;
+    Ok(Json(ReserveResult {
+        code,
+        order_id: req.order_id,
+        held_until: Timestamp(until).to_rfc3339(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -419,18 +576,18 @@ pub async fn issue(
         None => req.users.clone(),
     };
     let mut summary = shopgrowth_store::records::IssueSummary::default();
+    let mut codes = shopgrowth_promo::CouponCodes::new(
+        <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng(),
+    );
     for chunk in users.chunks(ISSUE_CHUNK) {
-        let grants = {
-            let mut rng = rand::rng();
-            chunk
-                .iter()
-                .map(|u| shopgrowth_store::records::CouponGrant {
-                    user_id: u.clone(),
-                    claim_key: format!("{}:{u}", req.batch),
-                    code: shopgrowth_promo::coupon_code(&mut rng, Timestamp::now().0),
-                })
-                .collect()
-        };
+        let grants = chunk
+            .iter()
+            .map(|u| shopgrowth_store::records::CouponGrant {
+                user_id: u.clone(),
+                claim_key: format!("{}:{u}", req.batch),
+                code: codes.next(Timestamp::now().0),
+            })
+            .collect();
         let done = state
             .store
             .issue_coupons(id.clone(), grants, Timestamp::now().0)

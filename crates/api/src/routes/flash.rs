@@ -265,7 +265,7 @@ pub async fn release(
 }
 
 /// Every second, for as long as the server runs: puts the units of expired flash-sale holds back
-/// on sale, expires red packets past their time (returning what nobody claimed), and fails groups
+/// on sale, ends lapsed coupon holds, expires red packets past their time (returning what nobody claimed), and fails groups
 /// past their deadline (refunding their members).
 pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
     tokio::spawn(async move {
@@ -277,6 +277,13 @@ pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
                 Ok(n) => tracing::info!(released = n, "expired flash-sale holds returned"),
                 Err(e) => {
                     tracing::warn!(error = %e, "sweeping flash-sale holds failed; will retry")
+                }
+            }
+            match store.sweep_coupon_holds(Timestamp::now().0).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(ended = n, "lapsed coupon holds ended"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ending lapsed coupon holds failed; will retry")
                 }
             }
             match store.expire_red_packets(Timestamp::now().0).await {
