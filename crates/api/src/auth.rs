@@ -62,7 +62,7 @@ pub struct NewKey {
 }
 
 pub fn generate(name: &str, scopes: &[Scope], now: i64) -> NewKey {
-    let id = hex::encode(&rand::random::<[u8; 8]>());
+    let id = hex::encode(rand::random::<[u8; 8]>());
     let secret =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
     let mut scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();

@@ -943,7 +943,9 @@ impl PgStore {
         now: i64,
     ) -> Result<IssueSummary> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(COUPON_TEMPLATE)
+        // Locks the template first, as a single claim's quota write does, so the two never wait
+        // on each other's user rows in opposite orders.
+        let row = sqlx::query(&format!("{COUPON_TEMPLATE} FOR UPDATE"))
             .bind(&template_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -964,60 +966,105 @@ impl PgStore {
         .into_iter()
         .collect();
         let mut summary = IssueSummary::default();
-        for (i, g) in grants.iter().enumerate() {
-            if seen.contains(&g.claim_key) {
+        // Set-based, a few statements per round whatever the number of grants: one round trip
+        // per grant would cap issuance at about 1,500 a second. A round holds each user once (an
+        // upsert may touch a row only once), so a user listed twice is granted in a later round.
+        let mut fresh: Vec<&CouponGrant> = Vec::new();
+        let mut keys_seen = std::collections::HashSet::new();
+        for g in &grants {
+            if seen.contains(&g.claim_key) || !keys_seen.insert(g.claim_key.as_str()) {
                 summary.duplicates += 1;
-                continue;
+            } else {
+                fresh.push(g);
             }
-            sqlx::query("SAVEPOINT grant_one").execute(&mut *tx).await?;
-            let taken = sqlx::query(TAKE_COUPON_QUOTA)
+        }
+        while !fresh.is_empty() {
+            let mut users = std::collections::HashSet::new();
+            let (round, later): (Vec<&CouponGrant>, Vec<&CouponGrant>) = fresh
+                .into_iter()
+                .partition(|g| users.insert(g.user_id.as_str()));
+            fresh = later;
+            let round_users: Vec<&str> = round.iter().map(|g| g.user_id.as_str()).collect();
+            // The users' limits: each counted by the same conditional upsert as a claim.
+            let passed: std::collections::HashSet<String> = sqlx::query_scalar(
+                "INSERT INTO coupon_claims_per_user (template_id, user_id, claimed) \
+                 SELECT $1, u, 1 FROM UNNEST($2::TEXT[]) AS u \
+                 ON CONFLICT (template_id, user_id) DO UPDATE \
+                 SET claimed = coupon_claims_per_user.claimed + 1 \
+                 WHERE coupon_claims_per_user.claimed < $3 RETURNING user_id",
+            )
+            .bind(&template_id)
+            .bind(&round_users)
+            .bind(t.per_user_limit)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            summary.over_user_limit += (round.len() - passed.len()) as u64;
+            let passed: Vec<&CouponGrant> = round
+                .into_iter()
+                .filter(|g| passed.contains(&g.user_id))
+                .collect();
+            // The quota: as many units as are left, up to what is asked, in one conditional
+            // write under the template's row lock.
+            let taken: i64 = sqlx::query_scalar(
+                "WITH t AS (SELECT quota, issued FROM coupon_templates WHERE id = $1) \
+                 UPDATE coupon_templates c \
+                 SET issued = c.issued + GREATEST(0, LEAST($2, COALESCE(t.quota - t.issued, $2))) \
+                 FROM t WHERE c.id = $1 \
+                 RETURNING GREATEST(0, LEAST($2, COALESCE(t.quota - t.issued, $2)))",
+            )
+            .bind(&template_id)
+            .bind(passed.len() as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+            let (granted, unserved) = passed.split_at(taken as usize);
+            if !unserved.is_empty() {
+                // Sold out: their limit units go back, in the same transaction.
+                let users: Vec<&str> = unserved.iter().map(|g| g.user_id.as_str()).collect();
+                sqlx::query(
+                    "UPDATE coupon_claims_per_user SET claimed = claimed - 1 \
+                     WHERE template_id = $1 AND user_id = ANY($2)",
+                )
                 .bind(&template_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if !taken {
-                sqlx::query("ROLLBACK TO SAVEPOINT grant_one")
-                    .execute(&mut *tx)
-                    .await?;
-                summary.sold_out += (grants.len() - i) as u64;
-                break;
-            }
-            let under_limit = sqlx::query(TAKE_USER_CLAIM)
-                .bind(&template_id)
-                .bind(&g.user_id)
-                .bind(t.per_user_limit)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if !under_limit {
-                sqlx::query("ROLLBACK TO SAVEPOINT grant_one")
-                    .execute(&mut *tx)
-                    .await?;
-                summary.over_user_limit += 1;
-                continue;
-            }
-            sqlx::query(INSERT_COUPON)
-                .bind(&g.code)
-                .bind(&template_id)
-                .bind(&g.user_id)
-                .bind(&g.claim_key)
-                .bind(now)
-                .bind(expires_at)
+                .bind(&users)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(INSERT_COUPON_EVENT)
-                .bind(&g.code)
-                .bind("issued")
-                .bind(None::<String>)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("RELEASE SAVEPOINT grant_one")
-                .execute(&mut *tx)
-                .await?;
-            summary.issued += 1;
+                summary.sold_out += unserved.len() as u64;
+            }
+            let column = |f: fn(&CouponGrant) -> &str| -> Vec<&str> {
+                granted.iter().map(|g| f(g)).collect()
+            };
+            let (codes, users, keys) = (
+                column(|g| &g.code),
+                column(|g| &g.user_id),
+                column(|g| &g.claim_key),
+            );
+            sqlx::query(
+                "INSERT INTO coupons (code, template_id, user_id, claim_key, claimed_at, \
+                 expires_at, state) SELECT g.c, $1, g.u, g.k, $5, $6, 'claimed' \
+                 FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[]) AS g(c, u, k)",
+            )
+            .bind(&template_id)
+            .bind(&codes)
+            .bind(&users)
+            .bind(&keys)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO coupon_events (code, template_id, user_id, kind, order_id, at) \
+                 SELECT g.c, $1, g.u, 'issued', NULL, $4 \
+                 FROM UNNEST($2::TEXT[], $3::TEXT[]) AS g(c, u)",
+            )
+            .bind(&template_id)
+            .bind(&codes)
+            .bind(&users)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            summary.issued += granted.len() as u64;
         }
         tx.commit().await?;
         Ok(summary)

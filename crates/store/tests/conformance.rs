@@ -1751,21 +1751,10 @@ async fn groups_fill_exactly_and_fail_with_refunds_at_the_deadline(h: Harness) {
 
 async fn bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims(h: Harness) {
     let s = std::sync::Arc::new(h.store);
-    let template = CouponTemplateRecord {
-        id: "bulk".into(),
-        name: "人群券".into(),
-        rule: "{}".into(),
-        quota: Some(300),
-        issued: 0,
-        per_user_limit: 1,
-        valid_from: None,
-        valid_until: None,
-        valid_days: Some(7),
-        created_at: NOW,
-        per_device_limit: None,
-        per_phone_limit: None,
-    };
-    assert!(s.create_coupon_template(template).await.unwrap_or(false));
+    assert!(s
+        .create_coupon_template(template("bulk", Some(300), 1))
+        .await
+        .unwrap_or(false));
     let grants = |users: std::ops::Range<u32>, batch: &str| -> Vec<CouponGrant> {
         users
             .map(|u| CouponGrant {
@@ -1838,6 +1827,24 @@ async fn bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims(h: Harnes
         .flatten()
         .map(|t| t.issued);
     assert_eq!(t, Some(300));
+    // One user listed three times under different keys, with a limit of 2: two are issued.
+    assert!(s
+        .create_coupon_template(template("twice", None, 2))
+        .await
+        .unwrap_or(false));
+    let thrice: Vec<CouponGrant> = ["a", "b", "c"]
+        .iter()
+        .map(|k| CouponGrant {
+            user_id: "u1".into(),
+            claim_key: (*k).into(),
+            code: format!("twice-{k}"),
+        })
+        .collect();
+    let summary = s.issue_coupons("twice".into(), thrice, NOW).await;
+    assert_eq!(
+        summary.ok().map(|x| (x.issued, x.over_user_limit)),
+        Some((2, 1))
+    );
 }
 
 macro_rules! suite {
