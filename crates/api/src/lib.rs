@@ -59,6 +59,8 @@ pub struct AppState {
     pub audience: Arc<AudienceService>,
     /// The recommender; accepted behaviour joins its sessions at once.
     pub recommend: Arc<RecommendService>,
+    /// Flash sales this node knows to be sold out (admission control).
+    pub sold_out: Arc<routes::flash::SoldOutGate>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             config: Arc::new(config),
             audience,
             recommend,
+            sold_out: Arc::default(),
         }
     }
 }

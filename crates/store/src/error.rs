@@ -14,6 +14,8 @@ pub enum Error {
     NoSuchLine { order_id: String, line_no: i64 },
     #[error("refund {refund_id:?} was already used for order {order_id:?}")]
     RefundIdReused { refund_id: String, order_id: String },
+    #[error("{entity} {id:?} is sold out")]
+    SoldOut { entity: &'static str, id: String },
     #[error("{0}")]
     Conflict(String),
     #[error("a migration was edited after it was applied: {0}")]
@@ -40,9 +42,10 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NotFound { .. } | Error::NoSuchLine { .. } => ErrorKind::NotFound,
-            Error::RefundExceedsLine { .. } | Error::RefundIdReused { .. } | Error::Conflict(_) => {
-                ErrorKind::Conflict
-            }
+            Error::RefundExceedsLine { .. }
+            | Error::RefundIdReused { .. }
+            | Error::SoldOut { .. }
+            | Error::Conflict(_) => ErrorKind::Conflict,
             Error::BadLocation(_) => ErrorKind::Invalid,
             Error::WriterGone => ErrorKind::Unavailable,
             Error::MigrationChanged(_)

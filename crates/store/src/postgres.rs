@@ -1098,9 +1098,10 @@ impl PgStore {
                 .await?
                 .is_some();
             return if exists {
-                Err(Error::Conflict(format!(
-                    "coupon {template_id:?} is sold out"
-                )))
+                Err(Error::SoldOut {
+                    entity: "coupon",
+                    id: template_id,
+                })
             } else {
                 Err(Error::NotFound {
                     entity: "coupon template",

@@ -629,7 +629,10 @@ pub(crate) fn flash_refusal(sale: &FlashSaleRecord, now: i64) -> crate::Error {
     } else if now >= sale.ends_at {
         crate::Error::Conflict(format!("flash sale {:?} has ended", sale.id))
     } else {
-        crate::Error::Conflict(format!("flash sale {:?} is sold out", sale.id))
+        crate::Error::SoldOut {
+            entity: "flash sale",
+            id: sale.id.clone(),
+        }
     }
 }
 

@@ -1113,7 +1113,10 @@ impl SqliteStore {
                 })?;
             let expires_at = claim_window(&t, now)?;
             if conn.execute(&lite(TAKE_COUPON_QUOTA), [&template_id])? == 0 {
-                return Err(Error::Conflict(format!("coupon {template_id:?} is sold out")));
+                return Err(Error::SoldOut {
+                    entity: "coupon",
+                    id: template_id,
+                });
             }
             if conn.execute(
                 &lite(TAKE_USER_CLAIM),

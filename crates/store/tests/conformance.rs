@@ -810,7 +810,7 @@ async fn coupon_quota_holds_under_a_thousand_concurrent_claims(h: Harness) {
     for t in tasks {
         match t.await {
             Ok(Ok(Claimed::New(_))) => won += 1,
-            Ok(Err(Error::Conflict(m))) if m.contains("sold out") => sold_out += 1,
+            Ok(Err(Error::SoldOut { .. })) => sold_out += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -1296,7 +1296,7 @@ async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
     for t in tasks {
         match t.await {
             Ok(Ok(Reserved::New(r))) => held.push(r.id),
-            Ok(Err(Error::Conflict(m))) if m.contains("sold out") => refused += 1,
+            Ok(Err(Error::SoldOut { .. })) => refused += 1,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -197,6 +197,9 @@ pub async fn reserve(
     ApiJson(req): ApiJson<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<ReservationView>)> {
     caller.require(Scope::Ingest)?;
+    if state.sold_out.is_closed(&id) {
+        return Err(sold_out(id));
+    }
     if req.quantity < 1 || req.reservation_id.trim().is_empty() || req.user_id.trim().is_empty() {
         return Err(ApiError::invalid(
             "a reservation needs an id, a user and a quantity of at least 1",
@@ -206,17 +209,20 @@ pub async fn reserve(
             )],
         ));
     }
-    match state
+    let reserved = state
         .store
         .reserve_flash(
-            id,
+            id.clone(),
             req.reservation_id,
             req.user_id,
             req.quantity,
             Timestamp::now().0,
         )
-        .await?
-    {
+        .await;
+    if let Err(shopgrowth_store::Error::SoldOut { .. }) = &reserved {
+        state.sold_out.close(&id);
+    }
+    match reserved? {
         Reserved::New(r) => Ok((StatusCode::CREATED, Json(r.into()))),
         Reserved::Duplicate(r) => Ok((StatusCode::OK, Json(r.into()))),
     }
@@ -261,7 +267,63 @@ pub async fn release(
         .store
         .release_flash(id.clone(), true, Timestamp::now().0)
         .await?;
+    if released {
+        state.sold_out.reopen_all();
+    }
     Ok(Json(ReleasedView { id, released }))
+}
+
+fn sold_out(sale: String) -> ApiError {
+    ApiError::Store(shopgrowth_store::Error::SoldOut {
+        entity: "flash sale",
+        id: sale,
+    })
+}
+
+/// Admission control for the stampede after a sale sells out: once the store has refused a sale
+/// as sold out, this node refuses further attempts at it for [`SoldOutGate::CLOSED_FOR`] without
+/// touching the store, so the crowd that arrives too late costs no writes. The gate only ever
+/// refuses, so it cannot oversell; units that come back (a hold given up or run out) sell again
+/// once the gate reopens: at once for a release on this node, within `CLOSED_FOR` otherwise.
+#[derive(Debug, Default)]
+pub struct SoldOutGate {
+    closed_until: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl SoldOutGate {
+    pub const CLOSED_FOR: std::time::Duration = std::time::Duration::from_millis(250);
+
+    pub fn is_closed(&self, sale: &str) -> bool {
+        let mut closed = self.lock();
+        match closed.get(sale) {
+            Some(until) if *until > std::time::Instant::now() => true,
+            Some(_) => {
+                closed.remove(sale);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn close(&self, sale: &str) {
+        self.lock().insert(
+            sale.to_owned(),
+            std::time::Instant::now() + Self::CLOSED_FOR,
+        );
+    }
+
+    pub fn reopen_all(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
+        // The map holds only deadlines: a panic elsewhere cannot leave it inconsistent.
+        self.closed_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Every second, for as long as the server runs: puts the units of expired flash-sale holds back
@@ -314,4 +376,21 @@ pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sold_out_gate_closes_per_sale_and_reopens() {
+        let gate = SoldOutGate::default();
+        gate.close("a");
+        assert!(gate.is_closed("a") && !gate.is_closed("b"));
+        gate.reopen_all();
+        assert!(!gate.is_closed("a"), "a release reopens at once");
+        gate.close("a");
+        std::thread::sleep(SoldOutGate::CLOSED_FOR + std::time::Duration::from_millis(20));
+        assert!(!gate.is_closed("a"), "and time does");
+    }
 }
