@@ -21,6 +21,9 @@ pub enum BenchVerb {
     Recommend(crate::bench_serving::ServingArgs),
     /// Issue a coupon to many users in the store the global options name, then again.
     Issue(crate::bench_issue::IssueBenchArgs),
+    /// A flash-sale stampede against a running server, next to Redis with a Lua
+    /// check-and-decrement; then checks that nothing was oversold or left unsold.
+    Flash(crate::bench_flash::FlashBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -73,6 +76,33 @@ pub async fn run(
                 println!(
                     "{}: {} users issued in {:.1}s ({:.0} grants/s): {:?}; the same batch again: {:?} in {:.1}s",
                     r.backend, r.users, r.seconds, r.grants_per_second, r.issued, r.rerun, r.rerun_seconds
+                );
+            }
+            Ok(())
+        }
+        BenchVerb::Flash(args) => {
+            let r = crate::bench_flash::run(args).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let line = |name: &str, s: &crate::bench_flash::Stampede| {
+                    println!(
+                        "{name}: {} attempts in {:.2}s ({:.0}/s), {} orders ({:.0}/s until sold out), {} refused, {} failed; p50 {:.2} ms, p99 {:.2} ms; oversold {}",
+                        s.attempts, s.seconds, s.attempts_per_second, s.orders, s.orders_per_second, s.refused, s.failed, s.p50_ms, s.p99_ms, s.oversold
+                    )
+                };
+                line("shopgrowth", &r.shopgrowth);
+                if let Some(redis) = &r.redis {
+                    line("redis", redis);
+                    println!(
+                        "ratio (shopgrowth / redis): attempts/s {:.2}, orders/s {:.2}",
+                        r.attempts_ratio.unwrap_or(0.0),
+                        r.orders_ratio.unwrap_or(0.0)
+                    );
+                }
+                println!(
+                    "{} confirmed of {} stock; {} back on sale after the holds ran out; {} unsold",
+                    r.confirmed, r.stock, r.returned_after_expiry, r.unsold
                 );
             }
             Ok(())

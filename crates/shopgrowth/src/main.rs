@@ -4,6 +4,7 @@
 //! `import` and `migrate` that act on the whole store.
 
 mod bench;
+mod bench_flash;
 mod bench_issue;
 mod bench_pricing;
 mod bench_segments;

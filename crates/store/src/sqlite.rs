@@ -1527,48 +1527,48 @@ impl SqliteStore {
     ) -> Result<Reserved> {
         self.write(move |conn| {
             let existing = conn
-                .query_row(
-                    &format!("SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"),
-                    [&reservation_id],
-                    reservation_row,
-                )
+                .prepare_cached(&format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"
+                ))?
+                .query_row([&reservation_id], reservation_row)
                 .optional()?;
             if let Some(r) = existing {
                 return repeated_reservation(r, &sale_id, &user_id);
             }
             let sale = conn
-                .query_row(
-                    &format!("SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = ?1"),
-                    [&sale_id],
-                    flash_row,
-                )
+                .prepare_cached(&format!(
+                    "SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = ?1"
+                ))?
+                .query_row([&sale_id], flash_row)
                 .optional()?
                 .ok_or_else(|| Error::NotFound {
                     entity: "flash sale",
                     id: sale_id.clone(),
                 })?;
-            if conn.execute(&lite(TAKE_FLASH_STOCK), params![sale_id, quantity, now])? == 0 {
+            if conn
+                .prepare_cached(&lite(TAKE_FLASH_STOCK))?
+                .execute(params![sale_id, quantity, now])?
+                == 0
+            {
                 return Err(flash_refusal(&sale, now));
             }
-            if conn.execute(
-                &lite(TAKE_FLASH_USER),
-                params![sale_id, user_id, quantity, sale.per_user_limit],
-            )? == 0
+            if conn
+                .prepare_cached(&lite(TAKE_FLASH_USER))?
+                .execute(params![sale_id, user_id, quantity, sale.per_user_limit])?
+                == 0
             {
                 return Err(over_user_limit(&user_id, &sale));
             }
             let r = ReservationRecord::held(reservation_id, &sale, user_id, quantity, now);
-            conn.execute(
-                &lite(INSERT_RESERVATION),
-                params![
+            conn.prepare_cached(&lite(INSERT_RESERVATION))?
+                .execute(params![
                     r.id,
                     r.sale_id,
                     r.user_id,
                     r.quantity,
                     r.expires_at,
                     r.created_at
-                ],
-            )?;
+                ])?;
             Ok(Reserved::New(r))
         })
         .await
@@ -1582,13 +1582,13 @@ impl SqliteStore {
         now: i64,
     ) -> Result<ReservationRecord> {
         self.write(move |conn| {
-            conn.execute(&lite(CONFIRM_RESERVATION), params![reservation_id, now])?;
+            conn.prepare_cached(&lite(CONFIRM_RESERVATION))?
+                .execute(params![reservation_id, now])?;
             let r = conn
-                .query_row(
-                    &format!("SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"),
-                    [&reservation_id],
-                    reservation_row,
-                )
+                .prepare_cached(&format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"
+                ))?
+                .query_row([&reservation_id], reservation_row)
                 .optional()?;
             confirmed_or_refused(r, &reservation_id)
         })
