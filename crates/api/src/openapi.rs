@@ -59,6 +59,7 @@ impl Modify for ApiKeyAuth {
         crate::routes::audience::discover,
         crate::routes::audience::rebuild,
         crate::routes::pricing::quote,
+        crate::routes::pricing::checkout,
         crate::routes::pricing::refund_share,
         crate::routes::budgets::set_limit,
         crate::routes::budgets::get,

@@ -1192,3 +1192,149 @@ async fn coupons_are_held_for_an_order_and_limited_per_device_and_phone() {
         (StatusCode::OK, Some("redeemed"))
     );
 }
+
+#[tokio::test]
+async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
+    let t = test_app().await;
+    let t = &t;
+    // 满300减50 with a budget for two orders, and the customer's 满100减10 coupon.
+    let campaign = json!({"id": "d11", "name": "满300减50", "budget": 10000,
+        "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
+                      "stacking": {"category": {"name": "shop"}}}});
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(campaign.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns/d11/transition",
+            Some(&t.admin),
+            Some(json!({"to": "running"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let template = json!({"id": "c10", "name": "满100减10", "per_user_limit": 5,
+        "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
+    t.call(
+        "POST",
+        "/api/v1/coupon-templates",
+        Some(&t.admin),
+        Some(template.to_string()),
+    )
+    .await;
+    let mut codes = Vec::new();
+    for k in ["a", "b"] {
+        let (_, c) = t
+            .call(
+                "POST",
+                "/api/v1/coupon-templates/c10/claims",
+                Some(&t.ingest),
+                Some(json!({"user_id": "u1", "claim_key": k}).to_string()),
+            )
+            .await;
+        codes.push(c["code"].as_str().unwrap_or_default().to_owned());
+    }
+    let checkout = |order: &str, coupons: Vec<String>| {
+        json!({"order_id": order, "user_id": "u1", "coupons": coupons,
+            "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 40000}]}})
+        .to_string()
+    };
+    let post = |body: String| async move {
+        t.call(
+            "POST",
+            "/api/v1/pricing/checkout",
+            Some(&t.ingest),
+            Some(body),
+        )
+        .await
+    };
+    // Both coupons are offered; one applies (one coupon per order), after the campaign.
+    let (status, first) = post(checkout("o1", codes.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["quote"]["discount"], 6000, "{first}");
+    assert_eq!(
+        first["coupons_held"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    let held = first["coupons_held"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, c) = t
+        .call(
+            "GET",
+            &format!("/api/v1/coupons/{held}"),
+            Some(&t.read),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (c["state"].as_str(), c["order_id"].as_str()),
+        (Some("reserved"), Some("o1"))
+    );
+    // The same order again spends and holds nothing twice.
+    let (status, again) = post(checkout("o1", codes.clone())).await;
+    assert_eq!(
+        (status, &again["budget_keys"]),
+        (StatusCode::OK, &first["budget_keys"])
+    );
+    let spent = |c: Value| c["spent"].as_i64();
+    let (_, c) = t
+        .call("GET", "/api/v1/campaigns/d11", Some(&t.read), None)
+        .await;
+    assert_eq!(spent(c), Some(5000));
+    // Another order may not take the held coupon, but gets the other one.
+    let (status, problem) = post(checkout("o2", vec![held.clone()])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (_, c) = t
+        .call("GET", "/api/v1/campaigns/d11", Some(&t.read), None)
+        .await;
+    assert_eq!(
+        spent(c),
+        Some(5000),
+        "a refused checkout leaves the budget as it was"
+    );
+    let other: Vec<String> = codes.iter().filter(|c| **c != held).cloned().collect();
+    let (status, second) = post(checkout("o2", other)).await;
+    assert_eq!(
+        (status, second["quote"]["discount"].as_i64()),
+        (StatusCode::OK, Some(6000))
+    );
+    // The budget is spent: the third order is priced without the campaign, and says so.
+    let (status, third) = post(checkout("o3", vec![])).await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    assert_eq!(third["quote"]["discount"], 0, "{third}");
+    let (_, c) = t
+        .call("GET", "/api/v1/campaigns/d11", Some(&t.read), None)
+        .await;
+    assert_eq!(spent(c), Some(10000));
+    let (status, problem) =
+        post(json!({"order_id": "", "user_id": "u1", "cart": {"lines": []}}).to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["cart.lines", "order_id"]);
+    // The order is cancelled: its campaign spend goes back.
+    for key in first["budget_keys"].as_array().cloned().unwrap_or_default() {
+        t.call(
+            "POST",
+            "/api/v1/budgets/revert",
+            Some(&t.ingest),
+            Some(json!({"key": key}).to_string()),
+        )
+        .await;
+    }
+    let (_, c) = t
+        .call("GET", "/api/v1/campaigns/d11", Some(&t.read), None)
+        .await;
+    assert_eq!(spent(c), Some(5000));
+}

@@ -509,7 +509,8 @@ impl Store {
     }
 
     /// Spends `amount` from every line at once or from none, never past a limit, also under
-    /// concurrent spends; the key (e.g. the order id) makes it idempotent.
+    /// concurrent spends; the key (e.g. the order id) makes it idempotent. A spend that was given
+    /// back may be spent again under its key (a checkout retried after it was refused).
     pub async fn spend_budget(
         &self,
         key: String,

@@ -2030,13 +2030,17 @@ impl PgStore {
         now: i64,
     ) -> Result<Spent> {
         let mut tx = self.pool.begin().await?;
-        let seen = sqlx::query(BUDGET_LEDGER_OF)
+        let stands: bool = sqlx::query_scalar(BUDGET_SPEND_STANDS)
             .bind(&key)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        if seen.is_some() {
+        if stands {
             return Ok(Spent::Duplicate);
         }
+        sqlx::query(FORGET_REVERTED_SPEND)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
         for l in canonical(lines) {
             sqlx::query(OPEN_BUDGET_PERIOD)
                 .bind(&l.scope)

@@ -518,6 +518,11 @@ pub const INSERT_BUDGET_LEDGER: &str =
 pub const BUDGET_LEDGER_OF: &str =
     "SELECT scope, period, period_key, amount, reverted FROM budget_ledger \
      WHERE key = $1";
+/// Whether a spend under the key stands (not given back).
+pub const BUDGET_SPEND_STANDS: &str =
+    "SELECT EXISTS (SELECT 1 FROM budget_ledger WHERE key = $1 AND reverted = 0)";
+/// Forgets a spend that was given back, so the key can spend again.
+pub const FORGET_REVERTED_SPEND: &str = "DELETE FROM budget_ledger WHERE key = $1 AND reverted = 1";
 pub const MARK_REVERTED: &str =
     "UPDATE budget_ledger SET reverted = 1 WHERE key = $1 AND reverted = 0";
 pub const RETURN_BUDGET: &str = "UPDATE budget_usage SET used = used - $4 \

@@ -1901,12 +1901,10 @@ impl SqliteStore {
         now: i64,
     ) -> Result<Spent> {
         self.write(move |conn| {
-            let seen: Option<String> = conn
-                .query_row(&lite(BUDGET_LEDGER_OF), [&key], |r| r.get(0))
-                .optional()?;
-            if seen.is_some() {
+            if conn.query_row(&lite(BUDGET_SPEND_STANDS), [&key], |r| r.get(0))? {
                 return Ok(Spent::Duplicate);
             }
+            conn.execute(&lite(FORGET_REVERTED_SPEND), [&key])?;
             for l in canonical(lines) {
                 conn.execute(
                     &lite(OPEN_BUDGET_PERIOD),

@@ -1472,6 +1472,16 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
     assert!(!s.revert_budget("never".into()).await.unwrap_or(true));
     assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
     assert_eq!(used(line("customer:u", "day", "2026-11-24")).await, 0);
+    // A key given back spends again when reused (a checkout retried after a refusal), once.
+    for expected in [Spent::New, Spent::Duplicate] {
+        assert_eq!(
+            s.spend_budget("a".into(), both(), 120, NOW).await.ok(),
+            Some(expected)
+        );
+    }
+    assert_eq!(used(line("campaign:x", "total", "all")).await, 320);
+    assert!(s.revert_budget("a".into()).await.unwrap_or(false));
+    assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
 }
 
 async fn migrations_are_repeatable(h: Harness) {

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::FieldError;
+use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_promo::pricing::Promotion;
-use shopgrowth_store::records::CampaignRecord;
+use shopgrowth_store::records::{BudgetLine, CampaignRecord};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -94,9 +95,44 @@ pub struct CampaignView {
     pub changes: Vec<ChangeView>,
 }
 
-fn view(c: CampaignRecord, changes: Vec<ChangeView>) -> CampaignView {
+/// The budget scope of a campaign: its `budget` is that scope's `total` limit, checkouts spend
+/// from it (docs/budgets.md), and daily, weekly or monthly limits can be set on it too.
+pub fn budget_scope(campaign: &str) -> String {
+    format!("campaign:{campaign}")
+}
+
+/// What a campaign has spent in all.
+async fn spent(state: &AppState, campaign: &str) -> ApiResult<i64> {
+    let total = Period::Total;
+    Ok(state
+        .store
+        .budget_used(BudgetLine {
+            scope: budget_scope(campaign),
+            period: total.as_str().into(),
+            period_key: total.key(chrono::NaiveDate::MIN),
+        })
+        .await?)
+}
+
+/// Makes the campaign's budget its scope's total limit.
+async fn set_budget(state: &AppState, c: &CampaignRecord) -> ApiResult<()> {
+    if let Some(budget) = c.budget {
+        state
+            .store
+            .set_budget_limit(budget_scope(&c.id), Period::Total.as_str().into(), budget)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn view(
+    state: &AppState,
+    c: CampaignRecord,
+    changes: Vec<ChangeView>,
+) -> ApiResult<CampaignView> {
+    let spent = spent(state, &c.id).await?;
     let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
-    CampaignView {
+    Ok(CampaignView {
         effective_state: effective(stored, c.starts_at, c.ends_at, Timestamp::now().0)
             .as_str()
             .to_owned(),
@@ -108,10 +144,10 @@ fn view(c: CampaignRecord, changes: Vec<ChangeView>) -> CampaignView {
         ends_at: c.ends_at.map(|t| Timestamp(t).to_rfc3339()),
         segment: c.segment,
         budget: c.budget,
-        spent: c.spent,
+        spent,
         version: c.version,
         changes,
-    }
+    })
 }
 
 /// Checks a campaign and returns its record (promotion JSON normalised, id set to the campaign's).
@@ -185,7 +221,8 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view(stored, Vec::new()))))
+    set_budget(&state, &stored).await?;
+    Ok((status, Json(view(&state, stored, Vec::new()).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "promotions", security(("api_key" = [])),
@@ -196,7 +233,11 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<CampaignView>>> {
     caller.require(Scope::Read)?;
     let all = state.store.campaigns().await?;
-    Ok(Json(all.into_iter().map(|c| view(c, Vec::new())).collect()))
+    let mut views = Vec::with_capacity(all.len());
+    for c in all {
+        views.push(view(&state, c, Vec::new()).await?);
+    }
+    Ok(Json(views))
 }
 
 /// One campaign with every recorded change.
@@ -225,7 +266,7 @@ pub async fn get(
             at: Timestamp(ch.at).to_rfc3339(),
         })
         .collect();
-    Ok(Json(view(c, changes)))
+    Ok(Json(view(&state, c, changes).await?))
 }
 
 /// Edit a campaign (also a running one; the change is recorded with what it was before). The
@@ -270,7 +311,8 @@ pub async fn edit(
         .store
         .edit_campaign(rec, req.version, change, now)
         .await?;
-    Ok(Json(view(c, Vec::new())))
+    set_budget(&state, &c).await?;
+    Ok(Json(view(&state, c, Vec::new()).await?))
 }
 
 /// Move a campaign: schedule, start, pause, resume or end it (409 when its state does not allow
@@ -316,19 +358,23 @@ pub async fn transition(
         .store
         .transition_campaign(id, to.as_str(), to.allowed_from(), change, now)
         .await?;
-    Ok(Json(view(c, Vec::new())))
+    Ok(Json(view(&state, c, Vec::new()).await?))
 }
 
-/// The promotions of the campaigns live now, each limited to its target segment.
+/// The promotions of the campaigns live now (running, budget not spent), each limited to its
+/// target segment; each promotion's id is its campaign's.
 pub async fn live_promotions(state: &AppState) -> ApiResult<Vec<Promotion>> {
     let now = Timestamp::now().0;
     let mut live = Vec::new();
     for c in state.store.campaigns().await? {
         let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
-        if effective(stored, c.starts_at, c.ends_at, now) != CampaignState::Running
-            || c.budget.is_some_and(|b| c.spent >= b)
-        {
+        if effective(stored, c.starts_at, c.ends_at, now) != CampaignState::Running {
             continue;
+        }
+        if let Some(budget) = c.budget {
+            if spent(state, &c.id).await? >= budget {
+                continue;
+            }
         }
         let Ok(mut p) = serde_json::from_str::<Promotion>(&c.promotion) else {
             tracing::warn!(campaign = %c.id, "stored promotion no longer parses; skipped");

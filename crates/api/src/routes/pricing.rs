@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use shopgrowth_core::FieldError;
-use shopgrowth_promo::pricing::{price, Cart, Customer, Promotion, Quote};
+use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
 use utoipa::ToSchema;
 
 /// Most promotions one quote may be asked about.
@@ -86,8 +86,18 @@ pub async fn quote(
     if !errors.is_empty() {
         return Err(ApiError::invalid("the cart cannot be priced", errors));
     }
-    let mut customer = req.customer.clone();
-    if let Some(user) = &req.user_id {
+    let customer = known_customer(&state, req.customer.clone(), req.user_id.as_deref());
+    let promotions = match req.promotions {
+        Some(p) => p,
+        None => super::campaigns::live_promotions(&state).await?,
+    };
+    Ok(Json(price(&req.cart, &customer, &promotions)))
+}
+
+/// The customer as the request gives it, plus, for a known user, the saved segments they belong
+/// to and their order count from the audience.
+fn known_customer(state: &AppState, mut customer: Customer, user: Option<&str>) -> Customer {
+    if let Some(user) = user {
         let id = state.audience.customer_of(user);
         state.audience.read(|a| {
             if let Some(u) = a.user_index(&id) {
@@ -100,11 +110,209 @@ pub async fn quote(
             }
         });
     }
-    let promotions = match req.promotions {
-        Some(p) => p,
-        None => super::campaigns::live_promotions(&state).await?,
+    customer
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    /// The order being placed: the idempotency key of every spend and hold.
+    pub order_id: String,
+    pub user_id: String,
+    #[schema(value_type = Object)]
+    pub cart: Cart,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub customer: Customer,
+    /// Codes of the customer's own coupons to use (at most one applies: they share the
+    /// `coupon` stacking category).
+    #[serde(default)]
+    pub coupons: Vec<String>,
+    /// How long the coupons stay held for this order, seconds (default 900).
+    #[serde(default = "default_hold_seconds")]
+    pub hold_seconds: i64,
+}
+
+fn default_hold_seconds() -> i64 {
+    900
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Checkout {
+    pub order_id: String,
+    #[schema(value_type = Object)]
+    pub quote: Quote,
+    /// Campaigns whose budget ran out while checking out: priced without them.
+    pub budget_exhausted: Vec<String>,
+    /// The budget spend of each applied campaign, by key: `POST /api/v1/budgets/revert` with it
+    /// gives it back when the order is cancelled.
+    pub budget_keys: Vec<String>,
+    /// The coupons held for the order, until `held_until`: redeem them when it is paid.
+    pub coupons_held: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
+}
+
+/// The stacking category coupons share: one coupon per order.
+const COUPON_CATEGORY: &str = "coupon";
+
+/// The customer's coupon as a promotion: applied after the campaigns, on the discounted prices.
+async fn coupon_promotion(state: &AppState, code: &str, user: &str) -> ApiResult<Promotion> {
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let c = state
+        .store
+        .coupon(code.to_owned())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no coupon {code:?}")))?;
+    if c.user_id != user {
+        return Err(ApiError::Conflict(format!(
+            "coupon {code:?} belongs to another user"
+        )));
+    }
+    if c.state == "redeemed" || c.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::Conflict(format!(
+            "coupon {code:?} is {}",
+            if c.state == "redeemed" {
+                "used"
+            } else {
+                "expired"
+            }
+        )));
+    }
+    let t = state
+        .store
+        .coupon_template(c.template_id.clone())
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("template {:?} vanished", c.template_id)))?;
+    let rule = serde_json::from_str(&t.rule)
+        .map_err(|e| ApiError::Internal(format!("template {:?}: {e}", t.id)))?;
+    Ok(Promotion {
+        id: format!("coupon:{code}"),
+        name: t.name,
+        rule,
+        scope: Default::default(),
+        stacking: Stacking::Category {
+            name: COUPON_CATEGORY.into(),
+            joint: false,
+        },
+        priority: i32::MAX,
+        base: Base::Discounted,
+        audience: Default::default(),
+        code: None,
+    })
+}
+
+/// Check out a cart (下单): price it against the live campaigns and the customer's coupons, then
+/// commit what the quote uses, all idempotent by `order_id`: each applied campaign's discount is
+/// spent from its budget (`campaign:ID`, every period kind; a campaign whose budget would be
+/// passed is dropped and the cart priced again without it), and the applied coupon is held for
+/// the order. A retry of the same order spends and holds nothing twice.
+#[utoipa::path(post, path = "/api/v1/pricing/checkout", tag = "promotions", request_body = CheckoutRequest,
+    security(("api_key" = [])),
+    responses((status = 200, body = Checkout), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn checkout(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CheckoutRequest>,
+) -> ApiResult<Json<Checkout>> {
+    caller.require(Scope::Ingest)?;
+    let mut errors = check(&QuoteRequest {
+        cart: req.cart.clone(),
+        customer: Customer::default(),
+        promotions: None,
+        user_id: None,
+    });
+    for (field, value) in [("order_id", &req.order_id), ("user_id", &req.user_id)] {
+        if value.trim().is_empty() {
+            errors.push(FieldError::new(field, "required"));
+        }
+    }
+    if !(1..=86_400).contains(&req.hold_seconds) {
+        errors.push(FieldError::new("hold_seconds", "1 to 86,400"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("the checkout is not valid", errors));
+    }
+    let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
+    let mut promotions = super::campaigns::live_promotions(&state).await?;
+    for code in &req.coupons {
+        promotions.push(coupon_promotion(&state, code, &req.user_id).await?);
+    }
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let date = super::budgets::today(&state);
+    let mut exhausted = Vec::new();
+    // Each round drops the campaigns whose budget refused; a campaign fewer each time.
+    let (quote, budget_keys) = loop {
+        let quote = price(&req.cart, &customer, &promotions);
+        let mut keys = Vec::new();
+        let mut refused = None;
+        for a in quote
+            .applied
+            .iter()
+            .filter(|a| !a.id.starts_with("coupon:"))
+        {
+            let value = a.discount + a.shipping_discount + a.gift_value;
+            // A key given back (a refused round, a refused hold) spends again when reused.
+            let key = format!("checkout:{}:{}", req.order_id, a.id);
+            let lines = super::budgets::lines(&super::campaigns::budget_scope(&a.id), date);
+            match state
+                .store
+                .spend_budget(key.clone(), lines, value, now)
+                .await
+            {
+                Ok(_) => keys.push(key),
+                Err(shopgrowth_store::Error::Conflict(_)) => {
+                    refused = Some(a.id.clone());
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match refused {
+            None => break (quote, keys),
+            Some(id) => {
+                for key in keys {
+                    state.store.revert_budget(key).await?;
+                }
+                promotions.retain(|p| p.id != id);
+                exhausted.push(id);
+            }
+        }
     };
-    Ok(Json(price(&req.cart, &customer, &promotions)))
+    let until = now + req.hold_seconds * 1_000;
+    let mut held = Vec::new();
+    for a in quote.applied.iter() {
+        let Some(code) = a.id.strip_prefix("coupon:") else {
+            continue;
+        };
+        let reserved = state
+            .store
+            .reserve_coupon(
+                code.to_owned(),
+                req.user_id.clone(),
+                req.order_id.clone(),
+                until,
+                now,
+            )
+            .await;
+        if let Err(e) = reserved {
+            for key in budget_keys {
+                state.store.revert_budget(key).await?;
+            }
+            return Err(e.into());
+        }
+        held.push(code.to_owned());
+    }
+    Ok(Json(Checkout {
+        order_id: req.order_id,
+        held_until: (!held.is_empty())
+            .then(|| shopgrowth_core::time::Timestamp(until).to_rfc3339()),
+        quote,
+        budget_exhausted: exhausted,
+        budget_keys,
+        coupons_held: held,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
