@@ -91,6 +91,7 @@ impl Modify for ApiKeyAuth {
         crate::routes::coupons::issue,
         crate::routes::coupons::get_coupon,
         crate::routes::coupons::reserve,
+        crate::routes::coupons::centre,
         crate::routes::coupons::redeem,
         crate::routes::coupons::release,
         crate::routes::admin::create_key,

@@ -1338,3 +1338,135 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
         .await;
     assert_eq!(spent(c), Some(5000));
 }
+
+#[tokio::test]
+async fn coupons_issue_themselves_to_new_users_and_on_events_and_show_in_the_centre() {
+    let t = test_app().await;
+    let t = &t;
+    let template = |id: &str, extra: Value| {
+        let mut t = json!({"id": id, "name": id, "per_user_limit": 1,
+            "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
+        if let (Some(t), Some(extra)) = (t.as_object_mut(), extra.as_object()) {
+            t.extend(extra.clone());
+        }
+        t.to_string()
+    };
+    for (id, extra) in [
+        ("welcome", json!({"issue_on": "new_user"})),
+        ("cart", json!({"issue_on": "event:add_to_cart", "quota": 1})),
+        ("centre", json!({"in_centre": true})),
+        ("gone", json!({"in_centre": true, "quota": 0})),
+    ] {
+        let (status, body) = t
+            .call(
+                "POST",
+                "/api/v1/coupon-templates",
+                Some(&t.admin),
+                Some(template(id, extra)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(template("bad", json!({"issue_on": "event:teleport"}))),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("issue_on"))
+    );
+    // Two new users get the welcome coupon, once each, also when the batch is sent again.
+    let users = json!({"users": [{"id": "n1"}, {"id": "n2"}]}).to_string();
+    for _ in 0..2 {
+        let (status, _) = t
+            .call(
+                "POST",
+                "/api/v1/users/batch",
+                Some(&t.ingest),
+                Some(users.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let issued = |id: &'static str| async move {
+        t.call(
+            "GET",
+            &format!("/api/v1/coupon-templates/{id}"),
+            Some(&t.read),
+            None,
+        )
+        .await
+        .1["issued"]
+            .as_i64()
+    };
+    assert_eq!(issued("welcome").await, Some(2));
+    // An add-to-cart with a user issues the cart coupon, within its quota of 1.
+    for (id, user) in [("e1", "n1"), ("e2", "n2")] {
+        let event = json!({"id": id, "type": "add_to_cart", "time": "2026-11-24T10:00:00+08:00",
+            "channel": "app", "user_id": user, "sku_id": "a"});
+        let (status, _) = t
+            .call(
+                "POST",
+                "/api/v1/events",
+                Some(&t.ingest),
+                Some(event.to_string()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert_eq!(issued("cart").await, Some(1));
+    // The centre shows what n1 may claim.
+    let (status, offers) = t
+        .call(
+            "GET",
+            "/api/v1/coupon-centre?user_id=n1",
+            Some(&t.read),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{offers}");
+    let view: Vec<(String, bool)> = offers
+        .as_array()
+        .map(|o| {
+            o.iter()
+                .map(|o| {
+                    (
+                        o["id"].as_str().unwrap_or_default().to_owned(),
+                        o["can_claim"] == true,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        view,
+        [("centre".to_owned(), true), ("gone".to_owned(), false)]
+    );
+    t.call(
+        "POST",
+        "/api/v1/coupon-templates/centre/claims",
+        Some(&t.ingest),
+        Some(json!({"user_id": "n1", "claim_key": "k"}).to_string()),
+    )
+    .await;
+    let (_, offers) = t
+        .call(
+            "GET",
+            "/api/v1/coupon-centre?user_id=n1",
+            Some(&t.read),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (offers[0]["claimed"].as_i64(), offers[0]["reason"].as_str()),
+        (Some(1), Some("claimed"))
+    );
+    let (status, _) = t
+        .call("GET", "/api/v1/coupon-centre?user_id=", Some(&t.read), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -29,6 +29,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+pub mod promotions;
 pub mod recommend;
 
 #[derive(Debug, thiserror::Error)]

@@ -91,13 +91,21 @@ pub async fn run(
                         s.attempts, s.seconds, s.attempts_per_second, s.orders, s.orders_per_second, s.refused, s.failed, s.p50_ms, s.p99_ms, s.oversold
                     )
                 };
-                line("shopgrowth", &r.shopgrowth);
+                line(&format!("shopgrowth ({} nodes)", r.nodes), &r.shopgrowth);
                 if let Some(redis) = &r.redis {
                     line("redis", redis);
                     println!(
                         "ratio (shopgrowth / redis): attempts/s {:.2}, orders/s {:.2}",
                         r.attempts_ratio.unwrap_or(0.0),
                         r.orders_ratio.unwrap_or(0.0)
+                    );
+                }
+                if let Some(pg) = &r.pg_baseline {
+                    line("postgres single-row UPDATE", pg);
+                    println!(
+                        "ratio (shopgrowth / postgres baseline): attempts/s {:.2}, orders/s {:.2}",
+                        r.pg_attempts_ratio.unwrap_or(0.0),
+                        r.pg_orders_ratio.unwrap_or(0.0)
                     );
                 }
                 println!(

@@ -11,8 +11,6 @@
 use anyhow::{bail, ensure, Context};
 use clap::Args;
 use serde::Serialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -37,6 +35,14 @@ pub struct FlashBenchArgs {
     /// Redis to run the same stampede against (host:port); none to skip the baseline.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Other server nodes sharing the first one's store (PostgreSQL): the stampede's connections
+    /// are spread over all of them.
+    #[arg(long = "also")]
+    pub also: Vec<String>,
+    /// PostgreSQL to run the same stampede against as single-row conditional UPDATEs
+    /// (postgres://…); none to skip that baseline.
+    #[arg(long)]
+    pub pg_baseline: Option<String>,
 }
 
 /// One stampede.
@@ -62,12 +68,18 @@ pub struct Stampede {
 pub struct FlashReport {
     pub stock: i64,
     pub clients: usize,
+    /// Server nodes the stampede was spread over.
+    pub nodes: usize,
     pub shopgrowth: Stampede,
     pub redis: Option<Stampede>,
     /// shopgrowth's attempts/s over Redis's.
     pub attempts_ratio: Option<f64>,
     /// shopgrowth's orders/s over Redis's.
     pub orders_ratio: Option<f64>,
+    pub pg_baseline: Option<Stampede>,
+    /// shopgrowth's attempts/s and orders/s over the PostgreSQL baseline's.
+    pub pg_attempts_ratio: Option<f64>,
+    pub pg_orders_ratio: Option<f64>,
     /// Holds confirmed as orders after the stampede.
     pub confirmed: usize,
     /// Units back on sale once the unconfirmed holds ran out (should be the holds not confirmed).
@@ -136,12 +148,22 @@ async fn bench(args: FlashBenchArgs) -> anyhow::Result<FlashReport> {
         Some(address) => Some(redis_stampede(address, &args).await?),
         None => None,
     };
-    let ratio = |f: fn(&Stampede) -> f64| redis.as_ref().map(|r| f(&shopgrowth) / f(r));
+    let pg_baseline = match &args.pg_baseline {
+        Some(url) => Some(pg_stampede(url, &args).await?),
+        None => None,
+    };
+    let ratio = |base: &Option<Stampede>, f: fn(&Stampede) -> f64| {
+        base.as_ref().map(|r| f(&shopgrowth) / f(r))
+    };
     Ok(FlashReport {
         stock: args.stock,
         clients: args.clients,
-        attempts_ratio: ratio(|s| s.attempts_per_second),
-        orders_ratio: ratio(|s| s.orders_per_second),
+        nodes: 1 + args.also.len(),
+        attempts_ratio: ratio(&redis, |s| s.attempts_per_second),
+        orders_ratio: ratio(&redis, |s| s.orders_per_second),
+        pg_attempts_ratio: ratio(&pg_baseline, |s| s.attempts_per_second),
+        pg_orders_ratio: ratio(&pg_baseline, |s| s.orders_per_second),
+        pg_baseline,
         shopgrowth,
         redis,
         confirmed,
@@ -211,6 +233,116 @@ impl Tally {
     }
 }
 
+/// One client connection of a stampede: makes attempt `i` and says what it came to.
+trait Attempt {
+    async fn attempt(&mut self, i: usize) -> Outcome;
+}
+
+/// Runs `attempts` attempts over `clients`, closed loop: each client makes the next attempt as
+/// soon as its last one is answered. The clients run as local tasks of the bench's one thread.
+async fn closed_loop<A: Attempt + 'static>(
+    clients: Vec<A>,
+    attempts: usize,
+    stock: i64,
+) -> anyhow::Result<(Stampede, Vec<A>)> {
+    let next = std::rc::Rc::new(std::cell::Cell::new(0));
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            let started = Instant::now();
+            let workers: Vec<_> = clients
+                .into_iter()
+                .map(|mut client| {
+                    let next = std::rc::Rc::clone(&next);
+                    tokio::task::spawn_local(async move {
+                        let mut tally = Tally::default();
+                        loop {
+                            let i = next.get();
+                            if i >= attempts {
+                                break;
+                            }
+                            next.set(i + 1);
+                            let sent = Instant::now();
+                            let outcome = client.attempt(i).await;
+                            tally.add(outcome, sent.elapsed(), started.elapsed());
+                        }
+                        (tally, client)
+                    })
+                })
+                .collect();
+            let (mut tally, mut clients) = (Tally::default(), Vec::new());
+            for w in workers {
+                let (t, c) = w.await?;
+                tally.merge(t);
+                clients.push(c);
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            Ok((tally.finish(seconds, stock), clients))
+        })
+        .await
+}
+
+/// A reservation attempt over HTTP, each by a new user; remembers the holds it got.
+struct HttpAttempt {
+    conn: Http,
+    path: String,
+    key: String,
+    sale: String,
+    held: Vec<String>,
+}
+
+impl Attempt for HttpAttempt {
+    async fn attempt(&mut self, i: usize) -> Outcome {
+        let id = format!("{}-{i}", self.sale);
+        let body = format!(r#"{{"reservation_id":"{id}","user_id":"b{i}"}}"#);
+        match self.conn.post(&self.path, &self.key, &body).await {
+            Ok(201) => {
+                self.held.push(id);
+                Outcome::Order
+            }
+            Ok(409) => Outcome::Refused,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// The Redis baseline's attempt: the check-and-decrement script.
+struct RedisAttempt {
+    conn: Resp,
+    sha: String,
+    key: String,
+}
+
+impl Attempt for RedisAttempt {
+    async fn attempt(&mut self, _: usize) -> Outcome {
+        match self
+            .conn
+            .call(&["EVALSHA", &self.sha, "1", &self.key])
+            .await
+        {
+            Ok(Reply::Integer(1)) => Outcome::Order,
+            Ok(Reply::Integer(0)) => Outcome::Refused,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// The PostgreSQL baseline's attempt: one conditional UPDATE of the stock row.
+struct PgAttempt {
+    pool: sqlx::PgPool,
+    take: std::rc::Rc<String>,
+}
+
+impl Attempt for PgAttempt {
+    async fn attempt(&mut self, _: usize) -> Outcome {
+        match sqlx::query(&self.take).execute(&self.pool).await {
+            Ok(r) if r.rows_affected() == 1 => Outcome::Order,
+            Ok(_) => Outcome::Refused,
+            Err(_) => Outcome::Failed,
+        }
+    }
+}
+
 struct Api {
     client: reqwest::Client,
     base: String,
@@ -226,11 +358,7 @@ impl Api {
                 .pool_max_idle_per_host(args.clients)
                 .build()?,
             base: format!("{}/api/v1", args.url.trim_end_matches('/')),
-            address: args
-                .url
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned(),
+            address: host_port(&args.url),
             key: args.key.clone(),
         })
     }
@@ -308,52 +436,21 @@ impl Api {
         sale: &str,
         args: &FlashBenchArgs,
     ) -> anyhow::Result<(Stampede, Vec<String>)> {
-        let next = Arc::new(AtomicUsize::new(0));
-        let address = self.address.clone();
-        let mut connections = Vec::with_capacity(args.clients);
-        for _ in 0..args.clients {
-            connections.push(Http::connect(&address).await?);
+        let mut nodes = vec![self.address.clone()];
+        nodes.extend(args.also.iter().map(|u| host_port(u)));
+        let mut clients = Vec::with_capacity(args.clients);
+        for c in 0..args.clients {
+            clients.push(HttpAttempt {
+                conn: Http::connect(&nodes[c % nodes.len()]).await?,
+                path: format!("/api/v1/flash-sales/{sale}/reservations"),
+                key: self.key.clone(),
+                sale: sale.to_owned(),
+                held: Vec::new(),
+            });
         }
-        let started = Instant::now();
-        let workers: Vec<_> = connections
-            .into_iter()
-            .map(|mut conn| {
-                let (next, sale, key) = (Arc::clone(&next), sale.to_owned(), self.key.clone());
-                let attempts = args.attempts;
-                tokio::spawn(async move {
-                    let path = format!("/api/v1/flash-sales/{sale}/reservations");
-                    let (mut tally, mut held) = (Tally::default(), Vec::new());
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= attempts {
-                            break;
-                        }
-                        let id = format!("{sale}-{i}");
-                        let body = format!(r#"{{"reservation_id":"{id}","user_id":"b{i}"}}"#);
-                        let sent = Instant::now();
-                        let outcome = match conn.post(&path, &key, &body).await {
-                            Ok(201) => {
-                                held.push(id);
-                                Outcome::Order
-                            }
-                            Ok(409) => Outcome::Refused,
-                            _ => Outcome::Failed,
-                        };
-                        tally.add(outcome, sent.elapsed(), started.elapsed());
-                    }
-                    (tally, held)
-                })
-            })
-            .collect();
-        let (mut tally, mut held) = (Tally::default(), Vec::new());
-        for w in workers {
-            let (t, h) = w.await?;
-            tally.merge(t);
-            held.extend(h);
-        }
-        let seconds = started.elapsed().as_secs_f64();
+        let (mut stampede, clients) = closed_loop(clients, args.attempts, args.stock).await?;
+        let held = clients.into_iter().flat_map(|c| c.held).collect();
         let taken = args.stock - self.available(sale).await?;
-        let mut stampede = tally.finish(seconds, args.stock);
         // The store's own count, too: units taken beyond the stock would be oversold.
         stampede.oversold = stampede.oversold.max(taken - args.stock);
         Ok((stampede, held))
@@ -367,6 +464,65 @@ impl Api {
             key: self.key.clone(),
         }
     }
+}
+
+/// `host:port` of an `http://host:port` URL.
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The PostgreSQL baseline: the stock in one row, each attempt one conditional UPDATE on it from
+/// a pool of `--clients` connections.
+async fn pg_stampede(url: &str, args: &FlashBenchArgs) -> anyhow::Result<Stampede> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(args.clients as u32)
+        .connect(url)
+        .await
+        .context("connecting to the PostgreSQL baseline")?;
+    let table = format!("flash_baseline_{:08x}", rand::random::<u32>());
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, stock BIGINT NOT NULL)"
+    ))
+    .execute(&pool)
+    .await?;
+    sqlx::query(&format!("INSERT INTO {table} VALUES (1, $1)"))
+        .bind(args.stock)
+        .execute(&pool)
+        .await?;
+    let take = std::rc::Rc::new(format!(
+        "UPDATE {table} SET stock = stock - 1 WHERE id = 1 AND stock > 0"
+    ));
+    // Every connection open before the clock starts, as the other runs have theirs.
+    drop(open_connections(&pool, args.clients).await?);
+    let clients = (0..args.clients)
+        .map(|_| PgAttempt {
+            pool: pool.clone(),
+            take: std::rc::Rc::clone(&take),
+        })
+        .collect();
+    let (mut stampede, _) = closed_loop(clients, args.attempts, args.stock).await?;
+    let left: i64 = sqlx::query_scalar(&format!("SELECT stock FROM {table}"))
+        .fetch_one(&pool)
+        .await?;
+    sqlx::query(&format!("DROP TABLE {table}"))
+        .execute(&pool)
+        .await?;
+    stampede.oversold = stampede.oversold.max(-left);
+    Ok(stampede)
+}
+
+/// Opens `n` pooled connections at once and hands them back.
+async fn open_connections(
+    pool: &sqlx::PgPool,
+    n: usize,
+) -> anyhow::Result<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(pool.acquire().await?);
+    }
+    Ok(held)
 }
 
 /// A minimal HTTP/1.1 keep-alive connection for the stampede: as lean on the client side as the
@@ -436,45 +592,19 @@ async fn redis_stampede(address: &str, args: &FlashBenchArgs) -> anyhow::Result<
         Reply::Bulk(Some(sha)) => sha,
         other => bail!("SCRIPT LOAD answered {other:?}"),
     };
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut connections = Vec::with_capacity(args.clients);
+    let mut clients = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
-        connections.push(Resp::connect(address).await?);
+        clients.push(RedisAttempt {
+            conn: Resp::connect(address).await?,
+            sha: sha.clone(),
+            key: key.clone(),
+        });
     }
-    let started = Instant::now();
-    let workers: Vec<_> = connections
-        .into_iter()
-        .map(|mut conn| {
-            let (next, key, sha, attempts) =
-                (Arc::clone(&next), key.clone(), sha.clone(), args.attempts);
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                loop {
-                    if next.fetch_add(1, Ordering::Relaxed) >= attempts {
-                        break;
-                    }
-                    let sent = Instant::now();
-                    let outcome = match conn.call(&["EVALSHA", &sha, "1", &key]).await {
-                        Ok(Reply::Integer(1)) => Outcome::Order,
-                        Ok(Reply::Integer(0)) => Outcome::Refused,
-                        _ => Outcome::Failed,
-                    };
-                    tally.add(outcome, sent.elapsed(), started.elapsed());
-                }
-                tally
-            })
-        })
-        .collect();
-    let mut tally = Tally::default();
-    for w in workers {
-        tally.merge(w.await?);
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let (mut stampede, _) = closed_loop(clients, args.attempts, args.stock).await?;
     let left = match admin.call(&["GET", &key]).await? {
         Reply::Bulk(Some(v)) => v.parse::<i64>()?,
         other => bail!("GET answered {other:?}"),
     };
-    let mut stampede = tally.finish(seconds, args.stock);
     stampede.oversold = stampede.oversold.max(-left);
     admin.call(&["DEL", &key]).await?;
     Ok(stampede)

@@ -7,7 +7,7 @@ use crate::config::{open_store, FileConfig, StoreArgs};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use shopgrowth_store::records::{CouponGrant, CouponTemplateRecord, IssueSummary};
+use shopgrowth_store::records::{CouponTemplateRecord, IssueSummary};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Args)]
@@ -41,28 +41,18 @@ async fn issue_all(
         "{msg} {bar:40} {pos}/{len} {per_sec}",
     )?);
     bar.set_message(format!("issuing ({batch})"));
+    // The user list is made before the clock starts, as the API gets it from a segment.
+    let users: Vec<String> = (0..args.users).map(|u| format!("u{u:07}")).collect();
     let started = Instant::now();
-    let mut total = IssueSummary::default();
-    let mut codes = shopgrowth_promo::CouponCodes::new(rand::rng());
-    let mut next = 0;
-    while next < args.users {
-        let end = (next + args.chunk.max(1)).min(args.users);
-        let grants = (next..end)
-            .map(|u| CouponGrant {
-                user_id: format!("u{u:07}"),
-                claim_key: format!("{batch}:u{u:07}"),
-                code: codes.next(shopgrowth_core::time::Timestamp::now().0),
-            })
-            .collect();
-        let now = shopgrowth_core::time::Timestamp::now().0;
-        total.add(
-            store
-                .issue_coupons(template.to_string(), grants, now)
-                .await?,
-        );
-        bar.inc(end - next);
-        next = end;
-    }
+    let total = shopgrowth_service::promotions::issue_coupons(
+        store,
+        template,
+        &users,
+        batch,
+        args.chunk as usize,
+        |n| bar.inc(n as u64),
+    )
+    .await?;
     bar.finish_and_clear();
     Ok((total, started.elapsed().as_secs_f64()))
 }
@@ -88,6 +78,8 @@ pub async fn run(
             created_at: shopgrowth_core::time::Timestamp::now().0,
             per_device_limit: None,
             per_phone_limit: None,
+            in_centre: false,
+            issue_on: None,
         })
         .await?;
     let (issued, seconds) = issue_all(&store, &template, &args, "wave").await?;

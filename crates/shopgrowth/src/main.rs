@@ -12,6 +12,7 @@ mod bench_serving;
 mod config;
 mod demo;
 mod import;
+mod promo;
 mod recommend;
 mod rfm;
 mod segment;
@@ -67,6 +68,31 @@ enum Command {
     Recommend {
         #[command(subcommand)]
         verb: recommend::RecommendVerb,
+    },
+    /// Coupons: show one or a template; issue a template to a segment or a list of users.
+    Coupon {
+        #[command(subcommand)]
+        verb: promo::CouponVerb,
+    },
+    /// Campaigns: list them with their state and spend; show one with its changes.
+    Campaign {
+        #[command(subcommand)]
+        verb: promo::CampaignVerb,
+    },
+    /// Budgets and limits per scope and period.
+    Budget {
+        #[command(subcommand)]
+        verb: promo::BudgetVerb,
+    },
+    /// Flash sales (秒杀).
+    Flash {
+        #[command(subcommand)]
+        verb: promo::FlashVerb,
+    },
+    /// Cart pricing: a dry run against promotions or the live campaigns.
+    Pricing {
+        #[command(subcommand)]
+        verb: promo::PricingVerb,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -149,6 +175,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tag { verb } => segment::run_tag(&cli.store, &file, verb, cli.json).await,
         Command::Profile { verb } => segment::run_profile(&cli.store, &file, verb, cli.json).await,
         Command::Recommend { verb } => recommend::run(&cli.store, &file, verb, cli.json).await,
+        Command::Coupon { verb } => promo::run_coupon(&cli.store, &file, verb, cli.json).await,
+        Command::Campaign { verb } => promo::run_campaign(&cli.store, &file, verb, cli.json).await,
+        Command::Budget { verb } => promo::run_budget(&cli.store, &file, verb, cli.json).await,
+        Command::Flash { verb } => promo::run_flash(&cli.store, &file, verb, cli.json).await,
+        Command::Pricing { verb } => promo::run_pricing(&cli.store, &file, verb, cli.json).await,
         Command::Migrate => {
             let store = config::open_store(
                 &StoreArgs {

@@ -267,6 +267,16 @@ impl Store {
         dispatch!(self.create_coupon_template(template))
     }
 
+    /// The templates shown in the coupon centre or issued by themselves, by id.
+    pub async fn offered_coupon_templates(&self) -> Result<Vec<CouponTemplateRecord>> {
+        dispatch!(self.offered_coupon_templates())
+    }
+
+    /// How many coupons of each template a user has claimed, by template id.
+    pub async fn coupon_claims_of(&self, user_id: String) -> Result<Vec<(String, i64)>> {
+        dispatch!(self.coupon_claims_of(user_id))
+    }
+
     pub async fn coupon_template(&self, id: String) -> Result<Option<CouponTemplateRecord>> {
         dispatch!(self.coupon_template(id))
     }

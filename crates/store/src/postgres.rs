@@ -901,10 +901,28 @@ impl PgStore {
             .bind(t.created_at)
             .bind(t.per_device_limit)
             .bind(t.per_phone_limit)
+            .bind(i64::from(t.in_centre))
+            .bind(&t.issue_on)
             .execute(&self.pool)
             .await?
             .rows_affected()
             == 1)
+    }
+
+    pub async fn offered_coupon_templates(&self) -> Result<Vec<CouponTemplateRecord>> {
+        sqlx::query(OFFERED_TEMPLATES)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(pg_template_row)
+            .collect()
+    }
+
+    pub async fn coupon_claims_of(&self, user_id: String) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(CLAIMS_OF_USER)
+            .bind(&user_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn coupon_template(&self, id: String) -> Result<Option<CouponTemplateRecord>> {
@@ -2468,6 +2486,8 @@ fn pg_template_row(r: &sqlx::postgres::PgRow) -> Result<CouponTemplateRecord> {
         created_at: r.try_get(9)?,
         per_device_limit: r.try_get(10)?,
         per_phone_limit: r.try_get(11)?,
+        in_centre: r.try_get::<i64, _>(12)? != 0,
+        issue_on: r.try_get(13)?,
     })
 }
 

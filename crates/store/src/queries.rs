@@ -386,12 +386,29 @@ pub const PREVIOUS_SNAPSHOT: &str = "SELECT segment, day, taken_at, size, entere
 
 pub const INSERT_COUPON_TEMPLATE: &str = "INSERT INTO coupon_templates (id, name, rule, quota, \
      per_user_limit, valid_from, valid_until, valid_days, created_at, per_device_limit, \
-     per_phone_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     per_phone_limit, in_centre, issue_on) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
      ON CONFLICT (id) DO NOTHING";
-pub const COUPON_TEMPLATE: &str =
-    "SELECT id, name, rule, quota, issued, per_user_limit, valid_from, \
-     valid_until, valid_days, created_at, per_device_limit, per_phone_limit \
-     FROM coupon_templates WHERE id = $1";
+macro_rules! coupon_template_columns {
+    () => {
+        "id, name, rule, quota, issued, per_user_limit, valid_from, valid_until, valid_days, \
+         created_at, per_device_limit, per_phone_limit, in_centre, issue_on"
+    };
+}
+pub const COUPON_TEMPLATE: &str = concat!(
+    "SELECT ",
+    coupon_template_columns!(),
+    " FROM coupon_templates WHERE id = $1"
+);
+/// The templates shown in the coupon centre or issued by themselves.
+pub const OFFERED_TEMPLATES: &str = concat!(
+    "SELECT ",
+    coupon_template_columns!(),
+    " FROM coupon_templates WHERE in_centre = 1 OR issue_on IS NOT NULL ORDER BY id"
+);
+/// How many coupons of each template a user has claimed.
+pub const CLAIMS_OF_USER: &str =
+    "SELECT template_id, claimed FROM coupon_claims_per_user WHERE user_id = $1";
 pub const COUPON_COLUMNS: &str =
     "code, template_id, user_id, claim_key, claimed_at, expires_at, state, order_id, redeemed_at, \
      reserved_until";

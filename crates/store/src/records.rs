@@ -347,6 +347,10 @@ pub struct CouponTemplateRecord {
     pub per_device_limit: Option<i64>,
     /// Claims one phone number may make; none for no limit.
     pub per_phone_limit: Option<i64>,
+    /// Shown in the coupon centre (领券中心) for customers to claim.
+    pub in_centre: bool,
+    /// Issued by itself: `new_user` (to each new user) or `event:TYPE` (on each such event).
+    pub issue_on: Option<String>,
 }
 
 /// A claim limit beyond the user's own: at most `limit` claims of the template by `holder`

@@ -105,6 +105,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coupon_limits",
         include_str!("../migrations/sqlite/0009_coupon_limits.sql"),
     ),
+    (
+        10,
+        "coupon_issuance",
+        include_str!("../migrations/sqlite/0010_coupon_issuance.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1066,9 +1071,31 @@ impl SqliteStore {
                     t.valid_days,
                     t.created_at,
                     t.per_device_limit,
-                    t.per_phone_limit
+                    t.per_phone_limit,
+                    i64::from(t.in_centre),
+                    t.issue_on
                 ],
             )? == 1)
+        })
+        .await
+    }
+
+    pub async fn offered_coupon_templates(&self) -> Result<Vec<CouponTemplateRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(OFFERED_TEMPLATES))?
+                .query_map([], template_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    pub async fn coupon_claims_of(&self, user_id: String) -> Result<Vec<(String, i64)>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(CLAIMS_OF_USER))?
+                .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
@@ -2423,6 +2450,8 @@ fn template_row(r: &Row<'_>) -> rusqlite::Result<CouponTemplateRecord> {
         created_at: r.get(9)?,
         per_device_limit: r.get(10)?,
         per_phone_limit: r.get(11)?,
+        in_centre: r.get::<_, i64>(12)? != 0,
+        issue_on: r.get(13)?,
     })
 }
 

@@ -782,6 +782,8 @@ fn template(id: &str, quota: Option<i64>, per_user_limit: i64) -> CouponTemplate
         created_at: NOW,
         per_device_limit: None,
         per_phone_limit: None,
+        in_centre: false,
+        issue_on: None,
     }
 }
 
@@ -1089,6 +1091,53 @@ async fn device_and_phone_limits_hold_under_concurrent_claims(h: Harness) {
     assert_eq!(won, 2, "the device's limit");
     let t = s.coupon_template("new-user".into()).await.ok().flatten();
     assert_eq!(t.map(|t| t.issued), Some(2), "refused claims take no quota");
+}
+
+async fn offered_templates_and_a_users_claims_are_listed(h: Harness) {
+    let s = &h.store;
+    let offered = [
+        ("b-centre", true, None),
+        ("a-new", false, Some("new_user".to_string())),
+        ("plain", false, None),
+    ];
+    for (id, in_centre, issue_on) in offered {
+        let t = CouponTemplateRecord {
+            in_centre,
+            issue_on,
+            ..template(id, None, 2)
+        };
+        assert!(s.create_coupon_template(t).await.unwrap_or(false));
+    }
+    let listed: Vec<(String, bool, Option<String>)> = s
+        .offered_coupon_templates()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.id, t.in_centre, t.issue_on))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("a-new".into(), false, Some("new_user".into())),
+            ("b-centre".into(), true, None)
+        ]
+    );
+    for (k, code) in [("k1", "C1"), ("k2", "C2")] {
+        s.claim_coupon(
+            "b-centre".into(),
+            "u1".into(),
+            k.into(),
+            code.into(),
+            vec![],
+            NOW,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        s.coupon_claims_of("u1".into()).await.ok(),
+        Some(vec![("b-centre".into(), 2)])
+    );
 }
 
 async fn a_coupon_is_redeemed_once_under_concurrent_attempts(h: Harness) {
@@ -1877,6 +1926,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
+    offered_templates_and_a_users_claims_are_listed,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
@@ -1888,6 +1938,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
+    offered_templates_and_a_users_claims_are_listed,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,

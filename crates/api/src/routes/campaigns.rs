@@ -17,7 +17,8 @@ use shopgrowth_core::FieldError;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_promo::pricing::Promotion;
-use shopgrowth_store::records::{BudgetLine, CampaignRecord};
+use shopgrowth_service::promotions::{campaign_budget_scope as budget_scope, campaign_spent};
+use shopgrowth_store::records::CampaignRecord;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -95,23 +96,8 @@ pub struct CampaignView {
     pub changes: Vec<ChangeView>,
 }
 
-/// The budget scope of a campaign: its `budget` is that scope's `total` limit, checkouts spend
-/// from it (docs/budgets.md), and daily, weekly or monthly limits can be set on it too.
-pub fn budget_scope(campaign: &str) -> String {
-    format!("campaign:{campaign}")
-}
-
-/// What a campaign has spent in all.
 async fn spent(state: &AppState, campaign: &str) -> ApiResult<i64> {
-    let total = Period::Total;
-    Ok(state
-        .store
-        .budget_used(BudgetLine {
-            scope: budget_scope(campaign),
-            period: total.as_str().into(),
-            period_key: total.key(chrono::NaiveDate::MIN),
-        })
-        .await?)
+    Ok(campaign_spent(&state.store, campaign).await?)
 }
 
 /// Makes the campaign's budget its scope's total limit.
@@ -361,29 +347,7 @@ pub async fn transition(
     Ok(Json(view(&state, c, Vec::new()).await?))
 }
 
-/// The promotions of the campaigns live now (running, budget not spent), each limited to its
-/// target segment; each promotion's id is its campaign's.
+/// The promotions of the campaigns live now (running, budget not spent).
 pub async fn live_promotions(state: &AppState) -> ApiResult<Vec<Promotion>> {
-    let now = Timestamp::now().0;
-    let mut live = Vec::new();
-    for c in state.store.campaigns().await? {
-        let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
-        if effective(stored, c.starts_at, c.ends_at, now) != CampaignState::Running {
-            continue;
-        }
-        if let Some(budget) = c.budget {
-            if spent(state, &c.id).await? >= budget {
-                continue;
-            }
-        }
-        let Ok(mut p) = serde_json::from_str::<Promotion>(&c.promotion) else {
-            tracing::warn!(campaign = %c.id, "stored promotion no longer parses; skipped");
-            continue;
-        };
-        if let Some(s) = c.segment {
-            p.audience.segments = vec![s];
-        }
-        live.push(p);
-    }
-    Ok(live)
+    Ok(shopgrowth_service::promotions::live_promotions(&state.store).await?)
 }

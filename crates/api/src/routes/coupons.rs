@@ -47,6 +47,14 @@ pub struct TemplateRequest {
     /// Claims one phone number may make (claims must then give the `phone`); none for no limit.
     #[serde(default)]
     pub per_phone_limit: Option<i64>,
+    /// Show it in the coupon centre (领券中心), where customers claim it themselves.
+    #[serde(default)]
+    pub in_centre: bool,
+    /// Issue it by itself: `new_user` (once to each user created from now on) or `event:TYPE`
+    /// (on each accepted event of that type with a user, e.g. `event:add_to_cart`), within the
+    /// quota and the per-user limit.
+    #[serde(default)]
+    pub issue_on: Option<String>,
 }
 
 fn one() -> i64 {
@@ -66,6 +74,9 @@ pub struct TemplateView {
     pub per_device_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_phone_limit: Option<i64>,
+    pub in_centre: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue_on: Option<String>,
 }
 
 impl From<CouponTemplateRecord> for TemplateView {
@@ -79,6 +90,8 @@ impl From<CouponTemplateRecord> for TemplateView {
             per_user_limit: t.per_user_limit,
             per_device_limit: t.per_device_limit,
             per_phone_limit: t.per_phone_limit,
+            in_centre: t.in_centre,
+            issue_on: t.issue_on,
         }
     }
 }
@@ -112,6 +125,14 @@ pub async fn create_template(
             errors.push(FieldError::new(field, "must be at least 1"));
         }
     }
+    if let Some(on) = &req.issue_on {
+        if Trigger::parse(on).is_none() {
+            errors.push(FieldError::new(
+                "issue_on",
+                "new_user, or event: and an event type (view, favorite, add_to_cart, …)",
+            ));
+        }
+    }
     if req.valid_days.is_some_and(|d| d < 1) {
         errors.push(FieldError::new("valid_days", "must be at least 1"));
     }
@@ -139,6 +160,8 @@ pub async fn create_template(
         created_at: Timestamp::now().0,
         per_device_limit: req.per_device_limit,
         per_phone_limit: req.per_phone_limit,
+        in_centre: req.in_centre,
+        issue_on: req.issue_on.clone(),
     };
     let created = state.store.create_coupon_template(record).await?;
     let stored = state
@@ -539,10 +562,6 @@ pub struct IssueResult {
     pub seconds: f64,
 }
 
-/// Grants are written this many to a transaction, so single claims of the same template get
-/// their turn in between.
-const ISSUE_CHUNK: usize = 5_000;
-
 /// Issue coupons to a segment or a list of users (发券给人群): each grant takes the quota and the
 /// user's limit like a claim; the summary counts issued, duplicates, sold out and over the limit.
 #[utoipa::path(post, path = "/api/v1/coupon-templates/{id}/issue", tag = "promotions", request_body = IssueRequest,
@@ -575,33 +594,15 @@ pub async fn issue(
         })?,
         None => req.users.clone(),
     };
-    let mut summary = shopgrowth_store::records::IssueSummary::default();
-    let mut codes = shopgrowth_promo::CouponCodes::new(
-        <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng(),
-    );
-    for chunk in users.chunks(ISSUE_CHUNK) {
-        let grants = chunk
-            .iter()
-            .map(|u| shopgrowth_store::records::CouponGrant {
-                user_id: u.clone(),
-                claim_key: format!("{}:{u}", req.batch),
-                code: codes.next(Timestamp::now().0),
-            })
-            .collect();
-        let done = state
-            .store
-            .issue_coupons(id.clone(), grants, Timestamp::now().0)
-            .await?;
-        summary.add(done);
-        if done.sold_out > 0 {
-            summary.sold_out += users.len() as u64
-                - summary.issued
-                - summary.duplicates
-                - summary.over_user_limit
-                - summary.sold_out;
-            break;
-        }
-    }
+    let summary = shopgrowth_service::promotions::issue_coupons(
+        &state.store,
+        &id,
+        &users,
+        &req.batch,
+        shopgrowth_service::promotions::ISSUE_CHUNK,
+        |_| {},
+    )
+    .await?;
     Ok(Json(IssueResult {
         template_id: id,
         batch: req.batch,
@@ -609,4 +610,161 @@ pub async fn issue(
         summary,
         seconds: started.elapsed().as_secs_f64(),
     }))
+}
+
+/// When a template issues itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Trigger {
+    NewUser,
+    Event(shopgrowth_core::model::EventType),
+}
+
+impl Trigger {
+    fn parse(text: &str) -> Option<Trigger> {
+        match text.split_once(':') {
+            None if text == "new_user" => Some(Trigger::NewUser),
+            Some(("event", kind)) => serde_json::from_value(serde_json::json!(kind))
+                .ok()
+                .map(Trigger::Event),
+            _ => None,
+        }
+    }
+}
+
+/// Issues the templates that issue themselves for what was just accepted: new users, and events
+/// of the trigger's type with a user. Each grant is a claim (quota, the user's limit) keyed by
+/// what caused it, so a retried request grants nothing twice. Grants a template cannot make
+/// (sold out, at the user's limit, expired) are skipped; they are the template's rules at work.
+pub async fn issue_automatically(
+    state: &AppState,
+    new_users: &[String],
+    events: &[shopgrowth_core::model::Event],
+) -> ApiResult<()> {
+    if new_users.is_empty() && events.iter().all(|e| e.user_id.is_none()) {
+        return Ok(());
+    }
+    let templates = state.store.offered_coupon_templates().await?;
+    let mut codes = shopgrowth_promo::CouponCodes::new(
+        <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng(),
+    );
+    for t in &templates {
+        let Some(trigger) = t.issue_on.as_deref().and_then(Trigger::parse) else {
+            continue;
+        };
+        let grants: Vec<(String, String)> = match &trigger {
+            Trigger::NewUser => new_users
+                .iter()
+                .map(|u| (u.clone(), format!("new-user:{u}")))
+                .collect(),
+            Trigger::Event(kind) => events
+                .iter()
+                .filter(|e| e.kind == *kind)
+                .filter_map(|e| {
+                    let user = e.user_id.as_ref()?.0.clone();
+                    Some((user, format!("event:{}", e.id.0)))
+                })
+                .collect(),
+        };
+        for (user, key) in grants {
+            let now = Timestamp::now().0;
+            let claimed = state
+                .store
+                .claim_coupon(t.id.clone(), user, key, codes.next(now), Vec::new(), now)
+                .await;
+            match claimed {
+                Ok(_) | Err(shopgrowth_store::Error::SoldOut { .. }) => {}
+                Err(shopgrowth_store::Error::Conflict(reason)) => {
+                    tracing::debug!(template = %t.id, %reason, "automatic grant skipped")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CentreQuery {
+    /// The customer looking at the centre.
+    pub user_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CentreOffer {
+    #[serde(flatten)]
+    pub template: TemplateView,
+    /// Coupons of it the customer already claimed.
+    pub claimed: i64,
+    /// Whether the customer can claim one now (under the limit, not sold out, valid now).
+    pub can_claim: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// The coupon centre (领券中心) as one customer sees it: every template shown there, how many the
+/// customer has claimed and whether they can claim one now. Claiming is `POST
+/// /api/v1/coupon-templates/{id}/claims`.
+#[utoipa::path(get, path = "/api/v1/coupon-centre", tag = "promotions", params(CentreQuery),
+    security(("api_key" = [])),
+    responses((status = 200, body = [CentreOffer]), (status = 400, body = Problem)))]
+pub async fn centre(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(q): axum::extract::Query<CentreQuery>,
+) -> ApiResult<Json<Vec<CentreOffer>>> {
+    caller.require(Scope::Read)?;
+    if q.user_id.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "the coupon centre needs a user",
+            vec![FieldError::new("user_id", "required")],
+        ));
+    }
+    let claims = state.store.coupon_claims_of(q.user_id.clone()).await?;
+    let now = Timestamp::now().0;
+    let offers = state
+        .store
+        .offered_coupon_templates()
+        .await?
+        .into_iter()
+        .filter(|t| t.in_centre)
+        .map(|t| {
+            let claimed = claims.iter().find(|(id, _)| *id == t.id).map_or(0, |c| c.1);
+            let reason = if t.valid_until.is_some_and(|u| u <= now) {
+                Some("expired")
+            } else if t.valid_from.is_some_and(|f| f > now) {
+                Some("not_started")
+            } else if t.quota.is_some_and(|q| t.issued >= q) {
+                Some("sold_out")
+            } else if claimed >= t.per_user_limit {
+                Some("claimed")
+            } else {
+                None
+            };
+            CentreOffer {
+                template: t.into(),
+                claimed,
+                can_claim: reason.is_none(),
+                reason,
+            }
+        })
+        .collect();
+    Ok(Json(offers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_parse_from_their_names() {
+        use shopgrowth_core::model::EventType;
+        assert_eq!(Trigger::parse("new_user"), Some(Trigger::NewUser));
+        assert_eq!(
+            Trigger::parse("event:add_to_cart"),
+            Some(Trigger::Event(EventType::AddToCart))
+        );
+        assert_eq!(Trigger::parse("event:teleport"), None);
+        assert_eq!(Trigger::parse("birthday"), None);
+    }
 }

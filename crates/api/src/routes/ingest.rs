@@ -229,7 +229,9 @@ pub async fn post_event(
     let events = vec![event];
     let written = state.store.insert_events(events.clone(), now.0).await?;
     notify_inserted(&state, &events, &written, Update::Events);
-    state.recommend.observe_events(&inserted(&events, &written));
+    let new = inserted(&events, &written);
+    state.recommend.observe_events(&new);
+    super::coupons::issue_automatically(&state, &[], &new).await?;
     Ok(single_result(id, &written))
 }
 
@@ -257,7 +259,9 @@ pub async fn post_events(
     let events = s.valid.clone();
     let written = state.store.insert_events(s.valid, now.0).await?;
     notify_inserted(&state, &events, &written, Update::Events);
-    state.recommend.observe_events(&inserted(&events, &written));
+    let new = inserted(&events, &written);
+    state.recommend.observe_events(&new);
+    super::coupons::issue_automatically(&state, &[], &new).await?;
     Ok(Json(batch_result(
         s.positions,
         s.rejected,
@@ -300,6 +304,14 @@ pub async fn post_users(
         .audience
         .notify(Update::Users(s.valid.iter().map(user_attributes).collect()));
     let outcomes: Vec<Written> = written.iter().map(|w| w.written).collect();
+    let new_users: Vec<String> = s
+        .valid
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, w)| **w == Written::Inserted)
+        .map(|(u, _)| u.id.0.clone())
+        .collect();
+    super::coupons::issue_automatically(&state, &new_users, &[]).await?;
     let merged: Vec<MergedItem> = s
         .positions
         .iter()

@@ -103,6 +103,7 @@ pub fn api_v1() -> Router<AppState> {
         .route("/coupon-templates/{id}/issue", post(coupons::issue))
         .route("/coupons/{code}", get(coupons::get_coupon))
         .route("/coupons/{code}/reserve", post(coupons::reserve))
+        .route("/coupon-centre", get(coupons::centre))
         .route("/coupons/{code}/redeem", post(coupons::redeem))
         .route("/coupons/{code}/release", post(coupons::release))
         .route("/stats", get(admin::stats))

@@ -255,7 +255,10 @@ pub async fn checkout(
             let value = a.discount + a.shipping_discount + a.gift_value;
             // A key given back (a refused round, a refused hold) spends again when reused.
             let key = format!("checkout:{}:{}", req.order_id, a.id);
-            let lines = super::budgets::lines(&super::campaigns::budget_scope(&a.id), date);
+            let lines = super::budgets::lines(
+                &shopgrowth_service::promotions::campaign_budget_scope(&a.id),
+                date,
+            );
             match state
                 .store
                 .spend_budget(key.clone(), lines, value, now)

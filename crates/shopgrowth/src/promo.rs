@@ -1,0 +1,471 @@
+//! `shopgrowth coupon|campaign|budget|flash|pricing …`: promotions from the command line, on the
+//! store the global options name. The same rules as the HTTP API: issuance takes each user's
+//! quota and limit by conditional writes, and pricing is the engine the API serves.
+
+use crate::config::{self, FileConfig, StoreArgs};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use shopgrowth_core::time::Timestamp;
+use shopgrowth_promo::budget::Period;
+use shopgrowth_promo::campaign::{effective, CampaignState};
+use shopgrowth_promo::pricing::{price, Cart, Customer, Promotion};
+use shopgrowth_service::promotions::{campaign_spent, issue_coupons, live_promotions, ISSUE_CHUNK};
+use shopgrowth_store::records::BudgetLine;
+use shopgrowth_store::Store;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum CouponVerb {
+    /// One coupon: its template, holder, state and order.
+    Show { code: String },
+    /// One template: its rule, quota, limits and how many were issued.
+    Template { id: String },
+    /// Issue a coupon of a template to every member of a saved segment, or to the users listed
+    /// in a file (one id per line); the batch name keys the issuance, so running it again issues
+    /// nothing twice.
+    Issue(IssueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    pub template: String,
+    #[arg(long)]
+    pub batch: String,
+    #[arg(
+        long,
+        conflicts_with = "users_file",
+        required_unless_present = "users_file"
+    )]
+    pub segment: Option<String>,
+    #[arg(long)]
+    pub users_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignVerb {
+    /// Every campaign with its stored and effective state, budget and spend.
+    List,
+    /// One campaign and every recorded change.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetVerb {
+    /// A scope's limits and what its current periods used (`campaign:ID`, `coupon:ID`,
+    /// `customer:ID`, `device:ID`, `store:ID`).
+    Show { scope: String },
+    /// Set the limit of a scope for a period kind (total, day, week, month), in minor units.
+    Limit {
+        scope: String,
+        period: String,
+        amount: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlashVerb {
+    /// A flash sale's stock, units taken and available.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricingVerb {
+    /// Price a cart (a JSON file like the API's `cart`): against the promotions in a JSON file,
+    /// or else the campaigns live now. Changes nothing.
+    Quote {
+        cart: PathBuf,
+        #[arg(long)]
+        promotions: Option<PathBuf>,
+        /// A JSON file with the customer (tier, segments, orders).
+        #[arg(long)]
+        customer: Option<PathBuf>,
+    },
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+        .map_err(|e| anyhow::anyhow!("{}: at {}: {}", path.display(), e.path(), e.inner()))
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".into(), |t| Timestamp(t).to_rfc3339())
+}
+
+pub async fn run_coupon(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: CouponVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config::open_store(store_args, file).await?;
+    match verb {
+        CouponVerb::Show { code } => {
+            let c = store
+                .coupon(code.clone())
+                .await?
+                .with_context(|| format!("no coupon {code:?}"))?;
+            let view = serde_json::json!({"code": c.code, "template_id": c.template_id,
+                "user_id": c.user_id, "state": c.state, "order_id": c.order_id,
+                "claimed_at": time(Some(c.claimed_at)), "expires_at": time(c.expires_at),
+                "held_until": time(c.reserved_until), "redeemed_at": time(c.redeemed_at)});
+            if json {
+                print_json(&view)?;
+            } else {
+                for (k, v) in view.as_object().into_iter().flatten() {
+                    println!(
+                        "{k:12} {}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    );
+                }
+            }
+        }
+        CouponVerb::Template { id } => {
+            let t = store
+                .coupon_template(id.clone())
+                .await?
+                .with_context(|| format!("no coupon template {id:?}"))?;
+            let view = serde_json::json!({"id": t.id, "name": t.name,
+                "rule": serde_json::from_str::<serde_json::Value>(&t.rule).unwrap_or_default(),
+                "quota": t.quota, "issued": t.issued, "per_user_limit": t.per_user_limit,
+                "per_device_limit": t.per_device_limit, "per_phone_limit": t.per_phone_limit,
+                "valid_from": time(t.valid_from), "valid_until": time(t.valid_until),
+                "valid_days": t.valid_days});
+            if json {
+                print_json(&view)?;
+            } else {
+                for (k, v) in view.as_object().into_iter().flatten() {
+                    println!("{k:16} {v}");
+                }
+            }
+        }
+        CouponVerb::Issue(args) => issue(store, store_args, file, args, json).await?,
+    }
+    Ok(())
+}
+
+async fn issue(
+    store: Store,
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    args: IssueArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let users: Vec<String> = match (&args.segment, &args.users_file) {
+        (Some(name), _) => {
+            let tz = config::timezone(None, file)?;
+            let service = shopgrowth_service::AudienceService::load(
+                std::sync::Arc::new(config::open_store(store_args, file).await?),
+                config::audience_config(tz, file)?,
+            )
+            .await
+            .context("building the audience")?;
+            service.read(|a| {
+                let (_, members) = a
+                    .segment(name)
+                    .with_context(|| format!("no saved segment {name:?}"))?;
+                anyhow::Ok(shopgrowth_service::member_ids(a, members, usize::MAX))
+            })?
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        (None, None) => anyhow::bail!("give --segment or --users-file"),
+    };
+    let bar = ProgressBar::new(users.len() as u64);
+    bar.set_style(ProgressStyle::with_template(
+        "issuing {bar:40} {pos}/{len} {per_sec}",
+    )?);
+    let started = std::time::Instant::now();
+    let summary = issue_coupons(
+        &store,
+        &args.template,
+        &users,
+        &args.batch,
+        ISSUE_CHUNK,
+        |n| bar.inc(n as u64),
+    )
+    .await?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        print_json(
+            &serde_json::json!({"template_id": args.template, "batch": args.batch,
+            "users": users.len(), "summary": summary, "seconds": seconds}),
+        )?;
+    } else {
+        println!(
+            "{} users in {seconds:.1}s: {} issued, {} already had this batch, {} sold out, {} over the user limit",
+            users.len(), summary.issued, summary.duplicates, summary.sold_out, summary.over_user_limit
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct CampaignRow {
+    id: String,
+    name: String,
+    state: String,
+    effective_state: String,
+    budget: Option<i64>,
+    spent: i64,
+    version: i64,
+}
+
+async fn campaign_row(
+    store: &Store,
+    c: shopgrowth_store::records::CampaignRecord,
+) -> anyhow::Result<CampaignRow> {
+    let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
+    Ok(CampaignRow {
+        effective_state: effective(stored, c.starts_at, c.ends_at, Timestamp::now().0)
+            .as_str()
+            .to_owned(),
+        spent: campaign_spent(store, &c.id).await?,
+        id: c.id,
+        name: c.name,
+        state: c.state,
+        budget: c.budget,
+        version: c.version,
+    })
+}
+
+pub async fn run_campaign(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: CampaignVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config::open_store(store_args, file).await?;
+    match verb {
+        CampaignVerb::List => {
+            let mut rows = Vec::new();
+            for c in store.campaigns().await? {
+                rows.push(campaign_row(&store, c).await?);
+            }
+            if json {
+                return print_json(&rows);
+            }
+            println!(
+                "{:20} {:10} {:10} {:>12} {:>12}  name",
+                "id", "state", "effective", "budget", "spent"
+            );
+            for r in rows {
+                println!(
+                    "{:20} {:10} {:10} {:>12} {:>12}  {}",
+                    r.id,
+                    r.state,
+                    r.effective_state,
+                    r.budget
+                        .map_or_else(|| "-".into(), shopgrowth_promo::pricing::yuan),
+                    shopgrowth_promo::pricing::yuan(r.spent),
+                    r.name
+                );
+            }
+        }
+        CampaignVerb::Show { id } => {
+            let c = store
+                .campaign(id.clone())
+                .await?
+                .with_context(|| format!("no campaign {id:?}"))?;
+            let promotion: serde_json::Value =
+                serde_json::from_str(&c.promotion).unwrap_or_default();
+            let row = campaign_row(&store, c).await?;
+            let changes: Vec<serde_json::Value> = store
+                .campaign_changes(id)
+                .await?
+                .into_iter()
+                .map(|ch| {
+                    serde_json::json!({"at": time(Some(ch.at)),
+                        "change": serde_json::from_str::<serde_json::Value>(&ch.change).unwrap_or_default()})
+                })
+                .collect();
+            if json {
+                return print_json(
+                    &serde_json::json!({"campaign": row, "promotion": promotion, "changes": changes}),
+                );
+            }
+            println!(
+                "{} {} ({}; effective {}), budget {}, spent {}, version {}",
+                row.id,
+                row.name,
+                row.state,
+                row.effective_state,
+                row.budget
+                    .map_or_else(|| "-".into(), shopgrowth_promo::pricing::yuan),
+                shopgrowth_promo::pricing::yuan(row.spent),
+                row.version
+            );
+            println!("promotion: {promotion}");
+            for ch in changes {
+                println!("{} {}", ch["at"].as_str().unwrap_or_default(), ch["change"]);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_budget(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: BudgetVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config::open_store(store_args, file).await?;
+    match verb {
+        BudgetVerb::Limit {
+            scope,
+            period,
+            amount,
+        } => {
+            anyhow::ensure!(
+                Period::parse(&period).is_some(),
+                "period {period:?}: use total, day, week or month"
+            );
+            anyhow::ensure!(amount >= 0, "the amount must not be negative");
+            store
+                .set_budget_limit(scope.clone(), period.clone(), amount)
+                .await?;
+            if json {
+                print_json(
+                    &serde_json::json!({"scope": scope, "period": period, "limit": amount}),
+                )?;
+            } else {
+                println!(
+                    "{scope}: {period} limit {}",
+                    shopgrowth_promo::pricing::yuan(amount)
+                );
+            }
+        }
+        BudgetVerb::Show { scope } => {
+            let tz = config::timezone(None, file)?;
+            let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+            let limits = store.budget_limits(scope.clone()).await?;
+            let mut rows = Vec::new();
+            for p in Period::ALL {
+                let line = BudgetLine {
+                    scope: scope.clone(),
+                    period: p.as_str().into(),
+                    period_key: p.key(today),
+                };
+                let used = store.budget_used(line.clone()).await?;
+                let limit = limits.iter().find(|(k, _)| k == p.as_str()).map(|l| l.1);
+                rows.push(
+                    serde_json::json!({"period": line.period, "key": line.period_key,
+                    "used": used, "limit": limit}),
+                );
+            }
+            if json {
+                return print_json(&serde_json::json!({"scope": scope, "periods": rows}));
+            }
+            for r in rows {
+                println!(
+                    "{scope} {:6} {:12} used {:>12}  limit {}",
+                    r["period"].as_str().unwrap_or_default(),
+                    r["key"].as_str().unwrap_or_default(),
+                    shopgrowth_promo::pricing::yuan(r["used"].as_i64().unwrap_or(0)),
+                    r["limit"]
+                        .as_i64()
+                        .map_or_else(|| "-".into(), shopgrowth_promo::pricing::yuan)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_flash(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: FlashVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config::open_store(store_args, file).await?;
+    match verb {
+        FlashVerb::Show { id } => {
+            let f = store
+                .flash_sale(id.clone())
+                .await?
+                .with_context(|| format!("no flash sale {id:?}"))?;
+            let view = serde_json::json!({"id": f.id, "sku": f.sku, "price": f.price,
+                "stock": f.stock, "taken": f.taken, "available": f.stock - f.taken,
+                "per_user_limit": f.per_user_limit, "starts_at": time(Some(f.starts_at)),
+                "ends_at": time(Some(f.ends_at))});
+            if json {
+                print_json(&view)?;
+            } else {
+                println!(
+                    "{} ({} at {}): {} of {} taken, {} available, {} to {}",
+                    f.id,
+                    f.sku,
+                    shopgrowth_promo::pricing::yuan(f.price),
+                    f.taken,
+                    f.stock,
+                    f.stock - f.taken,
+                    view["starts_at"].as_str().unwrap_or_default(),
+                    view["ends_at"].as_str().unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_pricing(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: PricingVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let PricingVerb::Quote {
+        cart,
+        promotions,
+        customer,
+    } = verb;
+    let cart: Cart = read_json(&cart)?;
+    let customer: Customer = match &customer {
+        Some(path) => read_json(path)?,
+        None => Customer::default(),
+    };
+    let promotions: Vec<Promotion> = match &promotions {
+        Some(path) => read_json(path)?,
+        None => live_promotions(&config::open_store(store_args, file).await?).await?,
+    };
+    let q = price(&cart, &customer, &promotions);
+    if json {
+        return print_json(&q);
+    }
+    let yuan = shopgrowth_promo::pricing::yuan;
+    println!(
+        "subtotal {}, discount {}, shipping {} (−{}), total {}",
+        yuan(q.subtotal),
+        yuan(q.discount),
+        yuan(q.shipping_fee),
+        yuan(q.shipping_discount),
+        yuan(q.total)
+    );
+    for a in &q.applied {
+        println!(
+            "  applied {}: −{}",
+            a.name,
+            yuan(a.discount + a.shipping_discount)
+        );
+    }
+    for n in &q.not_applied {
+        println!("  not applied: {}", n.message);
+    }
+    Ok(())
+}
