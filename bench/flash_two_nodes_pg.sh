@@ -32,7 +32,7 @@ as_pg "$PGBIN/initdb" -D "$PGDATA" -A trust -U postgres >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
     -o "-p 55434 -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
 export SHOPGROWTH_DATABASE_URL="postgres://postgres@127.0.0.1:55434/postgres"
-export SHOPGROWTH_PII_KEY=$($BIN pii-key generate) SHOPGROWTH_LOG=warn
+export SHOPGROWTH_PII_KEY=$($BIN pii-key generate) SHOPGROWTH_LOG=error
 KEY=$($BIN keys create --name bench --scopes admin 2>/dev/null)
 for port in 18082 18083; do
     $BIN serve --listen 127.0.0.1:$port > "$TMP/serve-$port.log" 2>&1 &

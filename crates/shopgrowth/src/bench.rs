@@ -91,7 +91,7 @@ pub async fn run(
                         s.attempts, s.seconds, s.attempts_per_second, s.orders, s.orders_per_second, s.refused, s.failed, s.p50_ms, s.p99_ms, s.oversold
                     )
                 };
-                line(&format!("shopgrowth ({} nodes)", r.nodes), &r.shopgrowth);
+                line(&format!("shopgrowth ({} node(s))", r.nodes), &r.shopgrowth);
                 if let Some(redis) = &r.redis {
                     line("redis", redis);
                     println!(
