@@ -1323,6 +1323,41 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
         .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(fields, ["cart.lines", "order_id"]);
+    // A coupon scoped to another category gives nothing on this cart.
+    let scoped = json!({"id": "baby", "name": "母婴满100减10", "per_user_limit": 1,
+        "scope": {"categories": ["母婴"]},
+        "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
+    let (status, view) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(scoped.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, &view["scope"]["categories"]),
+        (StatusCode::CREATED, &json!(["母婴"]))
+    );
+    let (_, c) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/baby/claims",
+            Some(&t.ingest),
+            Some(json!({"user_id": "u1", "claim_key": "baby"}).to_string()),
+        )
+        .await;
+    let baby = c["code"].as_str().unwrap_or_default().to_owned();
+    let (status, fourth) = post(checkout("o4", vec![baby])).await;
+    assert_eq!(status, StatusCode::OK, "{fourth}");
+    assert_eq!(
+        (
+            fourth["quote"]["discount"].as_i64(),
+            fourth["coupons_held"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0)),
+        "{fourth}"
+    );
     // The order is cancelled: its campaign spend goes back.
     for key in first["budget_keys"].as_array().cloned().unwrap_or_default() {
         t.call(

@@ -80,6 +80,7 @@ pub async fn run(
             per_phone_limit: None,
             in_centre: false,
             issue_on: None,
+            scope: None,
         })
         .await?;
     let (issued, seconds) = issue_all(&store, &template, &args, "wave").await?;

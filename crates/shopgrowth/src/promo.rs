@@ -138,7 +138,8 @@ pub async fn run_coupon(
                 "quota": t.quota, "issued": t.issued, "per_user_limit": t.per_user_limit,
                 "per_device_limit": t.per_device_limit, "per_phone_limit": t.per_phone_limit,
                 "valid_from": time(t.valid_from), "valid_until": time(t.valid_until),
-                "valid_days": t.valid_days});
+                "valid_days": t.valid_days, "in_centre": t.in_centre, "issue_on": t.issue_on,
+                "scope": t.scope.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())});
             if json {
                 print_json(&view)?;
             } else {

@@ -49,6 +49,7 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
             per_phone_limit: None,
             in_centre: false,
             issue_on: None,
+            scope: None,
         };
         assert!(store
             .create_coupon_template(template)

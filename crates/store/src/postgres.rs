@@ -903,6 +903,7 @@ impl PgStore {
             .bind(t.per_phone_limit)
             .bind(i64::from(t.in_centre))
             .bind(&t.issue_on)
+            .bind(&t.scope)
             .execute(&self.pool)
             .await?
             .rows_affected()
@@ -2488,6 +2489,7 @@ fn pg_template_row(r: &sqlx::postgres::PgRow) -> Result<CouponTemplateRecord> {
         per_phone_limit: r.try_get(11)?,
         in_centre: r.try_get::<i64, _>(12)? != 0,
         issue_on: r.try_get(13)?,
+        scope: r.try_get(14)?,
     })
 }
 

@@ -386,13 +386,13 @@ pub const PREVIOUS_SNAPSHOT: &str = "SELECT segment, day, taken_at, size, entere
 
 pub const INSERT_COUPON_TEMPLATE: &str = "INSERT INTO coupon_templates (id, name, rule, quota, \
      per_user_limit, valid_from, valid_until, valid_days, created_at, per_device_limit, \
-     per_phone_limit, in_centre, issue_on) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     per_phone_limit, in_centre, issue_on, scope) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
      ON CONFLICT (id) DO NOTHING";
 macro_rules! coupon_template_columns {
     () => {
         "id, name, rule, quota, issued, per_user_limit, valid_from, valid_until, valid_days, \
-         created_at, per_device_limit, per_phone_limit, in_centre, issue_on"
+         created_at, per_device_limit, per_phone_limit, in_centre, issue_on, scope"
     };
 }
 pub const COUPON_TEMPLATE: &str = concat!(

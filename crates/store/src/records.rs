@@ -351,6 +351,8 @@ pub struct CouponTemplateRecord {
     pub in_centre: bool,
     /// Issued by itself: `new_user` (to each new user) or `event:TYPE` (on each such event).
     pub issue_on: Option<String>,
+    /// The lines its coupons apply to, as the pricing engine's scope in JSON; none for all.
+    pub scope: Option<String>,
 }
 
 /// A claim limit beyond the user's own: at most `limit` claims of the template by `holder`

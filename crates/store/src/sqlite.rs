@@ -110,6 +110,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coupon_issuance",
         include_str!("../migrations/sqlite/0010_coupon_issuance.sql"),
     ),
+    (
+        11,
+        "coupon_scope",
+        include_str!("../migrations/sqlite/0011_coupon_scope.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1073,7 +1078,8 @@ impl SqliteStore {
                     t.per_device_limit,
                     t.per_phone_limit,
                     i64::from(t.in_centre),
-                    t.issue_on
+                    t.issue_on,
+                    t.scope
                 ],
             )? == 1)
         })
@@ -2452,6 +2458,7 @@ fn template_row(r: &Row<'_>) -> rusqlite::Result<CouponTemplateRecord> {
         per_phone_limit: r.get(11)?,
         in_centre: r.get::<_, i64>(12)? != 0,
         issue_on: r.get(13)?,
+        scope: r.get(14)?,
     })
 }
 

@@ -784,6 +784,7 @@ fn template(id: &str, quota: Option<i64>, per_user_limit: i64) -> CouponTemplate
         per_phone_limit: None,
         in_centre: false,
         issue_on: None,
+        scope: None,
     }
 }
 

@@ -55,6 +55,11 @@ pub struct TemplateRequest {
     /// quota and the per-user limit.
     #[serde(default)]
     pub issue_on: Option<String>,
+    /// The cart lines its coupons apply to: `{"skus": [...], "categories": [...], "stores":
+    /// [...], "exclude_skus": [...], "exclude_categories": [...]}`; none for the whole cart.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub scope: Option<shopgrowth_promo::pricing::Scope>,
 }
 
 fn one() -> i64 {
@@ -77,6 +82,9 @@ pub struct TemplateView {
     pub in_centre: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub scope: Option<serde_json::Value>,
 }
 
 impl From<CouponTemplateRecord> for TemplateView {
@@ -92,6 +100,7 @@ impl From<CouponTemplateRecord> for TemplateView {
             per_phone_limit: t.per_phone_limit,
             in_centre: t.in_centre,
             issue_on: t.issue_on,
+            scope: t.scope.and_then(|s| serde_json::from_str(&s).ok()),
         }
     }
 }
@@ -162,6 +171,12 @@ pub async fn create_template(
         per_phone_limit: req.per_phone_limit,
         in_centre: req.in_centre,
         issue_on: req.issue_on.clone(),
+        scope: req
+            .scope
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
     };
     let created = state.store.create_coupon_template(record).await?;
     let stored = state

@@ -186,11 +186,16 @@ async fn coupon_promotion(state: &AppState, code: &str, user: &str) -> ApiResult
         .ok_or_else(|| ApiError::Internal(format!("template {:?} vanished", c.template_id)))?;
     let rule = serde_json::from_str(&t.rule)
         .map_err(|e| ApiError::Internal(format!("template {:?}: {e}", t.id)))?;
+    let scope = match &t.scope {
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| ApiError::Internal(format!("template {:?}: {e}", t.id)))?,
+        None => Default::default(),
+    };
     Ok(Promotion {
         id: format!("coupon:{code}"),
         name: t.name,
         rule,
-        scope: Default::default(),
+        scope,
         stacking: Stacking::Category {
             name: COUPON_CATEGORY.into(),
             joint: false,
