@@ -149,7 +149,27 @@ fn init_logging(json: bool) {
     }
 }
 
+/// `shopgrowth … | head` closes standard output early; the next print then fails with a broken
+/// pipe, which Rust reports as a panic. Exit quietly instead, with the status a shell gives a
+/// process ended by SIGPIPE, as Unix tools do.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     init_logging(cli.json);
     let result = tokio::runtime::Builder::new_multi_thread()
