@@ -148,14 +148,13 @@ pub async fn run_coupon(
                 }
             }
         }
-        CouponVerb::Issue(args) => issue(store, store_args, file, args, json).await?,
+        CouponVerb::Issue(args) => issue(std::sync::Arc::new(store), file, args, json).await?,
     }
     Ok(())
 }
 
 async fn issue(
-    store: Store,
-    store_args: &StoreArgs,
+    store: std::sync::Arc<Store>,
     file: &FileConfig,
     args: IssueArgs,
     json: bool,
@@ -164,7 +163,7 @@ async fn issue(
         (Some(name), _) => {
             let tz = config::timezone(None, file)?;
             let service = shopgrowth_service::AudienceService::load(
-                std::sync::Arc::new(config::open_store(store_args, file).await?),
+                std::sync::Arc::clone(&store),
                 config::audience_config(tz, file)?,
             )
             .await

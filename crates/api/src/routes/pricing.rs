@@ -34,12 +34,12 @@ pub struct QuoteRequest {
     pub user_id: Option<String>,
 }
 
-fn check(req: &QuoteRequest) -> Vec<FieldError> {
+fn check(cart: &Cart, promotions: Option<&[Promotion]>) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    if req.cart.lines.is_empty() {
+    if cart.lines.is_empty() {
         errors.push(FieldError::new("cart.lines", "the cart has no lines"));
     }
-    for (i, l) in req.cart.lines.iter().enumerate() {
+    for (i, l) in cart.lines.iter().enumerate() {
         if l.quantity <= 0 {
             errors.push(FieldError::new(
                 format!("cart.lines[{i}].quantity"),
@@ -53,14 +53,10 @@ fn check(req: &QuoteRequest) -> Vec<FieldError> {
             ));
         }
     }
-    if req.cart.shipping_fee < 0 {
+    if cart.shipping_fee < 0 {
         errors.push(FieldError::new("cart.shipping_fee", "must not be negative"));
     }
-    if req
-        .promotions
-        .as_ref()
-        .is_some_and(|p| p.len() > MAX_PROMOTIONS)
-    {
+    if promotions.is_some_and(|p| p.len() > MAX_PROMOTIONS) {
         errors.push(FieldError::new(
             "promotions",
             format!("at most {MAX_PROMOTIONS}"),
@@ -82,7 +78,7 @@ pub async fn quote(
     ApiJson(req): ApiJson<QuoteRequest>,
 ) -> ApiResult<Json<Quote>> {
     caller.require(Scope::Read)?;
-    let errors = check(&req);
+    let errors = check(&req.cart, req.promotions.as_deref());
     if !errors.is_empty() {
         return Err(ApiError::invalid("the cart cannot be priced", errors));
     }
@@ -222,12 +218,7 @@ pub async fn checkout(
     ApiJson(req): ApiJson<CheckoutRequest>,
 ) -> ApiResult<Json<Checkout>> {
     caller.require(Scope::Ingest)?;
-    let mut errors = check(&QuoteRequest {
-        cart: req.cart.clone(),
-        customer: Customer::default(),
-        promotions: None,
-        user_id: None,
-    });
+    let mut errors = check(&req.cart, None);
     for (field, value) in [("order_id", &req.order_id), ("user_id", &req.user_id)] {
         if value.trim().is_empty() {
             errors.push(FieldError::new(field, "required"));
