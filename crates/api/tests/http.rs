@@ -897,6 +897,15 @@ async fn flash_sales_reserve_confirm_and_release_over_http() {
         ),
         (StatusCode::CONFLICT, Some(true))
     );
+    // Sold out, and the node's gate is closed: a retry of a hold made before still gets it.
+    let (status, body) = t
+        .call("POST", path, Some(&t.ingest), Some(reserve("r3", "u2")))
+        .await;
+    assert_eq!(
+        (status, body["id"].as_str()),
+        (StatusCode::OK, Some("r3")),
+        "{body}"
+    );
     let (_, r) = t
         .call(
             "POST",

@@ -420,6 +420,20 @@ impl Store {
     }
 
     /// Returns the units of every reservation whose hold has run out; how many were released.
+    /// A reservation made before under this id, answered as a repeat of the same attempt (or
+    /// refused, if the id was used for another sale or user); none if the id is new. A read: the
+    /// sold-out gate uses it to keep retries idempotent without a write.
+    pub async fn repeated_flash_reservation(
+        &self,
+        reservation_id: String,
+        sale_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Reserved>> {
+        let seen = dispatch!(self.flash_reservation(reservation_id))?;
+        seen.map(|r| repeated_reservation(r, sale_id, user_id))
+            .transpose()
+    }
+
     pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
         dispatch!(self.sweep_flash(now))
     }

@@ -1514,6 +1514,16 @@ impl PgStore {
         row.as_ref().map(pg_flash_row).transpose()
     }
 
+    pub async fn flash_reservation(&self, id: String) -> Result<Option<ReservationRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pg_reservation_row).transpose()
+    }
+
     async fn reservation_in(tx: &mut Tx, id: &str) -> Result<Option<ReservationRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = $1"

@@ -1640,6 +1640,19 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn flash_reservation(&self, id: String) -> Result<Option<ReservationRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"),
+                    [id],
+                    reservation_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     /// Releases every expired reservation; how many.
     pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
         self.write(move |conn| {

@@ -1350,6 +1350,22 @@ async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
             other => panic!("unexpected {other:?}"),
         }
     }
+    // A read tells a retried id from a new one (the sold-out gate's look-up).
+    let first = held[0].clone();
+    let user = format!("u{}", &first[1..]);
+    let repeat = s
+        .repeated_flash_reservation(first.clone(), "fs", &user)
+        .await;
+    assert!(
+        matches!(repeat, Ok(Some(Reserved::Duplicate(ref r))) if r.id == first),
+        "{repeat:?}"
+    );
+    let stolen = s.repeated_flash_reservation(first, "fs", "someone").await;
+    assert!(matches!(stolen, Err(Error::Conflict(_))), "{stolen:?}");
+    assert!(matches!(
+        s.repeated_flash_reservation("new".into(), "fs", "u1").await,
+        Ok(None)
+    ));
     assert_eq!((held.len(), refused), (100, 900), "never oversold");
     let taken = |s: std::sync::Arc<Store>| async move {
         s.flash_sale("fs".into())

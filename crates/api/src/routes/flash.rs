@@ -197,9 +197,6 @@ pub async fn reserve(
     ApiJson(req): ApiJson<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<ReservationView>)> {
     caller.require(Scope::Ingest)?;
-    if state.sold_out.is_closed(&id) {
-        return Err(sold_out(id));
-    }
     if req.quantity < 1 || req.reservation_id.trim().is_empty() || req.user_id.trim().is_empty() {
         return Err(ApiError::invalid(
             "a reservation needs an id, a user and a quantity of at least 1",
@@ -208,6 +205,17 @@ pub async fn reserve(
                 "at least 1; reservation_id and user_id required",
             )],
         ));
+    }
+    if state.sold_out.is_closed(&id) {
+        // A retry of a hold made before still gets its hold; anything new is sold out.
+        return match state
+            .store
+            .repeated_flash_reservation(req.reservation_id, &id, &req.user_id)
+            .await?
+        {
+            Some(Reserved::New(r) | Reserved::Duplicate(r)) => Ok((StatusCode::OK, Json(r.into()))),
+            None => Err(sold_out(id)),
+        };
     }
     let reserved = state
         .store
@@ -282,7 +290,7 @@ fn sold_out(sale: String) -> ApiError {
 
 /// Admission control for the stampede after a sale sells out: once the store has refused a sale
 /// as sold out, this node refuses further attempts at it for [`SoldOutGate::CLOSED_FOR`] without
-/// touching the store, so the crowd that arrives too late costs no writes. The gate only ever
+/// a store write (a retried reservation id is still looked up, so it gets its hold back), so the crowd that arrives too late costs no writes. The gate only ever
 /// refuses, so it cannot oversell; units that come back (a hold given up or run out) sell again
 /// once the gate reopens: at once for a release on this node, within `CLOSED_FOR` otherwise.
 #[derive(Debug, Default)]
