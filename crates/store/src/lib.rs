@@ -559,6 +559,27 @@ impl Store {
         dispatch!(self.budget_used(line))
     }
 
+    /// The newest promotion-trail entries matching `filter` (issued, claimed, reserved,
+    /// redeemed, rolled back, expired: every promotion's changes, written with them).
+    pub async fn promotion_trail(&self, filter: TrailFilter) -> Result<Vec<PromotionEventRecord>> {
+        dispatch!(self.promotion_trail(filter))
+    }
+
+    /// Follows the promotion trail: the entries after `cursor`, oldest first, and the cursor
+    /// after them. Every entry is given once, in commit order, also with several writers.
+    pub async fn promotion_feed(
+        &self,
+        cursor: TrailCursor,
+        limit: i64,
+    ) -> Result<(Vec<PromotionEventRecord>, TrailCursor)> {
+        dispatch!(self.promotion_feed(cursor, limit))
+    }
+
+    /// Trail entries per promotion and kind with `from <= at < to`.
+    pub async fn trail_counts(&self, from: i64, to: i64) -> Result<Vec<TrailCount>> {
+        dispatch!(self.trail_counts(from, to))
+    }
+
     /// Which of `ids` are stored events.
     pub async fn events_present(&self, ids: Vec<String>) -> Result<Vec<String>> {
         dispatch!(self.events_present(ids))

@@ -1073,8 +1073,8 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO coupon_events (code, template_id, user_id, kind, order_id, at) \
-                 SELECT g.c, $1, g.u, 'issued', NULL, $4 \
+                "INSERT INTO promotion_events (at, kind, promotion_type, promotion_id, subject, \
+                 user_id) SELECT $4, 'issued', 'coupon', $1, g.c, g.u \
                  FROM UNNEST($2::TEXT[], $3::TEXT[]) AS g(c, u)",
             )
             .bind(&template_id)
@@ -1306,7 +1306,7 @@ impl PgStore {
             if done {
                 sqlx::query(INSERT_COUPON_EVENT)
                     .bind(&code)
-                    .bind("hold_lapsed")
+                    .bind("expired")
                     .bind(&order_id)
                     .bind(now)
                     .execute(&mut *tx)
@@ -1330,7 +1330,7 @@ impl PgStore {
         if released {
             sqlx::query(INSERT_COUPON_EVENT)
                 .bind(&code)
-                .bind("released")
+                .bind("rolled_back")
                 .bind(&order_id)
                 .bind(now)
                 .execute(&mut *tx)
@@ -1612,6 +1612,7 @@ impl PgStore {
             }
         }
         inserted?;
+        pg_trail_reservation(&mut tx, &r.id, now, "reserved").await?;
         tx.commit().await?;
         Ok(Reserved::New(r))
     }
@@ -1622,11 +1623,16 @@ impl PgStore {
         now: i64,
     ) -> Result<ReservationRecord> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(CONFIRM_RESERVATION)
+        let confirmed = sqlx::query(CONFIRM_RESERVATION)
             .bind(&reservation_id)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+            == 1;
+        if confirmed {
+            pg_trail_reservation(&mut tx, &reservation_id, now, "redeemed").await?;
+        }
         let r = Self::reservation_in(&mut tx, &reservation_id).await?;
         tx.commit().await?;
         confirmed_or_refused(r, &reservation_id)
@@ -1656,6 +1662,12 @@ impl PgStore {
                 .bind(r.quantity)
                 .execute(&mut **tx)
                 .await?;
+            let kind = if r.expires_at <= now {
+                "expired"
+            } else {
+                "rolled_back"
+            };
+            pg_trail_reservation(tx, id, now, kind).await?;
         }
         Ok(released)
     }
@@ -1712,6 +1724,20 @@ impl PgStore {
             .bind(&positions)
             .bind(&amounts)
             .execute(&mut *tx)
+            .await?;
+            pg_trail(
+                &mut tx,
+                TrailEntry {
+                    at: p.created_at,
+                    kind: "issued",
+                    promotion_type: "red_packet",
+                    promotion_id: &p.id,
+                    subject: &p.id,
+                    user_id: Some(&p.sender),
+                    order_id: None,
+                    amount: Some(p.total),
+                },
+            )
             .await?;
         }
         tx.commit().await?;
@@ -1808,6 +1834,20 @@ impl PgStore {
             .bind(amount)
             .execute(&mut *tx)
             .await?;
+        pg_trail(
+            &mut tx,
+            TrailEntry {
+                at: now,
+                kind: "claimed",
+                promotion_type: "red_packet",
+                promotion_id: &id,
+                subject: &(count - 1).to_string(),
+                user_id: Some(&user),
+                order_id: None,
+                amount: Some(amount),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(PacketClaim::New(RedPacketShare {
             position: count - 1,
@@ -1818,13 +1858,24 @@ impl PgStore {
     }
 
     pub async fn expire_red_packets(&self, now: i64) -> Result<Vec<(String, i64)>> {
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(EXPIRE_RED_PACKETS)
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-        rows.iter()
+        let expired = rows
+            .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+            .collect::<Result<Vec<(String, i64)>>>()?;
+        for (id, _) in &expired {
+            sqlx::query(TRAIL_RED_PACKET_EXPIRED)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(expired)
     }
 
     pub async fn create_group_deal(&self, d: GroupDealRecord) -> Result<bool> {
@@ -1918,6 +1969,7 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
             pg_insert_member(&mut tx, &m).await?;
+            pg_trail_group_join(&mut tx, &deal.id, &m, now).await?;
             tx.commit().await
         }
         .await;
@@ -1983,6 +2035,7 @@ impl PgStore {
         }
         let done = async {
             pg_insert_member(&mut tx, &m).await?;
+            pg_trail_group_join(&mut tx, &deal.id, &m, now).await?;
             tx.commit().await
         }
         .await;
@@ -2023,6 +2076,13 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await?;
         for id in &failed {
+            sqlx::query(TRAIL_GROUP_MEMBERS)
+                .bind(id)
+                .bind(now)
+                .bind("rolled_back")
+                .bind("failed")
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(REFUND_GROUP_MEMBERS)
                 .bind(id)
                 .execute(&mut *tx)
@@ -2134,6 +2194,74 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    pub async fn promotion_trail(&self, filter: TrailFilter) -> Result<Vec<PromotionEventRecord>> {
+        let (sql, texts) = trail_query(&filter);
+        let mut q = sqlx::query(&sql);
+        for t in &texts {
+            q = q.bind(t);
+        }
+        if let Some(before) = filter.before_id {
+            q = q.bind(before);
+        }
+        q.bind(filter.limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(pg_promotion_event_row)
+            .collect()
+    }
+
+    /// The trail entries after `cursor`, at most `limit`, and the cursor after them. Ids are
+    /// drawn before commit, so entries are taken in (transaction, id) order and only from
+    /// transactions older than every running one: an entry still being written can never be
+    /// skipped, and each is given exactly once.
+    pub async fn promotion_feed(
+        &self,
+        cursor: TrailCursor,
+        limit: i64,
+    ) -> Result<(Vec<PromotionEventRecord>, TrailCursor)> {
+        let rows = sqlx::query(&format!(
+            "SELECT tx::text::bigint, {PROMOTION_EVENT_COLUMNS} FROM promotion_events \
+             WHERE (tx, id) > ($1::text::xid8, $2) \
+             AND tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx, id LIMIT $3"
+        ))
+        .bind(cursor.tx.to_string())
+        .bind(cursor.id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut next = cursor;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            next = TrailCursor {
+                tx: r.try_get(0)?,
+                id: r.try_get(1)?,
+            };
+            out.push(pg_promotion_event_row_from(r, 1)?);
+        }
+        Ok((out, next))
+    }
+
+    pub async fn trail_counts(&self, from: i64, to: i64) -> Result<Vec<TrailCount>> {
+        sqlx::query(TRAIL_COUNTS)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(TrailCount {
+                    promotion_type: r.try_get(0)?,
+                    promotion_id: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    events: r.try_get(3)?,
+                    users: r.try_get(4)?,
+                    amount: r.try_get(5)?,
+                })
+            })
+            .collect()
     }
 
     pub async fn budget_limits(&self, scope: String) -> Result<Vec<(String, i64)>> {
@@ -2579,6 +2707,28 @@ fn pg_red_packet_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketRecord> {
     })
 }
 
+fn pg_promotion_event_row(r: &sqlx::postgres::PgRow) -> Result<PromotionEventRecord> {
+    pg_promotion_event_row_from(r, 0)
+}
+
+/// A trail entry whose columns start at `first`.
+fn pg_promotion_event_row_from(
+    r: &sqlx::postgres::PgRow,
+    first: usize,
+) -> Result<PromotionEventRecord> {
+    Ok(PromotionEventRecord {
+        id: r.try_get(first)?,
+        at: r.try_get(first + 1)?,
+        kind: r.try_get(first + 2)?,
+        promotion_type: r.try_get(first + 3)?,
+        promotion_id: r.try_get(first + 4)?,
+        subject: r.try_get(first + 5)?,
+        user_id: r.try_get(first + 6)?,
+        order_id: r.try_get(first + 7)?,
+        amount: r.try_get(first + 8)?,
+    })
+}
+
 fn pg_share_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketShare> {
     Ok(RedPacketShare {
         position: r.try_get(0)?,
@@ -2625,6 +2775,79 @@ fn pg_member_row(r: &sqlx::postgres::PgRow) -> Result<GroupMemberRecord> {
         state: r.try_get(5)?,
         joined_at: r.try_get(6)?,
     })
+}
+
+/// One promotion-trail entry, as [`INSERT_PROMOTION_EVENT`] takes it.
+struct TrailEntry<'a> {
+    at: i64,
+    kind: &'a str,
+    promotion_type: &'a str,
+    promotion_id: &'a str,
+    subject: &'a str,
+    user_id: Option<&'a str>,
+    order_id: Option<&'a str>,
+    amount: Option<i64>,
+}
+
+async fn pg_trail(tx: &mut Tx, e: TrailEntry<'_>) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(INSERT_PROMOTION_EVENT)
+        .bind(e.at)
+        .bind(e.kind)
+        .bind(e.promotion_type)
+        .bind(e.promotion_id)
+        .bind(e.subject)
+        .bind(e.user_id)
+        .bind(e.order_id)
+        .bind(e.amount)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn pg_trail_reservation(
+    tx: &mut Tx,
+    id: &str,
+    now: i64,
+    kind: &str,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(TRAIL_FLASH_RESERVATION)
+        .bind(id)
+        .bind(now)
+        .bind(kind)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records a seat taken in a group, and every member's purchase when that seat completed it.
+async fn pg_trail_group_join(
+    tx: &mut Tx,
+    deal_id: &str,
+    m: &GroupMemberRecord,
+    now: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    pg_trail(
+        tx,
+        TrailEntry {
+            at: now,
+            kind: "reserved",
+            promotion_type: "group_buy",
+            promotion_id: deal_id,
+            subject: &m.group_id,
+            user_id: Some(&m.user_id),
+            order_id: Some(&m.order_id),
+            amount: Some(m.price),
+        },
+    )
+    .await?;
+    sqlx::query(TRAIL_GROUP_MEMBERS)
+        .bind(&m.group_id)
+        .bind(now)
+        .bind("redeemed")
+        .bind("complete")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn pg_insert_member(

@@ -456,9 +456,10 @@ pub const LAPSED_COUPON_HOLDS: &str =
 pub const END_COUPON_HOLD: &str = "UPDATE coupons SET state = 'claimed', order_id = NULL, \
      reserved_until = NULL WHERE code = $1 AND order_id = $2 AND state = 'reserved' \
      AND reserved_until <= $3";
-pub const INSERT_COUPON_EVENT: &str =
-    "INSERT INTO coupon_events (code, template_id, user_id, kind, \
-     order_id, at) SELECT code, template_id, user_id, $2, $3, $4 FROM coupons WHERE code = $1";
+/// Records what happened to a coupon (`$2` the kind, `$3` the order) on the promotion trail.
+pub const INSERT_COUPON_EVENT: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
+     promotion_id, subject, user_id, order_id) SELECT $4, $2, 'coupon', template_id, code, \
+     user_id, $3 FROM coupons WHERE code = $1";
 
 pub const CAMPAIGN_COLUMNS: &str =
     "id, name, state, promotion, starts_at, ends_at, segment, budget, \
@@ -600,3 +601,64 @@ pub const GROUP_MEMBERS: &str =
      FROM group_members WHERE group_id = $1 ORDER BY joined_at, user_id";
 pub const COUPON_BY_CLAIM_KEY: &str =
     "SELECT code FROM coupons WHERE template_id = $1 AND claim_key = $2";
+
+pub const PROMOTION_EVENT_COLUMNS: &str =
+    "id, at, kind, promotion_type, promotion_id, subject, user_id, order_id, amount";
+pub const INSERT_PROMOTION_EVENT: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
+     promotion_id, subject, user_id, order_id, amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// Records what happened to a flash-sale reservation (`$1`), worth its units at the sale price.
+pub const TRAIL_FLASH_RESERVATION: &str = "INSERT INTO promotion_events (at, kind, \
+     promotion_type, promotion_id, subject, user_id, amount) SELECT $2, $3, 'flash_sale', \
+     r.sale_id, r.id, r.user_id, s.price * r.quantity FROM flash_reservations r \
+     JOIN flash_sales s ON s.id = r.sale_id WHERE r.id = $1";
+/// Records a packet's expiry: its remainder goes back to the sender.
+pub const TRAIL_RED_PACKET_EXPIRED: &str = "INSERT INTO promotion_events (at, kind, \
+     promotion_type, promotion_id, subject, user_id, amount) SELECT $2, 'expired', 'red_packet', \
+     id, id, sender, returned FROM red_packets WHERE id = $1";
+/// Records `$3` for every member of group `$1` still joined, when the group is in state `$4`:
+/// `redeemed` when it completes, `rolled_back` when it fails (before the refund marks them).
+pub const TRAIL_GROUP_MEMBERS: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
+     promotion_id, subject, user_id, order_id, amount) SELECT $2, $3, 'group_buy', g.deal_id, \
+     m.group_id, m.user_id, m.order_id, m.price FROM group_members m \
+     JOIN group_buys g ON g.id = m.group_id \
+     WHERE m.group_id = $1 AND m.state = 'joined' AND g.state = $4 ORDER BY m.joined_at, m.user_id";
+/// Trail entries per promotion and kind in `[$1, $2)`.
+pub const TRAIL_COUNTS: &str = "SELECT promotion_type, promotion_id, kind, COUNT(*), \
+     COUNT(DISTINCT user_id), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM promotion_events \
+     WHERE at >= $1 AND at < $2 GROUP BY promotion_type, promotion_id, kind \
+     ORDER BY promotion_type, promotion_id, kind";
+
+/// The newest trail entries matching a filter: the statement, and its text parameters in order
+/// (then `before_id` when given, then the limit).
+pub fn trail_query(f: &crate::records::TrailFilter) -> (String, Vec<String>) {
+    let mut texts = Vec::new();
+    let mut conditions = Vec::new();
+    for (column, value) in [
+        ("user_id", &f.user_id),
+        ("promotion_type", &f.promotion_type),
+        ("promotion_id", &f.promotion_id),
+        ("subject", &f.subject),
+    ] {
+        if let Some(v) = value {
+            texts.push(v.clone());
+            conditions.push(format!("{column} = ${}", texts.len()));
+        }
+    }
+    let mut next = texts.len() + 1;
+    if f.before_id.is_some() {
+        conditions.push(format!("id < ${next}"));
+        next += 1;
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    (
+        format!(
+            "SELECT {PROMOTION_EVENT_COLUMNS} FROM promotion_events{filter} \
+             ORDER BY id DESC LIMIT ${next}"
+        ),
+        texts,
+    )
+}

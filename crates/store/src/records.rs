@@ -874,3 +874,75 @@ impl IssueSummary {
         self.over_user_limit += other.over_user_limit;
     }
 }
+
+/// One entry of the promotion trail: what happened to a coupon, flash-sale reservation, red
+/// packet share or group-buying seat, written in the transaction of the change itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromotionEventRecord {
+    pub id: i64,
+    pub at: i64,
+    /// `issued`, `claimed`, `reserved`, `redeemed`, `rolled_back` or `expired`.
+    pub kind: String,
+    /// `coupon`, `flash_sale`, `red_packet` or `group_buy`.
+    pub promotion_type: String,
+    /// The coupon template, flash sale, red packet or group deal.
+    pub promotion_id: String,
+    /// The coupon code, reservation id, share position or group id.
+    pub subject: String,
+    pub user_id: Option<String>,
+    pub order_id: Option<String>,
+    /// Minor units, where the entry moves money (a share, a price, a returned remainder).
+    pub amount: Option<i64>,
+}
+
+/// Where a follower of the promotion trail stands: after the entry written by transaction `tx`
+/// with id `id` (on SQLite `tx` is always 0: one writer commits in id order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TrailCursor {
+    pub tx: i64,
+    pub id: i64,
+}
+
+impl std::fmt::Display for TrailCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.tx, self.id)
+    }
+}
+
+impl std::str::FromStr for TrailCursor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a trail cursor (TX.ID, as a page's `next` gives it)");
+        let (tx, id) = s.split_once('.').ok_or_else(bad)?;
+        Ok(TrailCursor {
+            tx: tx.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Which trail entries to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrailFilter {
+    pub user_id: Option<String>,
+    pub promotion_type: Option<String>,
+    pub promotion_id: Option<String>,
+    pub subject: Option<String>,
+    /// Only entries with a smaller id (the previous page's last).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Trail entries of one kind for one promotion within a time window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrailCount {
+    pub promotion_type: String,
+    pub promotion_id: String,
+    pub kind: String,
+    pub events: i64,
+    /// Distinct users among them.
+    pub users: i64,
+    /// Sum of the entries' amounts (minor units).
+    pub amount: i64,
+}

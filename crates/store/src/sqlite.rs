@@ -115,6 +115,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coupon_scope",
         include_str!("../migrations/sqlite/0011_coupon_scope.sql"),
     ),
+    (
+        12,
+        "promotion_trail",
+        include_str!("../migrations/sqlite/0012_promotion_trail.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1345,7 +1350,7 @@ impl SqliteStore {
                 if conn.execute(&lite(END_COUPON_HOLD), params![code, order_id, now])? == 1 {
                     conn.execute(
                         &lite(INSERT_COUPON_EVENT),
-                        params![code, "hold_lapsed", order_id, now],
+                        params![code, "expired", order_id, now],
                     )?;
                     ended += 1;
                 }
@@ -1363,7 +1368,7 @@ impl SqliteStore {
             if released {
                 conn.execute(
                     &lite(INSERT_COUPON_EVENT),
-                    params![code, "released", order_id, now],
+                    params![code, "rolled_back", order_id, now],
                 )?;
             }
             Ok(released)
@@ -1602,6 +1607,8 @@ impl SqliteStore {
                     r.expires_at,
                     r.created_at
                 ])?;
+            conn.prepare_cached(&lite(TRAIL_FLASH_RESERVATION))?
+                .execute(params![r.id, now, "reserved"])?;
             Ok(Reserved::New(r))
         })
         .await
@@ -1615,8 +1622,14 @@ impl SqliteStore {
         now: i64,
     ) -> Result<ReservationRecord> {
         self.write(move |conn| {
-            conn.prepare_cached(&lite(CONFIRM_RESERVATION))?
-                .execute(params![reservation_id, now])?;
+            if conn
+                .prepare_cached(&lite(CONFIRM_RESERVATION))?
+                .execute(params![reservation_id, now])?
+                == 1
+            {
+                conn.prepare_cached(&lite(TRAIL_FLASH_RESERVATION))?
+                    .execute(params![reservation_id, now, "redeemed"])?;
+            }
             let r = conn
                 .prepare_cached(&format!(
                     "SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"
@@ -1690,6 +1703,19 @@ impl SqliteStore {
                 for (position, amount) in amounts.iter().enumerate() {
                     insert.execute(params![p.id, position as i64, amount])?;
                 }
+                conn.execute(
+                    &lite(INSERT_PROMOTION_EVENT),
+                    params![
+                        p.created_at,
+                        "issued",
+                        "red_packet",
+                        p.id,
+                        p.id,
+                        p.sender,
+                        None::<String>,
+                        p.total
+                    ],
+                )?;
             }
             Ok(created)
         })
@@ -1758,6 +1784,19 @@ impl SqliteStore {
                 |r| r.get(0),
             )?;
             conn.execute(&lite(ADD_RED_PACKET_CLAIMED), params![id, amount])?;
+            conn.execute(
+                &lite(INSERT_PROMOTION_EVENT),
+                params![
+                    now,
+                    "claimed",
+                    "red_packet",
+                    id,
+                    (count - 1).to_string(),
+                    user,
+                    None::<String>,
+                    amount
+                ],
+            )?;
             Ok(PacketClaim::New(RedPacketShare {
                 position: count - 1,
                 amount,
@@ -1771,10 +1810,14 @@ impl SqliteStore {
     /// Expires every open packet past its time and returns (id, amount returned), each once.
     pub async fn expire_red_packets(&self, now: i64) -> Result<Vec<(String, i64)>> {
         self.write(move |conn| {
-            Ok(conn
+            let expired = conn
                 .prepare(&lite(EXPIRE_RED_PACKETS))?
                 .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?)
+                .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+            for (id, _) in &expired {
+                conn.execute(&lite(TRAIL_RED_PACKET_EXPIRED), params![id, now])?;
+            }
+            Ok(expired)
         })
         .await
     }
@@ -1848,6 +1891,7 @@ impl SqliteStore {
                 joined_at: now,
             };
             insert_member(conn, &m)?;
+            trail_group_join(conn, &deal.id, &m, now)?;
             Ok(Joined::New(m))
         })
         .await
@@ -1894,6 +1938,7 @@ impl SqliteStore {
                 joined_at: now,
             };
             insert_member(conn, &m)?;
+            trail_group_join(conn, &deal.id, &m, now)?;
             Ok(Joined::New(m))
         })
         .await
@@ -1919,6 +1964,10 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::new();
             for id in failed {
+                conn.execute(
+                    &lite(TRAIL_GROUP_MEMBERS),
+                    params![id, now, "rolled_back", "failed"],
+                )?;
                 conn.execute(&lite(REFUND_GROUP_MEMBERS), [&id])?;
                 let members = group_members_on(conn, &id)?;
                 out.push((id, members));
@@ -1990,6 +2039,67 @@ impl SqliteStore {
                 )?;
             }
             Ok(true)
+        })
+        .await
+    }
+
+    /// The newest promotion-trail entries matching `filter`.
+    pub async fn promotion_trail(&self, filter: TrailFilter) -> Result<Vec<PromotionEventRecord>> {
+        self.read(move |conn| {
+            let (sql, texts) = trail_query(&filter);
+            let mut values: Vec<rusqlite::types::Value> = texts
+                .into_iter()
+                .map(rusqlite::types::Value::from)
+                .collect();
+            values.extend(filter.before_id.map(rusqlite::types::Value::from));
+            values.push(filter.limit.into());
+            Ok(conn
+                .prepare(&lite(&sql))?
+                .query_map(params_from_iter(values), promotion_event_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// The trail entries after `cursor`, oldest first, at most `limit`, and the cursor after them.
+    /// One writer commits in id order, so the id alone is the position.
+    pub async fn promotion_feed(
+        &self,
+        cursor: TrailCursor,
+        limit: i64,
+    ) -> Result<(Vec<PromotionEventRecord>, TrailCursor)> {
+        self.read(move |conn| {
+            let rows: Vec<PromotionEventRecord> = conn
+                .prepare_cached(&format!(
+                    "SELECT {PROMOTION_EVENT_COLUMNS} FROM promotion_events WHERE id > ?1 \
+                     ORDER BY id LIMIT ?2"
+                ))?
+                .query_map(params![cursor.id, limit], promotion_event_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let next = rows
+                .last()
+                .map_or(cursor, |r| TrailCursor { tx: 0, id: r.id });
+            Ok((rows, next))
+        })
+        .await
+    }
+
+    /// Trail entries per promotion and kind with `from <= at < to`.
+    pub async fn trail_counts(&self, from: i64, to: i64) -> Result<Vec<TrailCount>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(TRAIL_COUNTS))?
+                .query_map([from, to], |r| {
+                    Ok(TrailCount {
+                        promotion_type: r.get(0)?,
+                        promotion_id: r.get(1)?,
+                        kind: r.get(2)?,
+                        events: r.get(3)?,
+                        users: r.get(4)?,
+                        amount: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
@@ -2391,6 +2501,33 @@ fn line_row(r: &Row<'_>) -> rusqlite::Result<OrderLine> {
     })
 }
 
+/// Records a seat taken in a group, and every member's purchase when that seat completed it.
+fn trail_group_join(
+    conn: &Connection,
+    deal_id: &str,
+    m: &GroupMemberRecord,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        &lite(INSERT_PROMOTION_EVENT),
+        params![
+            now,
+            "reserved",
+            "group_buy",
+            deal_id,
+            m.group_id,
+            m.user_id,
+            m.order_id,
+            m.price
+        ],
+    )?;
+    conn.execute(
+        &lite(TRAIL_GROUP_MEMBERS),
+        params![m.group_id, now, "redeemed", "complete"],
+    )?;
+    Ok(())
+}
+
 fn release_flash_on(conn: &Connection, id: &str, give_up: bool, now: i64) -> Result<bool> {
     let r = conn
         .query_row(
@@ -2408,6 +2545,13 @@ fn release_flash_on(conn: &Connection, id: &str, give_up: bool, now: i64) -> Res
         &lite(RETURN_FLASH_USER),
         params![r.sale_id, r.user_id, r.quantity],
     )?;
+    let kind = if r.expires_at <= now {
+        "expired"
+    } else {
+        "rolled_back"
+    };
+    conn.prepare_cached(&lite(TRAIL_FLASH_RESERVATION))?
+        .execute(params![id, now, kind])?;
     Ok(true)
 }
 
@@ -2527,6 +2671,20 @@ fn red_packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketRecord> {
         returned: r.get(9)?,
         expires_at: r.get(10)?,
         created_at: r.get(11)?,
+    })
+}
+
+fn promotion_event_row(r: &Row<'_>) -> rusqlite::Result<PromotionEventRecord> {
+    Ok(PromotionEventRecord {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        promotion_type: r.get(3)?,
+        promotion_id: r.get(4)?,
+        subject: r.get(5)?,
+        user_id: r.get(6)?,
+        order_id: r.get(7)?,
+        amount: r.get(8)?,
     })
 }
 

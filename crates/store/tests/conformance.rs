@@ -1923,6 +1923,275 @@ async fn bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims(h: Harnes
     );
 }
 
+async fn the_promotion_trail_records_each_change_and_the_feed_gives_each_once(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let ok = |what: &str, r: Result<bool, Error>| assert!(r.unwrap_or(false), "{what}");
+    // A coupon: claimed, held, redeemed, then given back.
+    ok(
+        "template",
+        s.create_coupon_template(template("t", None, 5)).await,
+    );
+    let claimed = s
+        .claim_coupon(
+            "t".into(),
+            "u1".into(),
+            "k1".into(),
+            "C1".into(),
+            vec![],
+            NOW,
+        )
+        .await;
+    assert!(matches!(claimed, Ok(Claimed::New(_))), "{claimed:?}");
+    let held = s
+        .reserve_coupon("C1".into(), "u1".into(), "o1".into(), NOW + 60_000, NOW + 1)
+        .await;
+    assert!(held.is_ok(), "{held:?}");
+    let redeemed = s
+        .redeem_coupon("C1".into(), "u1".into(), "o1".into(), NOW + 2)
+        .await;
+    assert!(matches!(redeemed, Ok(Redeemed::New)), "{redeemed:?}");
+    ok(
+        "release",
+        s.release_coupon("C1".into(), "o1".into(), NOW + 3).await,
+    );
+    // A flash sale: bought, given up, and lapsed.
+    let sale = FlashSaleRecord {
+        id: "fs".into(),
+        sku: "phone".into(),
+        price: 1_000,
+        stock: 10,
+        taken: 0,
+        per_user_limit: 2,
+        starts_at: NOW,
+        ends_at: NOW + 3_600_000,
+        hold_ms: 60_000,
+        created_at: NOW,
+    };
+    ok("sale", s.create_flash_sale(sale).await);
+    for (r, u) in [("r1", "u1"), ("r2", "u2"), ("r3", "u3")] {
+        let held = s
+            .reserve_flash("fs".into(), r.into(), u.into(), 2, NOW + 1)
+            .await;
+        assert!(matches!(held, Ok(Reserved::New(_))), "{held:?}");
+    }
+    assert!(s.confirm_flash("r1".into(), NOW + 2).await.is_ok());
+    assert!(s.confirm_flash("r1".into(), NOW + 3).await.is_ok(), "twice");
+    ok("give up", s.release_flash("r2".into(), true, NOW + 2).await);
+    assert_eq!(s.sweep_flash(NOW + 60_002).await.ok(), Some(1));
+    // A red packet: sent, one share claimed, the rest returned.
+    let packet = RedPacketRecord {
+        id: "rp".into(),
+        sender: "boss".into(),
+        kind: "fixed".into(),
+        total: 300,
+        currency: "CNY".into(),
+        shares: 3,
+        claimed_count: 0,
+        claimed_amount: 0,
+        state: "open".into(),
+        returned: 0,
+        expires_at: NOW + 60_000,
+        created_at: NOW,
+    };
+    ok(
+        "packet",
+        s.create_red_packet(packet, vec![100, 100, 100]).await,
+    );
+    assert!(matches!(
+        s.claim_red_packet("rp".into(), "u1".into(), NOW + 1).await,
+        Ok(PacketClaim::New(_))
+    ));
+    assert!(matches!(
+        s.claim_red_packet("rp".into(), "u1".into(), NOW + 2).await,
+        Ok(PacketClaim::Duplicate(_))
+    ));
+    assert_eq!(
+        s.expire_red_packets(NOW + 60_000).await.ok(),
+        Some(vec![("rp".to_string(), 200)])
+    );
+    // Group buying: one group fills, one fails at its deadline.
+    let deal = GroupDealRecord {
+        id: "deal".into(),
+        sku: "durian".into(),
+        group_size: 2,
+        leader_price: 500,
+        member_price: 600,
+        window_ms: 60_000,
+        starts_at: NOW,
+        ends_at: NOW + 86_400_000,
+        created_at: NOW,
+    };
+    ok("deal", s.create_group_deal(deal).await);
+    for (group, leader, order) in [("g1", "u1", "og1"), ("g2", "u4", "og2")] {
+        let opened = s
+            .open_group(
+                "deal".into(),
+                group.into(),
+                leader.into(),
+                order.into(),
+                NOW,
+            )
+            .await;
+        assert!(matches!(opened, Ok(Joined::New(_))), "{opened:?}");
+    }
+    let joined = s
+        .join_group("g1".into(), "u2".into(), "og3".into(), NOW + 1)
+        .await;
+    assert!(matches!(joined, Ok(Joined::New(_))), "{joined:?}");
+    assert_eq!(
+        s.expire_groups(NOW + 60_000).await.map(|g| g.len()).ok(),
+        Some(1)
+    );
+
+    // Everything user u1 did, newest first.
+    let trail = s
+        .promotion_trail(TrailFilter {
+            user_id: Some("u1".into()),
+            limit: 100,
+            ..TrailFilter::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(&str, &str, Option<i64>)> = trail
+        .iter()
+        .rev()
+        .map(|e| (e.promotion_type.as_str(), e.kind.as_str(), e.amount))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("coupon", "claimed", None),
+            ("coupon", "reserved", None),
+            ("coupon", "redeemed", None),
+            ("coupon", "rolled_back", None),
+            ("flash_sale", "reserved", Some(2_000)),
+            ("flash_sale", "redeemed", Some(2_000)),
+            ("red_packet", "claimed", Some(100)),
+            ("group_buy", "reserved", Some(500)),
+            ("group_buy", "redeemed", Some(500)),
+        ]
+    );
+    let kinds_of = |trail: &[PromotionEventRecord], user: &str| -> Vec<String> {
+        trail
+            .iter()
+            .filter(|e| e.user_id.as_deref() == Some(user))
+            .map(|e| format!("{}:{}", e.promotion_type, e.kind))
+            .collect()
+    };
+    let all = s
+        .promotion_trail(TrailFilter {
+            limit: 1000,
+            ..TrailFilter::default()
+        })
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        kinds_of(&all, "u2"),
+        [
+            "group_buy:redeemed",
+            "group_buy:reserved",
+            "flash_sale:rolled_back",
+            "flash_sale:reserved"
+        ]
+    );
+    assert_eq!(
+        kinds_of(&all, "u3"),
+        ["flash_sale:expired", "flash_sale:reserved"]
+    );
+    assert_eq!(
+        kinds_of(&all, "u4"),
+        ["group_buy:rolled_back", "group_buy:reserved"]
+    );
+    assert_eq!(
+        kinds_of(&all, "boss"),
+        ["red_packet:expired", "red_packet:issued"]
+    );
+    let returned = all
+        .iter()
+        .find(|e| e.kind == "expired" && e.promotion_type == "red_packet");
+    assert_eq!(returned.and_then(|e| e.amount), Some(200));
+    // Paging by id gives the same entries.
+    let page = s
+        .promotion_trail(TrailFilter {
+            before_id: all.get(4).map(|e| e.id),
+            limit: 3,
+            ..TrailFilter::default()
+        })
+        .await
+        .unwrap_or_default();
+    assert_eq!(page, all[5..8].to_vec());
+
+    // Counts per promotion and kind.
+    let counts = s
+        .trail_counts(NOW, NOW + 86_400_000)
+        .await
+        .unwrap_or_default();
+    let flash_reserved = counts
+        .iter()
+        .find(|c| c.promotion_type == "flash_sale" && c.kind == "reserved");
+    assert_eq!(
+        flash_reserved.map(|c| (c.events, c.users, c.amount)),
+        Some((3, 3, 6_000))
+    );
+    assert_eq!(
+        counts.iter().map(|c| c.events).sum::<i64>(),
+        all.len() as i64
+    );
+
+    // The feed, in pages, gives every entry once; a follower racing 200 concurrent claims of
+    // another packet misses none and repeats none.
+    let big = RedPacketRecord {
+        id: "big".into(),
+        sender: "boss".into(),
+        kind: "fixed".into(),
+        total: 20_000,
+        currency: "CNY".into(),
+        shares: 200,
+        claimed_count: 0,
+        claimed_amount: 0,
+        state: "open".into(),
+        returned: 0,
+        expires_at: NOW + 60_000,
+        created_at: NOW,
+    };
+    ok("big packet", s.create_red_packet(big, vec![100; 200]).await);
+    let mut claims = Vec::new();
+    for i in 0..200 {
+        let s = std::sync::Arc::clone(&s);
+        claims.push(tokio::spawn(async move {
+            s.claim_red_packet("big".into(), format!("c{i}"), NOW + 1)
+                .await
+        }));
+    }
+    let mut cursor = TrailCursor::default();
+    let mut followed: Vec<i64> = Vec::new();
+    let mut done = false;
+    loop {
+        let (rows, next) = s
+            .promotion_feed(cursor, 7)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(next >= cursor);
+        cursor = next;
+        if rows.is_empty() {
+            if done {
+                break;
+            }
+            done = claims.iter().all(|c| c.is_finished());
+            tokio::task::yield_now().await;
+        }
+        followed.extend(rows.iter().map(|r| r.id));
+    }
+    for c in claims {
+        assert!(matches!(c.await, Ok(Ok(PacketClaim::New(_)))));
+    }
+    let (rest, _) = s.promotion_feed(cursor, 1000).await.unwrap_or_default();
+    followed.extend(rest.iter().map(|r| r.id));
+    let distinct: std::collections::BTreeSet<i64> = followed.iter().copied().collect();
+    assert_eq!(distinct.len(), followed.len(), "an entry was given twice");
+    assert_eq!(followed.len(), all.len() + 201, "every entry, once");
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -1947,7 +2216,8 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
-    bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims);
+    bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
+    the_promotion_trail_records_each_change_and_the_feed_gives_each_once);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
@@ -1959,4 +2229,5 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
-    bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims);
+    bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
+    the_promotion_trail_records_each_change_and_the_feed_gives_each_once);
