@@ -64,6 +64,63 @@ str_enum!(
 );
 
 str_enum!(
+    /// What happened to a promotion on its trail (发放, 领取, 锁定, 核销, 回滚, 过期).
+    PromotionKind {
+        Issued = "issued",
+        Claimed = "claimed",
+        Reserved = "reserved",
+        Redeemed = "redeemed",
+        RolledBack = "rolled_back",
+        Expired = "expired",
+    }
+);
+
+str_enum!(
+    /// Which kind of promotion a trail entry is about.
+    PromotionType {
+        Coupon = "coupon",
+        FlashSale = "flash_sale",
+        RedPacket = "red_packet",
+        GroupBuy = "group_buy",
+    }
+);
+
+impl PromotionType {
+    /// The behaviour name a trail entry takes in profiles and segments, e.g. `coupon_redeemed`
+    /// (`did coupon_redeemed in last 30 days`).
+    pub fn act(self, kind: PromotionKind) -> &'static str {
+        use PromotionKind as K;
+        use PromotionType as T;
+        match (self, kind) {
+            (T::Coupon, K::Issued) => "coupon_issued",
+            (T::Coupon, K::Claimed) => "coupon_claimed",
+            (T::Coupon, K::Reserved) => "coupon_reserved",
+            (T::Coupon, K::Redeemed) => "coupon_redeemed",
+            (T::Coupon, K::RolledBack) => "coupon_rolled_back",
+            (T::Coupon, K::Expired) => "coupon_expired",
+            (T::FlashSale, K::Issued) => "flash_sale_issued",
+            (T::FlashSale, K::Claimed) => "flash_sale_claimed",
+            (T::FlashSale, K::Reserved) => "flash_sale_reserved",
+            (T::FlashSale, K::Redeemed) => "flash_sale_redeemed",
+            (T::FlashSale, K::RolledBack) => "flash_sale_rolled_back",
+            (T::FlashSale, K::Expired) => "flash_sale_expired",
+            (T::RedPacket, K::Issued) => "red_packet_issued",
+            (T::RedPacket, K::Claimed) => "red_packet_claimed",
+            (T::RedPacket, K::Reserved) => "red_packet_reserved",
+            (T::RedPacket, K::Redeemed) => "red_packet_redeemed",
+            (T::RedPacket, K::RolledBack) => "red_packet_rolled_back",
+            (T::RedPacket, K::Expired) => "red_packet_expired",
+            (T::GroupBuy, K::Issued) => "group_buy_issued",
+            (T::GroupBuy, K::Claimed) => "group_buy_claimed",
+            (T::GroupBuy, K::Reserved) => "group_buy_reserved",
+            (T::GroupBuy, K::Redeemed) => "group_buy_redeemed",
+            (T::GroupBuy, K::RolledBack) => "group_buy_rolled_back",
+            (T::GroupBuy, K::Expired) => "group_buy_expired",
+        }
+    }
+}
+
+str_enum!(
     Gender { Female = "female", Male = "male", Other = "other", Unknown = "unknown" }
 );
 
@@ -602,6 +659,21 @@ mod tests {
 
     fn fields(errors: &[FieldError]) -> Vec<&str> {
         errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn promotion_acts_are_type_then_kind_and_distinct() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &t in PromotionType::ALL {
+            for &k in PromotionKind::ALL {
+                assert_eq!(t.act(k), format!("{}_{}", t.as_str(), k.as_str()));
+                assert!(seen.insert(t.act(k)));
+                assert!(
+                    EventType::parse(t.act(k)).is_none(),
+                    "clashes with an event type"
+                );
+            }
+        }
     }
 
     #[test]

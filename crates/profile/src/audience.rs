@@ -16,7 +16,7 @@ use crate::rfm::{score, RfmClass, RfmConfig, RfmRow};
 use crate::segment::{Expr, NewAct, Population, SegmentError};
 use roaring::RoaringBitmap;
 use serde::Serialize;
-use shopgrowth_core::model::EventType;
+use shopgrowth_core::model::{EventType, PromotionKind, PromotionType};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Lifecycle stages.
@@ -221,6 +221,18 @@ pub struct EventInput<'a> {
     pub has_order: bool,
 }
 
+/// A promotion-trail entry as the audience reads it.
+#[derive(Debug, Clone)]
+pub struct PromotionInput<'a> {
+    pub user: &'a str,
+    pub time: i64,
+    pub promotion: PromotionType,
+    pub kind: PromotionKind,
+    /// The coupon template, sale, packet or deal.
+    pub id: &'a str,
+    pub amount: i64,
+}
+
 /// Prefixes reserved for built-in tags.
 const BUILT_IN_PREFIXES: [&str; 5] = ["interest:", "brand:", "lifecycle:", "value:", "city_tier:"];
 
@@ -243,7 +255,7 @@ const TEXT_FIELDS: [&str; 9] = [
     "preferred_store",
 ];
 
-const NUMBER_FIELDS: [&str; 14] = [
+const NUMBER_FIELDS: [&str; 21] = [
     "orders",
     "monetary",
     "aov",
@@ -258,6 +270,13 @@ const NUMBER_FIELDS: [&str; 14] = [
     "rfm_f",
     "rfm_m",
     "rfm_score",
+    "coupons_received",
+    "coupons_redeemed",
+    "coupon_use_pct",
+    "flash_purchases",
+    "red_packets",
+    "red_packet_amount",
+    "group_buys",
 ];
 
 #[derive(Debug, Clone)]
@@ -369,6 +388,11 @@ impl Audience {
         population.declare_days_ago("first_purchase_days");
         for kind in EventType::ALL {
             population.declare_event(kind.as_str());
+        }
+        for promotion in PromotionType::ALL {
+            for &kind in PromotionKind::ALL {
+                population.declare_event(promotion.act(kind));
+            }
         }
         for class in RfmClass::ALL {
             population.declare_tag(class.as_str());
@@ -515,6 +539,17 @@ impl Audience {
         }
     }
 
+    pub fn promotion_fact(&mut self, entry: &PromotionInput<'_>) -> Fact {
+        Fact::Promotion {
+            user: self.user(entry.user),
+            time: entry.time,
+            promotion: entry.promotion,
+            kind: entry.kind,
+            id: self.dict.promotions.id(entry.id),
+            amount: entry.amount,
+        }
+    }
+
     pub fn refund_fact(&mut self, user: &str, time: i64, amount: i64) -> Fact {
         Fact::Refund {
             user: self.user(user),
@@ -528,7 +563,7 @@ impl Audience {
         let tz = self.config.features.tz;
         let dict = &self.dict;
         // (fact, day, its properties) of the facts that are behaviour in the window.
-        type Pending<'a> = (usize, EventType, i32, Vec<(&'a str, &'a str)>);
+        type Pending<'a> = (usize, &'static str, i32, Vec<(&'a str, &'a str)>);
         let mut acts: Vec<Pending<'_>> = Vec::new();
         for (i, fact) in facts.iter().enumerate() {
             let user = fact.user();
@@ -554,7 +589,16 @@ impl Audience {
                     for l in lines {
                         describe(l.category, l.brand);
                     }
-                    EventType::Purchase
+                    EventType::Purchase.as_str()
+                }
+                Fact::Promotion {
+                    promotion,
+                    kind,
+                    id,
+                    ..
+                } => {
+                    props.push(("promotion", dict.promotions.name(*id)));
+                    promotion.act(*kind)
                 }
                 Fact::Act {
                     kind: EventType::Purchase,
@@ -570,7 +614,7 @@ impl Audience {
                     ..
                 } => {
                     describe(*category, *brand);
-                    *kind
+                    kind.as_str()
                 }
             };
             acts.push((i, kind, at.day, props));
@@ -578,7 +622,7 @@ impl Audience {
         let batch: Vec<NewAct<'_>> = acts
             .iter()
             .map(|(i, kind, day, props)| NewAct {
-                event: kind.as_str(),
+                event: kind,
                 user: facts[*i].user(),
                 day: *day,
                 props,
@@ -694,6 +738,21 @@ impl Audience {
         p.set_number("coupon_share_pct", user, pct(f.coupon_share));
         p.set_number("discount_depth_pct", user, pct(f.discount_depth));
         p.set_number("peak_hour", user, f.peak_hour.map(i64::from));
+        p.set_number(
+            "coupons_received",
+            user,
+            Some(i64::from(f.coupons_received)),
+        );
+        p.set_number(
+            "coupons_redeemed",
+            user,
+            Some(i64::from(f.coupons_redeemed)),
+        );
+        p.set_number("coupon_use_pct", user, pct(f.coupon_use));
+        p.set_number("flash_purchases", user, Some(i64::from(f.flash_purchases)));
+        p.set_number("red_packets", user, Some(i64::from(f.red_packets)));
+        p.set_number("red_packet_amount", user, Some(f.red_packet_amount));
+        p.set_number("group_buys", user, Some(i64::from(f.group_buys)));
         let state = &self.states[user as usize];
         p.set_days_ago("recency_days", user, state.purchase_days.last().copied());
         p.set_days_ago(

@@ -19,10 +19,13 @@
 //! - **preferred channel / store**: the most frequent among orders and events (ties: the first
 //!   name in sort order).
 //! - **habits**: counts by local hour (0–23) and weekday (Monday = 0) of events and orders.
+//! - **promotions** (from the promotion trail): coupons received (issued or claimed) and
+//!   redeemed, and **coupon use** = redeemed ÷ received; flash-sale purchases; red-packet shares
+//!   claimed and their sum; group-buying purchases (groups that filled).
 
 use chrono::{Datelike, TimeZone, Timelike};
 use serde::Serialize;
-use shopgrowth_core::model::EventType;
+use shopgrowth_core::model::{EventType, PromotionKind, PromotionType};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Interns names (categories, brands, SKUs, channels, stores) as dense numbers.
@@ -99,18 +102,35 @@ pub enum Fact {
         /// A purchase event that an order also records.
         in_order: bool,
     },
+    /// An entry of the promotion trail about this user.
+    Promotion {
+        user: u32,
+        time: i64,
+        promotion: PromotionType,
+        kind: PromotionKind,
+        /// The coupon template, sale, packet or deal (interned).
+        id: u32,
+        /// Minor units, 0 when the entry moves no money.
+        amount: i64,
+    },
 }
 
 impl Fact {
     pub fn user(&self) -> u32 {
         match self {
-            Fact::Order { user, .. } | Fact::Refund { user, .. } | Fact::Act { user, .. } => *user,
+            Fact::Order { user, .. }
+            | Fact::Refund { user, .. }
+            | Fact::Act { user, .. }
+            | Fact::Promotion { user, .. } => *user,
         }
     }
 
     pub fn time(&self) -> i64 {
         match self {
-            Fact::Order { time, .. } | Fact::Refund { time, .. } | Fact::Act { time, .. } => *time,
+            Fact::Order { time, .. }
+            | Fact::Refund { time, .. }
+            | Fact::Act { time, .. }
+            | Fact::Promotion { time, .. } => *time,
         }
     }
 }
@@ -176,6 +196,12 @@ pub struct ProfileState {
     pub stores: BTreeMap<u32, u32>,
     pub hours: [u32; 24],
     pub weekdays: [u32; 7],
+    pub coupons_received: u32,
+    pub coupons_redeemed: u32,
+    pub flash_purchases: u32,
+    pub red_packets: u32,
+    pub red_packet_amount: i64,
+    pub group_buys: u32,
 }
 
 impl ProfileState {
@@ -216,6 +242,26 @@ impl ProfileState {
                 }
             }
             Fact::Refund { amount, .. } => self.returns += amount,
+            Fact::Promotion {
+                promotion,
+                kind,
+                amount,
+                ..
+            } => {
+                use PromotionKind as K;
+                use PromotionType as T;
+                match (promotion, kind) {
+                    (T::Coupon, K::Issued | K::Claimed) => self.coupons_received += 1,
+                    (T::Coupon, K::Redeemed) => self.coupons_redeemed += 1,
+                    (T::FlashSale, K::Redeemed) => self.flash_purchases += 1,
+                    (T::RedPacket, K::Claimed) => {
+                        self.red_packets += 1;
+                        self.red_packet_amount += amount;
+                    }
+                    (T::GroupBuy, K::Redeemed) => self.group_buys += 1,
+                    _ => {}
+                }
+            }
             Fact::Act {
                 kind,
                 channel,
@@ -301,6 +347,14 @@ pub struct Features {
     pub peak_weekday: Option<u8>,
     pub hours: [u32; 24],
     pub weekdays: [u32; 7],
+    pub coupons_received: u32,
+    pub coupons_redeemed: u32,
+    /// Coupons redeemed ÷ received (None before the first).
+    pub coupon_use: Option<f64>,
+    pub flash_purchases: u32,
+    pub red_packets: u32,
+    pub red_packet_amount: i64,
+    pub group_buys: u32,
 }
 
 /// How features are derived.
@@ -331,6 +385,7 @@ pub struct Dictionaries {
     pub brands: Names,
     pub channels: Names,
     pub stores: Names,
+    pub promotions: Names,
 }
 
 fn ratio(num: usize, den: usize) -> Option<f64> {
@@ -420,6 +475,16 @@ impl ProfileState {
             peak_weekday: peak(&self.weekdays),
             hours: self.hours,
             weekdays: self.weekdays,
+            coupons_received: self.coupons_received,
+            coupons_redeemed: self.coupons_redeemed,
+            coupon_use: ratio(
+                self.coupons_redeemed as usize,
+                self.coupons_received as usize,
+            ),
+            flash_purchases: self.flash_purchases,
+            red_packets: self.red_packets,
+            red_packet_amount: self.red_packet_amount,
+            group_buys: self.group_buys,
         }
     }
 }
@@ -518,6 +583,55 @@ mod tests {
         let digital = 5.0 * decay(0);
         assert_eq!(f.categories[0].name, "母婴");
         assert!((f.categories[0].weight - baby / (baby + digital)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn promotion_trail_counts_by_hand() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let promo = |promotion, kind, amount| Fact::Promotion {
+            user: 0,
+            time: 1_793_498_400_000,
+            promotion,
+            kind,
+            id: 0,
+            amount,
+        };
+        use PromotionKind as K;
+        use PromotionType as T;
+        let facts = [
+            promo(T::Coupon, K::Claimed, 0),
+            promo(T::Coupon, K::Issued, 0),
+            promo(T::Coupon, K::Claimed, 0),
+            promo(T::Coupon, K::Reserved, 0),
+            promo(T::Coupon, K::Redeemed, 0),
+            promo(T::FlashSale, K::Reserved, 99_900),
+            promo(T::FlashSale, K::Redeemed, 99_900),
+            promo(T::FlashSale, K::Expired, 99_900),
+            promo(T::RedPacket, K::Claimed, 388),
+            promo(T::RedPacket, K::Claimed, 12),
+            promo(T::RedPacket, K::Issued, 10_000),
+            promo(T::GroupBuy, K::Reserved, 5_900),
+            promo(T::GroupBuy, K::Redeemed, 5_900),
+            promo(T::GroupBuy, K::RolledBack, 6_900),
+        ];
+        let mut state = ProfileState::default();
+        for f in &facts {
+            state.apply(f, tz);
+        }
+        let f = state.features(0, &Dictionaries::default(), &FeatureConfig::default());
+        assert_eq!((f.coupons_received, f.coupons_redeemed), (3, 1));
+        assert_eq!(f.coupon_use, Some(1.0 / 3.0));
+        assert_eq!(f.flash_purchases, 1);
+        assert_eq!((f.red_packets, f.red_packet_amount), (2, 400));
+        assert_eq!(f.group_buys, 1);
+        assert_eq!(f.frequency, 0, "the trail is not an order");
+        assert_eq!(f.active_days, 0);
+        assert_eq!(
+            ProfileState::default()
+                .features(0, &Dictionaries::default(), &FeatureConfig::default())
+                .coupon_use,
+            None
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`pricing`]: cart pricing, the best legal combination of promotions, exact to the cent.
 //! - [`refund`]: the exact share of each promotion a partial refund takes back.
 //! - [`red_packet`]: fixed and lucky (拼手气) red packets, split in integer minor units.
+//! - [`trail`]: what the promotion trail says about each promotion (its funnel and money).
 //! - [`CouponCodes`]: coupon codes that rise in the order they are made.
 
 pub mod budget;
@@ -12,6 +13,7 @@ pub mod campaign;
 pub mod pricing;
 pub mod red_packet;
 pub mod refund;
+pub mod trail;
 
 /// Letters and digits that cannot be mistaken for each other (no 0/O, 1/I/L).
 const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";

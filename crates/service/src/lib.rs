@@ -12,14 +12,18 @@
 
 use chrono::{Datelike, NaiveDate, TimeZone};
 use roaring::RoaringBitmap;
-use shopgrowth_core::model::{Event, EventType, Order, OrderKind, Product};
-use shopgrowth_profile::audience::{
-    Attributes, Audience, AudienceConfig, EventInput, OrderInput, TagChange, TagDefinition,
+use shopgrowth_core::model::{
+    Event, EventType, Order, OrderKind, Product, PromotionKind, PromotionType,
 };
+use shopgrowth_profile::audience::{
+    Attributes, Audience, AudienceConfig, EventInput, OrderInput, PromotionInput, TagChange,
+    TagDefinition,
+};
+use shopgrowth_profile::features::Fact;
 use shopgrowth_profile::segment::SegmentError;
 use shopgrowth_store::records::{
-    AudienceSource, SegmentRecord, SnapshotRecord, TagChangeRecord, TagDefinitionRecord,
-    UserAttributes,
+    AudienceSource, PromotionEventRecord, SegmentRecord, SnapshotRecord, TagChangeRecord,
+    TagDefinitionRecord, TrailCursor, UserAttributes,
 };
 use shopgrowth_store::Store;
 use std::collections::{BTreeSet, HashMap};
@@ -122,8 +126,58 @@ pub struct BuildStats {
     pub users: u32,
     pub orders: usize,
     pub events: usize,
+    /// Promotion-trail entries folded in.
+    pub promotion_events: usize,
     pub read_seconds: f64,
     pub compute_seconds: f64,
+    /// Where the build stopped reading the promotion trail; the service follows it from there.
+    #[serde(skip)]
+    pub trail: TrailCursor,
+}
+
+/// Promotion-trail entries read per page.
+const TRAIL_PAGE: i64 = 20_000;
+
+/// Reads the promotion trail after `cursor` to its end: the entries and the cursor after them.
+pub async fn read_trail(
+    store: &Store,
+    mut cursor: TrailCursor,
+) -> Result<(Vec<PromotionEventRecord>, TrailCursor)> {
+    let mut all = Vec::new();
+    loop {
+        let (page, next) = store.promotion_feed(cursor, TRAIL_PAGE).await?;
+        cursor = next;
+        let done = (page.len() as i64) < TRAIL_PAGE;
+        all.extend(page);
+        if done {
+            return Ok((all, cursor));
+        }
+    }
+}
+
+/// The facts of promotion-trail entries that name a user, credited to their customers.
+fn trail_facts(
+    audience: &mut Audience,
+    identity: &Identity,
+    entries: &[PromotionEventRecord],
+) -> Vec<Fact> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let user = e.user_id.as_deref()?;
+            let promotion = PromotionType::parse(&e.promotion_type)?;
+            let kind = PromotionKind::parse(&e.kind)?;
+            let customer = identity.customer_of(user);
+            Some(audience.promotion_fact(&PromotionInput {
+                user: &customer,
+                time: e.at,
+                promotion,
+                kind,
+                id: &e.promotion_id,
+                amount: e.amount.unwrap_or(0),
+            }))
+        })
+        .collect()
 }
 
 /// The shop-local day number (days since 0001-01-01) of a date.
@@ -179,6 +233,7 @@ pub async fn build(
         .earliest()
         .map_or(0, |t| t.timestamp_millis());
     let source = store.audience_source(since).await?;
+    let (trail, trail_cursor) = read_trail(store, TrailCursor::default()).await?;
     let definitions = store.tag_definitions().await?;
     let segments = store.segments().await?;
     let read_seconds = started.elapsed().as_secs_f64();
@@ -236,6 +291,7 @@ pub async fn build(
             has_order: e.has_order,
         }));
     }
+    facts.extend(trail_facts(&mut audience, &identity, &trail));
     audience.apply(&facts);
     for def in latest_definitions(&definitions) {
         audience.restore_tag(def)?;
@@ -265,8 +321,10 @@ pub async fn build(
         users: audience.users(),
         orders: source.orders.len(),
         events: source.events.len(),
+        promotion_events: trail.len(),
         read_seconds,
         compute_seconds: started.elapsed().as_secs_f64(),
+        trail: trail_cursor,
     };
     Ok((audience, identity, stats))
 }
@@ -336,6 +394,9 @@ pub struct AudienceService {
     last_build: std::sync::Mutex<BuildStats>,
     /// The day whose segment snapshots are known to be taken.
     snapshots_checked: std::sync::Mutex<i32>,
+    /// How far the promotion trail is folded in; held through a round or a rebuild, so an
+    /// entry is never folded twice.
+    trail: tokio::sync::Mutex<TrailCursor>,
 }
 
 /// Updates waiting to be folded in; past this the service rebuilds instead of queueing.
@@ -380,6 +441,7 @@ impl AudienceService {
             admin: tokio::sync::Mutex::new(()),
             last_build: std::sync::Mutex::new(stats),
             snapshots_checked: std::sync::Mutex::new(0),
+            trail: tokio::sync::Mutex::new(stats.trail),
         });
         service.reconcile_stored_tags().await?;
         Ok(service)
@@ -452,9 +514,18 @@ impl AudienceService {
         let today = today_in(self.config.features.tz);
         let rebuild = self.overflowed.swap(false, Ordering::Relaxed)
             || batch.iter().any(|u| matches!(u, Update::Rebuild));
+        let mut trail = self.trail.lock().await;
+        // The promotion trail is followed from the store, so entries written by other nodes
+        // count too.
+        let (entries, next) = if rebuild {
+            (Vec::new(), *trail)
+        } else {
+            read_trail(&self.store, *trail).await?
+        };
         if rebuild {
-            self.rebuild().await?;
-        } else if !batch.is_empty() || read(&self.audience).today() != today {
+            self.rebuild_following(&mut trail).await?;
+        } else if !batch.is_empty() || !entries.is_empty() || read(&self.audience).today() != today
+        {
             let changes = {
                 let mut audience = write(&self.audience);
                 let mut identity = write(&self.identity);
@@ -466,11 +537,15 @@ impl AudienceService {
                 for update in &batch {
                     fold(&mut audience, &mut identity, update);
                 }
+                let facts = trail_facts(&mut audience, &identity, &entries);
+                audience.apply(&facts);
                 let changes = audience.refresh();
                 change_records(&audience, &changes, now_ms())
             };
             self.store.record_tag_changes(changes).await?;
+            *trail = next;
         }
+        drop(trail);
         // Once a day (and once after start): a snapshot of every saved segment without one today.
         let checked = *self
             .snapshots_checked
@@ -500,8 +575,15 @@ impl AudienceService {
 
     /// Rebuilds the whole audience from the store and records the tag changes it makes.
     pub async fn rebuild(&self) -> Result<BuildStats> {
+        let mut trail = self.trail.lock().await;
+        self.rebuild_following(&mut trail).await
+    }
+
+    /// [`AudienceService::rebuild`] with the trail cursor held; the build sets where it stands.
+    async fn rebuild_following(&self, trail: &mut TrailCursor) -> Result<BuildStats> {
         let today = today_in(self.config.features.tz);
         let (fresh, identity, stats) = build(&self.store, self.config.clone(), today).await?;
+        *trail = stats.trail;
         *self.last_build.lock().unwrap_or_else(|p| p.into_inner()) = stats;
         let changes = {
             let mut audience = write(&self.audience);

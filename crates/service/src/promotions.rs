@@ -1,6 +1,6 @@
 //! Promotion work shared by the HTTP API, the CLI and the benchmarks: bulk coupon issuance
 //! (发券给人群: users in chunks, each chunk one store call, codes that rise within the issuance)
-//! and campaign budgets.
+//! and campaign budgets, and the promotion trail's report.
 
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
@@ -97,4 +97,25 @@ pub async fn issue_coupons(
         }
     }
     Ok(summary)
+}
+
+/// Each promotion's funnel over the trail entries with `from <= at < to` (epoch milliseconds).
+pub async fn trail_report(
+    store: &Store,
+    from: i64,
+    to: i64,
+) -> shopgrowth_store::Result<Vec<shopgrowth_promo::trail::PromotionReport>> {
+    use shopgrowth_core::model::{PromotionKind, PromotionType};
+    let counts = store.trail_counts(from, to).await?;
+    let tallies = counts.iter().filter_map(|c| {
+        Some(shopgrowth_promo::trail::Tally {
+            promotion: PromotionType::parse(&c.promotion_type)?,
+            id: &c.promotion_id,
+            kind: PromotionKind::parse(&c.kind)?,
+            events: c.events.max(0) as u64,
+            users: c.users.max(0) as u64,
+            amount: c.amount,
+        })
+    });
+    Ok(shopgrowth_promo::trail::report(tallies))
 }

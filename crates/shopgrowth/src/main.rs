@@ -89,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         verb: promo::FlashVerb,
     },
+    /// The promotion trail and each promotion's funnel.
+    Promotion {
+        #[command(subcommand)]
+        verb: promo::PromotionVerb,
+    },
     /// Cart pricing: a dry run against promotions or the live campaigns.
     Pricing {
         #[command(subcommand)]
@@ -200,6 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Budget { verb } => promo::run_budget(&cli.store, &file, verb, cli.json).await,
         Command::Flash { verb } => promo::run_flash(&cli.store, &file, verb, cli.json).await,
         Command::Pricing { verb } => promo::run_pricing(&cli.store, &file, verb, cli.json).await,
+        Command::Promotion { verb } => {
+            promo::run_promotion(&cli.store, &file, verb, cli.json).await
+        }
         Command::Migrate => {
             let store = config::open_store(
                 &StoreArgs {

@@ -1,4 +1,4 @@
-//! `shopgrowth coupon|campaign|budget|flash|pricing …`: promotions from the command line, on the
+//! `shopgrowth coupon|campaign|budget|flash|pricing|promotion …`: promotions from the command line, on the
 //! store the global options name. The same rules as the HTTP API: issuance takes each user's
 //! quota and limit by conditional writes, and pricing is the engine the API serves.
 
@@ -68,6 +68,30 @@ pub enum BudgetVerb {
 pub enum FlashVerb {
     /// A flash sale's stock, units taken and available.
     Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromotionVerb {
+    /// The promotion trail, newest first: what was issued, claimed, reserved, redeemed, rolled
+    /// back or expired.
+    Trail {
+        #[arg(long)]
+        user: Option<String>,
+        /// coupon, flash_sale, red_packet or group_buy.
+        #[arg(long = "type")]
+        promotion_type: Option<String>,
+        /// The coupon template, flash sale, red packet or group deal.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Each promotion's funnel over the last `--days` days: counts per step, users, money and
+    /// conversion (docs/promotion-trail.md).
+    Report {
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -466,6 +490,99 @@ pub async fn run_pricing(
     }
     for n in &q.not_applied {
         println!("  not applied: {}", n.message);
+    }
+    Ok(())
+}
+
+pub async fn run_promotion(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: PromotionVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config::open_store(store_args, file).await?;
+    match verb {
+        PromotionVerb::Trail {
+            user,
+            promotion_type,
+            id,
+            limit,
+        } => {
+            if let Some(t) = &promotion_type {
+                anyhow::ensure!(
+                    shopgrowth_core::model::PromotionType::parse(t).is_some(),
+                    "--type {t:?} is not coupon, flash_sale, red_packet or group_buy"
+                );
+            }
+            anyhow::ensure!((1..=10_000).contains(&limit), "--limit must be 1 to 10000");
+            let entries = store
+                .promotion_trail(shopgrowth_store::records::TrailFilter {
+                    user_id: user,
+                    promotion_type,
+                    promotion_id: id,
+                    subject: None,
+                    before_id: None,
+                    limit,
+                })
+                .await?;
+            if json {
+                return print_json(&entries);
+            }
+            for e in entries {
+                println!(
+                    "{}  {:<10} {:<11} {:<20} {:<18} user={} order={} amount={}",
+                    time(Some(e.at)),
+                    e.promotion_type,
+                    e.kind,
+                    e.promotion_id,
+                    e.subject,
+                    e.user_id.as_deref().unwrap_or("-"),
+                    e.order_id.as_deref().unwrap_or("-"),
+                    e.amount
+                        .map_or_else(|| "-".into(), shopgrowth_promo::pricing::yuan)
+                );
+            }
+        }
+        PromotionVerb::Report { days } => {
+            anyhow::ensure!(days > 0, "--days must be positive");
+            let to = Timestamp::now().0;
+            let from = to - days * 86_400_000;
+            let report = shopgrowth_service::promotions::trail_report(&store, from, to).await?;
+            if json {
+                return print_json(&report);
+            }
+            println!(
+                "{:<10} {:<20} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10}",
+                "type",
+                "id",
+                "issued",
+                "claimed",
+                "reserved",
+                "redeemed",
+                "rolled",
+                "expired",
+                "users",
+                "money",
+                "conversion"
+            );
+            for r in report {
+                println!(
+                    "{:<10} {:<20} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10}",
+                    r.promotion_type,
+                    r.promotion_id,
+                    r.issued,
+                    r.claimed,
+                    r.reserved,
+                    r.redeemed,
+                    r.rolled_back,
+                    r.expired,
+                    r.users_reached,
+                    shopgrowth_promo::pricing::yuan(r.amount_converted),
+                    r.conversion
+                        .map_or_else(|| "-".into(), |c| format!("{:.1}%", c * 100.0))
+                );
+            }
+        }
     }
     Ok(())
 }

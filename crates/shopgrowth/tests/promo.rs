@@ -78,6 +78,21 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
     assert_eq!(again["summary"]["issued"], 0, "{again}");
     let template = shopgrowth(data, &["coupon", "template", "new10"]);
     assert_eq!(template["issued"], 3);
+    let trail = shopgrowth(data, &["promotion", "trail", "--type", "coupon"]);
+    let kinds: Vec<&str> = trail
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(kinds, ["issued"; 3], "{trail}");
+    let report = shopgrowth(data, &["promotion", "report", "--days", "7"]);
+    assert_eq!(
+        (
+            report[0]["promotion_id"].as_str(),
+            report[0]["issued"].as_u64()
+        ),
+        (Some("new10"), Some(3)),
+        "{report}"
+    );
 
     shopgrowth(data, &["budget", "limit", "campaign:d11", "day", "50000"]);
     let budget = shopgrowth(data, &["budget", "show", "campaign:d11"]);

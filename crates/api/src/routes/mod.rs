@@ -9,6 +9,7 @@
 //! - [`budgets`]: limits (scope `admin`), usage (`read`), spends and reverts (`ingest`).
 //! - [`red_packets`]: red packets and their claims (scopes `ingest`, `read`).
 //! - [`groups`]: group buying (拼团): deals (scope `admin`), groups and members (`ingest`), progress (`read`).
+//! - [`trail`]: the promotion trail: entries, an exactly-once feed, funnels (scope `read`).
 //! - [`pricing`]: cart quotes, a dry run of the promotion engine (scope `read`).
 //! - [`recommend`]: recommendations per scene (scope `read`), the model and retraining (`admin`).
 //! - [`admin`]: API keys and store statistics (scope `admin`).
@@ -25,6 +26,7 @@ pub mod ingest;
 pub mod pricing;
 pub mod recommend;
 pub mod red_packets;
+pub mod trail;
 
 use crate::AppState;
 use axum::routing::{delete, get, post, put};
@@ -106,6 +108,9 @@ pub fn api_v1() -> Router<AppState> {
         .route("/coupon-centre", get(coupons::centre))
         .route("/coupons/{code}/redeem", post(coupons::redeem))
         .route("/coupons/{code}/release", post(coupons::release))
+        .route("/promotion-events", get(trail::list))
+        .route("/promotion-events/feed", get(trail::feed))
+        .route("/promotions/report", get(trail::report))
         .route("/stats", get(admin::stats))
         .route("/openapi.json", get(admin::openapi))
 }

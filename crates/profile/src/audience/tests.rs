@@ -189,6 +189,13 @@ enum Step {
         day: i32,
         amount: i64,
     },
+    Promotion {
+        user: usize,
+        day: i32,
+        promotion: usize,
+        kind: usize,
+        amount: i64,
+    },
 }
 
 const SKUS: [&str; 4] = ["milk", "phone", "nappy", "case"];
@@ -231,6 +238,15 @@ fn arb_step() -> impl Strategy<Value = Step> {
             day,
             amount
         }),
+        (0usize..8, 0i32..400, 0usize..4, 0usize..6, 0i64..2_000).prop_map(
+            |(user, day, promotion, kind, amount)| Step::Promotion {
+                user,
+                day,
+                promotion,
+                kind,
+                amount
+            }
+        ),
     ]
 }
 
@@ -273,6 +289,20 @@ fn fact(a: &mut Audience, step: &Step) -> Fact {
         Step::Refund { user, day, amount } => {
             a.refund_fact(&id(*user), noon(today() - day), *amount)
         }
+        Step::Promotion {
+            user,
+            day,
+            promotion,
+            kind,
+            amount,
+        } => a.promotion_fact(&PromotionInput {
+            user: &id(*user),
+            time: noon(today() - day),
+            promotion: PromotionType::ALL[*promotion],
+            kind: PromotionKind::ALL[*kind],
+            id: if day % 2 == 0 { "p-even" } else { "p-odd" },
+            amount: *amount,
+        }),
     }
 }
 
@@ -296,6 +326,11 @@ fn configured() -> Audience {
         .unwrap_or_else(|e| panic!("{e}"));
     a.save_segment("t", r#"in segment "s" AND NOT tag "value:low""#)
         .unwrap_or_else(|e| panic!("{e}"));
+    a.save_segment(
+        "hoarders",
+        r#"coupons_received >= 2 AND coupon_use_pct < 50 OR did coupon_redeemed where promotion = "p-even" in last 90 days"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     a
 }
 
