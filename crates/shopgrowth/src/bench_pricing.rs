@@ -32,6 +32,8 @@ pub struct PricingBenchReport {
     pub seconds: f64,
     pub carts_per_second: f64,
     pub mean_applied: f64,
+    /// Promotions that could apply (audience, code, lines and threshold met), chosen or not.
+    pub mean_candidates: f64,
     pub mean_combinations: f64,
     pub greedy_carts: usize,
 }
@@ -166,11 +168,16 @@ pub fn run(args: PricingBenchArgs) -> PricingBenchReport {
     // A pool of distinct carts, generated before the clock starts.
     let pool: Vec<Cart> = (0..1_000).map(|_| cart(&mut rng, args.lines)).collect();
     let customer = Customer::default();
-    let (mut applied, mut combinations, mut greedy) = (0usize, 0usize, 0usize);
+    let (mut applied, mut candidates, mut combinations, mut greedy) = (0usize, 0, 0, 0);
     let started = Instant::now();
     for i in 0..args.carts {
         let q = price(&pool[i % pool.len()], &customer, &live);
         applied += q.applied.len();
+        candidates += q.applied.len()
+            + q.not_applied
+                .iter()
+                .filter(|n| n.code == "not_chosen")
+                .count();
         combinations += q.combinations;
         greedy += usize::from(q.cut_short);
     }
@@ -182,6 +189,7 @@ pub fn run(args: PricingBenchArgs) -> PricingBenchReport {
         seconds,
         carts_per_second: args.carts as f64 / seconds,
         mean_applied: applied as f64 / args.carts as f64,
+        mean_candidates: candidates as f64 / args.carts as f64,
         mean_combinations: combinations as f64 / args.carts as f64,
         greedy_carts: greedy,
     }
