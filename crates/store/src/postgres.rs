@@ -14,6 +14,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 
+/// Most bucket rows a sale's stock is split into.
+const MAX_FLASH_BUCKETS: i64 = 16;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Debug, Clone)]
@@ -1487,8 +1490,11 @@ impl PgStore {
             .collect()
     }
 
+    /// Stores a sale with its stock split over up to [`MAX_FLASH_BUCKETS`] bucket rows, in one
+    /// transaction.
     pub async fn create_flash_sale(&self, f: FlashSaleRecord) -> Result<bool> {
-        Ok(sqlx::query(INSERT_FLASH_SALE)
+        let mut tx = self.pool.begin().await?;
+        let created = sqlx::query(INSERT_FLASH_SALE)
             .bind(&f.id)
             .bind(&f.sku)
             .bind(f.price)
@@ -1498,10 +1504,23 @@ impl PgStore {
             .bind(f.ends_at)
             .bind(f.hold_ms)
             .bind(f.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
-            == 1)
+            == 1;
+        if created {
+            let n = flash_buckets(f.stock, MAX_FLASH_BUCKETS);
+            for b in 0..n {
+                sqlx::query(INSERT_FLASH_BUCKET)
+                    .bind(&f.id)
+                    .bind(b as i32)
+                    .bind(flash_bucket_stock(f.stock, n, b))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(created)
     }
 
     pub async fn flash_sale(&self, id: String) -> Result<Option<FlashSaleRecord>> {
@@ -1548,14 +1567,8 @@ impl PgStore {
         if let Some(r) = Self::reservation_in(&mut tx, &reservation_id).await? {
             return repeated_reservation(r, &sale_id, &user_id);
         }
-        let taken = sqlx::query(TAKE_FLASH_STOCK)
-            .bind(&sale_id)
-            .bind(quantity)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
+        let bucket =
+            Self::take_flash_bucket(&mut tx, &sale_id, &reservation_id, quantity, now).await?;
         let row = sqlx::query(&format!(
             "SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = $1"
         ))
@@ -1570,9 +1583,9 @@ impl PgStore {
                 entity: "flash sale",
                 id: sale_id.clone(),
             })?;
-        if !taken {
+        let Some(bucket) = bucket else {
             return Err(flash_refusal(&sale, now));
-        }
+        };
         if sqlx::query(TAKE_FLASH_USER)
             .bind(&sale_id)
             .bind(&user_id)
@@ -1593,6 +1606,7 @@ impl PgStore {
             .bind(r.quantity)
             .bind(r.expires_at)
             .bind(r.created_at)
+            .bind(bucket)
             .execute(&mut *tx)
             .await;
         if let Err(sqlx::Error::Database(e)) = &inserted {
@@ -1615,6 +1629,63 @@ impl PgStore {
         pg_trail_reservation(&mut tx, &r.id, now, "reserved").await?;
         tx.commit().await?;
         Ok(Reserved::New(r))
+    }
+
+    /// Takes `quantity` units from one of the sale's buckets, by its conditional write; the
+    /// bucket, or None when the sale is closed or no bucket has room. Buyers start at a bucket
+    /// chosen by their reservation id and skip the buckets other transactions hold, so
+    /// reservations commit in parallel; only when every bucket with room is held does it wait
+    /// for them, one at a time, so "sold out" is never said while units are left.
+    async fn take_flash_bucket(
+        tx: &mut Tx,
+        sale_id: &str,
+        reservation_id: &str,
+        quantity: i64,
+        now: i64,
+    ) -> Result<Option<i32>> {
+        let n = MAX_FLASH_BUCKETS;
+        let start = reservation_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            })
+            % n as u64;
+        let free: Option<i32> = sqlx::query_scalar(&format!(
+            "{FLASH_BUCKETS_WITH_ROOM} LIMIT 1 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(sale_id)
+        .bind(quantity)
+        .bind(start as i64)
+        .bind(n)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let candidates: Vec<i32> = match free {
+            Some(b) => vec![b],
+            None => {
+                sqlx::query_scalar(FLASH_BUCKETS_WITH_ROOM)
+                    .bind(sale_id)
+                    .bind(quantity)
+                    .bind(start as i64)
+                    .bind(n)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+        };
+        for b in candidates {
+            let taken = sqlx::query(TAKE_FLASH_STOCK)
+                .bind(sale_id)
+                .bind(b)
+                .bind(quantity)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if taken {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
     }
 
     pub async fn confirm_flash(
@@ -1654,6 +1725,7 @@ impl PgStore {
             sqlx::query(RETURN_FLASH_STOCK)
                 .bind(&r.sale_id)
                 .bind(r.quantity)
+                .bind(&r.id)
                 .execute(&mut **tx)
                 .await?;
             sqlx::query(RETURN_FLASH_USER)

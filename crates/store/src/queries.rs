@@ -490,31 +490,55 @@ pub fn transition_sql(from: &[&str]) -> String {
     TRANSITION_CAMPAIGN.replace("= ANY_OF_STATES", &format!("IN ({list})"))
 }
 
+/// A sale's columns; `taken` is the sum of its buckets.
 pub const FLASH_SALE_COLUMNS: &str =
-    "id, sku, price, stock, taken, per_user_limit, starts_at, ends_at, \
-     hold_ms, created_at";
+    "id, sku, price, stock, (SELECT CAST(COALESCE(SUM(b.taken), 0) AS BIGINT) \
+     FROM flash_sale_buckets b WHERE b.sale_id = flash_sales.id), per_user_limit, starts_at, \
+     ends_at, hold_ms, created_at";
 pub const INSERT_FLASH_SALE: &str =
     "INSERT INTO flash_sales (id, sku, price, stock, per_user_limit, \
      starts_at, ends_at, hold_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (id) DO NOTHING";
 pub const RESERVATION_COLUMNS: &str =
     "id, sale_id, user_id, quantity, state, expires_at, created_at";
-/// Takes units from the stock, only while the sale is open and enough are left: the stock's only
-/// taking write.
-pub const TAKE_FLASH_STOCK: &str = "UPDATE flash_sales SET taken = taken + $2 \
-     WHERE id = $1 AND taken + $2 <= stock AND starts_at <= $3 AND $3 < ends_at";
+pub const INSERT_FLASH_BUCKET: &str =
+    "INSERT INTO flash_sale_buckets (sale_id, bucket, stock) VALUES ($1, $2, $3)";
+/// Buckets of a sale with room for `$2` units, starting from bucket `$3` of `$4` (so buyers
+/// spread over them).
+pub const FLASH_BUCKETS_WITH_ROOM: &str = "SELECT bucket FROM flash_sale_buckets \
+     WHERE sale_id = $1 AND taken + $2 <= stock ORDER BY (bucket + $4 - $3) % $4";
+/// Takes units from one bucket, only while the sale is open and enough are left in it: the
+/// stock's only taking write.
+pub const TAKE_FLASH_STOCK: &str = "UPDATE flash_sale_buckets SET taken = taken + $3 \
+     WHERE sale_id = $1 AND bucket = $2 AND taken + $3 <= stock AND EXISTS (SELECT 1 \
+     FROM flash_sales s WHERE s.id = $1 AND s.starts_at <= $4 AND $4 < s.ends_at)";
 pub const TAKE_FLASH_USER: &str = "INSERT INTO flash_sale_users (sale_id, user_id, quantity) \
      VALUES ($1, $2, $3) ON CONFLICT (sale_id, user_id) DO UPDATE \
      SET quantity = flash_sale_users.quantity + $3 WHERE flash_sale_users.quantity + $3 <= $4";
 pub const INSERT_RESERVATION: &str =
     "INSERT INTO flash_reservations (id, sale_id, user_id, quantity, \
-     state, expires_at, created_at) VALUES ($1, $2, $3, $4, 'reserved', $5, $6)";
+     state, expires_at, created_at, bucket) VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7)";
 pub const CONFIRM_RESERVATION: &str = "UPDATE flash_reservations SET state = 'confirmed' \
      WHERE id = $1 AND state = 'reserved' AND expires_at > $2";
 /// Releases one reservation that is still held (expired, or given up), returning its units.
 pub const RELEASE_RESERVATION: &str = "UPDATE flash_reservations SET state = 'released' \
      WHERE id = $1 AND state = 'reserved' AND (expires_at <= $2 OR $3)";
-pub const RETURN_FLASH_STOCK: &str = "UPDATE flash_sales SET taken = taken - $2 WHERE id = $1";
+/// Returns a reservation's (`$3`) units to the bucket it took them from.
+pub const RETURN_FLASH_STOCK: &str = "UPDATE flash_sale_buckets SET taken = taken - $2 \
+     WHERE sale_id = $1 AND bucket = (SELECT bucket FROM flash_reservations WHERE id = $3)";
+
+/// How many buckets a sale's stock is split into: one per 8 units, at most 16 (on PostgreSQL;
+/// the single-writer SQLite store keeps one). Enough rows that concurrent reservations rarely
+/// wait on each other, few enough that the last units are found in one read.
+pub fn flash_buckets(stock: i64, max: i64) -> i64 {
+    (stock / 8).clamp(1, max.max(1))
+}
+
+/// Bucket `b`'s share of the stock: equal parts, the first buckets one more unit each until the
+/// parts sum to the stock exactly.
+pub fn flash_bucket_stock(stock: i64, buckets: i64, b: i64) -> i64 {
+    stock / buckets + i64::from(b < stock % buckets)
+}
 pub const RETURN_FLASH_USER: &str =
     "UPDATE flash_sale_users SET quantity = quantity - $3 WHERE sale_id = $1 AND user_id = $2";
 pub const EXPIRED_RESERVATIONS: &str = "SELECT id FROM flash_reservations \
@@ -661,4 +685,22 @@ pub fn trail_query(f: &crate::records::TrailFilter) -> (String, Vec<String>) {
         ),
         texts,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_shares_sum_to_the_stock() {
+        for stock in [0, 1, 7, 8, 9, 100, 10_000, 10_007] {
+            let n = flash_buckets(stock, 16);
+            assert!((1..=16).contains(&n));
+            let shares: Vec<i64> = (0..n).map(|b| flash_bucket_stock(stock, n, b)).collect();
+            assert_eq!(shares.iter().sum::<i64>(), stock, "{stock}");
+            assert!(shares.iter().max().unwrap_or(&0) - shares.iter().min().unwrap_or(&0) <= 1);
+        }
+        assert_eq!(flash_buckets(100, 16), 12);
+        assert_eq!(flash_buckets(100, 1), 1);
+    }
 }

@@ -120,6 +120,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "promotion_trail",
         include_str!("../migrations/sqlite/0012_promotion_trail.sql"),
     ),
+    (
+        13,
+        "flash_buckets",
+        include_str!("../migrations/sqlite/0013_flash_buckets.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1519,9 +1524,10 @@ impl SqliteStore {
         .await
     }
 
+    /// Stores a sale with its stock in one bucket (one writer: nothing waits on a row here).
     pub async fn create_flash_sale(&self, f: FlashSaleRecord) -> Result<bool> {
         self.write(move |conn| {
-            Ok(conn.execute(
+            let created = conn.execute(
                 &lite(INSERT_FLASH_SALE),
                 params![
                     f.id,
@@ -1534,7 +1540,11 @@ impl SqliteStore {
                     f.hold_ms,
                     f.created_at
                 ],
-            )? == 1)
+            )? == 1;
+            if created {
+                conn.execute(&lite(INSERT_FLASH_BUCKET), params![f.id, 0, f.stock])?;
+            }
+            Ok(created)
         })
         .await
     }
@@ -1583,13 +1593,24 @@ impl SqliteStore {
                     entity: "flash sale",
                     id: sale_id.clone(),
                 })?;
-            if conn
-                .prepare_cached(&lite(TAKE_FLASH_STOCK))?
-                .execute(params![sale_id, quantity, now])?
-                == 0
-            {
-                return Err(flash_refusal(&sale, now));
+            let with_room: Vec<i64> = conn
+                .prepare_cached(&lite(FLASH_BUCKETS_WITH_ROOM))?
+                .query_map(params![sale_id, quantity, 0, 1], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut bucket = None;
+            for b in with_room {
+                if conn
+                    .prepare_cached(&lite(TAKE_FLASH_STOCK))?
+                    .execute(params![sale_id, b, quantity, now])?
+                    == 1
+                {
+                    bucket = Some(b);
+                    break;
+                }
             }
+            let Some(bucket) = bucket else {
+                return Err(flash_refusal(&sale, now));
+            };
             if conn
                 .prepare_cached(&lite(TAKE_FLASH_USER))?
                 .execute(params![sale_id, user_id, quantity, sale.per_user_limit])?
@@ -1605,7 +1626,8 @@ impl SqliteStore {
                     r.user_id,
                     r.quantity,
                     r.expires_at,
-                    r.created_at
+                    r.created_at,
+                    bucket
                 ])?;
             conn.prepare_cached(&lite(TRAIL_FLASH_RESERVATION))?
                 .execute(params![r.id, now, "reserved"])?;
@@ -2540,7 +2562,10 @@ fn release_flash_on(conn: &Connection, id: &str, give_up: bool, now: i64) -> Res
     if conn.execute(&lite(RELEASE_RESERVATION), params![id, now, give_up])? == 0 {
         return Ok(false);
     }
-    conn.execute(&lite(RETURN_FLASH_STOCK), params![r.sale_id, r.quantity])?;
+    conn.execute(
+        &lite(RETURN_FLASH_STOCK),
+        params![r.sale_id, r.quantity, r.id],
+    )?;
     conn.execute(
         &lite(RETURN_FLASH_USER),
         params![r.sale_id, r.user_id, r.quantity],
