@@ -227,8 +227,10 @@ pub async fn reserve(
             Timestamp::now().0,
         )
         .await;
-    if let Err(shopgrowth_store::Error::SoldOut { .. }) = &reserved {
-        state.sold_out.close(&id);
+    match &reserved {
+        Err(shopgrowth_store::Error::SoldOut { .. }) => state.sold_out.close(&id),
+        Ok(Reserved::New(_)) => state.sold_out.reopen(&id),
+        _ => {}
     }
     match reserved? {
         Reserved::New(r) => Ok((StatusCode::CREATED, Json(r.into()))),
@@ -290,9 +292,12 @@ fn sold_out(sale: String) -> ApiError {
 
 /// Admission control for the stampede after a sale sells out: once the store has refused a sale
 /// as sold out, this node refuses further attempts at it for [`SoldOutGate::CLOSED_FOR`] without
-/// a store write (a retried reservation id is still looked up, so it gets its hold back), so the crowd that arrives too late costs no writes. The gate only ever
-/// refuses, so it cannot oversell; units that come back (a hold given up or run out) sell again
-/// once the gate reopens: at once for a release on this node, within `CLOSED_FOR` otherwise.
+/// a store write (a retried reservation id is still looked up, so it gets its hold back), so the
+/// crowd that arrives too late costs no writes. When that time is up, one attempt goes through as
+/// a probe while the others are still refused (half-open): sold out again closes the gate for
+/// another `CLOSED_FOR`, a unit taken opens it. The gate only ever refuses, so it cannot oversell;
+/// units that come back (a hold given up or run out) sell again at once for a release on this
+/// node, otherwise at the next probe.
 #[derive(Debug, Default)]
 pub struct SoldOutGate {
     closed_until: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
@@ -301,15 +306,26 @@ pub struct SoldOutGate {
 impl SoldOutGate {
     pub const CLOSED_FOR: std::time::Duration = std::time::Duration::from_millis(250);
 
+    /// Whether to refuse an attempt now. The first attempt after the closed time is let through
+    /// as the probe, and the gate stays closed around it until its answer (or `CLOSED_FOR`).
     pub fn is_closed(&self, sale: &str) -> bool {
         let mut closed = self.lock();
-        match closed.get(sale) {
-            Some(until) if *until > std::time::Instant::now() => true,
-            Some(_) => {
-                closed.remove(sale);
+        let now = std::time::Instant::now();
+        match closed.get_mut(sale) {
+            Some(until) if *until > now => true,
+            Some(until) => {
+                *until = now + Self::CLOSED_FOR;
                 false
             }
             None => false,
+        }
+    }
+
+    /// A unit of the sale was taken: let everyone through again.
+    pub fn reopen(&self, sale: &str) {
+        let mut closed = self.lock();
+        if !closed.is_empty() {
+            closed.remove(sale);
         }
     }
 
@@ -399,6 +415,12 @@ mod tests {
         assert!(!gate.is_closed("a"), "a release reopens at once");
         gate.close("a");
         std::thread::sleep(SoldOutGate::CLOSED_FOR + std::time::Duration::from_millis(20));
-        assert!(!gate.is_closed("a"), "and time does");
+        assert!(!gate.is_closed("a"), "time lets one probe through");
+        assert!(gate.is_closed("a"), "the others wait for its answer");
+        gate.reopen("a");
+        assert!(
+            !gate.is_closed("a") && !gate.is_closed("a"),
+            "a unit taken opens it"
+        );
     }
 }
