@@ -184,31 +184,58 @@ pub fn parse_minor(text: &str, digits: u32, rounding: Rounding) -> Result<i64, M
 /// (ties to the earlier part). The parts always sum to `total`. With no positive weight, all
 /// of it goes to the first part.
 pub fn allocate(total: i64, weights: &[i64]) -> Vec<i64> {
+    let mut parts = Vec::with_capacity(weights.len());
+    allocate_into(total, weights, &mut parts, &mut Vec::new());
+    parts
+}
+
+/// [`allocate`] into `parts` (cleared first), with `remainders` as scratch space: no allocation
+/// once both have grown to the number of weights. Shares are worked out in 64-bit arithmetic
+/// where the products fit, else in 128-bit; the result is the same.
+pub fn allocate_into(
+    total: i64,
+    weights: &[i64],
+    parts: &mut Vec<i64>,
+    remainders: &mut Vec<(i128, usize)>,
+) {
+    parts.clear();
+    remainders.clear();
     if weights.is_empty() {
-        return Vec::new();
+        return;
     }
     let sum: i128 = weights.iter().map(|&w| i128::from(w.max(0))).sum();
     if sum == 0 {
-        let mut parts = vec![0; weights.len()];
+        parts.resize(weights.len(), 0);
         parts[0] = total;
-        return parts;
+        return;
     }
-    let total128 = i128::from(total);
-    let mut parts = Vec::with_capacity(weights.len());
-    let mut remainders = Vec::with_capacity(weights.len());
+    let small = i64::try_from(sum).ok().filter(|_| {
+        weights
+            .iter()
+            .all(|&w| total.checked_mul(w.max(0)).is_some())
+    });
     for (i, &w) in weights.iter().enumerate() {
-        let exact = total128 * i128::from(w.max(0));
-        parts.push((exact.div_euclid(sum)) as i64);
-        remainders.push((exact.rem_euclid(sum), i));
+        let (part, rem) = match small {
+            Some(sum64) => {
+                let exact = total * w.max(0);
+                (exact.div_euclid(sum64), i128::from(exact.rem_euclid(sum64)))
+            }
+            None => {
+                let exact = i128::from(total) * i128::from(w.max(0));
+                ((exact.div_euclid(sum)) as i64, exact.rem_euclid(sum))
+            }
+        };
+        parts.push(part);
+        remainders.push((rem, i));
     }
-    let mut left = total - parts.iter().sum::<i64>();
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for &(_, i) in remainders.iter().cycle().take(left.unsigned_abs() as usize) {
-        parts[i] += left.signum();
+    let left = total - parts.iter().sum::<i64>();
+    if left != 0 {
+        remainders.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(_, i) in remainders.iter().cycle().take(left.unsigned_abs() as usize) {
+            parts[i] += left.signum();
+        }
     }
-    left = total - parts.iter().sum::<i64>();
-    debug_assert_eq!(left, 0);
-    parts
+    debug_assert_eq!(total, parts.iter().sum::<i64>());
 }
 
 #[cfg(test)]
@@ -282,6 +309,34 @@ mod tests {
                     prop_assert!((i128::from(*p) * wsum - exact).abs() <= wsum);
                 }
             }
+        }
+
+        #[test]
+        fn the_64_bit_path_matches_128_bit_arithmetic(
+            total in -1_000_000_000_000i64..1_000_000_000_000,
+            weights in proptest::collection::vec(0i64..4_000_000_000_000, 1..12),
+        ) {
+            // The reference: every share in 128 bits, remainders sorted, one unit each.
+            let sum: i128 = weights.iter().map(|&w| i128::from(w)).sum();
+            let mut want: Vec<i64> = Vec::new();
+            let mut rem: Vec<(i128, usize)> = Vec::new();
+            for (i, &w) in weights.iter().enumerate() {
+                let exact = i128::from(total) * i128::from(w);
+                if sum == 0 { break; }
+                want.push(exact.div_euclid(sum) as i64);
+                rem.push((exact.rem_euclid(sum), i));
+            }
+            if sum == 0 {
+                want = vec![0; weights.len()];
+                want[0] = total;
+            } else {
+                rem.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+                let left = total - want.iter().sum::<i64>();
+                for &(_, i) in rem.iter().cycle().take(left.unsigned_abs() as usize) {
+                    want[i] += left.signum();
+                }
+            }
+            prop_assert_eq!(allocate(total, &weights), want);
         }
 
         #[test]

@@ -24,7 +24,7 @@
 //!   goes negative.
 
 use serde::{Deserialize, Serialize};
-use shopgrowth_core::money::allocate;
+use shopgrowth_core::money::allocate_into;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most combinations evaluated before falling back to the greedy choice.
@@ -293,16 +293,24 @@ struct State {
     shipping: i64,
 }
 
-/// What one promotion gives on a state.
+/// What one promotion gives on a state. Kept and refilled by the search, so evaluating a
+/// promotion allocates nothing once the buffers have grown.
 #[derive(Debug, Default, Clone)]
 struct Effect {
     /// Per canonical line.
     lines: Vec<(usize, i64)>,
     shipping: i64,
-    gift: Option<(String, i64)>,
+    /// The value of the gift added (its SKU is the rule's), 0 for none.
+    gift: i64,
 }
 
 impl Effect {
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.shipping = 0;
+        self.gift = 0;
+    }
+
     fn apply(&self, state: &mut State) {
         for &(i, d) in &self.lines {
             state.amounts[i] -= d;
@@ -310,45 +318,121 @@ impl Effect {
         state.shipping -= self.shipping;
     }
 
+    fn undo(&self, state: &mut State) {
+        for &(i, d) in &self.lines {
+            state.amounts[i] += d;
+        }
+        state.shipping += self.shipping;
+    }
+
     fn value(&self) -> i64 {
-        self.lines.iter().map(|(_, d)| d).sum::<i64>()
-            + self.shipping
-            + self.gift.as_ref().map_or(0, |g| g.1)
+        self.lines.iter().map(|(_, d)| d).sum::<i64>() + self.shipping + self.gift
     }
 }
 
-/// Splits `discount` over `lines` in proportion to their current amounts, never more than is left.
-fn spread(discount: i64, lines: &[usize], state: &State) -> Vec<(usize, i64)> {
-    let weights: Vec<i64> = lines.iter().map(|&i| state.amounts[i]).collect();
-    let left: i64 = weights.iter().sum();
+/// Reused working space for evaluating promotions.
+#[derive(Debug, Default)]
+struct Scratch {
+    weights: Vec<i64>,
+    parts: Vec<i64>,
+    remainders: Vec<(i128, usize)>,
+    /// (unit value, canonical line, units) runs for buy X get Y.
+    runs: Vec<(i64, usize, i64)>,
+    members: Vec<usize>,
+}
+
+/// Splits `discount` over `lines` in proportion to their current amounts, never more than is
+/// left, into `out`.
+fn spread(
+    discount: i64,
+    lines: &[usize],
+    state: &State,
+    out: &mut Vec<(usize, i64)>,
+    scratch: &mut Scratch,
+) {
+    scratch.weights.clear();
+    scratch
+        .weights
+        .extend(lines.iter().map(|&i| state.amounts[i]));
+    let left: i64 = scratch.weights.iter().sum();
     let discount = discount.clamp(0, left.max(0));
     if discount == 0 {
-        return Vec::new();
+        return;
     }
-    lines
-        .iter()
-        .copied()
-        .zip(allocate(discount, &weights))
-        .filter(|(_, d)| *d > 0)
-        .collect()
+    allocate_into(
+        discount,
+        &scratch.weights,
+        &mut scratch.parts,
+        &mut scratch.remainders,
+    );
+    out.extend(
+        lines
+            .iter()
+            .copied()
+            .zip(scratch.parts.iter().copied())
+            .filter(|(_, d)| *d > 0),
+    );
 }
 
-/// Groups of eligible lines: one per store, or one for all.
-fn groups(lines: &[CartLine], eligible: &[usize], across: bool) -> Vec<Vec<usize>> {
-    if across {
-        return vec![eligible.to_vec()];
+/// A promotion that could apply to the cart, with the lines it looks at.
+struct Candidate<'a> {
+    p: &'a Promotion,
+    /// Canonical lines in scope; for a per-store threshold rule, ordered by store so that each
+    /// store's lines are one run (in canonical order within it).
+    eligible: Vec<usize>,
+    /// The runs of `eligible` a threshold rule reads as one: one per store, or one for all.
+    groups: Vec<std::ops::Range<usize>>,
+}
+
+impl<'a> Candidate<'a> {
+    fn new(p: &'a Promotion, mut eligible: Vec<usize>, lines: &[CartLine]) -> Self {
+        let per_store = matches!(
+            p.rule,
+            Rule::Threshold {
+                across_stores: false,
+                ..
+            } | Rule::PerEvery {
+                across_stores: false,
+                ..
+            }
+        );
+        let mut groups = Vec::new();
+        if per_store {
+            eligible.sort_by(|&a, &b| {
+                (lines[a].store.as_deref(), a).cmp(&(lines[b].store.as_deref(), b))
+            });
+            let mut start = 0;
+            for k in 1..=eligible.len() {
+                if k == eligible.len() || lines[eligible[k]].store != lines[eligible[start]].store {
+                    groups.push(start..k);
+                    start = k;
+                }
+            }
+        } else {
+            groups.push(0..eligible.len());
+        }
+        Candidate {
+            p,
+            eligible,
+            groups,
+        }
     }
-    let mut by: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
-    for &i in eligible {
-        by.entry(lines[i].store.as_deref()).or_default().push(i);
-    }
-    by.into_values().collect()
 }
 
 struct Priced<'a> {
     lines: &'a [CartLine],
     originals: Vec<i64>,
     customer: &'a Customer,
+}
+
+/// Units of value `v` at positions `[from, from + n)` of the dearest-first order that are free
+/// under buy X get Y: the last `get` of every `buy + get`, in the first `times` rounds.
+fn free_units(from: i64, n: i64, buy: i64, size: i64, times: i64) -> i64 {
+    let free_before = |x: i64| {
+        let x = x.min(times * size);
+        (x / size) * (size - buy) + (x % size - buy).max(0)
+    };
+    free_before(from + n) - free_before(from)
 }
 
 impl Priced<'_> {
@@ -360,7 +444,10 @@ impl Priced<'_> {
         }
     }
 
-    fn effect(&self, p: &Promotion, eligible: &[usize], state: &State) -> Effect {
+    /// What `c` gives on `state`, into `out` (cleared first).
+    fn effect(&self, c: &Candidate<'_>, state: &State, out: &mut Effect, scratch: &mut Scratch) {
+        out.clear();
+        let (p, eligible) = (c.p, c.eligible.as_slice());
         let lines = self.lines;
         let base_sum = |group: &[usize]| {
             group
@@ -368,7 +455,6 @@ impl Priced<'_> {
                 .map(|&i| self.base_of(p, state, i))
                 .sum::<i64>()
         };
-        let mut effect = Effect::default();
         match &p.rule {
             Rule::PriceCut { off_per_unit } => {
                 for &i in eligible {
@@ -377,33 +463,29 @@ impl Priced<'_> {
                         .min(state.amounts[i])
                         .max(0);
                     if d > 0 {
-                        effect.lines.push((i, d));
+                        out.lines.push((i, d));
                     }
                 }
             }
-            Rule::Threshold {
-                tiers,
-                across_stores,
-            } => {
-                for group in groups(lines, eligible, *across_stores) {
-                    let base = base_sum(&group);
+            Rule::Threshold { tiers, .. } => {
+                for g in &c.groups {
+                    let group = &eligible[g.clone()];
+                    let base = base_sum(group);
                     let off = tiers
                         .iter()
                         .filter(|t| base >= t.threshold)
                         .map(|t| t.off)
                         .max()
                         .unwrap_or(0);
-                    effect.lines.extend(spread(off, &group, state));
+                    spread(off, group, state, &mut out.lines, scratch);
                 }
             }
             Rule::PerEvery {
-                every,
-                off,
-                cap,
-                across_stores,
+                every, off, cap, ..
             } => {
-                for group in groups(lines, eligible, *across_stores) {
-                    let base = base_sum(&group);
+                for g in &c.groups {
+                    let group = &eligible[g.clone()];
+                    let base = base_sum(group);
                     let mut d = if *every > 0 {
                         (base / every).saturating_mul(*off)
                     } else {
@@ -412,7 +494,7 @@ impl Priced<'_> {
                     if let Some(c) = cap {
                         d = d.min(*c);
                     }
-                    effect.lines.extend(spread(d, &group, state));
+                    spread(d, group, state, &mut out.lines, scratch);
                 }
             }
             Rule::PercentOff {
@@ -426,7 +508,7 @@ impl Priced<'_> {
                     if let Some(c) = cap {
                         d = d.min(*c);
                     }
-                    effect.lines.extend(spread(d, eligible, state));
+                    spread(d, eligible, state, &mut out.lines, scratch);
                 }
             }
             Rule::NthItemOff { nth, percent_bp } => {
@@ -441,7 +523,7 @@ impl Priced<'_> {
                     let share = (i128::from(base) * i128::from(units) / i128::from(q)) as i64;
                     let d = percent_of(share, *percent_bp).min(state.amounts[i]);
                     if d > 0 {
-                        effect.lines.push((i, d));
+                        out.lines.push((i, d));
                     }
                 }
             }
@@ -451,77 +533,91 @@ impl Priced<'_> {
                 max_times,
             } => {
                 if *buy < 0 || *get <= 0 {
-                    return effect;
+                    return;
                 }
                 // Every unit with its value (a line's amount spread over its units, the extra
-                // cents on its first units), dearest first; ties by canonical line.
-                let mut units: Vec<(i64, usize)> = Vec::new();
+                // cents on its first units), dearest first, ties by canonical line: as runs of
+                // equal units, at most two per line.
+                let runs = &mut scratch.runs;
+                runs.clear();
                 for &i in eligible {
                     let (q, a) = (lines[i].quantity, self.base_of(p, state, i));
                     if q <= 0 {
                         continue;
                     }
-                    for u in 0..q.min(10_000) {
-                        units.push((a / q + i64::from(u < a % q), i));
+                    let counted = q.min(10_000);
+                    let dearer = (a % q).min(counted);
+                    if dearer > 0 {
+                        runs.push((a / q + 1, i, dearer));
+                    }
+                    if counted > dearer {
+                        runs.push((a / q, i, counted - dearer));
                     }
                 }
-                units.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-                let size = (buy + get) as usize;
-                let mut times = (units.len() / size.max(1)) as i64;
+                runs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+                let size = buy + get;
+                let total: i64 = runs.iter().map(|r| r.2).sum();
+                let mut times = total / size;
                 if let Some(m) = max_times {
                     times = times.min(*m);
                 }
-                let mut per_line: BTreeMap<usize, i64> = BTreeMap::new();
-                for g in 0..times as usize {
-                    for &(v, i) in &units[g * size + *buy as usize..(g + 1) * size] {
-                        *per_line.entry(i).or_default() += v;
+                let mut at = 0;
+                let start = out.lines.len();
+                for &(v, i, n) in runs.iter() {
+                    let free = free_units(at, n, *buy, size, times);
+                    at += n;
+                    if free == 0 {
+                        continue;
+                    }
+                    match out.lines[start..].iter_mut().find(|(l, _)| *l == i) {
+                        Some(entry) => entry.1 += free * v,
+                        None => out.lines.push((i, free * v)),
                     }
                 }
-                for (i, d) in per_line {
-                    let d = d.min(state.amounts[i]);
-                    if d > 0 {
-                        effect.lines.push((i, d));
-                    }
+                for entry in &mut out.lines[start..] {
+                    entry.1 = entry.1.min(state.amounts[entry.0]);
                 }
+                out.lines.retain(|(_, d)| *d > 0);
             }
             Rule::Gift {
-                threshold,
-                sku,
-                value,
+                threshold, value, ..
             } => {
                 if !eligible.is_empty() && base_sum(eligible) >= *threshold && *value > 0 {
-                    effect.gift = Some((sku.clone(), *value));
+                    out.gift = *value;
                 }
             }
             Rule::Bundle { skus, price } => {
                 if skus.is_empty() {
-                    return effect;
+                    return;
                 }
-                // Per bundle SKU: its lines, units and value per unit.
-                let mut members: Vec<(Vec<usize>, i64, i64)> = Vec::new();
-                for sku in skus {
-                    let ls: Vec<usize> = eligible
+                // Per bundle SKU: its units and value; as many bundles as the scarcest allows.
+                let member = |sku: &String| {
+                    eligible
                         .iter()
-                        .copied()
-                        .filter(|&i| &lines[i].sku == sku)
-                        .collect();
-                    let units: i64 = ls.iter().map(|&i| lines[i].quantity).sum();
-                    let value: i64 = ls.iter().map(|&i| self.base_of(p, state, i)).sum();
-                    members.push((ls, units, value));
-                }
-                let bundles = members.iter().map(|m| m.1).min().unwrap_or(0);
+                        .filter(|&&i| &lines[i].sku == sku)
+                        .fold((0i64, 0i64), |(u, v), &i| {
+                            (u + lines[i].quantity, v + self.base_of(p, state, i))
+                        })
+                };
+                let bundles = skus.iter().map(|s| member(s).0).min().unwrap_or(0);
                 if bundles <= 0 {
-                    return effect;
+                    return;
                 }
-                let in_bundles: i64 = members
+                let in_bundles: i64 = skus
                     .iter()
-                    .map(|(_, units, value)| {
-                        (i128::from(*value) * i128::from(bundles) / i128::from(*units)) as i64
+                    .map(|s| {
+                        let (units, value) = member(s);
+                        (i128::from(value) * i128::from(bundles) / i128::from(units)) as i64
                     })
                     .sum();
                 let d = in_bundles - price.saturating_mul(bundles);
-                let all: Vec<usize> = members.iter().flat_map(|m| m.0.iter().copied()).collect();
-                effect.lines.extend(spread(d, &all, state));
+                let mut all = std::mem::take(&mut scratch.members);
+                all.clear();
+                for sku in skus {
+                    all.extend(eligible.iter().copied().filter(|&i| &lines[i].sku == sku));
+                }
+                spread(d, &all, state, &mut out.lines, scratch);
+                scratch.members = all;
             }
             Rule::MemberPrice { tiers, prices } => {
                 if !self
@@ -530,7 +626,7 @@ impl Priced<'_> {
                     .as_ref()
                     .is_some_and(|t| tiers.contains(t))
                 {
-                    return effect;
+                    return;
                 }
                 for &i in eligible {
                     if let Some(&price) = prices.get(&lines[i].sku) {
@@ -538,18 +634,17 @@ impl Priced<'_> {
                             - price.saturating_mul(lines[i].quantity))
                         .min(state.amounts[i]);
                         if d > 0 {
-                            effect.lines.push((i, d));
+                            out.lines.push((i, d));
                         }
                     }
                 }
             }
             Rule::FreeShipping { threshold } => {
                 if !eligible.is_empty() && base_sum(eligible) >= *threshold {
-                    effect.shipping = state.shipping;
+                    out.shipping = state.shipping;
                 }
             }
         }
-        effect
     }
 
     /// Why a promotion gives nothing even on the original prices (its shortfall, when it is one).
@@ -601,32 +696,40 @@ impl Priced<'_> {
     }
 }
 
-type Candidate<'a> = (&'a Promotion, Vec<usize>);
-
 /// Branch and bound over the non-exclusive candidates in application order: each is taken or
 /// left; a branch is dropped when even the best the rest could add alone cannot beat the best
-/// found (ties: fewer promotions, then smaller ids).
+/// found (ties: fewer promotions, then smaller ids). One state is changed and changed back as
+/// the search goes down and up, and each candidate's effect is evaluated into its own buffer.
 struct Search<'a, 'b> {
     priced: &'b Priced<'a>,
-    candidates: &'b [Candidate<'b>],
+    candidates: &'b [Candidate<'a>],
     standalone: &'b [i64],
     /// Each candidate's non-joint category as a bit (0 for exclusive or joint ones).
     category_bit: Vec<u64>,
     /// From each position on: the sum of joint candidates' values, and per non-joint category
-    /// (by bit index) the largest value.
+    /// (by bit index, `categories` per position) the largest value.
     joint_rest: Vec<i64>,
-    category_rest: Vec<Vec<i64>>,
+    category_rest: Vec<i64>,
+    categories: usize,
     best: Option<(i64, Vec<usize>)>,
     nodes: usize,
     cut_short: bool,
+    state: State,
+    effects: Vec<Effect>,
+    scratch: Scratch,
 }
 
 impl<'a, 'b> Search<'a, 'b> {
-    fn new(priced: &'b Priced<'a>, candidates: &'b [Candidate<'b>], standalone: &'b [i64]) -> Self {
+    fn new(
+        priced: &'b Priced<'a>,
+        candidates: &'b [Candidate<'a>],
+        standalone: &'b [i64],
+        start: State,
+    ) -> Self {
         let mut names: Vec<&str> = Vec::new();
         let category_bit: Vec<u64> = candidates
             .iter()
-            .map(|(p, _)| match &p.stacking {
+            .map(|c| match &c.p.stacking {
                 Stacking::Category { name, joint: false } => {
                     let k = names.iter().position(|n| n == name).unwrap_or_else(|| {
                         names.push(name);
@@ -640,15 +743,15 @@ impl<'a, 'b> Search<'a, 'b> {
         let n = candidates.len();
         let k = names.len().min(64);
         let mut joint_rest = vec![0; n + 1];
-        let mut category_rest = vec![vec![0; k]; n + 1];
+        let mut category_rest = vec![0; (n + 1) * k];
         for c in (0..n).rev() {
             joint_rest[c] = joint_rest[c + 1];
-            category_rest[c] = category_rest[c + 1].clone();
-            match &candidates[c].0.stacking {
+            category_rest.copy_within((c + 1) * k..(c + 2) * k, c * k);
+            match &candidates[c].p.stacking {
                 Stacking::Category { joint: true, .. } => joint_rest[c] += standalone[c],
                 Stacking::Category { .. } => {
-                    let bit = category_bit[c].trailing_zeros() as usize;
-                    category_rest[c][bit] = category_rest[c][bit].max(standalone[c]);
+                    let slot = c * k + category_bit[c].trailing_zeros() as usize;
+                    category_rest[slot] = category_rest[slot].max(standalone[c]);
                 }
                 Stacking::Exclusive => {}
             }
@@ -660,51 +763,52 @@ impl<'a, 'b> Search<'a, 'b> {
             category_bit,
             joint_rest,
             category_rest,
+            categories: k,
             best: None,
             nodes: 0,
             cut_short: false,
+            state: start,
+            effects: (0..n).map(|_| Effect::default()).collect(),
+            scratch: Scratch::default(),
         }
-    }
-
-    fn ids(&self, set: &[usize]) -> Vec<&str> {
-        set.iter()
-            .map(|&c| self.candidates[c].0.id.as_str())
-            .collect()
     }
 
     /// Keeps `set` if it beats the best so far (copied only then).
     fn offer(&mut self, value: i64, set: &[usize]) {
+        let ids = |s: &[usize]| {
+            s.iter()
+                .map(|&c| self.candidates[c].p.id.as_str())
+                .collect::<Vec<_>>()
+        };
         let better = match &self.best {
             None => true,
             Some((v, s)) => {
-                value > *v || (value == *v && (set.len(), self.ids(set)) < (s.len(), self.ids(s)))
+                value > *v
+                    || (value == *v
+                        && (set.len() < s.len() || (set.len() == s.len() && ids(set) < ids(s))))
             }
         };
         if better {
-            self.best = Some((value, set.to_vec()));
+            let mut kept = self.best.take().map(|b| b.1).unwrap_or_default();
+            kept.clear();
+            kept.extend_from_slice(set);
+            self.best = Some((value, kept));
         }
     }
 
     /// The most the candidates from `from` on could add, given the categories already used.
     fn bound(&self, from: usize, used: u64) -> i64 {
-        let rest = &self.category_rest[from];
+        let k = self.categories;
         self.joint_rest[from]
-            + rest
+            + self.category_rest[from * k..(from + 1) * k]
                 .iter()
                 .enumerate()
-                .filter(|(k, _)| used >> k & 1 == 0)
+                .filter(|(c, _)| used >> c & 1 == 0)
                 .map(|(_, v)| v)
                 .sum::<i64>()
     }
 
-    fn branch(
-        &mut self,
-        from: usize,
-        state: &State,
-        value: i64,
-        chosen: &mut Vec<usize>,
-        used: u64,
-    ) {
+    fn branch(&mut self, from: usize, value: i64, chosen: &mut Vec<usize>, used: u64) {
         self.nodes += 1;
         if self.nodes > MAX_COMBINATIONS {
             self.cut_short = true;
@@ -722,37 +826,51 @@ impl<'a, 'b> Search<'a, 'b> {
                 return;
             }
         }
-        let candidates = self.candidates;
-        let (p, eligible) = &candidates[from];
+        let c = &self.candidates[from];
         let bit = self.category_bit[from];
-        if p.stacking != Stacking::Exclusive && used & bit == 0 && self.standalone[from] > 0 {
-            let e = self.priced.effect(p, eligible, state);
+        if c.p.stacking != Stacking::Exclusive && used & bit == 0 && self.standalone[from] > 0 {
+            let mut e = std::mem::take(&mut self.effects[from]);
+            self.priced
+                .effect(c, &self.state, &mut e, &mut self.scratch);
             let gain = e.value();
             if gain > 0 {
-                let mut next = state.clone();
-                e.apply(&mut next);
+                e.apply(&mut self.state);
                 chosen.push(from);
-                self.branch(from + 1, &next, value + gain, chosen, used | bit);
+                self.branch(from + 1, value + gain, chosen, used | bit);
                 chosen.pop();
+                e.undo(&mut self.state);
             }
+            self.effects[from] = e;
         }
-        self.branch(from + 1, state, value, chosen, used);
+        self.branch(from + 1, value, chosen, used);
     }
 }
 
+/// Whether two promotions may not apply together.
+fn clash(a: &Promotion, b: &Promotion) -> bool {
+    match (&a.stacking, &b.stacking) {
+        (Stacking::Exclusive, _) | (_, Stacking::Exclusive) => true,
+        (
+            Stacking::Category {
+                name: x,
+                joint: false,
+            },
+            Stacking::Category {
+                name: y,
+                joint: false,
+            },
+        ) => x == y,
+        _ => false,
+    }
+}
+
+/// Whether a set of promotions may apply together: no two clash.
+#[cfg(test)]
 fn is_legal(chosen: &[&Promotion]) -> bool {
-    if chosen.len() > 1 && chosen.iter().any(|p| p.stacking == Stacking::Exclusive) {
-        return false;
-    }
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    for p in chosen {
-        if let Stacking::Category { name, joint: false } = &p.stacking {
-            if !seen.insert(name) {
-                return false;
-            }
-        }
-    }
-    true
+    chosen
+        .iter()
+        .enumerate()
+        .all(|(i, a)| chosen[i + 1..].iter().all(|b| !clash(a, b)))
 }
 
 /// Prices a cart: the best legal combination of `promotions` for this customer.
@@ -801,7 +919,9 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
     };
     let codes: BTreeSet<String> = cart.codes.iter().map(|c| c.to_lowercase()).collect();
     let mut not_applied = Vec::new();
-    let mut candidates: Vec<(&Promotion, Vec<usize>)> = Vec::new();
+    let mut candidates: Vec<(Candidate<'_>, i64)> = Vec::new();
+    let mut scratch = Scratch::default();
+    let mut effect = Effect::default();
     for p in promotions {
         let a = &p.audience;
         let audience_ok = (a.tiers.is_empty()
@@ -844,8 +964,13 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
             continue;
         }
         // Rules only give less on lower prices, so nothing on the original prices is never.
-        if priced.effect(p, &eligible, &start).value() == 0 {
-            let (message, shortfall) = priced.not_reached(p, &eligible);
+        // What each gives alone on the original prices is also no more than it can give in any
+        // combination (and never more than is left), so it bounds the search.
+        let candidate = Candidate::new(p, eligible, &lines);
+        priced.effect(&candidate, &start, &mut effect, &mut scratch);
+        let standalone = effect.value();
+        if standalone == 0 {
+            let (message, shortfall) = priced.not_reached(p, &candidate.eligible);
             not_applied.push(NotApplied {
                 id: p.id.clone(),
                 name: p.name.clone(),
@@ -855,54 +980,45 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
             });
             continue;
         }
-        candidates.push((p, eligible));
+        candidates.push((candidate, standalone));
     }
-    candidates.sort_by(|a, b| (a.0.priority, &a.0.id).cmp(&(b.0.priority, &b.0.id)));
-    // What each gives alone on the original prices: no more than it can give in any combination
-    // (rules give less on lower prices, and never more than is left), so it bounds the search.
-    let standalone: Vec<i64> = candidates
-        .iter()
-        .map(|(p, eligible)| priced.effect(p, eligible, &start).value())
-        .collect();
+    candidates.sort_by(|a, b| (a.0.p.priority, &a.0.p.id).cmp(&(b.0.p.priority, &b.0.p.id)));
+    let (candidates, standalone): (Vec<Candidate<'_>>, Vec<i64>) = candidates.into_iter().unzip();
 
-    // Every legal subset, evaluated in priority order; the customer's best wins.
-    let evaluate = |subset: &[usize]| -> (i64, State, Vec<(usize, Effect)>) {
-        let mut state = start.clone();
-        let mut effects = Vec::new();
-        for &c in subset {
-            let (p, eligible) = &candidates[c];
-            let e = priced.effect(p, eligible, &state);
-            e.apply(&mut state);
-            effects.push((c, e));
-        }
-        let value = effects.iter().map(|(_, e)| e.value()).sum();
-        (value, state, effects)
-    };
     let n = candidates.len();
     let (best, tried, cut_short) = if all {
         (Some((0, (0..n).collect::<Vec<_>>())), 0, false)
     } else {
-        let mut search = Search::new(&priced, &candidates, &standalone);
+        let mut search = Search::new(&priced, &candidates, &standalone, start.clone());
         // Exclusive promotions stand alone; the others are searched together.
         for c in 0..n {
-            if candidates[c].0.stacking == Stacking::Exclusive {
+            if candidates[c].p.stacking == Stacking::Exclusive {
                 search.offer(standalone[c], &[c]);
             }
         }
-        search.branch(0, &start, 0, &mut Vec::new(), 0);
+        search.branch(0, 0, &mut Vec::new(), 0);
         (search.best, search.nodes, search.cut_short)
     };
     let chosen = best.map(|b| b.1).unwrap_or_default();
-    let (_, state, effects) = evaluate(&chosen);
+    // The chosen set, evaluated once more in priority order for its allocation.
+    let mut state = start.clone();
+    let mut effects: Vec<(usize, Effect)> = Vec::with_capacity(chosen.len());
+    for &c in &chosen {
+        let mut e = Effect::default();
+        priced.effect(&candidates[c], &state, &mut e, &mut scratch);
+        e.apply(&mut state);
+        effects.push((c, e));
+    }
 
-    let chosen_promotions: Vec<&Promotion> = chosen.iter().map(|&c| candidates[c].0).collect();
-    for (c, (p, _)) in candidates.iter().enumerate() {
+    let chosen_promotions: Vec<&Promotion> = chosen.iter().map(|&c| candidates[c].p).collect();
+    for (c, candidate) in candidates.iter().enumerate() {
         if chosen.contains(&c) {
             continue;
         }
+        let p = candidate.p;
         let clash = chosen_promotions
             .iter()
-            .find(|q| !is_legal(&[*q, p]) && q.id != p.id);
+            .find(|q| clash(q, p) && q.id != p.id);
         let message = match clash {
             Some(q) => format!("{}: 不与「{}」同享", p.name, q.name),
             None => format!("{}: 已选择更优惠的组合", p.name),
@@ -943,15 +1059,15 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
     let applied: Vec<Applied> = effects
         .into_iter()
         .map(|(c, e)| {
-            let p = candidates[c].0;
+            let p = candidates[c].p;
             let mut allocation: Vec<(usize, i64)> =
                 e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
             allocation.sort_unstable();
-            if let Some((sku, value)) = &e.gift {
+            if let (Rule::Gift { sku, .. }, true) = (&p.rule, e.gift > 0) {
                 gifts.push(GiftItem {
                     promotion: p.id.clone(),
                     sku: sku.clone(),
-                    value: *value,
+                    value: e.gift,
                 });
             }
             Applied {
@@ -959,7 +1075,7 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
                 name: p.name.clone(),
                 discount: e.lines.iter().map(|(_, d)| d).sum(),
                 shipping_discount: e.shipping,
-                gift_value: e.gift.as_ref().map_or(0, |g| g.1),
+                gift_value: e.gift,
                 allocation,
             }
         })

@@ -502,6 +502,45 @@ proptest! {
     }
 
     #[test]
+    fn buy_x_get_y_frees_the_cheapest_unit_by_unit(
+        units in proptest::collection::vec((1i64..6, 1i64..5_000), 1..6),
+        buy in 0i64..4,
+        get in 1i64..3,
+        max_times in proptest::option::of(1i64..4),
+    ) {
+        // Lines a, b, c, … in canonical order already; the reference lays every unit out.
+        let lines: Vec<CartLine> = units
+            .iter()
+            .enumerate()
+            .map(|(i, &(q, price))| line(&format!("{}", (b'a' + i as u8) as char), q, price, "x", "s"))
+            .collect();
+        let mut laid: Vec<(i64, usize)> = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            let a = l.unit_price * l.quantity;
+            for u in 0..l.quantity {
+                laid.push((a / l.quantity + i64::from(u < a % l.quantity), i));
+            }
+        }
+        laid.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        let size = (buy + get) as usize;
+        let mut times = laid.len() / size;
+        if let Some(m) = max_times {
+            times = times.min(m as usize);
+        }
+        let mut want = vec![0i64; lines.len()];
+        for g in 0..times {
+            for &(v, i) in &laid[g * size + buy as usize..(g + 1) * size] {
+                want[i] += v;
+            }
+        }
+        let p = promo("bxgy", Rule::BuyXGetY { buy, get, max_times }, Stacking::Exclusive);
+        let cart = Cart { lines, shipping_fee: 0, codes: Vec::new() };
+        let q = price(&cart, &Customer::default(), &[p]);
+        let got: Vec<i64> = q.lines.iter().map(|l| l.discount).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
     fn the_choice_equals_brute_force(c in arb_cart(), ps in arb_promotions()) {
         let q = price(&c, &Customer::default(), &ps);
         prop_assert!(!q.cut_short);
