@@ -434,6 +434,11 @@ impl Store {
             .transpose()
     }
 
+    /// Every reservation id made for a sale (held, confirmed or released).
+    pub async fn flash_reservation_ids(&self, sale_id: String) -> Result<Vec<String>> {
+        dispatch!(self.flash_reservation_ids(sale_id))
+    }
+
     pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
         dispatch!(self.sweep_flash(now))
     }

@@ -1801,6 +1801,13 @@ impl PgStore {
         Ok(released)
     }
 
+    pub async fn flash_reservation_ids(&self, sale_id: String) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(FLASH_RESERVATION_IDS)
+            .bind(&sale_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
         let ids: Vec<String> = sqlx::query_scalar(EXPIRED_RESERVATIONS)
             .bind(now)

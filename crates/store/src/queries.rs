@@ -541,6 +541,7 @@ pub fn flash_bucket_stock(stock: i64, buckets: i64, b: i64) -> i64 {
 }
 pub const RETURN_FLASH_USER: &str =
     "UPDATE flash_sale_users SET quantity = quantity - $3 WHERE sale_id = $1 AND user_id = $2";
+pub const FLASH_RESERVATION_IDS: &str = "SELECT id FROM flash_reservations WHERE sale_id = $1";
 pub const EXPIRED_RESERVATIONS: &str = "SELECT id FROM flash_reservations \
      WHERE state = 'reserved' AND expires_at <= $1 ORDER BY expires_at LIMIT 1000";
 

@@ -1688,6 +1688,16 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn flash_reservation_ids(&self, sale_id: String) -> Result<Vec<String>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&lite(FLASH_RESERVATION_IDS))?
+                .query_map([sale_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     /// Releases every expired reservation; how many.
     pub async fn sweep_flash(&self, now: i64) -> Result<usize> {
         self.write(move |conn| {

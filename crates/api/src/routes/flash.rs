@@ -208,6 +208,9 @@ pub async fn reserve(
     }
     if state.sold_out.is_closed(&id) {
         // A retry of a hold made before still gets its hold; anything new is sold out.
+        if !state.sold_out.may_exist(&id, &req.reservation_id) {
+            return Err(sold_out(id));
+        }
         return match state
             .store
             .repeated_flash_reservation(req.reservation_id, &id, &req.user_id)
@@ -217,6 +220,7 @@ pub async fn reserve(
             None => Err(sold_out(id)),
         };
     }
+    let reservation_id = req.reservation_id.clone();
     let reserved = state
         .store
         .reserve_flash(
@@ -228,8 +232,14 @@ pub async fn reserve(
         )
         .await;
     match &reserved {
-        Err(shopgrowth_store::Error::SoldOut { .. }) => state.sold_out.close(&id),
+        Err(shopgrowth_store::Error::SoldOut { .. }) => {
+            // The reservations made so far, so that while the gate is closed only their retries
+            // need the store.
+            let made = state.store.flash_reservation_ids(id.clone()).await?;
+            state.sold_out.close(&id, made);
+        }
         Ok(Reserved::New(_)) => state.sold_out.reopen(&id),
+        Ok(Reserved::Duplicate(_)) => state.sold_out.remember(&id, &reservation_id),
         _ => {}
     }
     match reserved? {
@@ -292,15 +302,25 @@ fn sold_out(sale: String) -> ApiError {
 
 /// Admission control for the stampede after a sale sells out: once the store has refused a sale
 /// as sold out, this node refuses further attempts at it for [`SoldOutGate::CLOSED_FOR`] without
-/// a store write (a retried reservation id is still looked up, so it gets its hold back), so the
-/// crowd that arrives too late costs no writes. When that time is up, one attempt goes through as
+/// the store, so the crowd that arrives too late costs no store work. A retried reservation id
+/// still gets its hold back: the gate keeps the ids the sale's reservations had when it closed,
+/// plus those made on this node since, and looks only those up. (With several nodes, a
+/// reservation another node makes from units that came back after this node closed its gate is
+/// learnt at the next probe; until then its retries here hear "sold out", and the hold stands.) When that time is up, one attempt goes through as
 /// a probe while the others are still refused (half-open): sold out again closes the gate for
 /// another `CLOSED_FOR`, a unit taken opens it. The gate only ever refuses, so it cannot oversell;
 /// units that come back (a hold given up or run out) sell again at once for a release on this
 /// node, otherwise at the next probe.
 #[derive(Debug, Default)]
 pub struct SoldOutGate {
-    closed_until: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    sales: std::sync::Mutex<std::collections::HashMap<String, GateState>>,
+}
+
+#[derive(Debug)]
+struct GateState {
+    closed_until: std::time::Instant,
+    /// Reservation ids known to exist for the sale.
+    made: std::collections::HashSet<String>,
 }
 
 impl SoldOutGate {
@@ -309,30 +329,48 @@ impl SoldOutGate {
     /// Whether to refuse an attempt now. The first attempt after the closed time is let through
     /// as the probe, and the gate stays closed around it until its answer (or `CLOSED_FOR`).
     pub fn is_closed(&self, sale: &str) -> bool {
-        let mut closed = self.lock();
+        let mut sales = self.lock();
         let now = std::time::Instant::now();
-        match closed.get_mut(sale) {
-            Some(until) if *until > now => true,
-            Some(until) => {
-                *until = now + Self::CLOSED_FOR;
+        match sales.get_mut(sale) {
+            Some(g) if g.closed_until > now => true,
+            Some(g) => {
+                g.closed_until = now + Self::CLOSED_FOR;
                 false
             }
             None => false,
         }
     }
 
-    /// A unit of the sale was taken: let everyone through again.
-    pub fn reopen(&self, sale: &str) {
-        let mut closed = self.lock();
-        if !closed.is_empty() {
-            closed.remove(sale);
+    /// Whether a reservation id may have been made for the sale (always, for an open gate).
+    pub fn may_exist(&self, sale: &str, reservation: &str) -> bool {
+        self.lock()
+            .get(sale)
+            .is_none_or(|g| g.made.contains(reservation))
+    }
+
+    /// A reservation of the sale made or confirmed on this node.
+    pub fn remember(&self, sale: &str, reservation: &str) {
+        if let Some(g) = self.lock().get_mut(sale) {
+            g.made.insert(reservation.to_owned());
         }
     }
 
-    pub fn close(&self, sale: &str) {
+    /// A unit of the sale was taken: let everyone through again.
+    pub fn reopen(&self, sale: &str) {
+        let mut sales = self.lock();
+        if !sales.is_empty() {
+            sales.remove(sale);
+        }
+    }
+
+    /// The store said sold out; `made` are the sale's reservation ids at that time.
+    pub fn close(&self, sale: &str, made: Vec<String>) {
         self.lock().insert(
             sale.to_owned(),
-            std::time::Instant::now() + Self::CLOSED_FOR,
+            GateState {
+                closed_until: std::time::Instant::now() + Self::CLOSED_FOR,
+                made: made.into_iter().collect(),
+            },
         );
     }
 
@@ -340,11 +378,9 @@ impl SoldOutGate {
         self.lock().clear();
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
-        // The map holds only deadlines: a panic elsewhere cannot leave it inconsistent.
-        self.closed_until
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, GateState>> {
+        // The map holds deadlines and ids: a panic elsewhere cannot leave it inconsistent.
+        self.sales
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -409,11 +445,18 @@ mod tests {
     #[test]
     fn the_sold_out_gate_closes_per_sale_and_reopens() {
         let gate = SoldOutGate::default();
-        gate.close("a");
+        gate.close("a", vec!["r1".into()]);
         assert!(gate.is_closed("a") && !gate.is_closed("b"));
+        assert!(gate.may_exist("a", "r1") && !gate.may_exist("a", "r2"));
+        gate.remember("a", "r2");
+        assert!(gate.may_exist("a", "r2"), "made on this node since");
+        assert!(
+            gate.may_exist("b", "anything"),
+            "an open gate knows nothing"
+        );
         gate.reopen_all();
         assert!(!gate.is_closed("a"), "a release reopens at once");
-        gate.close("a");
+        gate.close("a", Vec::new());
         std::thread::sleep(SoldOutGate::CLOSED_FOR + std::time::Duration::from_millis(20));
         assert!(!gate.is_closed("a"), "time lets one probe through");
         assert!(gate.is_closed("a"), "the others wait for its answer");
