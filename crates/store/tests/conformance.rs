@@ -1367,7 +1367,10 @@ async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
         Ok(None)
     ));
     assert_eq!((held.len(), refused), (100, 900), "never oversold");
-    let mut made = s.flash_reservation_ids("fs".into()).await.unwrap_or_default();
+    let mut made = s
+        .flash_reservation_ids("fs".into())
+        .await
+        .unwrap_or_default();
     made.sort();
     held.sort();
     assert_eq!(made, held, "the gate's list of the sale's reservations");
