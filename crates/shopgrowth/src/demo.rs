@@ -216,7 +216,29 @@ async fn generate(
             .progress_chars("=> "),
     );
     let mut events = 0usize;
+    let mut festival_orders: Vec<(String, String, i64)> = Vec::new();
+    let mut customers: Vec<String> = Vec::new();
     while let Some(chunk) = rx.recv().await {
+        for o in &chunk.orders {
+            if let (Some(user), true) = (
+                &o.user_id,
+                o.coupon_codes.iter().any(|c| c == FESTIVAL_COUPON),
+            ) {
+                festival_orders.push((
+                    user.as_str().to_owned(),
+                    o.id.as_str().to_owned(),
+                    o.placed_at.millis(),
+                ));
+            }
+        }
+        customers.extend(
+            chunk
+                .users
+                .iter()
+                .map(|u| u.id.as_str())
+                .filter(|id| !id.starts_with("card:"))
+                .map(str::to_owned),
+        );
         let people = chunk
             .users
             .iter()
@@ -236,5 +258,85 @@ async fn generate(
     }
     producer.await.context("the generator failed")?;
     bar.finish_and_clear();
+    festival_coupons(store, &customers, &festival_orders, now).await?;
+    Ok(())
+}
+
+/// The code the generator's festival orders carry (每满300减30).
+const FESTIVAL_COUPON: &str = "FESTIVAL-300-30";
+
+/// The festival coupon behind the generated orders that used it, so the promotion trail, its
+/// report and the profiles' coupon fields have something to show: every order with the code
+/// claimed it an hour before and redeemed it; every third customer was also issued one in bulk,
+/// most of which went unused.
+async fn festival_coupons(
+    store: &Store,
+    customers: &[String],
+    orders: &[(String, String, i64)],
+    now: i64,
+) -> anyhow::Result<()> {
+    use futures_util::future::join_all;
+    use shopgrowth_store::records::{Claimed, CouponTemplateRecord};
+    let rule = shopgrowth_promo::pricing::Rule::PerEvery {
+        every: 30_000,
+        off: 3_000,
+        cap: None,
+        across_stores: true,
+    };
+    store
+        .create_coupon_template(CouponTemplateRecord {
+            id: FESTIVAL_COUPON.into(),
+            name: "大促每满300减30".into(),
+            rule: serde_json::to_string(&rule)?,
+            quota: None,
+            issued: 0,
+            per_user_limit: 50,
+            valid_from: None,
+            valid_until: None,
+            valid_days: Some(7),
+            created_at: now,
+            per_device_limit: None,
+            per_phone_limit: None,
+            in_centre: true,
+            issue_on: None,
+            scope: None,
+        })
+        .await?;
+    let sample: Vec<String> = customers.iter().step_by(3).cloned().collect();
+    shopgrowth_service::promotions::issue_coupons(
+        store,
+        FESTIVAL_COUPON,
+        &sample,
+        "demo",
+        5_000,
+        |_| {},
+    )
+    .await?;
+    let mut codes = shopgrowth_promo::CouponCodes::new(
+        <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(42),
+    );
+    // Concurrent writes share the store's group commits.
+    for part in orders.chunks(500) {
+        let claims = part.iter().map(|(user, order, at)| {
+            store.claim_coupon(
+                FESTIVAL_COUPON.into(),
+                user.clone(),
+                format!("order:{order}"),
+                codes.next(at - 3_600_000),
+                Vec::new(),
+                at - 3_600_000,
+            )
+        });
+        let mut redeems = Vec::with_capacity(part.len());
+        for ((user, order, at), claimed) in
+            part.iter().zip(join_all(claims.collect::<Vec<_>>()).await)
+        {
+            let (Claimed::New(c) | Claimed::Duplicate(c)) = claimed?;
+            redeems.push(store.redeem_coupon(c.code, user.clone(), order.clone(), *at));
+        }
+        for r in join_all(redeems).await {
+            r?;
+        }
+    }
     Ok(())
 }
