@@ -539,11 +539,12 @@ impl AudienceService {
                 }
                 let facts = trail_facts(&mut audience, &identity, &entries);
                 audience.apply(&facts);
+                // Folded in: never again, even if recording the tag changes fails below.
+                *trail = next;
                 let changes = audience.refresh();
                 change_records(&audience, &changes, now_ms())
             };
             self.store.record_tag_changes(changes).await?;
-            *trail = next;
         }
         drop(trail);
         // Once a day (and once after start): a snapshot of every saved segment without one today.
