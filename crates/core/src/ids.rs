@@ -78,3 +78,11 @@ string_id!(
     /// A behaviour event; the same id twice is stored once.
     EventId
 );
+
+/// FNV-1a of an id: a stable 64-bit number for it, the same on every node and run (seeds,
+/// spreading work by id). Not for security.
+pub fn stable_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

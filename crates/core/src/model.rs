@@ -89,34 +89,13 @@ impl PromotionType {
     /// The behaviour name a trail entry takes in profiles and segments, e.g. `coupon_redeemed`
     /// (`did coupon_redeemed in last 30 days`).
     pub fn act(self, kind: PromotionKind) -> &'static str {
-        use PromotionKind as K;
-        use PromotionType as T;
-        match (self, kind) {
-            (T::Coupon, K::Issued) => "coupon_issued",
-            (T::Coupon, K::Claimed) => "coupon_claimed",
-            (T::Coupon, K::Reserved) => "coupon_reserved",
-            (T::Coupon, K::Redeemed) => "coupon_redeemed",
-            (T::Coupon, K::RolledBack) => "coupon_rolled_back",
-            (T::Coupon, K::Expired) => "coupon_expired",
-            (T::FlashSale, K::Issued) => "flash_sale_issued",
-            (T::FlashSale, K::Claimed) => "flash_sale_claimed",
-            (T::FlashSale, K::Reserved) => "flash_sale_reserved",
-            (T::FlashSale, K::Redeemed) => "flash_sale_redeemed",
-            (T::FlashSale, K::RolledBack) => "flash_sale_rolled_back",
-            (T::FlashSale, K::Expired) => "flash_sale_expired",
-            (T::RedPacket, K::Issued) => "red_packet_issued",
-            (T::RedPacket, K::Claimed) => "red_packet_claimed",
-            (T::RedPacket, K::Reserved) => "red_packet_reserved",
-            (T::RedPacket, K::Redeemed) => "red_packet_redeemed",
-            (T::RedPacket, K::RolledBack) => "red_packet_rolled_back",
-            (T::RedPacket, K::Expired) => "red_packet_expired",
-            (T::GroupBuy, K::Issued) => "group_buy_issued",
-            (T::GroupBuy, K::Claimed) => "group_buy_claimed",
-            (T::GroupBuy, K::Reserved) => "group_buy_reserved",
-            (T::GroupBuy, K::Redeemed) => "group_buy_redeemed",
-            (T::GroupBuy, K::RolledBack) => "group_buy_rolled_back",
-            (T::GroupBuy, K::Expired) => "group_buy_expired",
-        }
+        static ACTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            PromotionType::ALL
+                .iter()
+                .flat_map(|t| PromotionKind::ALL.iter().map(move |k| format!("{t}_{k}")))
+                .collect()
+        });
+        &ACTS[self as usize * PromotionKind::ALL.len() + kind as usize]
     }
 }
 

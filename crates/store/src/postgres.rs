@@ -17,6 +17,10 @@ use std::str::FromStr;
 /// Most bucket rows a sale's stock is split into.
 const MAX_FLASH_BUCKETS: i64 = 16;
 
+/// Buckets of a sale with room for `$2` units, starting from bucket `$3` of `$4` (so buyers
+/// spread over them).
+const FLASH_BUCKETS_WITH_ROOM: &str = "SELECT bucket FROM flash_sale_buckets \
+     WHERE sale_id = $1 AND taken + $2 <= stock ORDER BY (bucket + $4 - $3) % $4";
 /// Takes units from the first bucket with room that no other transaction holds, while the sale
 /// is open; returns the bucket, the per-user limit and the hold time.
 const PG_TAKE_FREE_FLASH_BUCKET: &str = "WITH pick AS (SELECT bucket FROM flash_sale_buckets \
@@ -1691,12 +1695,7 @@ impl PgStore {
         now: i64,
     ) -> Result<Option<(i32, i64, i64)>> {
         let n = MAX_FLASH_BUCKETS;
-        let start = reservation_id
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            })
-            % n as u64;
+        let start = shopgrowth_core::ids::stable_hash(reservation_id) % n as u64;
         let row = sqlx::query(PG_TAKE_FREE_FLASH_BUCKET)
             .bind(sale_id)
             .bind(quantity)

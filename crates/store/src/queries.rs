@@ -503,10 +503,6 @@ pub const RESERVATION_COLUMNS: &str =
     "id, sale_id, user_id, quantity, state, expires_at, created_at";
 pub const INSERT_FLASH_BUCKET: &str =
     "INSERT INTO flash_sale_buckets (sale_id, bucket, stock) VALUES ($1, $2, $3)";
-/// Buckets of a sale with room for `$2` units, starting from bucket `$3` of `$4` (so buyers
-/// spread over them).
-pub const FLASH_BUCKETS_WITH_ROOM: &str = "SELECT bucket FROM flash_sale_buckets \
-     WHERE sale_id = $1 AND taken + $2 <= stock ORDER BY (bucket + $4 - $3) % $4";
 /// Takes units from one bucket, only while the sale is open and enough are left in it: the
 /// stock's only taking write.
 pub const TAKE_FLASH_STOCK: &str = "UPDATE flash_sale_buckets SET taken = taken + $3 \

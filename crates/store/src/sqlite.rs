@@ -1593,24 +1593,15 @@ impl SqliteStore {
                     entity: "flash sale",
                     id: sale_id.clone(),
                 })?;
-            let with_room: Vec<i64> = conn
-                .prepare_cached(&lite(FLASH_BUCKETS_WITH_ROOM))?
-                .query_map(params![sale_id, quantity, 0, 1], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut bucket = None;
-            for b in with_room {
-                if conn
-                    .prepare_cached(&lite(TAKE_FLASH_STOCK))?
-                    .execute(params![sale_id, b, quantity, now])?
-                    == 1
-                {
-                    bucket = Some(b);
-                    break;
-                }
-            }
-            let Some(bucket) = bucket else {
+            // One writer: a sale's stock stays in its one bucket, 0.
+            let bucket = 0;
+            if conn
+                .prepare_cached(&lite(TAKE_FLASH_STOCK))?
+                .execute(params![sale_id, bucket, quantity, now])?
+                == 0
+            {
                 return Err(flash_refusal(&sale, now));
-            };
+            }
             if conn
                 .prepare_cached(&lite(TAKE_FLASH_USER))?
                 .execute(params![sale_id, user_id, quantity, sale.per_user_limit])?

@@ -47,13 +47,6 @@ pub struct RedPacketRequest {
     pub expires_in_seconds: i64,
 }
 
-/// FNV-1a of the packet id: a seed that is the same on every node and run.
-fn seed_of(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn one() -> i64 {
     1
 }
@@ -166,7 +159,8 @@ pub async fn create(
         ));
     }
     // A seed from the id, so the same request draws the same shares on any node.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(&req.id));
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(shopgrowth_core::ids::stable_hash(&req.id));
     let amounts = match req.kind {
         PacketKind::Fixed => split_fixed(req.total, req.shares),
         PacketKind::Lucky => split_lucky(req.total, req.shares, req.min_share, &mut rng),
