@@ -17,32 +17,6 @@ use std::str::FromStr;
 /// Most bucket rows a sale's stock is split into.
 const MAX_FLASH_BUCKETS: i64 = 16;
 
-/// Buckets of a sale with room for `$2` units, starting from bucket `$3` of `$4` (so buyers
-/// spread over them).
-const FLASH_BUCKETS_WITH_ROOM: &str = "SELECT bucket FROM flash_sale_buckets \
-     WHERE sale_id = $1 AND taken + $2 <= stock ORDER BY (bucket + $4 - $3) % $4";
-/// Takes units from the first bucket with room that no other transaction holds, while the sale
-/// is open; returns the bucket, the per-user limit and the hold time.
-const PG_TAKE_FREE_FLASH_BUCKET: &str = "WITH pick AS (SELECT bucket FROM flash_sale_buckets \
-     WHERE sale_id = $1 AND taken + $2 <= stock ORDER BY (bucket + $4 - $3) % $4 LIMIT 1 \
-     FOR UPDATE SKIP LOCKED) \
-     UPDATE flash_sale_buckets b SET taken = b.taken + $2 FROM pick, flash_sales s \
-     WHERE b.sale_id = $1 AND b.bucket = pick.bucket AND b.taken + $2 <= b.stock \
-     AND s.id = $1 AND s.starts_at <= $5 AND $5 < s.ends_at \
-     RETURNING b.bucket, s.per_user_limit, s.hold_ms";
-/// Takes units from one bucket (waiting for whoever holds it), while the sale is open.
-const PG_TAKE_FLASH_BUCKET: &str = "UPDATE flash_sale_buckets b SET taken = b.taken + $3 \
-     FROM flash_sales s WHERE b.sale_id = $1 AND b.bucket = $2 AND b.taken + $3 <= b.stock \
-     AND s.id = $1 AND s.starts_at <= $4 AND $4 < s.ends_at \
-     RETURNING b.bucket, s.per_user_limit, s.hold_ms";
-/// The reservation and its trail entry, in one statement.
-const PG_INSERT_RESERVATION_WITH_TRAIL: &str = "WITH r AS (INSERT INTO flash_reservations \
-     (id, sale_id, user_id, quantity, state, expires_at, created_at, bucket) \
-     VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7) RETURNING id, sale_id, user_id, quantity) \
-     INSERT INTO promotion_events (at, kind, promotion_type, promotion_id, subject, user_id, \
-     amount) SELECT $6, 'reserved', 'flash_sale', r.sale_id, r.id, r.user_id, s.price * r.quantity \
-     FROM r JOIN flash_sales s ON s.id = r.sale_id";
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Debug, Clone)]
@@ -1579,10 +1553,12 @@ impl PgStore {
         row.as_ref().map(pg_reservation_row).transpose()
     }
 
-    /// Reserves units in one transaction of three statements: a bucket's stock (see
-    /// [`PgStore::take_flash_bucket`]), the user's limit, and the reservation with its trail
-    /// entry. A refusal rolls back at once; the reservation id is the idempotency key (a retry
-    /// finds its reservation when the insert collides, or before a refusal).
+    /// Reserves units in one call of `shopgrowth_reserve_flash` (migration 0014): one round trip
+    /// and one implicit transaction, so a bucket row is locked only while the call runs and
+    /// commits. The call takes a unit from a free bucket, the user's limit, and writes the
+    /// reservation with its trail entry, each by a conditional write; see the migration. The
+    /// reservation id is the idempotency key: a retry is answered with its reservation, also when
+    /// it raced the first attempt (the insert collides and the call is undone).
     pub async fn reserve_flash(
         &self,
         sale_id: String,
@@ -1591,145 +1567,68 @@ impl PgStore {
         quantity: i64,
         now: i64,
     ) -> Result<Reserved> {
-        let mut tx = self.pool.begin().await?;
-        let taken =
-            Self::take_flash_bucket(&mut tx, &sale_id, &reservation_id, quantity, now).await?;
-        let Some((bucket, per_user_limit, hold_ms)) = taken else {
-            tx.rollback().await?;
-            return self
-                .flash_refused(&sale_id, &reservation_id, &user_id, now)
-                .await;
-        };
-        let within_limit = sqlx::query(TAKE_FLASH_USER)
-            .bind(&sale_id)
-            .bind(&user_id)
-            .bind(quantity)
-            .bind(per_user_limit)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if !within_limit {
-            tx.rollback().await?;
-            if let Some(r) = self.flash_reservation(reservation_id.clone()).await? {
-                return repeated_reservation(r, &sale_id, &user_id);
-            }
-            let sale = self
-                .flash_sale(sale_id.clone())
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    entity: "flash sale",
-                    id: sale_id.clone(),
-                })?;
-            return Err(over_user_limit(&user_id, &sale));
-        }
-        let r = ReservationRecord {
-            id: reservation_id,
-            sale_id,
-            user_id,
-            quantity,
-            state: "reserved".into(),
-            expires_at: now.saturating_add(hold_ms),
-            created_at: now,
-        };
-        let inserted = sqlx::query(PG_INSERT_RESERVATION_WITH_TRAIL)
-            .bind(&r.id)
-            .bind(&r.sale_id)
-            .bind(&r.user_id)
-            .bind(r.quantity)
-            .bind(r.expires_at)
-            .bind(r.created_at)
-            .bind(bucket)
-            .execute(&mut *tx)
-            .await;
-        if let Err(sqlx::Error::Database(e)) = &inserted {
-            if e.is_unique_violation() {
-                // The same reservation id was made before (or won a race): answer with it.
-                tx.rollback().await?;
-                return match self.flash_reservation(r.id.clone()).await? {
-                    Some(e) => repeated_reservation(e, &r.sale_id, &r.user_id),
+        // Buyers start at a bucket chosen by their reservation id, so they spread over them.
+        let start = shopgrowth_core::ids::stable_hash(&reservation_id) % MAX_FLASH_BUCKETS as u64;
+        let called = sqlx::query(
+            "SELECT outcome, bucket, expires_at FROM shopgrowth_reserve_flash($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&sale_id)
+        .bind(&reservation_id)
+        .bind(&user_id)
+        .bind(quantity)
+        .bind(now)
+        .bind(start as i64)
+        .bind(MAX_FLASH_BUCKETS)
+        .fetch_one(&self.pool)
+        .await;
+        let row = match called {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                // The same reservation id won a race with this attempt: answer with it.
+                return match self.flash_reservation(reservation_id.clone()).await? {
+                    Some(r) => repeated_reservation(r, &sale_id, &user_id),
                     None => Err(Error::Conflict(format!(
-                        "reservation {:?} collided; retry",
-                        r.id
+                        "reservation {reservation_id:?} collided; retry"
                     ))),
                 };
             }
-        }
-        inserted?;
-        tx.commit().await?;
-        Ok(Reserved::New(r))
-    }
-
-    /// Why nothing could be taken: the reservation made before under this id, or the sale's
-    /// refusal (not started, ended, sold out, unknown).
-    async fn flash_refused(
-        &self,
-        sale_id: &str,
-        reservation_id: &str,
-        user_id: &str,
-        now: i64,
-    ) -> Result<Reserved> {
-        if let Some(r) = self.flash_reservation(reservation_id.to_owned()).await? {
-            return repeated_reservation(r, sale_id, user_id);
-        }
-        Err(match self.flash_sale(sale_id.to_owned()).await? {
-            Some(sale) => flash_refusal(&sale, now),
-            None => Error::NotFound {
-                entity: "flash sale",
-                id: sale_id.to_owned(),
-            },
-        })
-    }
-
-    /// Takes `quantity` units from one of the sale's buckets while the sale is open, by a
-    /// conditional write; the bucket with the sale's per-user limit and hold time, or None when
-    /// the sale is closed or no bucket has room. Buyers start at a bucket chosen by their
-    /// reservation id and skip the buckets other transactions hold, so reservations commit in
-    /// parallel; only when every bucket with room is held does it wait for them, one at a time,
-    /// so "sold out" is never said while units are left.
-    async fn take_flash_bucket(
-        tx: &mut Tx,
-        sale_id: &str,
-        reservation_id: &str,
-        quantity: i64,
-        now: i64,
-    ) -> Result<Option<(i32, i64, i64)>> {
-        let n = MAX_FLASH_BUCKETS;
-        let start = shopgrowth_core::ids::stable_hash(reservation_id) % n as u64;
-        let row = sqlx::query(PG_TAKE_FREE_FLASH_BUCKET)
-            .bind(sale_id)
-            .bind(quantity)
-            .bind(start as i64)
-            .bind(n)
-            .bind(now)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let taken = |r: &PgRow| -> Result<(i32, i64, i64)> {
-            Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+            other => other?,
         };
-        if let Some(r) = row {
-            return taken(&r).map(Some);
-        }
-        let with_room: Vec<i32> = sqlx::query_scalar(FLASH_BUCKETS_WITH_ROOM)
-            .bind(sale_id)
-            .bind(quantity)
-            .bind(start as i64)
-            .bind(n)
-            .fetch_all(&mut **tx)
-            .await?;
-        for b in with_room {
-            let row = sqlx::query(PG_TAKE_FLASH_BUCKET)
-                .bind(sale_id)
-                .bind(b)
-                .bind(quantity)
-                .bind(now)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if let Some(r) = row {
-                return taken(&r).map(Some);
+        let outcome: String = row.try_get(0)?;
+        match outcome.as_str() {
+            "reserved" => Ok(Reserved::New(ReservationRecord {
+                id: reservation_id,
+                sale_id,
+                user_id,
+                quantity,
+                state: "reserved".into(),
+                expires_at: row.try_get(2)?,
+                created_at: now,
+            })),
+            "exists" => match self.flash_reservation(reservation_id.clone()).await? {
+                Some(r) => repeated_reservation(r, &sale_id, &user_id),
+                None => Err(Error::Conflict(format!(
+                    "reservation {reservation_id:?} vanished; retry"
+                ))),
+            },
+            "not_found" => Err(Error::NotFound {
+                entity: "flash sale",
+                id: sale_id,
+            }),
+            refused => {
+                let sale =
+                    self.flash_sale(sale_id.clone())
+                        .await?
+                        .ok_or_else(|| Error::NotFound {
+                            entity: "flash sale",
+                            id: sale_id.clone(),
+                        })?;
+                Err(if refused == "over_limit" {
+                    over_user_limit(&user_id, &sale)
+                } else {
+                    flash_refusal(&sale, now)
+                })
             }
         }
-        Ok(None)
     }
 
     pub async fn confirm_flash(

@@ -509,7 +509,7 @@ pub const TAKE_FLASH_STOCK: &str = "UPDATE flash_sale_buckets SET taken = taken 
      WHERE sale_id = $1 AND bucket = $2 AND taken + $3 <= stock AND EXISTS (SELECT 1 \
      FROM flash_sales s WHERE s.id = $1 AND s.starts_at <= $4 AND $4 < s.ends_at)";
 pub const TAKE_FLASH_USER: &str = "INSERT INTO flash_sale_users (sale_id, user_id, quantity) \
-     VALUES ($1, $2, $3) ON CONFLICT (sale_id, user_id) DO UPDATE \
+     SELECT $1, $2, $3 WHERE $3 <= $4 ON CONFLICT (sale_id, user_id) DO UPDATE \
      SET quantity = flash_sale_users.quantity + $3 WHERE flash_sale_users.quantity + $3 <= $4";
 pub const INSERT_RESERVATION: &str =
     "INSERT INTO flash_reservations (id, sale_id, user_id, quantity, \

@@ -1421,6 +1421,15 @@ async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
         matches!(over, Err(Error::Conflict(ref m)) if m.contains("at most 2")),
         "{over:?}"
     );
+    // A first purchase above the limit is refused too, and a refused hold keeps no units.
+    let greedy = s
+        .reserve_flash("fs".into(), "greedy".into(), "new-buyer".into(), 3, later)
+        .await;
+    assert!(
+        matches!(greedy, Err(Error::Conflict(ref m)) if m.contains("at most 2")),
+        "{greedy:?}"
+    );
+    assert_eq!(taken(s.clone()).await, Some(52), "refusals take nothing");
     assert!(matches!(
         s.reserve_flash("fs".into(), "again".into(), "late-buyer".into(), 2, later)
             .await,
