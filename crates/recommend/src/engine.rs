@@ -271,9 +271,17 @@ pub struct Model {
     bought_together: BoughtTogether,
     als: Als,
     ease: Option<Ease>,
+    /// Per user: the home blend's best items without a session (see [`HOME_LIST`]), worked out
+    /// at training so that a home request without session feedback ranks from it instead of
+    /// scoring every item (Gorse's worker cache, kept exact).
+    home_lists: Vec<Vec<(u32, f32, Option<Part>)>>,
     config: EngineConfig,
     pub stats: TrainStats,
 }
+
+/// Items kept per user for the home scene. A request whose filters leave fewer than it needs of
+/// a full list is scored from scratch, so the cache never changes an answer.
+const HOME_LIST: usize = 160;
 
 /// Which part gave an item most of its score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -404,6 +412,7 @@ impl Model {
             bought_together: BoughtTogether::fit(products.len(), &baskets, 2, 50),
             als: Als::fit(&data, &config.als),
             ease,
+            home_lists: Vec::new(),
             products,
             index,
             category,
@@ -414,6 +423,7 @@ impl Model {
             config: config.clone(),
             stats,
         };
+        model.home_lists = model.home_lists();
         model.stats.seconds = started.elapsed().as_secs_f64();
         model
     }
@@ -467,72 +477,7 @@ impl Model {
             _ => unit_history(anchor.into_iter()),
         };
         let cold = history.is_empty() && basket.is_empty();
-
-        let mut total = vec![0f32; n_items];
-        let mut best: Vec<(f32, Option<Part>)> = vec![(0.0, None); n_items];
-        let mut part = vec![0f32; n_items];
-        let mut add = |part_scores: &mut [f32], weight: f32, which: Part| {
-            if weight <= 0.0 {
-                return;
-            }
-            normalise(part_scores);
-            for (i, s) in part_scores.iter().enumerate() {
-                let v = weight * s;
-                if v > 0.0 {
-                    total[i] += v;
-                    if v > best[i].0 {
-                        best[i] = (v, Some(which));
-                    }
-                }
-            }
-            part_scores.iter_mut().for_each(|s| *s = 0.0);
-        };
         let real_time = !session.is_empty();
-        match scene {
-            Scene::Home if cold => {
-                self.trending.score(None, &[], &mut part);
-                add(&mut part, 1.0, Part::Trending);
-                self.popularity.score(None, &[], &mut part);
-                add(&mut part, 0.3, Part::Popular);
-            }
-            Scene::Home => {
-                if cfg.als > 0.0 {
-                    // Trained vector unless this session added something: then fold in.
-                    let known = if real_time { None } else { user };
-                    self.als.score(known, &history, &mut part);
-                    add(&mut part, cfg.als, Part::Als);
-                }
-                self.item_knn.score(None, &history, &mut part);
-                add(&mut part, cfg.item_knn, Part::ItemKnn);
-                if let (Some(ease), true) = (&self.ease, cfg.ease > 0.0) {
-                    ease.score(None, &history, &mut part);
-                    add(&mut part, cfg.ease, Part::Ease);
-                }
-                self.content.score(None, &history, &mut part);
-                add(&mut part, cfg.content, Part::Content);
-                self.trending.score(None, &[], &mut part);
-                add(&mut part, cfg.trending, Part::Trending);
-            }
-            _ => {
-                self.item_knn.score(None, &basket, &mut part);
-                add(&mut part, cfg.item_knn, Part::ItemKnn);
-                self.content.score(None, &basket, &mut part);
-                add(&mut part, cfg.content, Part::Content);
-                self.bought_together.score(None, &basket, &mut part);
-                add(&mut part, cfg.bought_together, Part::BoughtTogether);
-                if cfg.session > 0.0 && !session_history.is_empty() {
-                    self.item_knn.score(None, &session_history, &mut part);
-                    add(&mut part, cfg.session, Part::Session);
-                }
-                if cfg.als > 0.0 && !history.is_empty() {
-                    self.als.score(None, &history, &mut part);
-                    add(&mut part, cfg.als, Part::Als);
-                }
-                self.trending.score(None, &[], &mut part);
-                add(&mut part, cfg.trending.max(0.01), Part::Trending);
-            }
-        }
-
         // A mask, not a set: every scored item is checked, and hashing 2,000 ids costs more than
         // the scoring.
         let mut excluded = vec![false; n_items];
@@ -560,11 +505,45 @@ impl Model {
                 && request.max_price.is_none_or(|m| p.price <= m)
                 && (!request.in_stock || p.stock.is_none_or(|s| s > 0))
         };
-        let ranked = crate::score::top_k(
-            total.iter().enumerate().map(|(i, &s)| (i as u32, s)),
-            |i| !allowed(i),
-            request.n.saturating_mul(4).max(50),
-        );
+        let want = request.n.saturating_mul(4).max(50);
+        // Home without session feedback ranks from the user's list when the filters leave
+        // enough of it (or it holds every item that scored): the same answer, without scoring.
+        let listed = user
+            .filter(|_| scene == Scene::Home && !real_time && basket.is_empty())
+            .and_then(|u| self.home_lists.get(u as usize))
+            .and_then(|list| {
+                let kept: Vec<(u32, f32, Option<Part>)> = list
+                    .iter()
+                    .filter(|e| allowed(e.0))
+                    .take(want)
+                    .copied()
+                    .collect();
+                (kept.len() >= want || list.len() < HOME_LIST).then_some(kept)
+            });
+        let ranked_parts: Vec<(u32, f32, Option<Part>)> = match listed {
+            Some(kept) => kept,
+            None => {
+                let (total, best) = self.blend(
+                    scene,
+                    user,
+                    &history,
+                    &session_history,
+                    &basket,
+                    real_time,
+                    cold,
+                );
+                crate::score::top_k(
+                    total.iter().enumerate().map(|(i, &s)| (i as u32, s)),
+                    |i| !allowed(i),
+                    want,
+                )
+                .into_iter()
+                .map(|(i, s)| (i, s, best[i as usize].1))
+                .collect()
+            }
+        };
+        let ranked: Vec<(u32, f32)> = ranked_parts.iter().map(|&(i, s, _)| (i, s)).collect();
+        let part_of = |i: u32| ranked_parts.iter().find(|e| e.0 == i).and_then(|e| e.2);
         let pinned: Vec<(usize, u32)> = request
             .pinned
             .iter()
@@ -587,7 +566,7 @@ impl Model {
                 } else {
                     self.reason(
                         i,
-                        best[i as usize].1,
+                        part_of(i),
                         user,
                         session,
                         &history,
@@ -602,6 +581,126 @@ impl Model {
                     score: if score.is_finite() { score } else { 0.0 },
                     reason,
                 }
+            })
+            .collect()
+    }
+
+    /// Every item's blended score for `scene`, and the part that gave each most of it.
+    #[allow(clippy::too_many_arguments)]
+    fn blend(
+        &self,
+        scene: Scene,
+        user: Option<u32>,
+        history: &[(u32, f32)],
+        session_history: &[(u32, f32)],
+        basket: &[(u32, f32)],
+        real_time: bool,
+        cold: bool,
+    ) -> (Vec<f32>, Vec<(f32, Option<Part>)>) {
+        let cfg = self.config.scene(scene);
+        let n_items = self.products.len();
+        let mut total = vec![0f32; n_items];
+        let mut best: Vec<(f32, Option<Part>)> = vec![(0.0, None); n_items];
+        let mut part = vec![0f32; n_items];
+        let mut add = |part_scores: &mut [f32], weight: f32, which: Part| {
+            if weight <= 0.0 {
+                return;
+            }
+            normalise(part_scores);
+            for (i, s) in part_scores.iter().enumerate() {
+                let v = weight * s;
+                if v > 0.0 {
+                    total[i] += v;
+                    if v > best[i].0 {
+                        best[i] = (v, Some(which));
+                    }
+                }
+            }
+            part_scores.iter_mut().for_each(|s| *s = 0.0);
+        };
+        match scene {
+            Scene::Home if cold => {
+                self.trending.score(None, &[], &mut part);
+                add(&mut part, 1.0, Part::Trending);
+                self.popularity.score(None, &[], &mut part);
+                add(&mut part, 0.3, Part::Popular);
+            }
+            Scene::Home => {
+                if cfg.als > 0.0 {
+                    // Trained vector unless this session added something: then fold in.
+                    let known = if real_time { None } else { user };
+                    self.als.score(known, history, &mut part);
+                    add(&mut part, cfg.als, Part::Als);
+                }
+                self.item_knn.score(None, history, &mut part);
+                add(&mut part, cfg.item_knn, Part::ItemKnn);
+                if let (Some(ease), true) = (&self.ease, cfg.ease > 0.0) {
+                    ease.score(None, history, &mut part);
+                    add(&mut part, cfg.ease, Part::Ease);
+                }
+                self.content.score(None, history, &mut part);
+                add(&mut part, cfg.content, Part::Content);
+                self.trending.score(None, &[], &mut part);
+                add(&mut part, cfg.trending, Part::Trending);
+            }
+            _ => {
+                self.item_knn.score(None, basket, &mut part);
+                add(&mut part, cfg.item_knn, Part::ItemKnn);
+                self.content.score(None, basket, &mut part);
+                add(&mut part, cfg.content, Part::Content);
+                self.bought_together.score(None, basket, &mut part);
+                add(&mut part, cfg.bought_together, Part::BoughtTogether);
+                if cfg.session > 0.0 && !session_history.is_empty() {
+                    self.item_knn.score(None, session_history, &mut part);
+                    add(&mut part, cfg.session, Part::Session);
+                }
+                if cfg.als > 0.0 && !history.is_empty() {
+                    self.als.score(None, history, &mut part);
+                    add(&mut part, cfg.als, Part::Als);
+                }
+                self.trending.score(None, &[], &mut part);
+                add(&mut part, cfg.trending.max(0.01), Part::Trending);
+            }
+        }
+
+        (total, best)
+    }
+
+    /// Each user's home list: the blend without a session, best first, without what the user
+    /// may never be offered (purchases when so configured, negatives).
+    fn home_lists(&self) -> Vec<Vec<(u32, f32, Option<Part>)>> {
+        use rayon::prelude::*;
+        let cfg = self.config.scene(Scene::Home);
+        (0..self.users.len() as u32)
+            .into_par_iter()
+            .map(|u| {
+                let mut history: Vec<(u32, f32)> = self
+                    .data
+                    .history(u)
+                    .into_iter()
+                    .filter(|(_, w)| *w > 0.0)
+                    .collect();
+                history.sort_unstable_by_key(|h| h.0);
+                let cold = history.is_empty();
+                let (total, best) =
+                    self.blend(Scene::Home, Some(u), &history, &[], &[], false, cold);
+                let mut never = vec![false; total.len()];
+                let purchased = if cfg.exclude_purchased {
+                    self.purchased[u as usize].as_slice()
+                } else {
+                    &[]
+                };
+                for &i in purchased.iter().chain(&self.data.negatives[u as usize]) {
+                    never[i as usize] = true;
+                }
+                crate::score::top_k(
+                    total.iter().enumerate().map(|(i, &s)| (i as u32, s)),
+                    |i| never[i as usize],
+                    HOME_LIST,
+                )
+                .into_iter()
+                .map(|(i, s)| (i, s, best[i as usize].1))
+                .collect()
             })
             .collect()
     }
@@ -885,5 +984,72 @@ mod tests {
         let shown: HashSet<String> = before.iter().map(|r| r.sku.clone()).collect();
         let next = model.recommend(&request, &[], &shown);
         assert!(next.iter().all(|r| !shown.contains(&r.sku)), "{next:?}");
+    }
+
+    /// The home lists worked out at training give exactly the answer scoring from scratch gives,
+    /// also when filters, shown items and paging eat into a full list (then it scores again).
+    #[test]
+    fn home_lists_answer_exactly_as_scoring_from_scratch() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let items = 2 * HOME_LIST + 40;
+        let products: Vec<Product> = (0..items)
+            .map(|i| Product {
+                sku: format!("s{i}"),
+                title: format!("商品 {i}"),
+                category: vec![format!("c{}", i % 7)],
+                brand: None,
+                price: 100 * (i as i64 % 50 + 1),
+                stock: Some(i as i64 % 5),
+                attributes: Vec::new(),
+            })
+            .collect();
+        let mut feedback = Vec::new();
+        for u in 0..60 {
+            for _ in 0..rng.random_range(0..40) {
+                feedback.push(Feedback {
+                    user: format!("u{u}"),
+                    sku: format!("s{}", rng.random_range(0..items)),
+                    kind: ["view", "add_to_cart", "refund"][rng.random_range(0..3)].into(),
+                    at: rng.random_range(0..10_000),
+                });
+            }
+        }
+        let shop = ShopData {
+            products,
+            feedback,
+            baskets: Vec::new(),
+            now: 10_000,
+        };
+        let listed = Model::train(&shop, &config());
+        let mut scored = Model::train(&shop, &config());
+        scored.home_lists = Vec::new();
+        assert!(listed.home_lists.iter().any(|l| l.len() == HOME_LIST));
+        for u in 0..62 {
+            for n in [10, 45] {
+                for filtered in [false, true] {
+                    let request = Request {
+                        user: Some(format!("u{u}")),
+                        scene: Some(Scene::Home),
+                        n,
+                        in_stock: filtered,
+                        min_price: filtered.then_some(2_000),
+                        exclude: if filtered {
+                            (0..60).map(|i| format!("s{i}")).collect()
+                        } else {
+                            Vec::new()
+                        },
+                        ..Request::default()
+                    };
+                    let mut shown = HashSet::new();
+                    for _page in 0..4 {
+                        let a = listed.recommend(&request, &[], &shown);
+                        let b = scored.recommend(&request, &[], &shown);
+                        assert_eq!(a, b, "user u{u}, n {n}, filtered {filtered}");
+                        shown.extend(a.into_iter().map(|r| r.sku));
+                    }
+                }
+            }
+        }
     }
 }

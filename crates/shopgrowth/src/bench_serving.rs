@@ -95,13 +95,12 @@ async fn generate(args: ServingArgs) -> anyhow::Result<ServingReport> {
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
             let lag = sent.saturating_duration_since(due);
-            let ok = client
-                .get(&urls[i])
-                .bearer_auth(&key)
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
+            // The whole answer, body included: that is the latency a caller sees, and an
+            // unread body would keep its connection from going back to the pool.
+            let ok = match client.get(&urls[i]).bearer_auth(&key).send().await {
+                Ok(r) => r.status().is_success() & r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
             (sent.elapsed(), lag, ok)
         }));
     }
