@@ -385,7 +385,7 @@ struct Candidate<'a> {
 }
 
 impl<'a> Candidate<'a> {
-    fn new(p: &'a Promotion, mut eligible: Vec<usize>, lines: &[CartLine]) -> Self {
+    fn new(p: &'a Promotion, mut eligible: Vec<usize>, lines: &[&CartLine]) -> Self {
         let per_store = matches!(
             p.rule,
             Rule::Threshold {
@@ -420,7 +420,7 @@ impl<'a> Candidate<'a> {
 }
 
 struct Priced<'a> {
-    lines: &'a [CartLine],
+    lines: &'a [&'a CartLine],
     originals: Vec<i64>,
     customer: &'a Customer,
 }
@@ -903,7 +903,7 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
             b,
         ))
     });
-    let lines: Vec<CartLine> = order.iter().map(|&i| cart.lines[i].clone()).collect();
+    let lines: Vec<&CartLine> = order.iter().map(|&i| &cart.lines[i]).collect();
     let originals: Vec<i64> = lines
         .iter()
         .map(|l| l.unit_price.max(0).saturating_mul(l.quantity.max(0)))
@@ -950,9 +950,10 @@ fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) 
                 continue;
             }
         }
-        let eligible: Vec<usize> = (0..lines.len())
-            .filter(|&i| p.scope.contains(&lines[i]) && originals[i] > 0)
-            .collect();
+        // One allocation of the right size (collecting a filter grows it step by step).
+        let mut eligible: Vec<usize> = Vec::with_capacity(lines.len());
+        eligible
+            .extend((0..lines.len()).filter(|&i| p.scope.contains(lines[i]) && originals[i] > 0));
         if eligible.is_empty() && !matches!(p.rule, Rule::FreeShipping { .. }) {
             not_applied.push(NotApplied {
                 id: p.id.clone(),
