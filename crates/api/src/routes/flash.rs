@@ -234,9 +234,12 @@ pub async fn reserve(
     match &reserved {
         Err(shopgrowth_store::Error::SoldOut { .. }) => {
             // The reservations made so far, so that while the gate is closed only their retries
-            // need the store.
-            let made = state.store.flash_reservation_ids(id.clone()).await?;
-            state.sold_out.close(&id, made);
+            // need the store. Read once: by the first attempt refused while the gate was open,
+            // or by the probe; the rest of the crowd refused at that moment just answers.
+            if let Some(closing) = state.sold_out.start_closing(&id) {
+                let made = state.store.flash_reservation_ids(id.clone()).await?;
+                closing.close(made);
+            }
         }
         Ok(Reserved::New(_)) => state.sold_out.reopen(&id),
         Ok(Reserved::Duplicate(_)) => state.sold_out.remember(&id, &reservation_id),
@@ -304,7 +307,9 @@ fn sold_out(sale: String) -> ApiError {
 /// as sold out, this node refuses further attempts at it for [`SoldOutGate::CLOSED_FOR`] without
 /// the store, so the crowd that arrives too late costs no store work. A retried reservation id
 /// still gets its hold back: the gate keeps the ids the sale's reservations had when it closed,
-/// plus those made on this node since, and looks only those up. (With several nodes, a
+/// plus those made on this node since, and looks only those up. The ids are read once per
+/// closing, by the first attempt the store refused (or by the probe), not by every attempt refused
+/// at that moment. (With several nodes, a
 /// reservation another node makes from units that came back after this node closed its gate is
 /// learnt at the next probe; until then its retries here hear "sold out", and the hold stands.) When that time is up, one attempt goes through as
 /// a probe while the others are still refused (half-open): sold out again closes the gate for
@@ -313,7 +318,14 @@ fn sold_out(sale: String) -> ApiError {
 /// node, otherwise at the next probe.
 #[derive(Debug, Default)]
 pub struct SoldOutGate {
-    sales: std::sync::Mutex<std::collections::HashMap<String, GateState>>,
+    sales: std::sync::Mutex<Gates>,
+}
+
+#[derive(Debug, Default)]
+struct Gates {
+    closed: std::collections::HashMap<String, GateState>,
+    /// Sales whose reservation ids are being read to close their gate.
+    closing: std::collections::HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -321,6 +333,28 @@ struct GateState {
     closed_until: std::time::Instant,
     /// Reservation ids known to exist for the sale.
     made: std::collections::HashSet<String>,
+    /// A probe is out: its "sold out" closes the gate again with the ids read afresh.
+    probing: bool,
+}
+
+/// The right to close a sale's gate, held while its reservation ids are read; dropped unused
+/// (the read failed, or the request went away), it lets the next refused attempt try.
+pub struct Closing<'a> {
+    gate: &'a SoldOutGate,
+    sale: String,
+}
+
+impl Closing<'_> {
+    /// Closes the gate; `made` are the sale's reservation ids as the store has them now.
+    pub fn close(self, made: Vec<String>) {
+        self.gate.close(&self.sale, made);
+    }
+}
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.gate.lock().closing.remove(&self.sale);
+    }
 }
 
 impl SoldOutGate {
@@ -329,12 +363,13 @@ impl SoldOutGate {
     /// Whether to refuse an attempt now. The first attempt after the closed time is let through
     /// as the probe, and the gate stays closed around it until its answer (or `CLOSED_FOR`).
     pub fn is_closed(&self, sale: &str) -> bool {
-        let mut sales = self.lock();
+        let mut gates = self.lock();
         let now = std::time::Instant::now();
-        match sales.get_mut(sale) {
+        match gates.closed.get_mut(sale) {
             Some(g) if g.closed_until > now => true,
             Some(g) => {
                 g.closed_until = now + Self::CLOSED_FOR;
+                g.probing = true;
                 false
             }
             None => false,
@@ -344,41 +379,58 @@ impl SoldOutGate {
     /// Whether a reservation id may have been made for the sale (always, for an open gate).
     pub fn may_exist(&self, sale: &str, reservation: &str) -> bool {
         self.lock()
+            .closed
             .get(sale)
             .is_none_or(|g| g.made.contains(reservation))
     }
 
     /// A reservation of the sale made or confirmed on this node.
     pub fn remember(&self, sale: &str, reservation: &str) {
-        if let Some(g) = self.lock().get_mut(sale) {
+        if let Some(g) = self.lock().closed.get_mut(sale) {
             g.made.insert(reservation.to_owned());
         }
     }
 
     /// A unit of the sale was taken: let everyone through again.
     pub fn reopen(&self, sale: &str) {
-        let mut sales = self.lock();
-        if !sales.is_empty() {
-            sales.remove(sale);
+        let mut gates = self.lock();
+        if !gates.closed.is_empty() {
+            gates.closed.remove(sale);
         }
     }
 
-    /// The store said sold out; `made` are the sale's reservation ids at that time.
-    pub fn close(&self, sale: &str, made: Vec<String>) {
-        self.lock().insert(
+    /// The store said sold out: the right to close the gate, for the one attempt that should
+    /// read the sale's reservation ids (the first while it is open, or the probe); None for the
+    /// others refused at the same moment.
+    pub fn start_closing(&self, sale: &str) -> Option<Closing<'_>> {
+        let mut gates = self.lock();
+        let reads = gates.closed.get(sale).is_none_or(|g| g.probing);
+        if !reads || !gates.closing.insert(sale.to_owned()) {
+            return None;
+        }
+        Some(Closing {
+            gate: self,
+            sale: sale.to_owned(),
+        })
+    }
+
+    /// Closes the gate; `made` are the sale's reservation ids at that time.
+    fn close(&self, sale: &str, made: Vec<String>) {
+        self.lock().closed.insert(
             sale.to_owned(),
             GateState {
                 closed_until: std::time::Instant::now() + Self::CLOSED_FOR,
                 made: made.into_iter().collect(),
+                probing: false,
             },
         );
     }
 
     pub fn reopen_all(&self) {
-        self.lock().clear();
+        self.lock().closed.clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, GateState>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Gates> {
         // The map holds deadlines and ids: a panic elsewhere cannot leave it inconsistent.
         self.sales
             .lock()
@@ -445,7 +497,15 @@ mod tests {
     #[test]
     fn the_sold_out_gate_closes_per_sale_and_reopens() {
         let gate = SoldOutGate::default();
-        gate.close("a", vec!["r1".into()]);
+        let closing = gate.start_closing("a");
+        assert!(
+            closing.is_some() && gate.start_closing("a").is_none(),
+            "one reader of the ids"
+        );
+        if let Some(c) = closing {
+            c.close(vec!["r1".into()]);
+        }
+        assert!(gate.start_closing("a").is_none(), "closed: nothing to read");
         assert!(gate.is_closed("a") && !gate.is_closed("b"));
         assert!(gate.may_exist("a", "r1") && !gate.may_exist("a", "r2"));
         gate.remember("a", "r2");
@@ -456,10 +516,21 @@ mod tests {
         );
         gate.reopen_all();
         assert!(!gate.is_closed("a"), "a release reopens at once");
+        drop(gate.start_closing("a"));
+        assert!(
+            gate.start_closing("a").is_some(),
+            "a read given up lets the next one try"
+        );
         gate.close("a", Vec::new());
         std::thread::sleep(SoldOutGate::CLOSED_FOR + std::time::Duration::from_millis(20));
         assert!(!gate.is_closed("a"), "time lets one probe through");
         assert!(gate.is_closed("a"), "the others wait for its answer");
+        let probe = gate.start_closing("a");
+        assert!(probe.is_some(), "the probe's sold out reads the ids afresh");
+        if let Some(c) = probe {
+            c.close(vec!["r3".into()]);
+        }
+        assert!(gate.may_exist("a", "r3") && gate.is_closed("a"));
         gate.reopen("a");
         assert!(
             !gate.is_closed("a") && !gate.is_closed("a"),
