@@ -305,17 +305,19 @@ fn sold_out(sale: String) -> ApiError {
 
 /// Admission control for the stampede after a sale sells out: once the store has refused a sale
 /// as sold out, this node refuses further attempts at it for [`SoldOutGate::CLOSED_FOR`] without
-/// the store, so the crowd that arrives too late costs no store work. A retried reservation id
-/// still gets its hold back: the gate keeps the ids the sale's reservations had when it closed,
-/// plus those made on this node since, and looks only those up. The ids are read once per
-/// closing, by the first attempt the store refused (or by the probe), not by every attempt refused
-/// at that moment. (With several nodes, a
-/// reservation another node makes from units that came back after this node closed its gate is
-/// learnt at the next probe; until then its retries here hear "sold out", and the hold stands.) When that time is up, one attempt goes through as
-/// a probe while the others are still refused (half-open): sold out again closes the gate for
-/// another `CLOSED_FOR`, a unit taken opens it. The gate only ever refuses, so it cannot oversell;
-/// units that come back (a hold given up or run out) sell again at once for a release on this
-/// node, otherwise at the next probe.
+/// the store, so the crowd that arrives too late costs no store work.
+///
+/// A retried reservation id still gets its hold back: the gate keeps the ids the sale's
+/// reservations had when it closed, plus those made on this node since, and looks only those up.
+/// The ids are read once per closing, by the first attempt the store refused (or by the probe),
+/// not by every attempt refused at that moment. With several nodes, a reservation another node
+/// makes from units that came back after this node closed its gate is learnt at the next probe;
+/// until then its retries here hear "sold out", and the hold stands.
+///
+/// When the closed time is up, one attempt goes through as a probe while the others are still
+/// refused (half-open): sold out again closes the gate for another `CLOSED_FOR`, a unit taken
+/// opens it. The gate only ever refuses, so it cannot oversell; units that come back (a hold given
+/// up or run out) sell again at once for a release on this node, otherwise at the next probe.
 #[derive(Debug, Default)]
 pub struct SoldOutGate {
     sales: std::sync::Mutex<Gates>,
