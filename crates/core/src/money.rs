@@ -229,9 +229,17 @@ pub fn allocate_into(
         remainders.push((rem, i));
     }
     let left = total - parts.iter().sum::<i64>();
-    if left != 0 {
-        remainders.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        for &(_, i) in remainders.iter().cycle().take(left.unsigned_abs() as usize) {
+    let by_remainder = |a: &(i128, usize), b: &(i128, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    let extra = left.unsigned_abs() as usize;
+    if left > 0 && extra < remainders.len() {
+        // Only which `left` remainders are largest matters, not their order.
+        remainders.select_nth_unstable_by(extra - 1, by_remainder);
+        for &(_, i) in &remainders[..extra] {
+            parts[i] += 1;
+        }
+    } else if left != 0 {
+        remainders.sort_unstable_by(by_remainder);
+        for &(_, i) in remainders.iter().cycle().take(extra) {
             parts[i] += left.signum();
         }
     }

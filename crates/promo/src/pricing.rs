@@ -12,10 +12,14 @@
 //! - **Stacking**: a promotion is exclusive (alone), or in a category; at most one promotion of a
 //!   category applies unless the category is joint. Promotions apply in priority order (then id),
 //!   each on the original prices or on the prices after those before it ([`Base`]).
-//! - **Choice**: every legal combination of the promotions that could apply is evaluated and the one
-//!   giving the customer the most (discounts, free shipping, gift value) wins; ties go to fewer
-//!   promotions, then to the smaller ids. Beyond [`MAX_COMBINATIONS`] the combination is built
-//!   greedily by priority instead (reported in the quote).
+//! - **Choice**: the legal combination giving the customer the most (discounts, free shipping,
+//!   gift value) wins; ties go to fewer promotions, then to the smaller ids. A branch and bound
+//!   finds it: it starts from the best of each category plus every joint promotion, and drops a
+//!   branch when what each remaining promotion gives alone cannot beat the best found. After
+//!   [`MAX_COMBINATIONS`] evaluations it stops with the best found (reported in the quote).
+//! - **Compiled once**: [`Pricer`] holds a live set with its scopes interned, so a cart is matched
+//!   by comparing numbers; each quote works in a per-thread space and allocates little beyond its
+//!   output, and the reasons' texts are written only when read ([`NotApplied::message`]).
 //! - **Exactness**: money is integer minor units. A discount over several lines is split in
 //!   proportion to their current amounts with [`shopgrowth_core::money::allocate`] (largest
 //!   remainder, ties to the earlier line in the canonical order: SKU, unit price, quantity, store),
@@ -23,11 +27,15 @@
 //!   half up. No discount exceeds what is left of the lines it applies to, so no line and no total
 //!   goes negative.
 
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use shopgrowth_core::money::allocate_into;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::sync::Arc;
 
-/// Most combinations evaluated before falling back to the greedy choice.
+/// Most partial combinations evaluated before the search stops with the best found.
 pub const MAX_COMBINATIONS: usize = 4096;
 
 /// Basis points in a whole (10000 bp = 100%).
@@ -148,18 +156,6 @@ pub struct Scope {
     pub exclude_categories: Vec<String>,
 }
 
-impl Scope {
-    pub fn contains(&self, line: &CartLine) -> bool {
-        let in_category = |cats: &[String]| line.category.iter().any(|c| cats.contains(c));
-        (self.skus.is_empty() || self.skus.contains(&line.sku))
-            && (self.categories.is_empty() || in_category(&self.categories))
-            && (self.stores.is_empty()
-                || line.store.as_ref().is_some_and(|s| self.stores.contains(s)))
-            && !self.exclude_skus.contains(&line.sku)
-            && !in_category(&self.exclude_categories)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stacking {
@@ -234,8 +230,8 @@ pub struct GiftItem {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Applied {
-    pub id: String,
-    pub name: String,
+    pub id: Arc<str>,
+    pub name: Arc<str>,
     pub discount: i64,
     pub shipping_discount: i64,
     pub gift_value: i64,
@@ -243,16 +239,108 @@ pub struct Applied {
     pub allocation: Vec<(usize, i64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Why a promotion gave nothing. The customer-facing text is [`NotApplied::message`], written
+/// when the quote is read or serialised rather than for every promotion of every quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The customer is not in its audience.
+    Audience,
+    /// It needs a code the cart did not present.
+    CodeMissing,
+    /// No line of the cart is in its scope.
+    NoLines,
+    /// The lines in scope are this much short of its threshold.
+    Short(i64),
+    /// A 满减 without tiers.
+    NoTiers,
+    /// N-th item off: no SKU has this many units.
+    NthItem(i64),
+    /// Buy X get Y: this many more units are needed.
+    MoreUnits(i64),
+    /// A bundle without some of its SKUs: `missing` has bit k set for `skus[k]`.
+    BundleIncomplete { skus: Arc<[String]>, missing: u64 },
+    /// Member price, and the customer's tier has none.
+    MembersOnly,
+    /// A price cut with nothing to cut.
+    NothingToCut,
+    /// It may not stack with this chosen promotion (its name).
+    NotWith(Arc<str>),
+    /// A better legal combination left it out.
+    Outdone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotApplied {
-    pub id: String,
-    pub name: String,
+    pub id: Arc<str>,
+    pub name: Arc<str>,
     /// `audience`, `code_missing`, `no_lines`, `not_reached`, `not_chosen`.
     pub code: &'static str,
-    pub message: String,
+    pub reason: Reason,
     /// How much more the lines in scope must reach, when that is the reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub shortfall: Option<i64>,
+}
+
+impl NotApplied {
+    fn new(p: &Compiled, reason: Reason) -> Self {
+        let (code, shortfall) = match &reason {
+            Reason::Audience => ("audience", None),
+            Reason::CodeMissing => ("code_missing", None),
+            Reason::NoLines => ("no_lines", None),
+            Reason::Short(s) => ("not_reached", Some(*s)),
+            Reason::NotWith(_) | Reason::Outdone => ("not_chosen", None),
+            _ => ("not_reached", None),
+        };
+        NotApplied {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            code,
+            reason,
+            shortfall,
+        }
+    }
+
+    /// The reason as the customer reads it: "满300减40: 还差 ¥12.50".
+    pub fn message(&self) -> String {
+        let name = &self.name;
+        match &self.reason {
+            Reason::Audience => format!("{name}: 不适用于该顾客"),
+            Reason::CodeMissing => format!("{name}: 需要输入优惠码"),
+            Reason::NoLines => format!("{name}: 购物车中没有适用商品"),
+            Reason::Short(s) => format!("{name}: 还差 {}", yuan(*s)),
+            Reason::NoTiers => format!("{name}: 没有档位"),
+            Reason::NthItem(nth) => format!("{name}: 同一商品买满 {nth} 件可享"),
+            Reason::MoreUnits(n) => format!("{name}: 再买 {n} 件可享"),
+            Reason::BundleIncomplete { skus, missing } => {
+                let missing: Vec<&str> = skus
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k < 64 && missing >> k & 1 == 1)
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                format!("{name}: 还缺 {}", missing.join("、"))
+            }
+            Reason::MembersOnly => format!("{name}: 仅限会员等级"),
+            Reason::NothingToCut => format!("{name}: 没有可减的金额"),
+            Reason::NotWith(other) => format!("{name}: 不与「{other}」同享"),
+            Reason::Outdone => format!("{name}: 已选择更优惠的组合"),
+        }
+    }
+}
+
+impl Serialize for NotApplied {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("NotApplied", 5)?;
+        st.serialize_field("id", &*self.id)?;
+        st.serialize_field("name", &*self.name)?;
+        st.serialize_field("code", self.code)?;
+        st.serialize_field("message", &self.message())?;
+        match self.shortfall {
+            Some(v) => st.serialize_field("shortfall", &v)?,
+            None => st.skip_field("shortfall")?,
+        }
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -281,12 +369,237 @@ pub fn yuan(minor: i64) -> String {
 
 /// `amount × bp / 10000`, rounded half up (amounts are non-negative).
 fn percent_of(amount: i64, bp: i64) -> i64 {
-    let x = i128::from(amount) * i128::from(bp.clamp(0, BP));
-    ((x + i128::from(BP / 2)) / i128::from(BP)) as i64
+    let bp = bp.clamp(0, BP);
+    match amount.checked_mul(bp) {
+        Some(x) => (x + BP / 2) / BP,
+        None => {
+            ((i128::from(amount) * i128::from(bp) + i128::from(BP / 2)) / i128::from(BP)) as i64
+        }
+    }
+}
+
+/// `a × b / c` rounded down, for non-negative `a`, `b` and positive `c`.
+fn mul_div(a: i64, b: i64, c: i64) -> i64 {
+    match a.checked_mul(b) {
+        Some(x) => x / c,
+        None => (i128::from(a) * i128::from(b) / i128::from(c)) as i64,
+    }
+}
+
+/// Where a promotion stacks: alone, with anything, or with at most one of its category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    Exclusive,
+    Joint,
+    /// The index of its (non-joint) category among the set's.
+    Single(u32),
+}
+
+/// A scope with its SKUs, categories and stores as interned ids (each list sorted).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InternedScope {
+    skus: Vec<u32>,
+    categories: Vec<u32>,
+    stores: Vec<u32>,
+    exclude_skus: Vec<u32>,
+    exclude_categories: Vec<u32>,
+}
+
+/// A cart line's SKU, store and categories as the set's ids (`None`: named by no promotion).
+#[derive(Debug, Clone)]
+struct LineIds {
+    sku: Option<u32>,
+    store: Option<u32>,
+    /// Into [`Work::category_ids`].
+    categories: Range<usize>,
+}
+
+impl InternedScope {
+    /// A line matches a category if any element of its path equals it.
+    fn contains(&self, line: &LineIds, categories: &[u32]) -> bool {
+        let has =
+            |list: &[u32], id: Option<u32>| id.is_some_and(|x| list.binary_search(&x).is_ok());
+        let in_category = |list: &[u32]| categories.iter().any(|&c| list.binary_search(&c).is_ok());
+        (self.skus.is_empty() || has(&self.skus, line.sku))
+            && (self.categories.is_empty() || in_category(&self.categories))
+            && (self.stores.is_empty() || has(&self.stores, line.store))
+            && !has(&self.exclude_skus, line.sku)
+            && !in_category(&self.exclude_categories)
+    }
+}
+
+/// One promotion as the pricer reads it.
+#[derive(Debug, Clone)]
+struct Compiled {
+    p: Promotion,
+    id: Arc<str>,
+    name: Arc<str>,
+    /// Lowercased.
+    code: Option<String>,
+    /// Index into [`Pricer::scopes`].
+    scope: usize,
+    stack: Stack,
+    /// A 满减 or 每满减 read store by store.
+    per_store: bool,
+    /// Bundle: each SKU's id, in the rule's order; and the SKUs for the reason's text.
+    bundle: Vec<u32>,
+    bundle_skus: Arc<[String]>,
+    /// Member price: (SKU id, unit price), sorted by id.
+    member_prices: Vec<(u32, i64)>,
+    /// Its place in application order (priority, then id) and in id order.
+    order_rank: u32,
+    id_rank: u32,
+}
+
+/// Live promotions compiled once to price many carts: scopes deduplicated, their SKUs, categories
+/// and stores interned (a cart is matched by comparing numbers), codes lowercased, stacking
+/// categories numbered. [`price`] compiles and prices in one call.
+#[derive(Debug, Clone)]
+pub struct Pricer {
+    promotions: Vec<Compiled>,
+    scopes: Vec<InternedScope>,
+    skus: HashMap<String, u32>,
+    categories: HashMap<String, u32>,
+    stores: HashMap<String, u32>,
+}
+
+fn intern(table: &mut HashMap<String, u32>, name: &str) -> u32 {
+    let next = table.len() as u32;
+    *table.entry(name.to_owned()).or_insert(next)
+}
+
+fn intern_all(table: &mut HashMap<String, u32>, names: &[String]) -> Vec<u32> {
+    let mut ids: Vec<u32> = names.iter().map(|n| intern(table, n)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+impl Pricer {
+    pub fn new(promotions: &[Promotion]) -> Self {
+        let (mut skus, mut categories, mut stores) = Default::default();
+        let mut scopes: Vec<InternedScope> = Vec::new();
+        let mut scope_index: HashMap<InternedScope, usize> = HashMap::default();
+        let mut stacking: Vec<&str> = Vec::new();
+        let compiled = promotions
+            .iter()
+            .map(|p| {
+                let s = &p.scope;
+                let scope = InternedScope {
+                    skus: intern_all(&mut skus, &s.skus),
+                    categories: intern_all(&mut categories, &s.categories),
+                    stores: intern_all(&mut stores, &s.stores),
+                    exclude_skus: intern_all(&mut skus, &s.exclude_skus),
+                    exclude_categories: intern_all(&mut categories, &s.exclude_categories),
+                };
+                let scope = *scope_index.entry(scope.clone()).or_insert_with(|| {
+                    scopes.push(scope);
+                    scopes.len() - 1
+                });
+                let stack = match &p.stacking {
+                    Stacking::Exclusive => Stack::Exclusive,
+                    Stacking::Category { joint: true, .. } => Stack::Joint,
+                    Stacking::Category { name, .. } => {
+                        let k = stacking.iter().position(|n| n == name).unwrap_or_else(|| {
+                            stacking.push(name);
+                            stacking.len() - 1
+                        });
+                        Stack::Single(k as u32)
+                    }
+                };
+                let (bundle, bundle_skus) = match &p.rule {
+                    Rule::Bundle { skus: list, .. } => (
+                        list.iter().map(|s| intern(&mut skus, s)).collect(),
+                        list.clone().into(),
+                    ),
+                    _ => (Vec::new(), Arc::from(Vec::new())),
+                };
+                let mut member_prices: Vec<(u32, i64)> = match &p.rule {
+                    Rule::MemberPrice { prices, .. } => prices
+                        .iter()
+                        .map(|(s, &price)| (intern(&mut skus, s), price))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                member_prices.sort_unstable();
+                Compiled {
+                    id: p.id.as_str().into(),
+                    name: p.name.as_str().into(),
+                    code: p.code.as_ref().map(|c| c.to_lowercase()),
+                    scope,
+                    stack,
+                    per_store: matches!(
+                        p.rule,
+                        Rule::Threshold {
+                            across_stores: false,
+                            ..
+                        } | Rule::PerEvery {
+                            across_stores: false,
+                            ..
+                        }
+                    ),
+                    bundle,
+                    bundle_skus,
+                    member_prices,
+                    order_rank: 0,
+                    id_rank: 0,
+                    p: p.clone(),
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut compiled = compiled;
+        let mut by: Vec<usize> = (0..compiled.len()).collect();
+        by.sort_by(|&a, &b| (&compiled[a].id, a).cmp(&(&compiled[b].id, b)));
+        for (rank, &k) in by.iter().enumerate() {
+            compiled[k].id_rank = rank as u32;
+        }
+        by.sort_by_key(|&k| (compiled[k].p.priority, compiled[k].id_rank));
+        for (rank, &k) in by.iter().enumerate() {
+            compiled[k].order_rank = rank as u32;
+        }
+        Pricer {
+            promotions: compiled,
+            scopes,
+            skus,
+            categories,
+            stores,
+        }
+    }
+
+    /// The best legal combination of the promotions for this cart and customer.
+    pub fn price(&self, cart: &Cart, customer: &Customer) -> Quote {
+        self.quote(cart, customer, false)
+    }
+
+    fn quote(&self, cart: &Cart, customer: &Customer, all: bool) -> Quote {
+        thread_local! {
+            static WORK: RefCell<Work> = RefCell::new(Work::default());
+        }
+        WORK.with(|w| match w.try_borrow_mut() {
+            Ok(mut work) => self.quote_in(&mut work, cart, customer, all),
+            Err(_) => self.quote_in(&mut Work::default(), cart, customer, all),
+        })
+    }
+}
+
+/// Prices a cart: the best legal combination of `promotions` for this customer.
+pub fn price(cart: &Cart, customer: &Customer, promotions: &[Promotion]) -> Quote {
+    Pricer::new(promotions).price(cart, customer)
+}
+
+/// Applies every promotion that gives something, in priority order, without choosing (the set
+/// must be legal): what a given combination is worth. Tests compare [`price`] with it.
+pub fn apply_all(cart: &Cart, customer: &Customer, promotions: &[Promotion]) -> Quote {
+    Pricer::new(promotions).quote(cart, customer, true)
+}
+
+/// What the customer gets from a quote: discounts, free shipping and gifts.
+pub fn benefit(q: &Quote) -> i64 {
+    q.discount + q.shipping_discount + q.gifts.iter().map(|g| g.value).sum::<i64>()
 }
 
 /// The state a combination is applied to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct State {
     /// Current amount of each canonical line.
     amounts: Vec<i64>,
@@ -336,9 +649,85 @@ struct Scratch {
     weights: Vec<i64>,
     parts: Vec<i64>,
     remainders: Vec<(i128, usize)>,
-    /// (unit value, canonical line, units) runs for buy X get Y.
-    runs: Vec<(i64, usize, i64)>,
-    members: Vec<usize>,
+}
+
+/// A unit run for buy X get Y: `units` units of canonical line `line` worth `value` each; each
+/// line has a dearer run (its extra cents) and a plain one.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    value: i64,
+    line: usize,
+    dearer: bool,
+    units: i64,
+}
+
+/// A promotion's last effect, the amounts it was worked out from (its lines', then shipping) and
+/// what it gave; and buy X get Y's unit runs in their last order. An effect depends only on those
+/// amounts, so when they come round again (another branch that did not touch its lines) it is
+/// reused, not worked out again.
+#[derive(Debug, Default)]
+struct Memo {
+    effect: Effect,
+    input: Vec<i64>,
+    valid: bool,
+    gain: i64,
+    runs: Vec<Run>,
+}
+
+/// Working space for one quote, kept per thread so a quote allocates little beyond its output.
+#[derive(Debug, Default)]
+struct Work {
+    order: Vec<usize>,
+    ids: Vec<LineIds>,
+    category_ids: Vec<u32>,
+    quantities: Vec<i64>,
+    originals: Vec<i64>,
+    /// Per scope of the set: its eligible canonical lines in `flat`, once asked for.
+    scope_lines: Vec<Option<Range<usize>>>,
+    layout: Layout,
+    candidates: Vec<(Candidate, i64)>,
+    /// Per promotion of the set.
+    memos: Vec<Memo>,
+    scratch: Scratch,
+    codes: Vec<String>,
+}
+
+/// Line lists the candidates point into, fixed once the candidates are built.
+#[derive(Debug, Default)]
+struct Layout {
+    /// Canonical line indices: each scope's eligible lines, per-store orders, bundle members.
+    flat: Vec<usize>,
+    /// The runs of a candidate's eligible lines a threshold rule reads as one (offsets into
+    /// them): one per store, or one for all.
+    groups: Vec<Range<usize>>,
+    /// Bundle: per bundle SKU, its lines (in `flat`).
+    bundle_parts: Vec<Range<usize>>,
+    /// Member price: (canonical line, unit price).
+    member_prices: Vec<(usize, i64)>,
+}
+
+/// A promotion that could apply to the cart, with the lines it looks at.
+#[derive(Debug, Clone)]
+struct Candidate {
+    /// Index into [`Pricer::promotions`].
+    promo: usize,
+    /// Its canonical lines in scope (in `flat`); for a per-store rule, ordered by store so that
+    /// each store's lines are one run (in canonical order within it).
+    eligible: Range<usize>,
+    /// Into [`Layout::groups`].
+    groups: Range<usize>,
+    /// Bundle: into [`Layout::bundle_parts`] (its members laid out together in `flat`, from the
+    /// first part's start to the last part's end); member price: into `member_prices`.
+    extra: Range<usize>,
+}
+
+/// The cart as the rules read it.
+struct Priced<'a> {
+    pricer: &'a Pricer,
+    quantities: &'a [i64],
+    originals: &'a [i64],
+    layout: &'a Layout,
+    customer: &'a Customer,
 }
 
 /// Splits `discount` over `lines` in proportion to their current amounts, never more than is
@@ -374,57 +763,6 @@ fn spread(
     );
 }
 
-/// A promotion that could apply to the cart, with the lines it looks at.
-struct Candidate<'a> {
-    p: &'a Promotion,
-    /// Canonical lines in scope; for a per-store threshold rule, ordered by store so that each
-    /// store's lines are one run (in canonical order within it).
-    eligible: Vec<usize>,
-    /// The runs of `eligible` a threshold rule reads as one: one per store, or one for all.
-    groups: Vec<std::ops::Range<usize>>,
-}
-
-impl<'a> Candidate<'a> {
-    fn new(p: &'a Promotion, mut eligible: Vec<usize>, lines: &[&CartLine]) -> Self {
-        let per_store = matches!(
-            p.rule,
-            Rule::Threshold {
-                across_stores: false,
-                ..
-            } | Rule::PerEvery {
-                across_stores: false,
-                ..
-            }
-        );
-        let mut groups = Vec::new();
-        if per_store {
-            eligible.sort_by(|&a, &b| {
-                (lines[a].store.as_deref(), a).cmp(&(lines[b].store.as_deref(), b))
-            });
-            let mut start = 0;
-            for k in 1..=eligible.len() {
-                if k == eligible.len() || lines[eligible[k]].store != lines[eligible[start]].store {
-                    groups.push(start..k);
-                    start = k;
-                }
-            }
-        } else {
-            groups.push(0..eligible.len());
-        }
-        Candidate {
-            p,
-            eligible,
-            groups,
-        }
-    }
-}
-
-struct Priced<'a> {
-    lines: &'a [&'a CartLine],
-    originals: Vec<i64>,
-    customer: &'a Customer,
-}
-
 /// Units of value `v` at positions `[from, from + n)` of the dearest-first order that are free
 /// under buy X get Y: the last `get` of every `buy + get`, in the first `times` rounds.
 fn free_units(from: i64, n: i64, buy: i64, size: i64, times: i64) -> i64 {
@@ -436,6 +774,14 @@ fn free_units(from: i64, n: i64, buy: i64, size: i64, times: i64) -> i64 {
 }
 
 impl Priced<'_> {
+    fn promotion(&self, c: &Candidate) -> &Promotion {
+        &self.pricer.promotions[c.promo].p
+    }
+
+    fn eligible(&self, c: &Candidate) -> &[usize] {
+        &self.layout.flat[c.eligible.clone()]
+    }
+
     /// The amounts a promotion's rule reads: original or current, never above current.
     fn base_of(&self, p: &Promotion, state: &State, i: usize) -> i64 {
         match p.base {
@@ -444,22 +790,36 @@ impl Priced<'_> {
         }
     }
 
-    /// What `c` gives on `state`, into `out` (cleared first).
-    fn effect(&self, c: &Candidate<'_>, state: &State, out: &mut Effect, scratch: &mut Scratch) {
+    /// What `c` gives on `state`, into `out` (cleared first). `runs` is the candidate's own
+    /// buy-X-get-Y order, kept between calls.
+    fn effect(
+        &self,
+        c: &Candidate,
+        state: &State,
+        out: &mut Effect,
+        runs: &mut Vec<Run>,
+        scratch: &mut Scratch,
+    ) {
         out.clear();
-        let (p, eligible) = (c.p, c.eligible.as_slice());
-        let lines = self.lines;
+        let p = self.promotion(c);
+        let eligible = self.eligible(c);
+        let quantities = self.quantities;
         let base_sum = |group: &[usize]| {
             group
                 .iter()
                 .map(|&i| self.base_of(p, state, i))
                 .sum::<i64>()
         };
+        let groups = || {
+            self.layout.groups[c.groups.clone()]
+                .iter()
+                .map(|g| &eligible[g.clone()])
+        };
         match &p.rule {
             Rule::PriceCut { off_per_unit } => {
                 for &i in eligible {
                     let d = off_per_unit
-                        .saturating_mul(lines[i].quantity)
+                        .saturating_mul(quantities[i])
                         .min(state.amounts[i])
                         .max(0);
                     if d > 0 {
@@ -468,8 +828,7 @@ impl Priced<'_> {
                 }
             }
             Rule::Threshold { tiers, .. } => {
-                for g in &c.groups {
-                    let group = &eligible[g.clone()];
+                for group in groups() {
                     let base = base_sum(group);
                     let off = tiers
                         .iter()
@@ -483,8 +842,7 @@ impl Priced<'_> {
             Rule::PerEvery {
                 every, off, cap, ..
             } => {
-                for g in &c.groups {
-                    let group = &eligible[g.clone()];
+                for group in groups() {
                     let base = base_sum(group);
                     let mut d = if *every > 0 {
                         (base / every).saturating_mul(*off)
@@ -513,14 +871,12 @@ impl Priced<'_> {
             }
             Rule::NthItemOff { nth, percent_bp } => {
                 for &i in eligible {
-                    let q = lines[i].quantity;
+                    let q = quantities[i];
                     if *nth <= 0 || q < *nth {
                         continue;
                     }
-                    let units = q / nth;
-                    let base = self.base_of(p, state, i);
                     // The discounted units' share of the line, then the percentage of it.
-                    let share = (i128::from(base) * i128::from(units) / i128::from(q)) as i64;
+                    let share = mul_div(self.base_of(p, state, i), q / nth, q);
                     let d = percent_of(share, *percent_bp).min(state.amounts[i]);
                     if d > 0 {
                         out.lines.push((i, d));
@@ -537,44 +893,68 @@ impl Priced<'_> {
                 }
                 // Every unit with its value (a line's amount spread over its units, the extra
                 // cents on its first units), dearest first, ties by canonical line: as runs of
-                // equal units, at most two per line.
-                let runs = &mut scratch.runs;
-                runs.clear();
-                for &i in eligible {
-                    let (q, a) = (lines[i].quantity, self.base_of(p, state, i));
+                // equal units, two per line. The runs keep their order from the last call, so
+                // sorting them again is nearly free.
+                let fresh = runs.is_empty();
+                if fresh {
+                    for &i in eligible {
+                        for dearer in [true, false] {
+                            runs.push(Run {
+                                value: 0,
+                                line: i,
+                                dearer,
+                                units: 0,
+                            });
+                        }
+                    }
+                }
+                for r in runs.iter_mut() {
+                    let (q, a) = (quantities[r.line], self.base_of(p, state, r.line));
                     if q <= 0 {
+                        r.units = 0;
                         continue;
                     }
                     let counted = q.min(10_000);
                     let dearer = (a % q).min(counted);
-                    if dearer > 0 {
-                        runs.push((a / q + 1, i, dearer));
-                    }
-                    if counted > dearer {
-                        runs.push((a / q, i, counted - dearer));
+                    (r.value, r.units) = if r.dearer {
+                        (a / q + 1, dearer)
+                    } else {
+                        (a / q, counted - dearer)
+                    };
+                }
+                let key = |r: &Run| (std::cmp::Reverse(r.value), r.line, !r.dearer);
+                if fresh {
+                    runs.sort_unstable_by_key(key);
+                }
+                for k in 1..runs.len() {
+                    let mut j = k;
+                    while j > 0 && key(&runs[j]) < key(&runs[j - 1]) {
+                        runs.swap(j, j - 1);
+                        j -= 1;
                     }
                 }
-                runs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
                 let size = buy + get;
-                let total: i64 = runs.iter().map(|r| r.2).sum();
+                let total: i64 = runs.iter().map(|r| r.units).sum();
                 let mut times = total / size;
                 if let Some(m) = max_times {
                     times = times.min(*m);
                 }
                 let mut at = 0;
-                let start = out.lines.len();
-                for &(v, i, n) in runs.iter() {
-                    let free = free_units(at, n, *buy, size, times);
-                    at += n;
+                for r in runs.iter() {
+                    if at >= times * size {
+                        break;
+                    }
+                    let free = free_units(at, r.units, *buy, size, times);
+                    at += r.units;
                     if free == 0 {
                         continue;
                     }
-                    match out.lines[start..].iter_mut().find(|(l, _)| *l == i) {
-                        Some(entry) => entry.1 += free * v,
-                        None => out.lines.push((i, free * v)),
+                    match out.lines.iter_mut().find(|(l, _)| *l == r.line) {
+                        Some(entry) => entry.1 += free * r.value,
+                        None => out.lines.push((r.line, free * r.value)),
                     }
                 }
-                for entry in &mut out.lines[start..] {
+                for entry in &mut out.lines {
                     entry.1 = entry.1.min(state.amounts[entry.0]);
                 }
                 out.lines.retain(|(_, d)| *d > 0);
@@ -586,40 +966,35 @@ impl Priced<'_> {
                     out.gift = *value;
                 }
             }
-            Rule::Bundle { skus, price } => {
-                if skus.is_empty() {
+            Rule::Bundle { price, .. } => {
+                let parts = &self.layout.bundle_parts[c.extra.clone()];
+                let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
                     return;
-                }
+                };
                 // Per bundle SKU: its units and value; as many bundles as the scarcest allows.
-                let member = |sku: &String| {
-                    eligible
+                let member = |part: &Range<usize>| {
+                    self.layout.flat[part.clone()]
                         .iter()
-                        .filter(|&&i| &lines[i].sku == sku)
                         .fold((0i64, 0i64), |(u, v), &i| {
-                            (u + lines[i].quantity, v + self.base_of(p, state, i))
+                            (u + quantities[i], v + self.base_of(p, state, i))
                         })
                 };
-                let bundles = skus.iter().map(|s| member(s).0).min().unwrap_or(0);
+                let bundles = parts.iter().map(|s| member(s).0).min().unwrap_or(0);
                 if bundles <= 0 {
                     return;
                 }
-                let in_bundles: i64 = skus
+                let in_bundles: i64 = parts
                     .iter()
                     .map(|s| {
                         let (units, value) = member(s);
-                        (i128::from(value) * i128::from(bundles) / i128::from(units)) as i64
+                        mul_div(value, bundles, units)
                     })
                     .sum();
                 let d = in_bundles - price.saturating_mul(bundles);
-                let mut all = std::mem::take(&mut scratch.members);
-                all.clear();
-                for sku in skus {
-                    all.extend(eligible.iter().copied().filter(|&i| &lines[i].sku == sku));
-                }
-                spread(d, &all, state, &mut out.lines, scratch);
-                scratch.members = all;
+                let all = &self.layout.flat[first.start..last.end];
+                spread(d, all, state, &mut out.lines, scratch);
             }
-            Rule::MemberPrice { tiers, prices } => {
+            Rule::MemberPrice { tiers, .. } => {
                 if !self
                     .customer
                     .tier
@@ -628,14 +1003,11 @@ impl Priced<'_> {
                 {
                     return;
                 }
-                for &i in eligible {
-                    if let Some(&price) = prices.get(&lines[i].sku) {
-                        let d = (self.base_of(p, state, i)
-                            - price.saturating_mul(lines[i].quantity))
+                for &(i, price) in &self.layout.member_prices[c.extra.clone()] {
+                    let d = (self.base_of(p, state, i) - price.saturating_mul(quantities[i]))
                         .min(state.amounts[i]);
-                        if d > 0 {
-                            out.lines.push((i, d));
-                        }
+                    if d > 0 {
+                        out.lines.push((i, d));
                     }
                 }
             }
@@ -647,51 +1019,68 @@ impl Priced<'_> {
         }
     }
 
-    /// Why a promotion gives nothing even on the original prices (its shortfall, when it is one).
-    fn not_reached(&self, p: &Promotion, eligible: &[usize]) -> (String, Option<i64>) {
+    /// What `c` gives on `state`, into `memo` unless it holds it already; returns the gain.
+    fn evaluate(
+        &self,
+        c: &Candidate,
+        state: &State,
+        memo: &mut Memo,
+        scratch: &mut Scratch,
+    ) -> i64 {
+        let eligible = self.eligible(c);
+        let same = memo.valid
+            && memo.input.len() == eligible.len() + 1
+            && memo.input[eligible.len()] == state.shipping
+            && eligible
+                .iter()
+                .zip(&memo.input)
+                .all(|(&i, &a)| state.amounts[i] == a);
+        if !same {
+            self.effect(c, state, &mut memo.effect, &mut memo.runs, scratch);
+            memo.input.clear();
+            memo.input
+                .extend(eligible.iter().map(|&i| state.amounts[i]));
+            memo.input.push(state.shipping);
+            memo.valid = true;
+            memo.gain = memo.effect.value();
+        }
+        memo.gain
+    }
+
+    /// Why a promotion gives nothing even on the original prices.
+    fn not_reached(&self, c: &Candidate) -> Reason {
+        let compiled = &self.pricer.promotions[c.promo];
+        let eligible = self.eligible(c);
         let base: i64 = eligible.iter().map(|&i| self.originals[i]).sum();
-        let short = |threshold: i64| (threshold - base).max(0);
-        match &p.rule {
-            Rule::Threshold { tiers, .. } => {
-                let first = tiers.iter().min_by_key(|t| t.threshold);
-                match first {
-                    Some(t) => (
-                        format!("{}: 还差 {}", p.name, yuan(short(t.threshold))),
-                        Some(short(t.threshold)),
-                    ),
-                    None => (format!("{}: 没有档位", p.name), None),
-                }
-            }
-            Rule::PerEvery { every, .. } => (
-                format!("{}: 还差 {}", p.name, yuan(short(*every))),
-                Some(short(*every)),
-            ),
+        let short = |threshold: i64| Reason::Short((threshold - base).max(0));
+        match &compiled.p.rule {
+            Rule::Threshold { tiers, .. } => match tiers.iter().map(|t| t.threshold).min() {
+                Some(t) => short(t),
+                None => Reason::NoTiers,
+            },
+            Rule::PerEvery { every, .. } => short(*every),
             Rule::PercentOff { threshold, .. }
             | Rule::Gift { threshold, .. }
-            | Rule::FreeShipping { threshold } => (
-                format!("{}: 还差 {}", p.name, yuan(short(*threshold))),
-                Some(short(*threshold)),
-            ),
-            Rule::NthItemOff { nth, .. } => {
-                (format!("{}: 同一商品买满 {nth} 件可享", p.name), None)
-            }
+            | Rule::FreeShipping { threshold } => short(*threshold),
+            Rule::NthItemOff { nth, .. } => Reason::NthItem(*nth),
             Rule::BuyXGetY { buy, get, .. } => {
-                let units: i64 = eligible.iter().map(|&i| self.lines[i].quantity).sum();
-                (
-                    format!("{}: 再买 {} 件可享", p.name, (buy + get - units).max(1)),
-                    None,
-                )
+                let units: i64 = eligible.iter().map(|&i| self.quantities[i]).sum();
+                Reason::MoreUnits((buy + get - units).max(1))
             }
-            Rule::Bundle { skus, .. } => {
-                let missing: Vec<&str> = skus
+            Rule::Bundle { .. } => {
+                let parts = &self.layout.bundle_parts[c.extra.clone()];
+                let missing = parts
                     .iter()
-                    .filter(|s| !eligible.iter().any(|&i| &&self.lines[i].sku == s))
-                    .map(String::as_str)
-                    .collect();
-                (format!("{}: 还缺 {}", p.name, missing.join("、")), None)
+                    .enumerate()
+                    .filter(|(k, part)| *k < 64 && part.is_empty())
+                    .fold(0u64, |m, (k, _)| m | 1 << k);
+                Reason::BundleIncomplete {
+                    skus: compiled.bundle_skus.clone(),
+                    missing,
+                }
             }
-            Rule::MemberPrice { .. } => (format!("{}: 仅限会员等级", p.name), None),
-            Rule::PriceCut { .. } => (format!("{}: 没有可减的金额", p.name), None),
+            Rule::MemberPrice { .. } => Reason::MembersOnly,
+            Rule::PriceCut { .. } => Reason::NothingToCut,
         }
     }
 }
@@ -702,8 +1091,7 @@ impl Priced<'_> {
 /// the search goes down and up, and each candidate's effect is evaluated into its own buffer.
 struct Search<'a, 'b> {
     priced: &'b Priced<'a>,
-    candidates: &'b [Candidate<'a>],
-    standalone: &'b [i64],
+    candidates: &'b [(Candidate, i64)],
     /// Each candidate's non-joint category as a bit (0 for exclusive or joint ones).
     category_bit: Vec<u64>,
     /// From each position on: the sum of joint candidates' values, and per non-joint category
@@ -715,77 +1103,33 @@ struct Search<'a, 'b> {
     nodes: usize,
     cut_short: bool,
     state: State,
-    effects: Vec<Effect>,
-    scratch: Scratch,
+    memos: &'b mut [Memo],
+    scratch: &'b mut Scratch,
 }
 
 impl<'a, 'b> Search<'a, 'b> {
-    fn new(
-        priced: &'b Priced<'a>,
-        candidates: &'b [Candidate<'a>],
-        standalone: &'b [i64],
-        start: State,
-    ) -> Self {
-        let mut names: Vec<&str> = Vec::new();
-        let category_bit: Vec<u64> = candidates
-            .iter()
-            .map(|c| match &c.p.stacking {
-                Stacking::Category { name, joint: false } => {
-                    let k = names.iter().position(|n| n == name).unwrap_or_else(|| {
-                        names.push(name);
-                        names.len() - 1
-                    });
-                    1u64 << k.min(63)
-                }
-                _ => 0,
-            })
-            .collect();
-        let n = candidates.len();
-        let k = names.len().min(64);
-        let mut joint_rest = vec![0; n + 1];
-        let mut category_rest = vec![0; (n + 1) * k];
-        for c in (0..n).rev() {
-            joint_rest[c] = joint_rest[c + 1];
-            category_rest.copy_within((c + 1) * k..(c + 2) * k, c * k);
-            match &candidates[c].p.stacking {
-                Stacking::Category { joint: true, .. } => joint_rest[c] += standalone[c],
-                Stacking::Category { .. } => {
-                    let slot = c * k + category_bit[c].trailing_zeros() as usize;
-                    category_rest[slot] = category_rest[slot].max(standalone[c]);
-                }
-                Stacking::Exclusive => {}
-            }
-        }
-        Search {
-            priced,
-            candidates,
-            standalone,
-            category_bit,
-            joint_rest,
-            category_rest,
-            categories: k,
-            best: None,
-            nodes: 0,
-            cut_short: false,
-            state: start,
-            effects: (0..n).map(|_| Effect::default()).collect(),
-            scratch: Scratch::default(),
-        }
+    fn stack(&self, c: usize) -> Stack {
+        self.priced.pricer.promotions[self.candidates[c].0.promo].stack
+    }
+
+    /// Ordered as the ids are.
+    fn id_rank(&self, c: usize) -> u32 {
+        self.priced.pricer.promotions[self.candidates[c].0.promo].id_rank
     }
 
     /// Keeps `set` if it beats the best so far (copied only then).
     fn offer(&mut self, value: i64, set: &[usize]) {
-        let ids = |s: &[usize]| {
-            s.iter()
-                .map(|&c| self.candidates[c].p.id.as_str())
-                .collect::<Vec<_>>()
-        };
         let better = match &self.best {
             None => true,
             Some((v, s)) => {
                 value > *v
                     || (value == *v
-                        && (set.len() < s.len() || (set.len() == s.len() && ids(set) < ids(s))))
+                        && (set.len() < s.len()
+                            || (set.len() == s.len()
+                                && set
+                                    .iter()
+                                    .map(|&c| self.id_rank(c))
+                                    .lt(s.iter().map(|&c| self.id_rank(c))))))
             }
         };
         if better {
@@ -808,58 +1152,99 @@ impl<'a, 'b> Search<'a, 'b> {
                 .sum::<i64>()
     }
 
+    /// A first answer to prune with: the best of each category alone and every joint
+    /// candidate, applied in order.
+    fn greedy_start(&mut self) {
+        let n = self.candidates.len();
+        // Per category bit, the candidate giving the most alone (the first on ties).
+        let mut best_of = [None::<usize>; 64];
+        for c in 0..n {
+            if let Stack::Single(_) = self.stack(c) {
+                let slot = &mut best_of[self.category_bit[c].trailing_zeros() as usize];
+                if slot.is_none_or(|b| self.candidates[c].1 > self.candidates[b].1) {
+                    *slot = Some(c);
+                }
+            }
+        }
+        let pick = (0..n).filter(|&c| match self.stack(c) {
+            Stack::Exclusive => false,
+            Stack::Joint => true,
+            Stack::Single(_) => best_of[self.category_bit[c].trailing_zeros() as usize] == Some(c),
+        });
+        let pick: Vec<usize> = pick.collect();
+        let mut state = self.state.clone();
+        let mut value = 0;
+        let mut chosen = Vec::new();
+        for c in pick {
+            let memo = &mut self.memos[self.candidates[c].0.promo];
+            let gain = self
+                .priced
+                .evaluate(&self.candidates[c].0, &state, memo, self.scratch);
+            if gain > 0 {
+                memo.effect.apply(&mut state);
+                value += gain;
+                chosen.push(c);
+            }
+        }
+        if !chosen.is_empty() {
+            self.offer(value, &chosen);
+        }
+    }
+
+    /// Whether candidate `c` may join a combination that uses the categories in `used`.
+    fn open(&self, c: usize, used: u64) -> bool {
+        self.stack(c) != Stack::Exclusive && used & self.category_bit[c] == 0
+    }
+
+    /// Decides the candidates from `from` on: the next one that may join is taken (when it gives
+    /// something on the state so far) or left. A combination is offered when its last member is
+    /// taken; `nodes` counts the decisions.
     fn branch(&mut self, from: usize, value: i64, chosen: &mut Vec<usize>, used: u64) {
+        let Some(next) = (from..self.candidates.len()).find(|&c| self.open(c, used)) else {
+            return;
+        };
+        if let Some((best, set)) = &self.best {
+            let bound = value + self.bound(next, used);
+            if bound < *best || (bound == *best && chosen.len() >= set.len()) {
+                return;
+            }
+        }
         self.nodes += 1;
         if self.nodes > MAX_COMBINATIONS {
             self.cut_short = true;
             return;
         }
-        if !chosen.is_empty() {
-            self.offer(value, chosen);
+        let promo = self.candidates[next].0.promo;
+        let mut memo = std::mem::take(&mut self.memos[promo]);
+        let gain = self.priced.evaluate(
+            &self.candidates[next].0,
+            &self.state,
+            &mut memo,
+            self.scratch,
+        );
+        if gain > 0 {
+            memo.effect.apply(&mut self.state);
+            chosen.push(next);
+            self.offer(value + gain, chosen);
+            self.branch(
+                next + 1,
+                value + gain,
+                chosen,
+                used | self.category_bit[next],
+            );
+            chosen.pop();
+            memo.effect.undo(&mut self.state);
         }
-        if from == self.candidates.len() {
-            return;
-        }
-        if let Some((best, set)) = &self.best {
-            let bound = value + self.bound(from, used);
-            if bound < *best || (bound == *best && chosen.len() >= set.len()) {
-                return;
-            }
-        }
-        let c = &self.candidates[from];
-        let bit = self.category_bit[from];
-        if c.p.stacking != Stacking::Exclusive && used & bit == 0 && self.standalone[from] > 0 {
-            let mut e = std::mem::take(&mut self.effects[from]);
-            self.priced
-                .effect(c, &self.state, &mut e, &mut self.scratch);
-            let gain = e.value();
-            if gain > 0 {
-                e.apply(&mut self.state);
-                chosen.push(from);
-                self.branch(from + 1, value + gain, chosen, used | bit);
-                chosen.pop();
-                e.undo(&mut self.state);
-            }
-            self.effects[from] = e;
-        }
-        self.branch(from + 1, value, chosen, used);
+        self.memos[promo] = memo;
+        self.branch(next + 1, value, chosen, used);
     }
 }
 
 /// Whether two promotions may not apply together.
-fn clash(a: &Promotion, b: &Promotion) -> bool {
-    match (&a.stacking, &b.stacking) {
-        (Stacking::Exclusive, _) | (_, Stacking::Exclusive) => true,
-        (
-            Stacking::Category {
-                name: x,
-                joint: false,
-            },
-            Stacking::Category {
-                name: y,
-                joint: false,
-            },
-        ) => x == y,
+fn clash(a: Stack, b: Stack) -> bool {
+    match (a, b) {
+        (Stack::Exclusive, _) | (_, Stack::Exclusive) => true,
+        (Stack::Single(x), Stack::Single(y)) => x == y,
         _ => false,
     }
 }
@@ -867,236 +1252,372 @@ fn clash(a: &Promotion, b: &Promotion) -> bool {
 /// Whether a set of promotions may apply together: no two clash.
 #[cfg(test)]
 fn is_legal(chosen: &[&Promotion]) -> bool {
-    chosen
+    let pricer = Pricer::new(&chosen.iter().map(|&p| p.clone()).collect::<Vec<_>>());
+    let stacks: Vec<Stack> = pricer.promotions.iter().map(|c| c.stack).collect();
+    stacks
         .iter()
         .enumerate()
-        .all(|(i, a)| chosen[i + 1..].iter().all(|b| !clash(a, b)))
+        .all(|(i, &a)| stacks[i + 1..].iter().all(|&b| !clash(a, b)))
 }
 
-/// Prices a cart: the best legal combination of `promotions` for this customer.
-pub fn price(cart: &Cart, customer: &Customer, promotions: &[Promotion]) -> Quote {
-    quote(cart, customer, promotions, false)
-}
-
-/// Applies every promotion that gives something, in priority order, without choosing (the set
-/// must be legal): what a given combination is worth. Tests compare [`price`] with it.
-pub fn apply_all(cart: &Cart, customer: &Customer, promotions: &[Promotion]) -> Quote {
-    quote(cart, customer, promotions, true)
-}
-
-/// What the customer gets from a quote: discounts, free shipping and gifts.
-pub fn benefit(q: &Quote) -> i64 {
-    q.discount + q.shipping_discount + q.gifts.iter().map(|g| g.value).sum::<i64>()
-}
-
-fn quote(cart: &Cart, customer: &Customer, promotions: &[Promotion], all: bool) -> Quote {
-    // Canonical line order, so nothing depends on the order lines were given in.
-    let mut order: Vec<usize> = (0..cart.lines.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (&cart.lines[a], &cart.lines[b]);
-        (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a).cmp(&(
-            &y.sku,
-            y.unit_price,
-            y.quantity,
-            &y.store,
-            &y.category,
-            b,
-        ))
-    });
-    let lines: Vec<&CartLine> = order.iter().map(|&i| &cart.lines[i]).collect();
-    let originals: Vec<i64> = lines
-        .iter()
-        .map(|l| l.unit_price.max(0).saturating_mul(l.quantity.max(0)))
-        .collect();
-    let priced = Priced {
-        lines: &lines,
-        originals: originals.clone(),
-        customer,
-    };
-    let start = State {
-        amounts: originals.clone(),
-        shipping: cart.shipping_fee.max(0),
-    };
-    let codes: BTreeSet<String> = cart.codes.iter().map(|c| c.to_lowercase()).collect();
-    let mut not_applied = Vec::new();
-    let mut candidates: Vec<(Candidate<'_>, i64)> = Vec::new();
-    let mut scratch = Scratch::default();
-    let mut effect = Effect::default();
-    for p in promotions {
-        let a = &p.audience;
+impl Pricer {
+    /// The customer is in the promotion's audience and the cart presents its code.
+    fn gate(&self, c: &Compiled, customer: &Customer, codes: &[String]) -> Option<Reason> {
+        let a = &c.p.audience;
         let audience_ok = (a.tiers.is_empty()
             || customer.tier.as_ref().is_some_and(|t| a.tiers.contains(t)))
             && (a.segments.is_empty() || a.segments.iter().any(|s| customer.segments.contains(s)))
             && (!a.new_customers_only || customer.orders == 0);
         if !audience_ok {
-            not_applied.push(NotApplied {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                code: "audience",
-                message: format!("{}: 不适用于该顾客", p.name),
-                shortfall: None,
-            });
-            continue;
+            return Some(Reason::Audience);
         }
-        if let Some(code) = &p.code {
-            if !codes.contains(&code.to_lowercase()) {
-                not_applied.push(NotApplied {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                    code: "code_missing",
-                    message: format!("{}: 需要输入优惠码", p.name),
-                    shortfall: None,
-                });
+        match &c.code {
+            Some(code) if !codes.contains(code) => Some(Reason::CodeMissing),
+            _ => None,
+        }
+    }
+
+    fn quote_in(&self, work: &mut Work, cart: &Cart, customer: &Customer, all: bool) -> Quote {
+        let Work {
+            order,
+            ids,
+            category_ids,
+            quantities,
+            originals,
+            scope_lines,
+            layout,
+            candidates,
+            memos,
+            scratch,
+            codes,
+        } = work;
+        // Canonical line order, so nothing depends on the order lines were given in.
+        order.clear();
+        order.extend(0..cart.lines.len());
+        order.sort_unstable_by(|&a, &b| {
+            let (x, y) = (&cart.lines[a], &cart.lines[b]);
+            (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a).cmp(&(
+                &y.sku,
+                y.unit_price,
+                y.quantity,
+                &y.store,
+                &y.category,
+                b,
+            ))
+        });
+        ids.clear();
+        category_ids.clear();
+        quantities.clear();
+        originals.clear();
+        for &given in order.iter() {
+            let l = &cart.lines[given];
+            let start = category_ids.len();
+            category_ids.extend(l.category.iter().filter_map(|c| self.categories.get(c)));
+            ids.push(LineIds {
+                sku: self.skus.get(&l.sku).copied(),
+                store: l.store.as_ref().and_then(|s| self.stores.get(s)).copied(),
+                categories: start..category_ids.len(),
+            });
+            quantities.push(l.quantity);
+            originals.push(l.unit_price.max(0).saturating_mul(l.quantity.max(0)));
+        }
+        codes.clear();
+        codes.extend(cart.codes.iter().map(|c| c.to_lowercase()));
+        scope_lines.clear();
+        scope_lines.resize(self.scopes.len(), None);
+        layout.flat.clear();
+        layout.groups.clear();
+        layout.bundle_parts.clear();
+        layout.member_prices.clear();
+        candidates.clear();
+        if memos.len() < self.promotions.len() {
+            memos.resize_with(self.promotions.len(), Memo::default);
+        }
+
+        // Which promotions could apply: each one's lines, laid out once.
+        let mut not_applied = Vec::new();
+        let mut kept: Vec<Candidate> = Vec::new();
+        for (k, c) in self.promotions.iter().enumerate() {
+            if let Some(reason) = self.gate(c, customer, codes) {
+                not_applied.push(NotApplied::new(c, reason));
                 continue;
             }
-        }
-        // One allocation of the right size (collecting a filter grows it step by step).
-        let mut eligible: Vec<usize> = Vec::with_capacity(lines.len());
-        eligible
-            .extend((0..lines.len()).filter(|&i| p.scope.contains(lines[i]) && originals[i] > 0));
-        if eligible.is_empty() && !matches!(p.rule, Rule::FreeShipping { .. }) {
-            not_applied.push(NotApplied {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                code: "no_lines",
-                message: format!("{}: 购物车中没有适用商品", p.name),
-                shortfall: None,
+            let in_scope = match scope_lines[c.scope].clone() {
+                Some(r) => r,
+                None => {
+                    let start = layout.flat.len();
+                    let scope = &self.scopes[c.scope];
+                    for (i, line) in ids.iter().enumerate() {
+                        if originals[i] > 0
+                            && scope.contains(line, &category_ids[line.categories.clone()])
+                        {
+                            layout.flat.push(i);
+                        }
+                    }
+                    scope_lines[c.scope] = Some(start..layout.flat.len());
+                    start..layout.flat.len()
+                }
+            };
+            if in_scope.is_empty() && !matches!(c.p.rule, Rule::FreeShipping { .. }) {
+                not_applied.push(NotApplied::new(c, Reason::NoLines));
+                continue;
+            }
+            let mut eligible = in_scope.clone();
+            let groups_start = layout.groups.len();
+            if c.per_store {
+                let start = layout.flat.len();
+                layout.flat.extend_from_within(in_scope);
+                // By the store's name: stores no scope names are not interned.
+                let store = |i: usize| cart.lines[order[i]].store.as_deref();
+                layout.flat[start..].sort_unstable_by_key(|&i| (store(i), i));
+                let mut from = 0;
+                let n = layout.flat.len() - start;
+                for k in 1..=n {
+                    if k == n || store(layout.flat[start + k]) != store(layout.flat[start + from]) {
+                        layout.groups.push(from..k);
+                        from = k;
+                    }
+                }
+                eligible = start..layout.flat.len();
+            } else {
+                layout.groups.push(0..eligible.len());
+            }
+            let extra = if !c.bundle.is_empty() {
+                let parts_start = layout.bundle_parts.len();
+                for &sku in &c.bundle {
+                    let start = layout.flat.len();
+                    for j in eligible.clone() {
+                        let i = layout.flat[j];
+                        if ids[i].sku == Some(sku) {
+                            layout.flat.push(i);
+                        }
+                    }
+                    layout.bundle_parts.push(start..layout.flat.len());
+                }
+                parts_start..layout.bundle_parts.len()
+            } else if !c.member_prices.is_empty() {
+                let start = layout.member_prices.len();
+                for j in eligible.clone() {
+                    let i = layout.flat[j];
+                    let price = ids[i].sku.and_then(|s| {
+                        c.member_prices
+                            .binary_search_by_key(&s, |&(id, _)| id)
+                            .ok()
+                            .map(|at| c.member_prices[at].1)
+                    });
+                    if let Some(price) = price {
+                        layout.member_prices.push((i, price));
+                    }
+                }
+                start..layout.member_prices.len()
+            } else {
+                0..0
+            };
+            memos[k].valid = false;
+            memos[k].runs.clear();
+            kept.push(Candidate {
+                promo: k,
+                eligible,
+                groups: groups_start..layout.groups.len(),
+                extra,
             });
-            continue;
         }
+        let priced = Priced {
+            pricer: self,
+            quantities,
+            originals,
+            layout,
+            customer,
+        };
+        let start = State {
+            amounts: originals.clone(),
+            shipping: cart.shipping_fee.max(0),
+        };
         // Rules only give less on lower prices, so nothing on the original prices is never.
         // What each gives alone on the original prices is also no more than it can give in any
         // combination (and never more than is left), so it bounds the search.
-        let candidate = Candidate::new(p, eligible, &lines);
-        priced.effect(&candidate, &start, &mut effect, &mut scratch);
-        let standalone = effect.value();
-        if standalone == 0 {
-            let (message, shortfall) = priced.not_reached(p, &candidate.eligible);
-            not_applied.push(NotApplied {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                code: "not_reached",
-                message,
-                shortfall,
-            });
-            continue;
-        }
-        candidates.push((candidate, standalone));
-    }
-    candidates.sort_by(|a, b| (a.0.p.priority, &a.0.p.id).cmp(&(b.0.p.priority, &b.0.p.id)));
-    let (candidates, standalone): (Vec<Candidate<'_>>, Vec<i64>) = candidates.into_iter().unzip();
-
-    let n = candidates.len();
-    let (best, tried, cut_short) = if all {
-        (Some((0, (0..n).collect::<Vec<_>>())), 0, false)
-    } else {
-        let mut search = Search::new(&priced, &candidates, &standalone, start.clone());
-        // Exclusive promotions stand alone; the others are searched together.
-        for c in 0..n {
-            if candidates[c].p.stacking == Stacking::Exclusive {
-                search.offer(standalone[c], &[c]);
+        for c in kept {
+            let standalone = priced.evaluate(&c, &start, &mut memos[c.promo], scratch);
+            if standalone == 0 {
+                not_applied.push(NotApplied::new(
+                    &self.promotions[c.promo],
+                    priced.not_reached(&c),
+                ));
+            } else {
+                candidates.push((c, standalone));
             }
         }
-        search.branch(0, 0, &mut Vec::new(), 0);
-        (search.best, search.nodes, search.cut_short)
-    };
-    let chosen = best.map(|b| b.1).unwrap_or_default();
-    // The chosen set, evaluated once more in priority order for its allocation.
-    let mut state = start.clone();
-    let mut effects: Vec<(usize, Effect)> = Vec::with_capacity(chosen.len());
-    for &c in &chosen {
-        let mut e = Effect::default();
-        priced.effect(&candidates[c], &state, &mut e, &mut scratch);
-        e.apply(&mut state);
-        effects.push((c, e));
-    }
+        let promotion = |c: &Candidate| &self.promotions[c.promo];
+        candidates.sort_unstable_by_key(|(c, _)| promotion(c).order_rank);
+        let n = candidates.len();
 
-    let chosen_promotions: Vec<&Promotion> = chosen.iter().map(|&c| candidates[c].p).collect();
-    for (c, candidate) in candidates.iter().enumerate() {
-        if chosen.contains(&c) {
-            continue;
-        }
-        let p = candidate.p;
-        let clash = chosen_promotions
-            .iter()
-            .find(|q| clash(q, p) && q.id != p.id);
-        let message = match clash {
-            Some(q) => format!("{}: 不与「{}」同享", p.name, q.name),
-            None => format!("{}: 已选择更优惠的组合", p.name),
+        let (chosen, tried, cut_short) = if all {
+            ((0..n).collect::<Vec<_>>(), 0, false)
+        } else {
+            let mut search = Search::new(&priced, candidates, start.clone(), memos, scratch);
+            // Exclusive promotions stand alone; the others are searched together.
+            for (c, (_, standalone)) in candidates.iter().enumerate() {
+                if search.stack(c) == Stack::Exclusive {
+                    search.offer(*standalone, &[c]);
+                }
+            }
+            // A good first answer lets the bound drop more branches.
+            search.greedy_start();
+            search.branch(0, 0, &mut Vec::new(), 0);
+            let chosen = search.best.take().map(|b| b.1).unwrap_or_default();
+            (chosen, search.nodes, search.cut_short)
         };
-        not_applied.push(NotApplied {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            code: "not_chosen",
-            message,
-            shortfall: None,
-        });
-    }
+        // The chosen set, evaluated once more in priority order for its allocation.
+        let mut state = start.clone();
+        let mut applied_effects: Vec<(usize, Effect)> = Vec::with_capacity(chosen.len());
+        for &c in &chosen {
+            let memo = &mut memos[candidates[c].0.promo];
+            priced.evaluate(&candidates[c].0, &state, memo, scratch);
+            let e = memo.effect.clone();
+            e.apply(&mut state);
+            applied_effects.push((c, e));
+        }
 
-    // Back to the order the lines were given in.
-    let mut position = vec![0; order.len()];
-    for (canonical, &given) in order.iter().enumerate() {
-        position[canonical] = given;
-    }
-    let mut quoted: Vec<QuotedLine> = cart
-        .lines
-        .iter()
-        .map(|l| QuotedLine {
-            sku: l.sku.clone(),
-            quantity: l.quantity,
-            unit_price: l.unit_price,
-            original: 0,
-            discount: 0,
-            total: 0,
-        })
-        .collect();
-    for (canonical, &given) in order.iter().enumerate() {
-        let q = &mut quoted[given];
-        q.original = originals[canonical];
-        q.total = state.amounts[canonical];
-        q.discount = q.original - q.total;
-    }
-    let mut gifts = Vec::new();
-    let applied: Vec<Applied> = effects
-        .into_iter()
-        .map(|(c, e)| {
-            let p = candidates[c].p;
-            let mut allocation: Vec<(usize, i64)> =
-                e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
-            allocation.sort_unstable();
-            if let (Rule::Gift { sku, .. }, true) = (&p.rule, e.gift > 0) {
-                gifts.push(GiftItem {
-                    promotion: p.id.clone(),
-                    sku: sku.clone(),
-                    value: e.gift,
-                });
+        for (c, (candidate, _)) in candidates.iter().enumerate() {
+            if chosen.contains(&c) {
+                continue;
             }
-            Applied {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                discount: e.lines.iter().map(|(_, d)| d).sum(),
-                shipping_discount: e.shipping,
-                gift_value: e.gift,
-                allocation,
+            let p = promotion(candidate);
+            let other = chosen
+                .iter()
+                .map(|&k| promotion(&candidates[k].0))
+                .find(|q| clash(q.stack, p.stack) && q.id != p.id);
+            let reason = match other {
+                Some(q) => Reason::NotWith(q.name.clone()),
+                None => Reason::Outdone,
+            };
+            not_applied.push(NotApplied::new(p, reason));
+        }
+
+        // Back to the order the lines were given in.
+        let mut position = vec![0; order.len()];
+        for (canonical, &given) in order.iter().enumerate() {
+            position[canonical] = given;
+        }
+        let mut quoted: Vec<QuotedLine> = cart
+            .lines
+            .iter()
+            .map(|l| QuotedLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+                original: 0,
+                discount: 0,
+                total: 0,
+            })
+            .collect();
+        for (canonical, &given) in order.iter().enumerate() {
+            let q = &mut quoted[given];
+            q.original = originals[canonical];
+            q.total = state.amounts[canonical];
+            q.discount = q.original - q.total;
+        }
+        let mut gifts = Vec::new();
+        let applied: Vec<Applied> = applied_effects
+            .into_iter()
+            .map(|(c, e)| {
+                let compiled = promotion(&candidates[c].0);
+                let mut allocation: Vec<(usize, i64)> =
+                    e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
+                allocation.sort_unstable();
+                if let (Rule::Gift { sku, .. }, true) = (&compiled.p.rule, e.gift > 0) {
+                    gifts.push(GiftItem {
+                        promotion: compiled.p.id.clone(),
+                        sku: sku.clone(),
+                        value: e.gift,
+                    });
+                }
+                Applied {
+                    id: compiled.id.clone(),
+                    name: compiled.name.clone(),
+                    discount: e.lines.iter().map(|(_, d)| d).sum(),
+                    shipping_discount: e.shipping,
+                    gift_value: e.gift,
+                    allocation,
+                }
+            })
+            .collect();
+        let subtotal: i64 = originals.iter().sum();
+        let goods: i64 = state.amounts.iter().sum();
+        Quote {
+            lines: quoted,
+            gifts,
+            subtotal,
+            discount: subtotal - goods,
+            shipping_fee: start.shipping,
+            shipping_discount: start.shipping - state.shipping,
+            total: goods + state.shipping,
+            applied,
+            not_applied,
+            combinations: tried,
+            cut_short,
+        }
+    }
+}
+
+impl<'a, 'b> Search<'a, 'b> {
+    fn new(
+        priced: &'b Priced<'a>,
+        candidates: &'b [(Candidate, i64)],
+        start: State,
+        memos: &'b mut [Memo],
+        scratch: &'b mut Scratch,
+    ) -> Self {
+        let stack = |c: &Candidate| priced.pricer.promotions[c.promo].stack;
+        // The set's category numbers, renumbered densely over this cart's candidates.
+        let mut numbers: Vec<u32> = Vec::new();
+        let category_bit: Vec<u64> = candidates
+            .iter()
+            .map(|(c, _)| match stack(c) {
+                Stack::Single(x) => {
+                    let k = numbers.iter().position(|&n| n == x).unwrap_or_else(|| {
+                        numbers.push(x);
+                        numbers.len() - 1
+                    });
+                    1u64 << k.min(63)
+                }
+                _ => 0,
+            })
+            .collect();
+        let n = candidates.len();
+        let k = numbers.len().min(64);
+        let mut joint_rest = vec![0; n + 1];
+        let mut category_rest = vec![0; (n + 1) * k];
+        for c in (0..n).rev() {
+            joint_rest[c] = joint_rest[c + 1];
+            category_rest.copy_within((c + 1) * k..(c + 2) * k, c * k);
+            let standalone = candidates[c].1;
+            match stack(&candidates[c].0) {
+                Stack::Joint => joint_rest[c] += standalone,
+                Stack::Single(_) => {
+                    let slot = c * k + category_bit[c].trailing_zeros() as usize;
+                    category_rest[slot] = category_rest[slot].max(standalone);
+                }
+                Stack::Exclusive => {}
             }
-        })
-        .collect();
-    let subtotal: i64 = originals.iter().sum();
-    let goods: i64 = state.amounts.iter().sum();
-    Quote {
-        lines: quoted,
-        gifts,
-        subtotal,
-        discount: subtotal - goods,
-        shipping_fee: start.shipping,
-        shipping_discount: start.shipping - state.shipping,
-        total: goods + state.shipping,
-        applied,
-        not_applied,
-        combinations: tried,
-        cut_short,
+        }
+        Search {
+            priced,
+            candidates,
+            category_bit,
+            joint_rest,
+            category_rest,
+            categories: k,
+            best: None,
+            nodes: 0,
+            cut_short: false,
+            state: start,
+            memos,
+            scratch,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests;
+pub mod workload;

@@ -489,7 +489,7 @@ pub async fn run_pricing(
         );
     }
     for n in &q.not_applied {
-        println!("  not applied: {}", n.message);
+        println!("  not applied: {}", n.message());
     }
     Ok(())
 }

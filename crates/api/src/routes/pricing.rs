@@ -274,8 +274,8 @@ pub async fn checkout(
                 for key in keys {
                     state.store.revert_budget(key).await?;
                 }
-                promotions.retain(|p| p.id != id);
-                exhausted.push(id);
+                promotions.retain(|p| *p.id != *id);
+                exhausted.push(id.to_string());
             }
         }
     };

@@ -62,7 +62,7 @@ fn says_how_much_is_missing() {
     p.name = "满300减40".into();
     let q = price(&c, &Customer::default(), &[p]);
     assert_eq!(q.total, 28_750 + 1000);
-    assert_eq!(q.not_applied[0].message, "满300减40: 还差 ¥12.50");
+    assert_eq!(q.not_applied[0].message(), "满300减40: 还差 ¥12.50");
     assert_eq!(q.not_applied[0].shortfall, Some(1_250));
 }
 
@@ -244,7 +244,7 @@ fn stacking_rules_choose_the_best_legal_set() {
         &Customer::default(),
         &[shop_a.clone(), shop_b.clone(), platform.clone()],
     );
-    let ids: Vec<&str> = q.applied.iter().map(|a| a.id.as_str()).collect();
+    let ids: Vec<&str> = q.applied.iter().map(|a| &*a.id).collect();
     assert_eq!(
         ids,
         ["shop_b", "platform"],
@@ -254,8 +254,8 @@ fn stacking_rules_choose_the_best_legal_set() {
     let reason = q
         .not_applied
         .iter()
-        .find(|n| n.id == "shop_a")
-        .map(|n| n.message.clone());
+        .find(|n| &*n.id == "shop_a")
+        .map(|n| n.message());
     assert_eq!(reason.as_deref(), Some("shop_a: 不与「shop_b」同享"));
     // An exclusive 20% (80 yuan) beats 50 + 30.
     let q = price(
@@ -264,7 +264,7 @@ fn stacking_rules_choose_the_best_legal_set() {
         &[shop_a, shop_b, platform.clone(), solo],
     );
     assert_eq!(
-        q.applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        q.applied.iter().map(|a| &*a.id).collect::<Vec<_>>(),
         ["solo"]
     );
     // Joint categories stack within themselves.
@@ -554,5 +554,21 @@ proptest! {
             best = best.max(benefit(&apply_all(&c, &Customer::default(), &subset)));
         }
         prop_assert_eq!(benefit(&q), best);
+    }
+
+    #[test]
+    fn one_pricer_prices_each_cart_as_if_alone(
+        carts in proptest::collection::vec(arb_cart(), 1..6),
+        ps in arb_promotions(),
+    ) {
+        // The per-thread working space carries nothing from one quote to the next.
+        let pricer = Pricer::new(&ps);
+        let forward: Vec<Quote> = carts.iter().map(|c| pricer.price(c, &Customer::default())).collect();
+        let backward: Vec<Quote> = carts.iter().rev().map(|c| pricer.price(c, &Customer::default())).collect();
+        for (k, c) in carts.iter().enumerate() {
+            let alone = price(c, &Customer::default(), &ps);
+            prop_assert_eq!(&forward[k], &alone);
+            prop_assert_eq!(&backward[carts.len() - 1 - k], &alone);
+        }
     }
 }
