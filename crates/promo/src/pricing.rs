@@ -580,6 +580,304 @@ impl Pricer {
             Err(_) => self.quote_in(&mut Work::default(), cart, customer, all),
         })
     }
+
+    /// The customer is in the promotion's audience and the cart presents its code.
+    fn gate(&self, c: &Compiled, customer: &Customer, codes: &[String]) -> Option<Reason> {
+        let a = &c.p.audience;
+        let audience_ok = (a.tiers.is_empty()
+            || customer.tier.as_ref().is_some_and(|t| a.tiers.contains(t)))
+            && (a.segments.is_empty() || a.segments.iter().any(|s| customer.segments.contains(s)))
+            && (!a.new_customers_only || customer.orders == 0);
+        if !audience_ok {
+            return Some(Reason::Audience);
+        }
+        match &c.code {
+            Some(code) if !codes.contains(code) => Some(Reason::CodeMissing),
+            _ => None,
+        }
+    }
+
+    fn quote_in(&self, work: &mut Work, cart: &Cart, customer: &Customer, all: bool) -> Quote {
+        let Work {
+            order,
+            ids,
+            category_ids,
+            quantities,
+            originals,
+            scope_lines,
+            layout,
+            candidates,
+            memos,
+            scratch,
+            codes,
+        } = work;
+        // Canonical line order, so nothing depends on the order lines were given in.
+        order.clear();
+        order.extend(0..cart.lines.len());
+        order.sort_unstable_by(|&a, &b| {
+            let (x, y) = (&cart.lines[a], &cart.lines[b]);
+            (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a).cmp(&(
+                &y.sku,
+                y.unit_price,
+                y.quantity,
+                &y.store,
+                &y.category,
+                b,
+            ))
+        });
+        ids.clear();
+        category_ids.clear();
+        quantities.clear();
+        originals.clear();
+        for &given in order.iter() {
+            let l = &cart.lines[given];
+            let start = category_ids.len();
+            category_ids.extend(l.category.iter().filter_map(|c| self.categories.get(c)));
+            ids.push(LineIds {
+                sku: self.skus.get(&l.sku).copied(),
+                store: l.store.as_ref().and_then(|s| self.stores.get(s)).copied(),
+                categories: start..category_ids.len(),
+            });
+            quantities.push(l.quantity);
+            originals.push(l.unit_price.max(0).saturating_mul(l.quantity.max(0)));
+        }
+        codes.clear();
+        codes.extend(cart.codes.iter().map(|c| c.to_lowercase()));
+        scope_lines.clear();
+        scope_lines.resize(self.scopes.len(), None);
+        layout.flat.clear();
+        layout.groups.clear();
+        layout.bundle_parts.clear();
+        layout.member_prices.clear();
+        candidates.clear();
+        if memos.len() < self.promotions.len() {
+            memos.resize_with(self.promotions.len(), Memo::default);
+        }
+
+        // Which promotions could apply: each one's lines, laid out once.
+        let mut not_applied = Vec::new();
+        let mut kept: Vec<Candidate> = Vec::new();
+        for (k, c) in self.promotions.iter().enumerate() {
+            if let Some(reason) = self.gate(c, customer, codes) {
+                not_applied.push(NotApplied::new(c, reason));
+                continue;
+            }
+            let in_scope = match scope_lines[c.scope].clone() {
+                Some(r) => r,
+                None => {
+                    let start = layout.flat.len();
+                    let scope = &self.scopes[c.scope];
+                    for (i, line) in ids.iter().enumerate() {
+                        if originals[i] > 0
+                            && scope.contains(line, &category_ids[line.categories.clone()])
+                        {
+                            layout.flat.push(i);
+                        }
+                    }
+                    scope_lines[c.scope] = Some(start..layout.flat.len());
+                    start..layout.flat.len()
+                }
+            };
+            if in_scope.is_empty() && !matches!(c.p.rule, Rule::FreeShipping { .. }) {
+                not_applied.push(NotApplied::new(c, Reason::NoLines));
+                continue;
+            }
+            let mut eligible = in_scope.clone();
+            let groups_start = layout.groups.len();
+            if c.per_store {
+                let start = layout.flat.len();
+                layout.flat.extend_from_within(in_scope);
+                // By the store's name: stores no scope names are not interned.
+                let store = |i: usize| cart.lines[order[i]].store.as_deref();
+                layout.flat[start..].sort_unstable_by_key(|&i| (store(i), i));
+                let mut from = 0;
+                let n = layout.flat.len() - start;
+                for k in 1..=n {
+                    if k == n || store(layout.flat[start + k]) != store(layout.flat[start + from]) {
+                        layout.groups.push(from..k);
+                        from = k;
+                    }
+                }
+                eligible = start..layout.flat.len();
+            } else {
+                layout.groups.push(0..eligible.len());
+            }
+            let extra = if !c.bundle.is_empty() {
+                let parts_start = layout.bundle_parts.len();
+                for &sku in &c.bundle {
+                    let start = layout.flat.len();
+                    for j in eligible.clone() {
+                        let i = layout.flat[j];
+                        if ids[i].sku == Some(sku) {
+                            layout.flat.push(i);
+                        }
+                    }
+                    layout.bundle_parts.push(start..layout.flat.len());
+                }
+                parts_start..layout.bundle_parts.len()
+            } else if !c.member_prices.is_empty() {
+                let start = layout.member_prices.len();
+                for j in eligible.clone() {
+                    let i = layout.flat[j];
+                    let price = ids[i].sku.and_then(|s| {
+                        c.member_prices
+                            .binary_search_by_key(&s, |&(id, _)| id)
+                            .ok()
+                            .map(|at| c.member_prices[at].1)
+                    });
+                    if let Some(price) = price {
+                        layout.member_prices.push((i, price));
+                    }
+                }
+                start..layout.member_prices.len()
+            } else {
+                0..0
+            };
+            memos[k].valid = false;
+            memos[k].runs.clear();
+            kept.push(Candidate {
+                promo: k,
+                eligible,
+                groups: groups_start..layout.groups.len(),
+                extra,
+            });
+        }
+        let priced = Priced {
+            pricer: self,
+            quantities,
+            originals,
+            layout,
+            customer,
+        };
+        let start = State {
+            amounts: originals.clone(),
+            shipping: cart.shipping_fee.max(0),
+        };
+        // Rules only give less on lower prices, so nothing on the original prices is never.
+        // What each gives alone on the original prices is also no more than it can give in any
+        // combination (and never more than is left), so it bounds the search.
+        for c in kept {
+            let standalone = priced.evaluate(&c, &start, &mut memos[c.promo], scratch);
+            if standalone == 0 {
+                not_applied.push(NotApplied::new(
+                    &self.promotions[c.promo],
+                    priced.not_reached(&c),
+                ));
+            } else {
+                candidates.push((c, standalone));
+            }
+        }
+        let promotion = |c: &Candidate| &self.promotions[c.promo];
+        candidates.sort_unstable_by_key(|(c, _)| promotion(c).order_rank);
+        let n = candidates.len();
+
+        let (chosen, tried, cut_short) = if all {
+            ((0..n).collect::<Vec<_>>(), 0, false)
+        } else {
+            let mut search = Search::new(&priced, candidates, start.clone(), memos, scratch);
+            // Exclusive promotions stand alone; the others are searched together.
+            for (c, (_, standalone)) in candidates.iter().enumerate() {
+                if search.stack(c) == Stack::Exclusive {
+                    search.offer(*standalone, &[c]);
+                }
+            }
+            // A good first answer lets the bound drop more branches.
+            search.greedy_start();
+            search.branch(0, 0, &mut Vec::new(), 0);
+            let chosen = search.best.take().map(|b| b.1).unwrap_or_default();
+            (chosen, search.nodes, search.cut_short)
+        };
+        // The chosen set, evaluated once more in priority order for its allocation.
+        let mut state = start.clone();
+        let mut applied_effects: Vec<(usize, Effect)> = Vec::with_capacity(chosen.len());
+        for &c in &chosen {
+            let memo = &mut memos[candidates[c].0.promo];
+            priced.evaluate(&candidates[c].0, &state, memo, scratch);
+            let e = memo.effect.clone();
+            e.apply(&mut state);
+            applied_effects.push((c, e));
+        }
+
+        for (c, (candidate, _)) in candidates.iter().enumerate() {
+            if chosen.contains(&c) {
+                continue;
+            }
+            let p = promotion(candidate);
+            let other = chosen
+                .iter()
+                .map(|&k| promotion(&candidates[k].0))
+                .find(|q| clash(q.stack, p.stack) && q.id != p.id);
+            let reason = match other {
+                Some(q) => Reason::NotWith(q.name.clone()),
+                None => Reason::Outdone,
+            };
+            not_applied.push(NotApplied::new(p, reason));
+        }
+
+        // Back to the order the lines were given in.
+        let mut position = vec![0; order.len()];
+        for (canonical, &given) in order.iter().enumerate() {
+            position[canonical] = given;
+        }
+        let mut quoted: Vec<QuotedLine> = cart
+            .lines
+            .iter()
+            .map(|l| QuotedLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+                original: 0,
+                discount: 0,
+                total: 0,
+            })
+            .collect();
+        for (canonical, &given) in order.iter().enumerate() {
+            let q = &mut quoted[given];
+            q.original = originals[canonical];
+            q.total = state.amounts[canonical];
+            q.discount = q.original - q.total;
+        }
+        let mut gifts = Vec::new();
+        let applied: Vec<Applied> = applied_effects
+            .into_iter()
+            .map(|(c, e)| {
+                let compiled = promotion(&candidates[c].0);
+                let mut allocation: Vec<(usize, i64)> =
+                    e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
+                allocation.sort_unstable();
+                if let (Rule::Gift { sku, .. }, true) = (&compiled.p.rule, e.gift > 0) {
+                    gifts.push(GiftItem {
+                        promotion: compiled.p.id.clone(),
+                        sku: sku.clone(),
+                        value: e.gift,
+                    });
+                }
+                Applied {
+                    id: compiled.id.clone(),
+                    name: compiled.name.clone(),
+                    discount: e.lines.iter().map(|(_, d)| d).sum(),
+                    shipping_discount: e.shipping,
+                    gift_value: e.gift,
+                    allocation,
+                }
+            })
+            .collect();
+        let subtotal: i64 = originals.iter().sum();
+        let goods: i64 = state.amounts.iter().sum();
+        Quote {
+            lines: quoted,
+            gifts,
+            subtotal,
+            discount: subtotal - goods,
+            shipping_fee: start.shipping,
+            shipping_discount: start.shipping - state.shipping,
+            total: goods + state.shipping,
+            applied,
+            not_applied,
+            combinations: tried,
+            cut_short,
+        }
+    }
 }
 
 /// Prices a cart: the best legal combination of `promotions` for this customer.
@@ -1108,6 +1406,62 @@ struct Search<'a, 'b> {
 }
 
 impl<'a, 'b> Search<'a, 'b> {
+    fn new(
+        priced: &'b Priced<'a>,
+        candidates: &'b [(Candidate, i64)],
+        start: State,
+        memos: &'b mut [Memo],
+        scratch: &'b mut Scratch,
+    ) -> Self {
+        let stack = |c: &Candidate| priced.pricer.promotions[c.promo].stack;
+        // The set's category numbers, renumbered densely over this cart's candidates.
+        let mut numbers: Vec<u32> = Vec::new();
+        let category_bit: Vec<u64> = candidates
+            .iter()
+            .map(|(c, _)| match stack(c) {
+                Stack::Single(x) => {
+                    let k = numbers.iter().position(|&n| n == x).unwrap_or_else(|| {
+                        numbers.push(x);
+                        numbers.len() - 1
+                    });
+                    1u64 << k.min(63)
+                }
+                _ => 0,
+            })
+            .collect();
+        let n = candidates.len();
+        let k = numbers.len().min(64);
+        let mut joint_rest = vec![0; n + 1];
+        let mut category_rest = vec![0; (n + 1) * k];
+        for c in (0..n).rev() {
+            joint_rest[c] = joint_rest[c + 1];
+            category_rest.copy_within((c + 1) * k..(c + 2) * k, c * k);
+            let standalone = candidates[c].1;
+            match stack(&candidates[c].0) {
+                Stack::Joint => joint_rest[c] += standalone,
+                Stack::Single(_) => {
+                    let slot = c * k + category_bit[c].trailing_zeros() as usize;
+                    category_rest[slot] = category_rest[slot].max(standalone);
+                }
+                Stack::Exclusive => {}
+            }
+        }
+        Search {
+            priced,
+            candidates,
+            category_bit,
+            joint_rest,
+            category_rest,
+            categories: k,
+            best: None,
+            nodes: 0,
+            cut_short: false,
+            state: start,
+            memos,
+            scratch,
+        }
+    }
+
     fn stack(&self, c: usize) -> Stack {
         self.priced.pricer.promotions[self.candidates[c].0.promo].stack
     }
@@ -1258,364 +1612,6 @@ fn is_legal(chosen: &[&Promotion]) -> bool {
         .iter()
         .enumerate()
         .all(|(i, &a)| stacks[i + 1..].iter().all(|&b| !clash(a, b)))
-}
-
-impl Pricer {
-    /// The customer is in the promotion's audience and the cart presents its code.
-    fn gate(&self, c: &Compiled, customer: &Customer, codes: &[String]) -> Option<Reason> {
-        let a = &c.p.audience;
-        let audience_ok = (a.tiers.is_empty()
-            || customer.tier.as_ref().is_some_and(|t| a.tiers.contains(t)))
-            && (a.segments.is_empty() || a.segments.iter().any(|s| customer.segments.contains(s)))
-            && (!a.new_customers_only || customer.orders == 0);
-        if !audience_ok {
-            return Some(Reason::Audience);
-        }
-        match &c.code {
-            Some(code) if !codes.contains(code) => Some(Reason::CodeMissing),
-            _ => None,
-        }
-    }
-
-    fn quote_in(&self, work: &mut Work, cart: &Cart, customer: &Customer, all: bool) -> Quote {
-        let Work {
-            order,
-            ids,
-            category_ids,
-            quantities,
-            originals,
-            scope_lines,
-            layout,
-            candidates,
-            memos,
-            scratch,
-            codes,
-        } = work;
-        // Canonical line order, so nothing depends on the order lines were given in.
-        order.clear();
-        order.extend(0..cart.lines.len());
-        order.sort_unstable_by(|&a, &b| {
-            let (x, y) = (&cart.lines[a], &cart.lines[b]);
-            (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a).cmp(&(
-                &y.sku,
-                y.unit_price,
-                y.quantity,
-                &y.store,
-                &y.category,
-                b,
-            ))
-        });
-        ids.clear();
-        category_ids.clear();
-        quantities.clear();
-        originals.clear();
-        for &given in order.iter() {
-            let l = &cart.lines[given];
-            let start = category_ids.len();
-            category_ids.extend(l.category.iter().filter_map(|c| self.categories.get(c)));
-            ids.push(LineIds {
-                sku: self.skus.get(&l.sku).copied(),
-                store: l.store.as_ref().and_then(|s| self.stores.get(s)).copied(),
-                categories: start..category_ids.len(),
-            });
-            quantities.push(l.quantity);
-            originals.push(l.unit_price.max(0).saturating_mul(l.quantity.max(0)));
-        }
-        codes.clear();
-        codes.extend(cart.codes.iter().map(|c| c.to_lowercase()));
-        scope_lines.clear();
-        scope_lines.resize(self.scopes.len(), None);
-        layout.flat.clear();
-        layout.groups.clear();
-        layout.bundle_parts.clear();
-        layout.member_prices.clear();
-        candidates.clear();
-        if memos.len() < self.promotions.len() {
-            memos.resize_with(self.promotions.len(), Memo::default);
-        }
-
-        // Which promotions could apply: each one's lines, laid out once.
-        let mut not_applied = Vec::new();
-        let mut kept: Vec<Candidate> = Vec::new();
-        for (k, c) in self.promotions.iter().enumerate() {
-            if let Some(reason) = self.gate(c, customer, codes) {
-                not_applied.push(NotApplied::new(c, reason));
-                continue;
-            }
-            let in_scope = match scope_lines[c.scope].clone() {
-                Some(r) => r,
-                None => {
-                    let start = layout.flat.len();
-                    let scope = &self.scopes[c.scope];
-                    for (i, line) in ids.iter().enumerate() {
-                        if originals[i] > 0
-                            && scope.contains(line, &category_ids[line.categories.clone()])
-                        {
-                            layout.flat.push(i);
-                        }
-                    }
-                    scope_lines[c.scope] = Some(start..layout.flat.len());
-                    start..layout.flat.len()
-                }
-            };
-            if in_scope.is_empty() && !matches!(c.p.rule, Rule::FreeShipping { .. }) {
-                not_applied.push(NotApplied::new(c, Reason::NoLines));
-                continue;
-            }
-            let mut eligible = in_scope.clone();
-            let groups_start = layout.groups.len();
-            if c.per_store {
-                let start = layout.flat.len();
-                layout.flat.extend_from_within(in_scope);
-                // By the store's name: stores no scope names are not interned.
-                let store = |i: usize| cart.lines[order[i]].store.as_deref();
-                layout.flat[start..].sort_unstable_by_key(|&i| (store(i), i));
-                let mut from = 0;
-                let n = layout.flat.len() - start;
-                for k in 1..=n {
-                    if k == n || store(layout.flat[start + k]) != store(layout.flat[start + from]) {
-                        layout.groups.push(from..k);
-                        from = k;
-                    }
-                }
-                eligible = start..layout.flat.len();
-            } else {
-                layout.groups.push(0..eligible.len());
-            }
-            let extra = if !c.bundle.is_empty() {
-                let parts_start = layout.bundle_parts.len();
-                for &sku in &c.bundle {
-                    let start = layout.flat.len();
-                    for j in eligible.clone() {
-                        let i = layout.flat[j];
-                        if ids[i].sku == Some(sku) {
-                            layout.flat.push(i);
-                        }
-                    }
-                    layout.bundle_parts.push(start..layout.flat.len());
-                }
-                parts_start..layout.bundle_parts.len()
-            } else if !c.member_prices.is_empty() {
-                let start = layout.member_prices.len();
-                for j in eligible.clone() {
-                    let i = layout.flat[j];
-                    let price = ids[i].sku.and_then(|s| {
-                        c.member_prices
-                            .binary_search_by_key(&s, |&(id, _)| id)
-                            .ok()
-                            .map(|at| c.member_prices[at].1)
-                    });
-                    if let Some(price) = price {
-                        layout.member_prices.push((i, price));
-                    }
-                }
-                start..layout.member_prices.len()
-            } else {
-                0..0
-            };
-            memos[k].valid = false;
-            memos[k].runs.clear();
-            kept.push(Candidate {
-                promo: k,
-                eligible,
-                groups: groups_start..layout.groups.len(),
-                extra,
-            });
-        }
-        let priced = Priced {
-            pricer: self,
-            quantities,
-            originals,
-            layout,
-            customer,
-        };
-        let start = State {
-            amounts: originals.clone(),
-            shipping: cart.shipping_fee.max(0),
-        };
-        // Rules only give less on lower prices, so nothing on the original prices is never.
-        // What each gives alone on the original prices is also no more than it can give in any
-        // combination (and never more than is left), so it bounds the search.
-        for c in kept {
-            let standalone = priced.evaluate(&c, &start, &mut memos[c.promo], scratch);
-            if standalone == 0 {
-                not_applied.push(NotApplied::new(
-                    &self.promotions[c.promo],
-                    priced.not_reached(&c),
-                ));
-            } else {
-                candidates.push((c, standalone));
-            }
-        }
-        let promotion = |c: &Candidate| &self.promotions[c.promo];
-        candidates.sort_unstable_by_key(|(c, _)| promotion(c).order_rank);
-        let n = candidates.len();
-
-        let (chosen, tried, cut_short) = if all {
-            ((0..n).collect::<Vec<_>>(), 0, false)
-        } else {
-            let mut search = Search::new(&priced, candidates, start.clone(), memos, scratch);
-            // Exclusive promotions stand alone; the others are searched together.
-            for (c, (_, standalone)) in candidates.iter().enumerate() {
-                if search.stack(c) == Stack::Exclusive {
-                    search.offer(*standalone, &[c]);
-                }
-            }
-            // A good first answer lets the bound drop more branches.
-            search.greedy_start();
-            search.branch(0, 0, &mut Vec::new(), 0);
-            let chosen = search.best.take().map(|b| b.1).unwrap_or_default();
-            (chosen, search.nodes, search.cut_short)
-        };
-        // The chosen set, evaluated once more in priority order for its allocation.
-        let mut state = start.clone();
-        let mut applied_effects: Vec<(usize, Effect)> = Vec::with_capacity(chosen.len());
-        for &c in &chosen {
-            let memo = &mut memos[candidates[c].0.promo];
-            priced.evaluate(&candidates[c].0, &state, memo, scratch);
-            let e = memo.effect.clone();
-            e.apply(&mut state);
-            applied_effects.push((c, e));
-        }
-
-        for (c, (candidate, _)) in candidates.iter().enumerate() {
-            if chosen.contains(&c) {
-                continue;
-            }
-            let p = promotion(candidate);
-            let other = chosen
-                .iter()
-                .map(|&k| promotion(&candidates[k].0))
-                .find(|q| clash(q.stack, p.stack) && q.id != p.id);
-            let reason = match other {
-                Some(q) => Reason::NotWith(q.name.clone()),
-                None => Reason::Outdone,
-            };
-            not_applied.push(NotApplied::new(p, reason));
-        }
-
-        // Back to the order the lines were given in.
-        let mut position = vec![0; order.len()];
-        for (canonical, &given) in order.iter().enumerate() {
-            position[canonical] = given;
-        }
-        let mut quoted: Vec<QuotedLine> = cart
-            .lines
-            .iter()
-            .map(|l| QuotedLine {
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-                unit_price: l.unit_price,
-                original: 0,
-                discount: 0,
-                total: 0,
-            })
-            .collect();
-        for (canonical, &given) in order.iter().enumerate() {
-            let q = &mut quoted[given];
-            q.original = originals[canonical];
-            q.total = state.amounts[canonical];
-            q.discount = q.original - q.total;
-        }
-        let mut gifts = Vec::new();
-        let applied: Vec<Applied> = applied_effects
-            .into_iter()
-            .map(|(c, e)| {
-                let compiled = promotion(&candidates[c].0);
-                let mut allocation: Vec<(usize, i64)> =
-                    e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
-                allocation.sort_unstable();
-                if let (Rule::Gift { sku, .. }, true) = (&compiled.p.rule, e.gift > 0) {
-                    gifts.push(GiftItem {
-                        promotion: compiled.p.id.clone(),
-                        sku: sku.clone(),
-                        value: e.gift,
-                    });
-                }
-                Applied {
-                    id: compiled.id.clone(),
-                    name: compiled.name.clone(),
-                    discount: e.lines.iter().map(|(_, d)| d).sum(),
-                    shipping_discount: e.shipping,
-                    gift_value: e.gift,
-                    allocation,
-                }
-            })
-            .collect();
-        let subtotal: i64 = originals.iter().sum();
-        let goods: i64 = state.amounts.iter().sum();
-        Quote {
-            lines: quoted,
-            gifts,
-            subtotal,
-            discount: subtotal - goods,
-            shipping_fee: start.shipping,
-            shipping_discount: start.shipping - state.shipping,
-            total: goods + state.shipping,
-            applied,
-            not_applied,
-            combinations: tried,
-            cut_short,
-        }
-    }
-}
-
-impl<'a, 'b> Search<'a, 'b> {
-    fn new(
-        priced: &'b Priced<'a>,
-        candidates: &'b [(Candidate, i64)],
-        start: State,
-        memos: &'b mut [Memo],
-        scratch: &'b mut Scratch,
-    ) -> Self {
-        let stack = |c: &Candidate| priced.pricer.promotions[c.promo].stack;
-        // The set's category numbers, renumbered densely over this cart's candidates.
-        let mut numbers: Vec<u32> = Vec::new();
-        let category_bit: Vec<u64> = candidates
-            .iter()
-            .map(|(c, _)| match stack(c) {
-                Stack::Single(x) => {
-                    let k = numbers.iter().position(|&n| n == x).unwrap_or_else(|| {
-                        numbers.push(x);
-                        numbers.len() - 1
-                    });
-                    1u64 << k.min(63)
-                }
-                _ => 0,
-            })
-            .collect();
-        let n = candidates.len();
-        let k = numbers.len().min(64);
-        let mut joint_rest = vec![0; n + 1];
-        let mut category_rest = vec![0; (n + 1) * k];
-        for c in (0..n).rev() {
-            joint_rest[c] = joint_rest[c + 1];
-            category_rest.copy_within((c + 1) * k..(c + 2) * k, c * k);
-            let standalone = candidates[c].1;
-            match stack(&candidates[c].0) {
-                Stack::Joint => joint_rest[c] += standalone,
-                Stack::Single(_) => {
-                    let slot = c * k + category_bit[c].trailing_zeros() as usize;
-                    category_rest[slot] = category_rest[slot].max(standalone);
-                }
-                Stack::Exclusive => {}
-            }
-        }
-        Search {
-            priced,
-            candidates,
-            category_bit,
-            joint_rest,
-            category_rest,
-            categories: k,
-            best: None,
-            nodes: 0,
-            cut_short: false,
-            state: start,
-            memos,
-            scratch,
-        }
-    }
 }
 
 #[cfg(test)]
