@@ -1299,6 +1299,30 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
         .call("GET", "/api/v1/campaigns/d11", Some(&t.read), None)
         .await;
     assert_eq!(spent(c), Some(5000));
+    // While the campaign is paused, a retry of o1 still gets the answer o1 got (nothing priced
+    // again), and another request under o1 is refused.
+    let transition = |to: &'static str| async move {
+        t.call(
+            "POST",
+            "/api/v1/campaigns/d11/transition",
+            Some(&t.admin),
+            Some(json!({ "to": to }).to_string()),
+        )
+        .await
+        .0
+    };
+    assert_eq!(transition("paused").await, StatusCode::OK);
+    let (status, replay) = post(checkout("o1", codes.clone())).await;
+    assert_eq!((status, &replay), (StatusCode::OK, &first));
+    let (status, problem) = post(checkout("o1", vec![])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("order_id")),
+        "{problem}"
+    );
+    assert_eq!(transition("running").await, StatusCode::OK);
     // Another order may not take the held coupon, but gets the other one.
     let (status, problem) = post(checkout("o2", vec![held.clone()])).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");

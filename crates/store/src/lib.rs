@@ -550,6 +550,23 @@ impl Store {
         dispatch!(self.spend_budget(key, lines, amount, now))
     }
 
+    /// The answer kept for the checkout of `order_id`, if any.
+    pub async fn checkout(&self, order_id: String) -> Result<Option<CheckoutRecord>> {
+        dispatch!(self.checkout(order_id))
+    }
+
+    /// Keeps a checkout's answer by its order id unless one is kept already (also under
+    /// concurrent saves); returns the one kept, so a retry is answered as the first request was.
+    pub async fn save_checkout(
+        &self,
+        order_id: String,
+        request_hash: String,
+        response: String,
+        now: i64,
+    ) -> Result<CheckoutRecord> {
+        dispatch!(self.save_checkout(order_id, request_hash, response, now))
+    }
+
     /// Gives back what the spend with `key` took, once.
     pub async fn revert_budget(&self, key: String) -> Result<bool> {
         dispatch!(self.revert_budget(key))

@@ -2191,6 +2191,44 @@ impl PgStore {
         Ok(Spent::New)
     }
 
+    pub async fn checkout(&self, order_id: String) -> Result<Option<CheckoutRecord>> {
+        let row = sqlx::query(CHECKOUT_OF)
+            .bind(&order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CheckoutRecord {
+                request_hash: r.try_get(0)?,
+                response: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// A concurrent save of the same order waits on the conflicting insert, so the read after it
+    /// sees the row that was kept.
+    pub async fn save_checkout(
+        &self,
+        order_id: String,
+        request_hash: String,
+        response: String,
+        now: i64,
+    ) -> Result<CheckoutRecord> {
+        sqlx::query(INSERT_CHECKOUT)
+            .bind(&order_id)
+            .bind(&request_hash)
+            .bind(&response)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        self.checkout(order_id.clone())
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "checkout",
+                id: order_id,
+            })
+    }
+
     pub async fn revert_budget(&self, key: String) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let marked = sqlx::query(MARK_REVERTED)

@@ -562,6 +562,9 @@ pub const BUDGET_SPEND_STANDS: &str =
     "SELECT EXISTS (SELECT 1 FROM budget_ledger WHERE key = $1 AND reverted = 0)";
 /// Forgets a spend that was given back, so the key can spend again.
 pub const FORGET_REVERTED_SPEND: &str = "DELETE FROM budget_ledger WHERE key = $1 AND reverted = 1";
+pub const INSERT_CHECKOUT: &str = "INSERT INTO checkouts (order_id, request_hash, response, at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING";
+pub const CHECKOUT_OF: &str = "SELECT request_hash, response FROM checkouts WHERE order_id = $1";
 pub const MARK_REVERTED: &str =
     "UPDATE budget_ledger SET reverted = 1 WHERE key = $1 AND reverted = 0";
 pub const RETURN_BUDGET: &str = "UPDATE budget_usage SET used = used - $4 \

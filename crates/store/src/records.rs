@@ -693,6 +693,13 @@ pub(crate) fn over_user_limit(user_id: &str, sale: &FlashSaleRecord) -> crate::E
     ))
 }
 
+/// A checkout's answer as it was sent (JSON), and the hash of the request that got it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRecord {
+    pub request_hash: String,
+    pub response: String,
+}
+
 /// One budget a spend counts against: a scope (`campaign:d11`, `customer:u1`, …), a period kind
 /// (`total`, `day`, `week`, `month`) and the period it falls in (`all`, `2026-11-24`, …).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -125,6 +125,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "flash_buckets",
         include_str!("../migrations/sqlite/0013_flash_buckets.sql"),
     ),
+    // 14 is PostgreSQL's flash-hold function; SQLite has no counterpart.
+    (
+        15,
+        "checkouts",
+        include_str!("../migrations/sqlite/0015_checkouts.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -2066,6 +2072,34 @@ impl SqliteStore {
         .await
     }
 
+    /// The answer kept for the checkout of `order_id`, if any.
+    pub async fn checkout(&self, order_id: String) -> Result<Option<CheckoutRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(&lite(CHECKOUT_OF), [&order_id], checkout_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Keeps a checkout's answer unless one is kept already; returns the one kept.
+    pub async fn save_checkout(
+        &self,
+        order_id: String,
+        request_hash: String,
+        response: String,
+        now: i64,
+    ) -> Result<CheckoutRecord> {
+        self.write(move |conn| {
+            conn.execute(
+                &lite(INSERT_CHECKOUT),
+                params![order_id, request_hash, response, now],
+            )?;
+            Ok(conn.query_row(&lite(CHECKOUT_OF), [&order_id], checkout_row)?)
+        })
+        .await
+    }
+
     /// The newest promotion-trail entries matching `filter`.
     pub async fn promotion_trail(&self, filter: TrailFilter) -> Result<Vec<PromotionEventRecord>> {
         self.read(move |conn| {
@@ -2802,6 +2836,13 @@ fn insert_member(conn: &Connection, m: &GroupMemberRecord) -> rusqlite::Result<u
             m.joined_at
         ],
     )
+}
+
+fn checkout_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckoutRecord> {
+    Ok(CheckoutRecord {
+        request_hash: r.get(0)?,
+        response: r.get(1)?,
+    })
 }
 
 #[cfg(test)]

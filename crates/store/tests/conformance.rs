@@ -1566,6 +1566,57 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
     assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
 }
 
+async fn a_checkout_answer_is_kept_once_per_order(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let none = s
+        .checkout("o1".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(none, None);
+    let save = |order: &str, hash: &str, body: &str, at: i64| {
+        let s = std::sync::Arc::clone(&s);
+        let (order, hash, body) = (order.to_owned(), hash.to_owned(), body.to_owned());
+        async move {
+            s.save_checkout(order, hash, body, at)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let first = CheckoutRecord {
+        request_hash: "h1".into(),
+        response: r#"{"total":100}"#.into(),
+    };
+    assert_eq!(save("o1", "h1", r#"{"total":100}"#, NOW).await, first);
+    // A later save, even of a different request, keeps the first answer.
+    assert_eq!(save("o1", "h2", r#"{"total":90}"#, NOW + 1).await, first);
+    assert_eq!(
+        s.checkout("o1".into()).await.ok().flatten(),
+        Some(first.clone())
+    );
+    // Racing saves of one order all get the one answer kept.
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        tasks.push(tokio::spawn(save(
+            "o2",
+            "h",
+            &format!("{{\"n\":{i}}}"),
+            NOW,
+        )));
+    }
+    let mut answers = std::collections::BTreeSet::new();
+    for t in tasks {
+        answers.insert(t.await.map(|r| r.response).unwrap_or_default());
+    }
+    assert_eq!(answers.len(), 1, "one answer for all: {answers:?}");
+    let kept = s
+        .checkout("o2".into())
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.response);
+    assert_eq!(kept.as_ref(), answers.iter().next());
+}
+
 async fn migrations_are_repeatable(h: Harness) {
     h.store
         .migrate()
@@ -2233,7 +2284,8 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
-    the_promotion_trail_records_each_change_and_the_feed_gives_each_once);
+    the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
+    a_checkout_answer_is_kept_once_per_order);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
@@ -2246,4 +2298,5 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
-    the_promotion_trail_records_each_change_and_the_feed_gives_each_once);
+    the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
+    a_checkout_answer_is_kept_once_per_order);

@@ -5,8 +5,12 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
 use crate::AppState;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
 use utoipa::ToSchema;
@@ -207,7 +211,9 @@ async fn coupon_promotion(state: &AppState, code: &str, user: &str) -> ApiResult
 /// commit what the quote uses, all idempotent by `order_id`: each applied campaign's discount is
 /// spent from its budget (`campaign:ID`, every period kind; a campaign whose budget would be
 /// passed is dropped and the cart priced again without it), and the applied coupon is held for
-/// the order. A retry of the same order spends and holds nothing twice.
+/// the order. The answer is kept by `order_id`: a retry of the same request gets the same answer
+/// (and spends and holds nothing twice) even if campaigns or budgets changed since; another
+/// request under an order id already checked out is refused (409).
 #[utoipa::path(post, path = "/api/v1/pricing/checkout", tag = "promotions", request_body = CheckoutRequest,
     security(("api_key" = [])),
     responses((status = 200, body = Checkout), (status = 400, body = Problem), (status = 404, body = Problem),
@@ -216,7 +222,7 @@ pub async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<CheckoutRequest>,
-) -> ApiResult<Json<Checkout>> {
+) -> ApiResult<Response> {
     caller.require(Scope::Ingest)?;
     let mut errors = check(&req.cart, None);
     for (field, value) in [("order_id", &req.order_id), ("user_id", &req.user_id)] {
@@ -229,6 +235,10 @@ pub async fn checkout(
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid("the checkout is not valid", errors));
+    }
+    let request_hash = checkout_hash(&req);
+    if let Some(kept) = state.store.checkout(req.order_id.clone()).await? {
+        return kept_answer(&req.order_id, &request_hash, kept);
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
     let mut promotions = super::campaigns::live_promotions(&state).await?;
@@ -303,15 +313,66 @@ pub async fn checkout(
         }
         held.push(code.to_owned());
     }
-    Ok(Json(Checkout {
-        order_id: req.order_id,
+    let answer = Checkout {
+        order_id: req.order_id.clone(),
         held_until: (!held.is_empty())
             .then(|| shopgrowth_core::time::Timestamp(until).to_rfc3339()),
         quote,
         budget_exhausted: exhausted,
         budget_keys,
         coupons_held: held,
-    }))
+    };
+    let body = serde_json::to_string(&answer).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let kept = state
+        .store
+        .save_checkout(
+            req.order_id.clone(),
+            request_hash.clone(),
+            body.clone(),
+            now,
+        )
+        .await?;
+    if kept.response != body {
+        // A concurrent checkout of this order was kept first: give back what this one spent
+        // that the kept answer does not use.
+        let theirs: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
+        let theirs = theirs["budget_keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for key in answer.budget_keys {
+            if !theirs.iter().any(|k| k.as_str() == Some(&key)) {
+                state.store.revert_budget(key).await?;
+            }
+        }
+    }
+    kept_answer(&req.order_id, &request_hash, kept)
+}
+
+/// What identifies a checkout request: everything in it but the order id, hashed.
+fn checkout_hash(req: &CheckoutRequest) -> String {
+    let identity = serde_json::json!({
+        "user_id": req.user_id,
+        "cart": req.cart,
+        "customer": req.customer,
+        "coupons": req.coupons,
+        "hold_seconds": req.hold_seconds,
+    });
+    hex::encode(Sha256::digest(identity.to_string().as_bytes()))
+}
+
+/// The answer kept for an order, if this request is the one that got it.
+fn kept_answer(
+    order_id: &str,
+    request_hash: &str,
+    kept: shopgrowth_store::records::CheckoutRecord,
+) -> ApiResult<Response> {
+    if kept.request_hash != request_hash {
+        return Err(ApiError::Conflict(format!(
+            "order_id {order_id:?} was already checked out with a different request"
+        )));
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], kept.response).into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
