@@ -196,7 +196,7 @@ pub fn allocate_into(
     total: i64,
     weights: &[i64],
     parts: &mut Vec<i64>,
-    remainders: &mut Vec<(i128, usize)>,
+    remainders: &mut Vec<u128>,
 ) {
     parts.clear();
     remainders.clear();
@@ -226,21 +226,24 @@ pub fn allocate_into(
             }
         };
         parts.push(part);
-        remainders.push((rem, i));
+        // The remainder and its index in one integer, so one compare orders them: the larger
+        // remainder first, then the earlier index (`!i` in the low bits). A remainder is below
+        // the sum, so under 2^96 for any slice of weights that fits in memory.
+        remainders.push(((rem as u128) << 32) | u128::from(!(i as u32)));
     }
+    let index = |key: u128| !(key as u32) as usize;
     let left = total - parts.iter().sum::<i64>();
-    let by_remainder = |a: &(i128, usize), b: &(i128, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
     let extra = left.unsigned_abs() as usize;
     if left > 0 && extra < remainders.len() {
         // Only which `left` remainders are largest matters, not their order.
-        remainders.select_nth_unstable_by(extra - 1, by_remainder);
-        for &(_, i) in &remainders[..extra] {
-            parts[i] += 1;
+        remainders.select_nth_unstable_by(extra - 1, |a, b| b.cmp(a));
+        for &key in &remainders[..extra] {
+            parts[index(key)] += 1;
         }
     } else if left != 0 {
-        remainders.sort_unstable_by(by_remainder);
-        for &(_, i) in remainders.iter().cycle().take(extra) {
-            parts[i] += left.signum();
+        remainders.sort_unstable_by(|a, b| b.cmp(a));
+        for &key in remainders.iter().cycle().take(extra) {
+            parts[index(key)] += left.signum();
         }
     }
     debug_assert_eq!(total, parts.iter().sum::<i64>());

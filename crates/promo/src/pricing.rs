@@ -946,7 +946,9 @@ impl Effect {
 struct Scratch {
     weights: Vec<i64>,
     parts: Vec<i64>,
-    remainders: Vec<(i128, usize)>,
+    remainders: Vec<u128>,
+    /// Buy X get Y: each line's (unit value, extra cents).
+    unit_split: Vec<(i64, i64)>,
 }
 
 /// A unit run for buy X get Y: `units` units of canonical line `line` worth `value` each; each
@@ -1206,18 +1208,30 @@ impl Priced<'_> {
                         }
                     }
                 }
+                // Each line's unit value and its extra cents, once per line (by canonical line).
+                let split = &mut scratch.unit_split;
+                split.resize(quantities.len(), (0, 0));
+                for &i in eligible {
+                    let (q, a) = (quantities[i], self.base_of(p, state, i));
+                    split[i] = match q {
+                        1 => (a, 0),
+                        q if q > 1 => (a / q, a % q),
+                        _ => (0, 0),
+                    };
+                }
                 for r in runs.iter_mut() {
-                    let (q, a) = (quantities[r.line], self.base_of(p, state, r.line));
+                    let q = quantities[r.line];
                     if q <= 0 {
                         r.units = 0;
                         continue;
                     }
+                    let (value, cents) = split[r.line];
                     let counted = q.min(10_000);
-                    let dearer = (a % q).min(counted);
+                    let dearer = cents.min(counted);
                     (r.value, r.units) = if r.dearer {
-                        (a / q + 1, dearer)
+                        (value + 1, dearer)
                     } else {
-                        (a / q, counted - dearer)
+                        (value, counted - dearer)
                     };
                 }
                 let key = |r: &Run| (std::cmp::Reverse(r.value), r.line, !r.dearer);
