@@ -1405,6 +1405,44 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
         .call("GET", "/api/v1/campaigns/d11", Some(&t.read), None)
         .await;
     assert_eq!(spent(c), Some(5000));
+    // The campaign's trail (newest first): o1 discounted; o2's first checkout discounted and
+    // given back when its coupon could not be held; o2 again; o1 given back when cancelled.
+    let (status, page) = t
+        .call(
+            "GET",
+            "/api/v1/promotion-events?promotion_type=campaign&promotion_id=d11",
+            Some(&t.read),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let seen: Vec<(String, String, i64)> = page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|e| {
+                    (
+                        e["kind"].as_str().unwrap_or_default().to_owned(),
+                        e["order_id"].as_str().unwrap_or_default().to_owned(),
+                        e["amount"].as_i64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let entry = |kind: &str, order: &str| (kind.to_owned(), order.to_owned(), 5000);
+    assert_eq!(
+        seen,
+        [
+            entry("rolled_back", "o1"),
+            entry("redeemed", "o2"),
+            entry("rolled_back", "o2"),
+            entry("redeemed", "o2"),
+            entry("redeemed", "o1")
+        ],
+        "{page}"
+    );
 }
 
 #[tokio::test]

@@ -76,12 +76,14 @@ str_enum!(
 );
 
 str_enum!(
-    /// Which kind of promotion a trail entry is about.
+    /// Which kind of promotion a trail entry is about. `campaign`: a campaign's discount on an
+    /// order at checkout (redeemed; rolled back when its budget spend is given back).
     PromotionType {
         Coupon = "coupon",
         FlashSale = "flash_sale",
         RedPacket = "red_packet",
         GroupBuy = "group_buy",
+        Campaign = "campaign",
     }
 );
 

@@ -7,7 +7,9 @@
 //! - **coupon**: redeemed ÷ received (issued + claimed) — the redemption rate;
 //! - **flash sale**: redeemed ÷ reserved — reservations that were paid;
 //! - **group buy**: redeemed ÷ reserved — seats in groups that filled;
-//! - **red packet**: amount claimed ÷ amount issued — the money taken up.
+//! - **red packet**: amount claimed ÷ amount issued — the money taken up;
+//! - **campaign**: orders that kept the discount ÷ orders discounted ((redeemed − rolled back) ÷
+//!   redeemed).
 
 use serde::Serialize;
 use shopgrowth_core::model::{PromotionKind, PromotionType};
@@ -43,9 +45,10 @@ pub struct PromotionReport {
     /// Distinct users at its last step (redeemed; red packets: claimed).
     pub users_converted: u64,
     /// Money that went to customers, minor units: flash-sale and group purchases at their
-    /// prices, red-packet shares claimed.
+    /// prices, red-packet shares claimed, campaign discounts given.
     pub amount_converted: i64,
-    /// Money that came back: red-packet remainders, flash-sale holds given up or lapsed.
+    /// Money that came back: red-packet remainders, flash-sale holds given up or lapsed, campaign
+    /// discounts of cancelled orders.
     pub amount_returned: i64,
     /// The type's conversion (see the module), 0–1; `None` before its first step happened.
     pub conversion: Option<f64>,
@@ -114,6 +117,13 @@ fn funnel(promotion: PromotionType, id: &str, tallies: &[Tally<'_>]) -> Promotio
                 claimed.2,
                 expired.2,
                 (issued.2 > 0).then(|| claimed.2 as f64 / issued.2 as f64),
+            ),
+            T::Campaign => (
+                redeemed.1,
+                redeemed.1,
+                redeemed.2,
+                rolled_back.2,
+                ratio(redeemed.0.saturating_sub(rolled_back.0), redeemed.0),
             ),
         };
     PromotionReport {
@@ -209,6 +219,20 @@ mod tests {
             10_000,
             "a packet's money is all accounted for"
         );
+    }
+
+    #[test]
+    fn a_campaign_counts_orders_that_kept_its_discount() {
+        let r = report([
+            t(T::Campaign, "d11", K::Redeemed, 40, 35, 200_000),
+            t(T::Campaign, "d11", K::RolledBack, 10, 9, 50_000),
+        ]);
+        let c = &r[0];
+        assert_eq!(c.promotion_type, "campaign");
+        assert_eq!((c.redeemed, c.rolled_back), (40, 10));
+        assert_eq!(c.conversion, Some(0.75));
+        assert_eq!((c.amount_converted, c.amount_returned), (200_000, 50_000));
+        assert_eq!((c.users_reached, c.users_converted), (35, 35));
     }
 
     #[test]

@@ -546,8 +546,9 @@ impl Store {
         lines: Vec<BudgetLine>,
         amount: i64,
         now: i64,
+        trail: Option<SpendTrail>,
     ) -> Result<Spent> {
-        dispatch!(self.spend_budget(key, lines, amount, now))
+        dispatch!(self.spend_budget(key, lines, amount, now, trail))
     }
 
     /// The answer kept for the checkout of `order_id`, if any.
@@ -567,9 +568,10 @@ impl Store {
         dispatch!(self.save_checkout(order_id, request_hash, response, now))
     }
 
-    /// Gives back what the spend with `key` took, once.
-    pub async fn revert_budget(&self, key: String) -> Result<bool> {
-        dispatch!(self.revert_budget(key))
+    /// Gives back what the spend with `key` took, once (and records `rolled_back` on the trail
+    /// when the spend was recorded there).
+    pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {
+        dispatch!(self.revert_budget(key, now))
     }
 
     /// The limits set for a scope, by period kind.

@@ -2139,6 +2139,7 @@ impl PgStore {
         lines: Vec<BudgetLine>,
         amount: i64,
         now: i64,
+        trail: Option<SpendTrail>,
     ) -> Result<Spent> {
         let mut tx = self.pool.begin().await?;
         let stands: bool = sqlx::query_scalar(BUDGET_SPEND_STANDS)
@@ -2187,6 +2188,22 @@ impl PgStore {
             }
             logged?;
         }
+        if let Some(t) = &trail {
+            pg_trail(
+                &mut tx,
+                TrailEntry {
+                    at: now,
+                    kind: "redeemed",
+                    promotion_type: &t.promotion_type,
+                    promotion_id: &t.promotion_id,
+                    subject: &key,
+                    user_id: t.user_id.as_deref(),
+                    order_id: t.order_id.as_deref(),
+                    amount: Some(amount),
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Spent::New)
     }
@@ -2229,7 +2246,7 @@ impl PgStore {
             })
     }
 
-    pub async fn revert_budget(&self, key: String) -> Result<bool> {
+    pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let marked = sqlx::query(MARK_REVERTED)
             .bind(&key)
@@ -2252,6 +2269,11 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query(TRAIL_SPEND_REVERTED)
+            .bind(&key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

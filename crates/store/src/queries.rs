@@ -565,6 +565,12 @@ pub const FORGET_REVERTED_SPEND: &str = "DELETE FROM budget_ledger WHERE key = $
 pub const INSERT_CHECKOUT: &str = "INSERT INTO checkouts (order_id, request_hash, response, at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING";
 pub const CHECKOUT_OF: &str = "SELECT request_hash, response FROM checkouts WHERE order_id = $1";
+/// Records that the spend with key `$1` was given back, when it was recorded as redeemed.
+pub const TRAIL_SPEND_REVERTED: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
+     promotion_id, subject, user_id, order_id, amount) SELECT $2, 'rolled_back', promotion_type, \
+     promotion_id, subject, user_id, order_id, amount FROM promotion_events \
+     WHERE id = (SELECT MAX(id) FROM promotion_events WHERE subject = $1 AND kind = 'redeemed' \
+     AND promotion_type = 'campaign')";
 pub const MARK_REVERTED: &str =
     "UPDATE budget_ledger SET reverted = 1 WHERE key = $1 AND reverted = 0";
 pub const RETURN_BUDGET: &str = "UPDATE budget_usage SET used = used - $4 \

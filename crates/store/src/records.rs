@@ -700,6 +700,17 @@ pub struct CheckoutRecord {
     pub response: String,
 }
 
+/// What a budget spend pays for, recorded on the promotion trail in the spend's transaction:
+/// `redeemed` with the spend's amount and its key as the subject, and `rolled_back` when the
+/// spend is given back. Checkout uses it for each campaign's discount on an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendTrail {
+    pub promotion_type: String,
+    pub promotion_id: String,
+    pub user_id: Option<String>,
+    pub order_id: Option<String>,
+}
+
 /// One budget a spend counts against: a scope (`campaign:d11`, `customer:u1`, …), a period kind
 /// (`total`, `day`, `week`, `month`) and the period it falls in (`all`, `2026-11-24`, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -890,11 +901,11 @@ pub struct PromotionEventRecord {
     pub at: i64,
     /// `issued`, `claimed`, `reserved`, `redeemed`, `rolled_back` or `expired`.
     pub kind: String,
-    /// `coupon`, `flash_sale`, `red_packet` or `group_buy`.
+    /// `coupon`, `flash_sale`, `red_packet`, `group_buy` or `campaign`.
     pub promotion_type: String,
-    /// The coupon template, flash sale, red packet or group deal.
+    /// The coupon template, flash sale, red packet, group deal or campaign.
     pub promotion_id: String,
-    /// The coupon code, reservation id, share position or group id.
+    /// The coupon code, reservation id, share position, group id or budget spend key.
     pub subject: String,
     pub user_id: Option<String>,
     pub order_id: Option<String>,

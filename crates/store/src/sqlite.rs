@@ -2023,6 +2023,7 @@ impl SqliteStore {
         lines: Vec<BudgetLine>,
         amount: i64,
         now: i64,
+        trail: Option<SpendTrail>,
     ) -> Result<Spent> {
         self.write(move |conn| {
             if conn.query_row(&lite(BUDGET_SPEND_STANDS), [&key], |r| r.get(0))? {
@@ -2046,13 +2047,28 @@ impl SqliteStore {
                     params![key, l.scope, l.period, l.period_key, amount, now],
                 )?;
             }
+            if let Some(t) = trail {
+                conn.execute(
+                    &lite(INSERT_PROMOTION_EVENT),
+                    params![
+                        now,
+                        "redeemed",
+                        t.promotion_type,
+                        t.promotion_id,
+                        key,
+                        t.user_id,
+                        t.order_id,
+                        amount
+                    ],
+                )?;
+            }
             Ok(Spent::New)
         })
         .await
     }
 
     /// Gives back what a spend took, once; false if there was none or it was already given back.
-    pub async fn revert_budget(&self, key: String) -> Result<bool> {
+    pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {
         self.write(move |conn| {
             let rows: Vec<(String, String, String, i64)> = conn
                 .prepare(&lite(BUDGET_LEDGER_OF))?
@@ -2067,6 +2083,7 @@ impl SqliteStore {
                     params![scope, period, period_key, amount],
                 )?;
             }
+            conn.execute(&lite(TRAIL_SPEND_REVERTED), params![key, now])?;
             Ok(true)
         })
         .await

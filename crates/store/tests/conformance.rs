@@ -1478,6 +1478,7 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
                 vec![line("campaign:c", "total", "all")],
                 100,
                 NOW,
+                None,
             )
             .await
         }));
@@ -1510,10 +1511,12 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
         ]
     };
     assert_eq!(
-        s.spend_budget("a".into(), both(), 150, NOW).await.ok(),
+        s.spend_budget("a".into(), both(), 150, NOW, None)
+            .await
+            .ok(),
         Some(Spent::New)
     );
-    let over = s.spend_budget("b".into(), both(), 100, NOW).await;
+    let over = s.spend_budget("b".into(), both(), 100, NOW, None).await;
     assert!(
         matches!(over, Err(Error::Conflict(ref m)) if m.contains("customer:u")),
         "{over:?}"
@@ -1524,7 +1527,9 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
         "the campaign line was rolled back"
     );
     assert_eq!(
-        s.spend_budget("a".into(), both(), 150, NOW).await.ok(),
+        s.spend_budget("a".into(), both(), 150, NOW, None)
+            .await
+            .ok(),
         Some(Spent::Duplicate)
     );
     assert_eq!(used(line("customer:u", "day", "2026-11-24")).await, 150);
@@ -1534,7 +1539,9 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
         line("customer:u", "day", "2026-11-25"),
     ];
     assert_eq!(
-        s.spend_budget("c".into(), next_day, 200, NOW).await.ok(),
+        s.spend_budget("c".into(), next_day, 200, NOW, None)
+            .await
+            .ok(),
         Some(Spent::New)
     );
     assert_eq!(
@@ -1542,28 +1549,98 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
             "d".into(),
             vec![line("store:s1", "month", "2026-11")],
             1 << 40,
-            NOW
+            NOW,
+            None
         )
         .await
         .ok(),
         Some(Spent::New)
     );
     // A refund gives the spend back, once.
-    assert!(s.revert_budget("a".into()).await.unwrap_or(false));
-    assert!(!s.revert_budget("a".into()).await.unwrap_or(true));
-    assert!(!s.revert_budget("never".into()).await.unwrap_or(true));
+    assert!(s.revert_budget("a".into(), NOW).await.unwrap_or(false));
+    assert!(!s.revert_budget("a".into(), NOW).await.unwrap_or(true));
+    assert!(!s.revert_budget("never".into(), NOW).await.unwrap_or(true));
     assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
     assert_eq!(used(line("customer:u", "day", "2026-11-24")).await, 0);
     // A key given back spends again when reused (a checkout retried after a refusal), once.
     for expected in [Spent::New, Spent::Duplicate] {
         assert_eq!(
-            s.spend_budget("a".into(), both(), 120, NOW).await.ok(),
+            s.spend_budget("a".into(), both(), 120, NOW, None)
+                .await
+                .ok(),
             Some(expected)
         );
     }
     assert_eq!(used(line("campaign:x", "total", "all")).await, 320);
-    assert!(s.revert_budget("a".into()).await.unwrap_or(false));
+    assert!(s.revert_budget("a".into(), NOW).await.unwrap_or(false));
     assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
+}
+
+async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
+    let s = &h.store;
+    s.set_budget_limit("campaign:d11".into(), "total".into(), 1_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let note = || {
+        Some(SpendTrail {
+            promotion_type: "campaign".into(),
+            promotion_id: "d11".into(),
+            user_id: Some("u1".into()),
+            order_id: Some("o1".into()),
+        })
+    };
+    let lines = || vec![line("campaign:d11", "total", "all")];
+    let key = "checkout:o1:d11".to_owned();
+    let spend = |amount: i64| s.spend_budget(key.clone(), lines(), amount, NOW, note());
+    assert_eq!(spend(600).await.ok(), Some(Spent::New));
+    assert_eq!(spend(600).await.ok(), Some(Spent::Duplicate));
+    // Refused (over the budget): nothing on the trail.
+    let refused = s
+        .spend_budget("checkout:o2:d11".into(), lines(), 600, NOW, note())
+        .await;
+    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+    assert!(s.revert_budget(key.clone(), NOW + 5).await.unwrap_or(false));
+    assert!(!s.revert_budget(key.clone(), NOW + 6).await.unwrap_or(true));
+    let trail = s
+        .promotion_trail(TrailFilter {
+            promotion_type: Some("campaign".into()),
+            limit: 10,
+            ..TrailFilter::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(&str, i64, Option<i64>)> = trail
+        .iter()
+        .map(|e| (e.kind.as_str(), e.at, e.amount))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("rolled_back", NOW + 5, Some(600)),
+            ("redeemed", NOW, Some(600))
+        ]
+    );
+    assert!(trail.iter().all(|e| e.subject == key
+        && e.order_id.as_deref() == Some("o1")
+        && e.user_id.as_deref() == Some("u1")
+        && e.promotion_id == "d11"));
+    // A spend without a note (a coupon's, or a generic one) is not on the trail.
+    assert_eq!(
+        s.spend_budget("plain".into(), lines(), 100, NOW, None)
+            .await
+            .ok(),
+        Some(Spent::New)
+    );
+    assert!(s.revert_budget("plain".into(), NOW).await.unwrap_or(false));
+    let count = s
+        .promotion_trail(TrailFilter {
+            limit: 10,
+            ..TrailFilter::default()
+        })
+        .await
+        .map(|t| t.len())
+        .unwrap_or(0);
+    assert_eq!(count, 2);
 }
 
 async fn a_checkout_answer_is_kept_once_per_order(h: Harness) {
@@ -2285,7 +2362,8 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
-    a_checkout_answer_is_kept_once_per_order);
+    a_checkout_answer_is_kept_once_per_order,
+    a_campaign_spend_is_on_the_trail_and_its_revert_too);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
@@ -2299,4 +2377,5 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
-    a_checkout_answer_is_kept_once_per_order);
+    a_checkout_answer_is_kept_once_per_order,
+    a_campaign_spend_is_on_the_trail_and_its_revert_too);

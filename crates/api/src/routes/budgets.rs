@@ -193,7 +193,7 @@ pub async fn spend(
     let all = req.scopes.iter().flat_map(|s| lines(s, date)).collect();
     let spent = state
         .store
-        .spend_budget(req.key.clone(), all, req.amount, Timestamp::now().0)
+        .spend_budget(req.key.clone(), all, req.amount, Timestamp::now().0, None)
         .await?;
     Ok(Json(SpendResult {
         key: req.key,
@@ -226,7 +226,10 @@ pub async fn revert(
     ApiJson(req): ApiJson<RevertRequest>,
 ) -> ApiResult<Json<RevertResult>> {
     caller.require(Scope::Ingest)?;
-    let reverted = state.store.revert_budget(req.key.clone()).await?;
+    let reverted = state
+        .store
+        .revert_budget(req.key.clone(), Timestamp::now().0)
+        .await?;
     Ok(Json(RevertResult {
         key: req.key,
         reverted,

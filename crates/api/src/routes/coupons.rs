@@ -467,7 +467,7 @@ pub async fn redeem(
         .collect();
         state
             .store
-            .spend_budget(budget_key.clone(), lines, discount, now)
+            .spend_budget(budget_key.clone(), lines, discount, now, None)
             .await?;
     }
     let outcome = match state
@@ -478,7 +478,7 @@ pub async fn redeem(
         Ok(o) => o,
         Err(e) => {
             if discount > 0 {
-                state.store.revert_budget(budget_key).await?;
+                state.store.revert_budget(budget_key, now).await?;
             }
             return Err(e.into());
         }
@@ -524,7 +524,10 @@ pub async fn release(
     if released {
         state
             .store
-            .revert_budget(redemption_budget_key(&code, &req.order_id))
+            .revert_budget(
+                redemption_budget_key(&code, &req.order_id),
+                Timestamp::now().0,
+            )
             .await?;
     }
     Ok(Json(ReleaseResult { code, released }))

@@ -11,8 +11,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use shopgrowth_core::model::PromotionType;
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
+use shopgrowth_store::records::SpendTrail;
 use utoipa::ToSchema;
 
 /// Most promotions one quote may be asked about.
@@ -267,7 +269,18 @@ pub async fn checkout(
             );
             match state
                 .store
-                .spend_budget(key.clone(), lines, value, now)
+                .spend_budget(
+                    key.clone(),
+                    lines,
+                    value,
+                    now,
+                    Some(SpendTrail {
+                        promotion_type: PromotionType::Campaign.as_str().to_owned(),
+                        promotion_id: a.id.to_string(),
+                        user_id: Some(req.user_id.clone()),
+                        order_id: Some(req.order_id.clone()),
+                    }),
+                )
                 .await
             {
                 Ok(_) => keys.push(key),
@@ -282,7 +295,7 @@ pub async fn checkout(
             None => break (quote, keys),
             Some(id) => {
                 for key in keys {
-                    state.store.revert_budget(key).await?;
+                    state.store.revert_budget(key, now).await?;
                 }
                 promotions.retain(|p| *p.id != *id);
                 exhausted.push(id.to_string());
@@ -307,7 +320,7 @@ pub async fn checkout(
             .await;
         if let Err(e) = reserved {
             for key in budget_keys {
-                state.store.revert_budget(key).await?;
+                state.store.revert_budget(key, now).await?;
             }
             return Err(e.into());
         }
@@ -342,7 +355,7 @@ pub async fn checkout(
             .unwrap_or_default();
         for key in answer.budget_keys {
             if !theirs.iter().any(|k| k.as_str() == Some(&key)) {
-                state.store.revert_budget(key).await?;
+                state.store.revert_budget(key, now).await?;
             }
         }
     }

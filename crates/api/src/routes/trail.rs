@@ -23,11 +23,11 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(default)]
 pub struct TrailQuery {
     pub user_id: Option<String>,
-    /// `coupon`, `flash_sale`, `red_packet` or `group_buy`.
+    /// `coupon`, `flash_sale`, `red_packet`, `group_buy` or `campaign`.
     pub promotion_type: Option<String>,
-    /// The coupon template, flash sale, red packet or group deal.
+    /// The coupon template, flash sale, red packet, group deal or campaign.
     pub promotion_id: Option<String>,
-    /// The coupon code, reservation id, share position or group id.
+    /// The coupon code, reservation id, share position, group id or budget spend key.
     pub subject: Option<String>,
     /// The previous page's `next_before`.
     pub before: Option<String>,

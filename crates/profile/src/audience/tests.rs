@@ -238,15 +238,20 @@ fn arb_step() -> impl Strategy<Value = Step> {
             day,
             amount
         }),
-        (0usize..8, 0i32..400, 0usize..4, 0usize..6, 0i64..2_000).prop_map(
-            |(user, day, promotion, kind, amount)| Step::Promotion {
+        (
+            0usize..8,
+            0i32..400,
+            0usize..PromotionType::ALL.len(),
+            0usize..PromotionKind::ALL.len(),
+            0i64..2_000,
+        )
+            .prop_map(|(user, day, promotion, kind, amount)| Step::Promotion {
                 user,
                 day,
                 promotion,
                 kind,
                 amount
-            }
-        ),
+            }),
     ]
 }
 
