@@ -481,7 +481,7 @@ impl Pricer {
         let mut scopes: Vec<InternedScope> = Vec::new();
         let mut scope_index: HashMap<InternedScope, usize> = HashMap::default();
         let mut stacking: Vec<&str> = Vec::new();
-        let compiled = promotions
+        let mut compiled: Vec<Compiled> = promotions
             .iter()
             .map(|p| {
                 let s = &p.scope;
@@ -546,8 +546,7 @@ impl Pricer {
                     p: p.clone(),
                 }
             })
-            .collect::<Vec<_>>();
-        let mut compiled = compiled;
+            .collect();
         let mut by: Vec<usize> = (0..compiled.len()).collect();
         by.sort_by(|&a, &b| (&compiled[a].id, a).cmp(&(&compiled[b].id, b)));
         for (rank, &k) in by.iter().enumerate() {

@@ -2194,8 +2194,8 @@ impl PgStore {
                 TrailEntry {
                     at: now,
                     kind: "redeemed",
-                    promotion_type: &t.promotion_type,
-                    promotion_id: &t.promotion_id,
+                    promotion_type: "campaign",
+                    promotion_id: &t.campaign_id,
                     subject: &key,
                     user_id: t.user_id.as_deref(),
                     order_id: t.order_id.as_deref(),

@@ -565,7 +565,8 @@ pub const FORGET_REVERTED_SPEND: &str = "DELETE FROM budget_ledger WHERE key = $
 pub const INSERT_CHECKOUT: &str = "INSERT INTO checkouts (order_id, request_hash, response, at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING";
 pub const CHECKOUT_OF: &str = "SELECT request_hash, response FROM checkouts WHERE order_id = $1";
-/// Records that the spend with key `$1` was given back, when it was recorded as redeemed.
+/// Records that the spend with key `$1` was given back, when it paid for a campaign discount
+/// (recorded as redeemed with the key as subject).
 pub const TRAIL_SPEND_REVERTED: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
      promotion_id, subject, user_id, order_id, amount) SELECT $2, 'rolled_back', promotion_type, \
      promotion_id, subject, user_id, order_id, amount FROM promotion_events \

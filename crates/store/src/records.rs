@@ -700,13 +700,12 @@ pub struct CheckoutRecord {
     pub response: String,
 }
 
-/// What a budget spend pays for, recorded on the promotion trail in the spend's transaction:
-/// `redeemed` with the spend's amount and its key as the subject, and `rolled_back` when the
-/// spend is given back. Checkout uses it for each campaign's discount on an order.
+/// The campaign discount a budget spend pays for, recorded on the promotion trail (type
+/// `campaign`) in the spend's transaction: `redeemed` with the spend's amount and its key as the
+/// subject, and `rolled_back` when the spend is given back. Checkout passes one per campaign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendTrail {
-    pub promotion_type: String,
-    pub promotion_id: String,
+    pub campaign_id: String,
     pub user_id: Option<String>,
     pub order_id: Option<String>,
 }

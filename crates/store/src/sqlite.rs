@@ -2053,8 +2053,8 @@ impl SqliteStore {
                     params![
                         now,
                         "redeemed",
-                        t.promotion_type,
-                        t.promotion_id,
+                        "campaign",
+                        t.campaign_id,
                         key,
                         t.user_id,
                         t.order_id,

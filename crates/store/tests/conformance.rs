@@ -1583,8 +1583,7 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
         .unwrap_or_else(|e| panic!("{e}"));
     let note = || {
         Some(SpendTrail {
-            promotion_type: "campaign".into(),
-            promotion_id: "d11".into(),
+            campaign_id: "d11".into(),
             user_id: Some("u1".into()),
             order_id: Some("o1".into()),
         })

@@ -11,7 +11,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use shopgrowth_core::model::PromotionType;
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
 use shopgrowth_store::records::SpendTrail;
@@ -275,8 +274,7 @@ pub async fn checkout(
                     value,
                     now,
                     Some(SpendTrail {
-                        promotion_type: PromotionType::Campaign.as_str().to_owned(),
-                        promotion_id: a.id.to_string(),
+                        campaign_id: a.id.to_string(),
                         user_id: Some(req.user_id.clone()),
                         order_id: Some(req.order_id.clone()),
                     }),
