@@ -792,6 +792,7 @@ impl Pricer {
         for &c in &chosen {
             let memo = &mut memos[candidates[c].0.promo];
             priced.evaluate(&candidates[c].0, &state, memo, scratch);
+            memo.effect.split(&layout.flat, &state, scratch);
             let e = memo.effect.clone();
             e.apply(&mut state);
             applied_effects.push((c, e));
@@ -909,6 +910,10 @@ struct State {
 struct Effect {
     /// Per canonical line.
     lines: Vec<(usize, i64)>,
+    /// Discounts still to be split over their lines (a range of [`Layout::flat`]) in proportion
+    /// to their amounts: what a discount gives is known before it is split, and most of the
+    /// search only needs that. [`Effect::split`] moves them into `lines`.
+    pending: Vec<(Range<usize>, i64)>,
     shipping: i64,
     /// The value of the gift added (its SKU is the rule's), 0 for none.
     gift: i64,
@@ -917,11 +922,33 @@ struct Effect {
 impl Effect {
     fn clear(&mut self) {
         self.lines.clear();
+        self.pending.clear();
         self.shipping = 0;
         self.gift = 0;
     }
 
+    /// Keeps `discount` to be split over `flat[lines]`, never more than is left on them.
+    fn defer(&mut self, discount: i64, lines: Range<usize>, flat: &[usize], state: &State) {
+        let left: i64 = flat[lines.clone()].iter().map(|&i| state.amounts[i]).sum();
+        let discount = discount.clamp(0, left.max(0));
+        if discount > 0 {
+            self.pending.push((lines, discount));
+        }
+    }
+
+    /// Splits the pending discounts over their lines, on the state the effect was worked out
+    /// on; needed before the effect is applied or reported.
+    fn split(&mut self, flat: &[usize], state: &State, scratch: &mut Scratch) {
+        for (lines, discount) in self.pending.drain(..) {
+            spread(discount, &flat[lines], state, &mut self.lines, scratch);
+        }
+    }
+
     fn apply(&self, state: &mut State) {
+        debug_assert!(
+            self.pending.is_empty(),
+            "an effect is split before it is applied"
+        );
         for &(i, d) in &self.lines {
             state.amounts[i] -= d;
         }
@@ -936,7 +963,10 @@ impl Effect {
     }
 
     fn value(&self) -> i64 {
-        self.lines.iter().map(|(_, d)| d).sum::<i64>() + self.shipping + self.gift
+        self.lines.iter().map(|(_, d)| d).sum::<i64>()
+            + self.pending.iter().map(|(_, d)| d).sum::<i64>()
+            + self.shipping
+            + self.gift
     }
 }
 
@@ -1109,10 +1139,13 @@ impl Priced<'_> {
                 .map(|&i| self.base_of(p, state, i))
                 .sum::<i64>()
         };
+        let flat = &self.layout.flat;
+        let at = c.eligible.start;
+        // Each group as its lines and their range in `flat`.
         let groups = || {
             self.layout.groups[c.groups.clone()]
                 .iter()
-                .map(|g| &eligible[g.clone()])
+                .map(move |g| (&eligible[g.clone()], at + g.start..at + g.end))
         };
         match &p.rule {
             Rule::PriceCut { off_per_unit } => {
@@ -1127,7 +1160,7 @@ impl Priced<'_> {
                 }
             }
             Rule::Threshold { tiers, .. } => {
-                for group in groups() {
+                for (group, range) in groups() {
                     let base = base_sum(group);
                     let off = tiers
                         .iter()
@@ -1135,13 +1168,13 @@ impl Priced<'_> {
                         .map(|t| t.off)
                         .max()
                         .unwrap_or(0);
-                    spread(off, group, state, &mut out.lines, scratch);
+                    out.defer(off, range, flat, state);
                 }
             }
             Rule::PerEvery {
                 every, off, cap, ..
             } => {
-                for group in groups() {
+                for (group, range) in groups() {
                     let base = base_sum(group);
                     let mut d = if *every > 0 {
                         (base / every).saturating_mul(*off)
@@ -1151,7 +1184,7 @@ impl Priced<'_> {
                     if let Some(c) = cap {
                         d = d.min(*c);
                     }
-                    spread(d, group, state, &mut out.lines, scratch);
+                    out.defer(d, range, flat, state);
                 }
             }
             Rule::PercentOff {
@@ -1165,7 +1198,7 @@ impl Priced<'_> {
                     if let Some(c) = cap {
                         d = d.min(*c);
                     }
-                    spread(d, eligible, state, &mut out.lines, scratch);
+                    out.defer(d, c.eligible.clone(), flat, state);
                 }
             }
             Rule::NthItemOff { nth, percent_bp } => {
@@ -1302,8 +1335,7 @@ impl Priced<'_> {
                     })
                     .sum();
                 let d = in_bundles - price.saturating_mul(bundles);
-                let all = &self.layout.flat[first.start..last.end];
-                spread(d, all, state, &mut out.lines, scratch);
+                out.defer(d, first.start..last.end, flat, state);
             }
             Rule::MemberPrice { tiers, .. } => {
                 if !self
@@ -1548,6 +1580,8 @@ impl<'a, 'b> Search<'a, 'b> {
                 .priced
                 .evaluate(&self.candidates[c].0, &state, memo, self.scratch);
             if gain > 0 {
+                memo.effect
+                    .split(&self.priced.layout.flat, &state, self.scratch);
                 memo.effect.apply(&mut state);
                 value += gain;
                 chosen.push(c);
@@ -1563,19 +1597,27 @@ impl<'a, 'b> Search<'a, 'b> {
         self.stack(c) != Stack::Exclusive && used & self.category_bit[c] == 0
     }
 
+    /// The first candidate from `from` on that may join a combination of `len` members worth
+    /// `value` using the categories in `used`, unless even the best the rest could add cannot
+    /// beat the best found (ties: fewer promotions).
+    fn next_worth_deciding(&self, from: usize, value: i64, len: usize, used: u64) -> Option<usize> {
+        let next = (from..self.candidates.len()).find(|&c| self.open(c, used))?;
+        if let Some((best, set)) = &self.best {
+            let bound = value + self.bound(next, used);
+            if bound < *best || (bound == *best && len >= set.len()) {
+                return None;
+            }
+        }
+        Some(next)
+    }
+
     /// Decides the candidates from `from` on: the next one that may join is taken (when it gives
     /// something on the state so far) or left. A combination is offered when its last member is
     /// taken; `nodes` counts the decisions.
     fn branch(&mut self, from: usize, value: i64, chosen: &mut Vec<usize>, used: u64) {
-        let Some(next) = (from..self.candidates.len()).find(|&c| self.open(c, used)) else {
+        let Some(next) = self.next_worth_deciding(from, value, chosen.len(), used) else {
             return;
         };
-        if let Some((best, set)) = &self.best {
-            let bound = value + self.bound(next, used);
-            if bound < *best || (bound == *best && chosen.len() >= set.len()) {
-                return;
-            }
-        }
         self.nodes += 1;
         if self.nodes > MAX_COMBINATIONS {
             self.cut_short = true;
@@ -1590,17 +1632,21 @@ impl<'a, 'b> Search<'a, 'b> {
             self.scratch,
         );
         if gain > 0 {
-            memo.effect.apply(&mut self.state);
             chosen.push(next);
             self.offer(value + gain, chosen);
-            self.branch(
-                next + 1,
-                value + gain,
-                chosen,
-                used | self.category_bit[next],
-            );
+            let used = used | self.category_bit[next];
+            // Its discounts are split over lines only when something may follow it.
+            if self
+                .next_worth_deciding(next + 1, value + gain, chosen.len(), used)
+                .is_some()
+            {
+                memo.effect
+                    .split(&self.priced.layout.flat, &self.state, self.scratch);
+                memo.effect.apply(&mut self.state);
+                self.branch(next + 1, value + gain, chosen, used);
+                memo.effect.undo(&mut self.state);
+            }
             chosen.pop();
-            memo.effect.undo(&mut self.state);
         }
         self.memos[promo] = memo;
         self.branch(next + 1, value, chosen, used);
