@@ -1446,6 +1446,81 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
 }
 
 #[tokio::test]
+async fn a_checkout_gives_back_what_an_attempt_that_died_spent() {
+    let t = test_app().await;
+    let campaign = json!({"id": "d12", "name": "满300减50", "budget": 10000,
+        "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
+                      "stacking": {"category": {"name": "shop"}}}});
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(campaign.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns/d12/transition",
+            Some(&t.admin),
+            Some(json!({"to": "running"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // An attempt at order o9 spent 3,000 (on another cart) and died before its answer was kept.
+    let store = &t.state.store;
+    let dead = "checkout:o9:d12:dead".to_owned();
+    let lines = shopgrowth_api::routes::budgets::lines(
+        "campaign:d12",
+        shopgrowth_api::routes::budgets::today(&t.state),
+    );
+    let trail = shopgrowth_store::records::SpendTrail {
+        campaign_id: "d12".into(),
+        user_id: Some("u1".into()),
+        order_id: Some("o9".into()),
+    };
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let spent_dead = store
+        .spend_budget(dead.clone(), lines, 3000, now, Some(trail))
+        .await;
+    assert!(spent_dead.is_ok(), "{spent_dead:?}");
+    let spent = || async {
+        let (_, c) = t
+            .call("GET", "/api/v1/campaigns/d12", Some(&t.read), None)
+            .await;
+        c["spent"].as_i64()
+    };
+    assert_eq!(spent().await, Some(3000));
+    // The retry prices the cart it sends and spends 5,000 under its own key; the dead spend goes
+    // back once the answer is kept, so the campaign has spent what the kept answer gives.
+    let body = json!({"order_id": "o9", "user_id": "u1",
+        "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 40000}]}});
+    let (status, answer) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/checkout",
+            Some(&t.ingest),
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["quote"]["discount"], 5000, "{answer}");
+    let keys = answer["budget_keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(keys.len(), 1, "{answer}");
+    assert_ne!(keys[0].as_str(), Some(dead.as_str()));
+    assert_eq!(spent().await, Some(5000));
+    assert_eq!(
+        store.standing_checkout_spends("o9".into()).await.ok(),
+        Some(vec![keys[0].as_str().unwrap_or_default().to_owned()])
+    );
+}
+
+#[tokio::test]
 async fn coupons_issue_themselves_to_new_users_and_on_events_and_show_in_the_centre() {
     let t = test_app().await;
     let t = &t;

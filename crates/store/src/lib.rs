@@ -568,6 +568,12 @@ impl Store {
         dispatch!(self.save_checkout(order_id, request_hash, response, now))
     }
 
+    /// The keys of the campaign spends made for `order_id` at checkout that still stand, by
+    /// every attempt (one that died before its answer was kept included), oldest first.
+    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<String>> {
+        dispatch!(self.standing_checkout_spends(order_id))
+    }
+
     /// Gives back what the spend with `key` took, once (and records `rolled_back` on the trail
     /// when the spend was recorded there).
     pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {

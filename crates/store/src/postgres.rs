@@ -2246,6 +2246,13 @@ impl PgStore {
             })
     }
 
+    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(STANDING_CHECKOUT_SPENDS)
+            .bind(&order_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let marked = sqlx::query(MARK_REVERTED)

@@ -565,6 +565,11 @@ pub const FORGET_REVERTED_SPEND: &str = "DELETE FROM budget_ledger WHERE key = $
 pub const INSERT_CHECKOUT: &str = "INSERT INTO checkouts (order_id, request_hash, response, at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING";
 pub const CHECKOUT_OF: &str = "SELECT request_hash, response FROM checkouts WHERE order_id = $1";
+/// The campaign spends made for order `$1` that still stand (each attempt's, in spend order).
+pub const STANDING_CHECKOUT_SPENDS: &str = "SELECT e.subject FROM promotion_events e \
+     JOIN budget_ledger l ON l.key = e.subject AND l.reverted = 0 \
+     WHERE e.order_id = $1 AND e.promotion_type = 'campaign' AND e.kind = 'redeemed' \
+     GROUP BY e.subject ORDER BY MIN(e.id)";
 /// Records that the spend with key `$1` was given back, when it paid for a campaign discount
 /// (recorded as redeemed with the key as subject).
 pub const TRAIL_SPEND_REVERTED: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \

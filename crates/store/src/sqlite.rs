@@ -131,6 +131,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkouts",
         include_str!("../migrations/sqlite/0015_checkouts.sql"),
     ),
+    (
+        16,
+        "trail_by_order",
+        include_str!("../migrations/sqlite/0016_trail_by_order.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -2085,6 +2090,16 @@ impl SqliteStore {
             }
             conn.execute(&lite(TRAIL_SPEND_REVERTED), params![key, now])?;
             Ok(true)
+        })
+        .await
+    }
+
+    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<String>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(STANDING_CHECKOUT_SPENDS))?
+                .query_map([&order_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
         })
         .await
     }

@@ -1642,6 +1642,64 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
     assert_eq!(count, 2);
 }
 
+async fn an_orders_standing_campaign_spends_are_found_by_order(h: Harness) {
+    let s = &h.store;
+    let note = |order: &str| {
+        Some(SpendTrail {
+            campaign_id: "d11".into(),
+            user_id: Some("u1".into()),
+            order_id: Some(order.into()),
+        })
+    };
+    // Two lines per spend: the query gives each key once.
+    let lines = || {
+        vec![
+            line("campaign:d11", "total", "all"),
+            line("campaign:d11", "day", "2026-11-24"),
+        ]
+    };
+    for (key, order) in [
+        ("checkout:o1:d11:a", "o1"),
+        ("checkout:o1:d11:b", "o1"),
+        ("checkout:o1:d11:c", "o1"),
+        // An order whose id starts like o1's is another order.
+        ("checkout:o1:x:d11:a", "o1:x"),
+    ] {
+        let spent = s
+            .spend_budget(key.into(), lines(), 100, NOW, note(order))
+            .await;
+        assert_eq!(spent.ok(), Some(Spent::New), "{key}");
+    }
+    // A spend without a note is not a checkout's.
+    let plain = s
+        .spend_budget("checkout:o1:plain".into(), lines(), 100, NOW, None)
+        .await;
+    assert_eq!(plain.ok(), Some(Spent::New));
+    // Given back, then spent again under its key: it stands again, once.
+    assert!(s
+        .revert_budget("checkout:o1:d11:a".into(), NOW)
+        .await
+        .unwrap_or(false));
+    assert!(s
+        .revert_budget("checkout:o1:d11:b".into(), NOW)
+        .await
+        .unwrap_or(false));
+    let again = s
+        .spend_budget("checkout:o1:d11:a".into(), lines(), 100, NOW, note("o1"))
+        .await;
+    assert_eq!(again.ok(), Some(Spent::New));
+    let standing = s
+        .standing_checkout_spends("o1".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(standing, ["checkout:o1:d11:a", "checkout:o1:d11:c"]);
+    let none = s
+        .standing_checkout_spends("o2".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(none.is_empty());
+}
+
 async fn a_checkout_answer_is_kept_once_per_order(h: Harness) {
     let s = std::sync::Arc::new(h.store);
     let none = s
@@ -2362,7 +2420,8 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
     a_checkout_answer_is_kept_once_per_order,
-    a_campaign_spend_is_on_the_trail_and_its_revert_too);
+    a_campaign_spend_is_on_the_trail_and_its_revert_too,
+    an_orders_standing_campaign_spends_are_found_by_order);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
@@ -2377,4 +2436,5 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
     a_checkout_answer_is_kept_once_per_order,
-    a_campaign_spend_is_on_the_trail_and_its_revert_too);
+    a_campaign_spend_is_on_the_trail_and_its_revert_too,
+    an_orders_standing_campaign_spends_are_found_by_order);

@@ -239,6 +239,7 @@ pub async fn checkout(
     }
     let request_hash = checkout_hash(&req);
     if let Some(kept) = state.store.checkout(req.order_id.clone()).await? {
+        give_back_strays(&state, &req.order_id, &kept).await?;
         return kept_answer(&req.order_id, &request_hash, kept);
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
@@ -249,6 +250,9 @@ pub async fn checkout(
     let now = shopgrowth_core::time::Timestamp::now().0;
     let date = super::budgets::today(&state);
     let mut exhausted = Vec::new();
+    // This attempt's spends are its own: one that died before its answer was kept may have spent
+    // other amounts, and what it spent is given back once an answer is kept.
+    let attempt = format!("{:08x}", rand::random::<u32>());
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
         let quote = price(&req.cart, &customer, &promotions);
@@ -261,7 +265,7 @@ pub async fn checkout(
         {
             let value = a.discount + a.shipping_discount + a.gift_value;
             // A key given back (a refused round, a refused hold) spends again when reused.
-            let key = format!("checkout:{}:{}", req.order_id, a.id);
+            let key = format!("checkout:{}:{}:{attempt}", req.order_id, a.id);
             let lines = super::budgets::lines(
                 &shopgrowth_service::promotions::campaign_budget_scope(&a.id),
                 date,
@@ -343,21 +347,33 @@ pub async fn checkout(
             now,
         )
         .await?;
-    if kept.response != body {
-        // A concurrent checkout of this order was kept first: give back what this one spent
-        // that the kept answer does not use.
-        let theirs: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
-        let theirs = theirs["budget_keys"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for key in answer.budget_keys {
-            if !theirs.iter().any(|k| k.as_str() == Some(&key)) {
-                state.store.revert_budget(key, now).await?;
-            }
+    give_back_strays(&state, &req.order_id, &kept).await?;
+    kept_answer(&req.order_id, &request_hash, kept)
+}
+
+/// Gives back the campaign spends made for `order_id` that its kept answer does not use: those of
+/// a concurrent attempt kept second, or of one that died between spending and keeping its answer.
+async fn give_back_strays(
+    state: &AppState,
+    order_id: &str,
+    kept: &shopgrowth_store::records::CheckoutRecord,
+) -> ApiResult<()> {
+    let kept_keys: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
+    let kept_keys = kept_keys["budget_keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    for key in state
+        .store
+        .standing_checkout_spends(order_id.to_owned())
+        .await?
+    {
+        if !kept_keys.iter().any(|k| k.as_str() == Some(&key)) {
+            state.store.revert_budget(key, now).await?;
         }
     }
-    kept_answer(&req.order_id, &request_hash, kept)
+    Ok(())
 }
 
 /// What identifies a checkout request: everything in it but the order id, hashed.
