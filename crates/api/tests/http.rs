@@ -1202,12 +1202,10 @@ async fn coupons_are_held_for_an_order_and_limited_per_device_and_phone() {
     );
 }
 
-#[tokio::test]
-async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
-    let t = test_app().await;
-    let t = &t;
-    // 满300减50 with a budget for two orders, and the customer's 满100减10 coupon.
-    let campaign = json!({"id": "d11", "name": "满300减50", "budget": 10000,
+/// A running campaign `id`, 满300减50 in the stacking category `shop`, with a budget of 10,000
+/// (two orders of 40,000).
+async fn running_budgeted_campaign(t: &common::TestApp, id: &str) {
+    let campaign = json!({"id": id, "name": "满300减50", "budget": 10000,
         "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
                       "stacking": {"category": {"name": "shop"}}}});
     let (status, _) = t
@@ -1222,12 +1220,20 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
     let (status, _) = t
         .call(
             "POST",
-            "/api/v1/campaigns/d11/transition",
+            &format!("/api/v1/campaigns/{id}/transition"),
             Some(&t.admin),
             Some(json!({"to": "running"}).to_string()),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
+    let t = test_app().await;
+    let t = &t;
+    // 满300减50 with a budget for two orders, and the customer's 满100减10 coupon.
+    running_budgeted_campaign(t, "d11").await;
     let template = json!({"id": "c10", "name": "满100减10", "per_user_limit": 5,
         "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
     t.call(
@@ -1448,27 +1454,7 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
 #[tokio::test]
 async fn a_checkout_gives_back_what_an_attempt_that_died_spent() {
     let t = test_app().await;
-    let campaign = json!({"id": "d12", "name": "满300减50", "budget": 10000,
-        "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
-                      "stacking": {"category": {"name": "shop"}}}});
-    let (status, _) = t
-        .call(
-            "POST",
-            "/api/v1/campaigns",
-            Some(&t.admin),
-            Some(campaign.to_string()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = t
-        .call(
-            "POST",
-            "/api/v1/campaigns/d12/transition",
-            Some(&t.admin),
-            Some(json!({"to": "running"}).to_string()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    running_budgeted_campaign(&t, "d12").await;
     // An attempt at order o9 spent 3,000 (on another cart) and died before its answer was kept.
     let store = &t.state.store;
     let dead = "checkout:o9:d12:dead".to_owned();
