@@ -643,6 +643,10 @@ pub const PROMOTION_EVENT_COLUMNS: &str =
 pub const INSERT_PROMOTION_EVENT: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
      promotion_id, subject, user_id, order_id, amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// Records what happened to a flash-sale reservation (`$1`), worth its units at the sale price.
+/// Records a new hold (`$1` at, `$2` sale, `$3` reservation, `$4` user, `$5` amount) with the
+/// values the hold was made from, without reading it back.
+pub const TRAIL_FLASH_HELD: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
+     promotion_id, subject, user_id, amount) VALUES ($1, 'reserved', 'flash_sale', $2, $3, $4, $5)";
 pub const TRAIL_FLASH_RESERVATION: &str = "INSERT INTO promotion_events (at, kind, \
      promotion_type, promotion_id, subject, user_id, amount) SELECT $2, $3, 'flash_sale', \
      r.sale_id, r.id, r.user_id, s.price * r.quantity FROM flash_reservations r \

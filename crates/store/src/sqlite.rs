@@ -164,6 +164,21 @@ static INSERT_BARE_USER_LITE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| lite(INSERT_BARE_USER));
 static LINK_IF_NEW_LITE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| lite(LINK_IF_NEW));
+// The statements of a flash-sale hold: the hottest write in a stampede.
+static RESERVATION_OF_LITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1")
+});
+static FLASH_SALE_OF_LITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = ?1")
+});
+static TAKE_FLASH_STOCK_LITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lite(TAKE_FLASH_STOCK));
+static TAKE_FLASH_USER_LITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lite(TAKE_FLASH_USER));
+static INSERT_RESERVATION_LITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lite(INSERT_RESERVATION));
+static TRAIL_FLASH_HELD_LITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lite(TRAIL_FLASH_HELD));
 
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
@@ -1586,18 +1601,14 @@ impl SqliteStore {
     ) -> Result<Reserved> {
         self.write(move |conn| {
             let existing = conn
-                .prepare_cached(&format!(
-                    "SELECT {RESERVATION_COLUMNS} FROM flash_reservations WHERE id = ?1"
-                ))?
+                .prepare_cached(&RESERVATION_OF_LITE)?
                 .query_row([&reservation_id], reservation_row)
                 .optional()?;
             if let Some(r) = existing {
                 return repeated_reservation(r, &sale_id, &user_id);
             }
             let sale = conn
-                .prepare_cached(&format!(
-                    "SELECT {FLASH_SALE_COLUMNS} FROM flash_sales WHERE id = ?1"
-                ))?
+                .prepare_cached(&FLASH_SALE_OF_LITE)?
                 .query_row([&sale_id], flash_row)
                 .optional()?
                 .ok_or_else(|| Error::NotFound {
@@ -1607,21 +1618,21 @@ impl SqliteStore {
             // One writer: a sale's stock stays in its one bucket, 0.
             let bucket = 0;
             if conn
-                .prepare_cached(&lite(TAKE_FLASH_STOCK))?
+                .prepare_cached(&TAKE_FLASH_STOCK_LITE)?
                 .execute(params![sale_id, bucket, quantity, now])?
                 == 0
             {
                 return Err(flash_refusal(&sale, now));
             }
             if conn
-                .prepare_cached(&lite(TAKE_FLASH_USER))?
+                .prepare_cached(&TAKE_FLASH_USER_LITE)?
                 .execute(params![sale_id, user_id, quantity, sale.per_user_limit])?
                 == 0
             {
                 return Err(over_user_limit(&user_id, &sale));
             }
             let r = ReservationRecord::held(reservation_id, &sale, user_id, quantity, now);
-            conn.prepare_cached(&lite(INSERT_RESERVATION))?
+            conn.prepare_cached(&INSERT_RESERVATION_LITE)?
                 .execute(params![
                     r.id,
                     r.sale_id,
@@ -1631,8 +1642,14 @@ impl SqliteStore {
                     r.created_at,
                     bucket
                 ])?;
-            conn.prepare_cached(&lite(TRAIL_FLASH_RESERVATION))?
-                .execute(params![r.id, now, "reserved"])?;
+            conn.prepare_cached(&TRAIL_FLASH_HELD_LITE)?
+                .execute(params![
+                    now,
+                    r.sale_id,
+                    r.id,
+                    r.user_id,
+                    sale.price.saturating_mul(quantity)
+                ])?;
             Ok(Reserved::New(r))
         })
         .await
@@ -2266,7 +2283,7 @@ fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>) {
             let mut poisoned = None;
             for job in pending.by_ref() {
                 if job.isolated {
-                    let _ = writer.conn.execute_batch("SAVEPOINT job");
+                    let _ = savepoint(&writer.conn, "SAVEPOINT job");
                 }
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     (job.run)(&mut writer)
@@ -2294,7 +2311,7 @@ fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>) {
                     }
                 }
                 if job.isolated {
-                    let _ = writer.conn.execute_batch("RELEASE job");
+                    let _ = savepoint(&writer.conn, "RELEASE job");
                 }
             }
             if let Some(failed) = poisoned {
@@ -2312,6 +2329,7 @@ fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>) {
                 .conn
                 .execute_batch("COMMIT")
                 .map_err(|e| e.to_string());
+
             if commit.is_err() {
                 let _ = writer.conn.execute_batch("ROLLBACK");
                 writer.forget();
@@ -2322,6 +2340,11 @@ fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>) {
             break;
         }
     }
+}
+
+/// Runs a savepoint statement, prepared once: one runs around every write that can fail alone.
+fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }
 
 impl Writer {
