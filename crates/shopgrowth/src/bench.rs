@@ -109,8 +109,9 @@ pub async fn run(
                     );
                 }
                 println!(
-                    "{} confirmed of {} stock; {} back on sale after the holds ran out; {} unsold",
-                    r.confirmed, r.stock, r.returned_after_expiry, r.unsold
+                    "{} confirmed of {} stock; {} back on sale after the holds ran out; {} unsold \
+                     (second wave {:.1}s)",
+                    r.confirmed, r.stock, r.returned_after_expiry, r.unsold, r.second_wave_seconds
                 );
             }
             Ok(())
