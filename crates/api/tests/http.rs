@@ -1452,6 +1452,83 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
 }
 
 #[tokio::test]
+async fn racing_checkouts_of_one_order_keep_one_answer_and_give_back_the_other_coupon() {
+    let t = test_app().await;
+    let t = &t;
+    let template = json!({"id": "c20", "name": "满100减10", "per_user_limit": 100,
+        "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(template.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let claim = |k: String| async move {
+        let (_, c) = t
+            .call(
+                "POST",
+                "/api/v1/coupon-templates/c20/claims",
+                Some(&t.ingest),
+                Some(json!({"user_id": "u1", "claim_key": k}).to_string()),
+            )
+            .await;
+        c["code"].as_str().unwrap_or_default().to_owned()
+    };
+    let post = |order: String, code: String| async move {
+        let body = json!({"order_id": order, "user_id": "u1", "coupons": [code],
+            "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 40000}]}});
+        t.call(
+            "POST",
+            "/api/v1/pricing/checkout",
+            Some(&t.ingest),
+            Some(body.to_string()),
+        )
+        .await
+    };
+    let state_of = |code: String| async move {
+        let (_, c) = t
+            .call(
+                "GET",
+                &format!("/api/v1/coupons/{code}"),
+                Some(&t.read),
+                None,
+            )
+            .await;
+        (
+            c["state"].as_str().map(str::to_owned),
+            c["order_id"].as_str().map(str::to_owned),
+        )
+    };
+    for k in 0..10 {
+        let (a, b) = (claim(format!("a{k}")).await, claim(format!("b{k}")).await);
+        let order = format!("race{k}");
+        // Two checkouts of one order with different coupons at once: one answer is kept, the
+        // other request is refused as different, and the coupon only it held is free again.
+        let ((sa, qa), (sb, qb)) = tokio::join!(
+            post(order.clone(), a.clone()),
+            post(order.clone(), b.clone())
+        );
+        let mut statuses = [sa, sb];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::CONFLICT],
+            "{qa} {qb}"
+        );
+        let (kept, other) = if sa == StatusCode::OK { (a, b) } else { (b, a) };
+        assert_eq!(
+            state_of(kept).await,
+            (Some("reserved".into()), Some(order.clone()))
+        );
+        let (state, _) = state_of(other).await;
+        assert_ne!(state.as_deref(), Some("reserved"), "{order}");
+    }
+}
+
+#[tokio::test]
 async fn a_checkout_gives_back_what_an_attempt_that_died_spent() {
     let t = test_app().await;
     running_budgeted_campaign(&t, "d12").await;

@@ -239,7 +239,7 @@ pub async fn checkout(
     }
     let request_hash = checkout_hash(&req);
     if let Some(kept) = state.store.checkout(req.order_id.clone()).await? {
-        give_back_strays(&state, &req.order_id, &kept).await?;
+        give_back_strays(&state, &req.order_id, &kept, &[]).await?;
         return kept_answer(&req.order_id, &request_hash, kept);
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
@@ -347,30 +347,42 @@ pub async fn checkout(
             now,
         )
         .await?;
-    give_back_strays(&state, &req.order_id, &kept).await?;
+    give_back_strays(&state, &req.order_id, &kept, &answer.coupons_held).await?;
     kept_answer(&req.order_id, &request_hash, kept)
 }
 
-/// Gives back the campaign spends made for `order_id` that its kept answer does not use: those of
-/// a concurrent attempt kept second, or of one that died between spending and keeping its answer.
+/// Gives back what was taken for `order_id` that its kept answer does not use: the order's
+/// campaign spends (those of a concurrent attempt kept second, or of one that died between
+/// spending and keeping its answer), and of the coupons `held_here` (by this attempt) those the
+/// kept answer does not hold.
 async fn give_back_strays(
     state: &AppState,
     order_id: &str,
     kept: &shopgrowth_store::records::CheckoutRecord,
+    held_here: &[String],
 ) -> ApiResult<()> {
-    let kept_keys: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
-    let kept_keys = kept_keys["budget_keys"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let kept: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
+    let lists = |field: &str, item: &str| {
+        kept[field]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|k| k.as_str() == Some(item)))
+    };
     let now = shopgrowth_core::time::Timestamp::now().0;
     for key in state
         .store
         .standing_checkout_spends(order_id.to_owned())
         .await?
     {
-        if !kept_keys.iter().any(|k| k.as_str() == Some(&key)) {
+        if !lists("budget_keys", &key) {
             state.store.revert_budget(key, now).await?;
+        }
+    }
+    for code in held_here {
+        if !lists("coupons_held", code) {
+            state
+                .store
+                .release_coupon(code.clone(), order_id.to_owned(), now)
+                .await?;
         }
     }
     Ok(())
