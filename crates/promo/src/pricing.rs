@@ -1615,9 +1615,13 @@ impl<'a, 'b> Search<'a, 'b> {
     /// something on the state so far) or left. A combination is offered when its last member is
     /// taken; `nodes` counts the decisions.
     fn branch(&mut self, from: usize, value: i64, chosen: &mut Vec<usize>, used: u64) {
-        let Some(next) = self.next_worth_deciding(from, value, chosen.len(), used) else {
-            return;
-        };
+        if let Some(next) = self.next_worth_deciding(from, value, chosen.len(), used) {
+            self.decide(next, value, chosen, used);
+        }
+    }
+
+    /// Takes or leaves candidate `next`, found worth deciding by [`Search::next_worth_deciding`].
+    fn decide(&mut self, next: usize, value: i64, chosen: &mut Vec<usize>, used: u64) {
         self.nodes += 1;
         if self.nodes > MAX_COMBINATIONS {
             self.cut_short = true;
@@ -1636,14 +1640,13 @@ impl<'a, 'b> Search<'a, 'b> {
             self.offer(value + gain, chosen);
             let used = used | self.category_bit[next];
             // Its discounts are split over lines only when something may follow it.
-            if self
-                .next_worth_deciding(next + 1, value + gain, chosen.len(), used)
-                .is_some()
+            if let Some(after) =
+                self.next_worth_deciding(next + 1, value + gain, chosen.len(), used)
             {
                 memo.effect
                     .split(&self.priced.layout.flat, &self.state, self.scratch);
                 memo.effect.apply(&mut self.state);
-                self.branch(next + 1, value + gain, chosen, used);
+                self.decide(after, value + gain, chosen, used);
                 memo.effect.undo(&mut self.state);
             }
             chosen.pop();
