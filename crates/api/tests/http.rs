@@ -1204,6 +1204,46 @@ async fn coupons_are_held_for_an_order_and_limited_per_device_and_phone() {
 
 /// A running campaign `id`, 满300减50 in the stacking category `shop`, with a budget of 10,000
 /// (two orders of 40,000).
+/// What campaign `id` has spent, as its API reports it.
+async fn campaign_spent(t: &common::TestApp, id: &str) -> Option<i64> {
+    let (_, c) = t
+        .call(
+            "GET",
+            &format!("/api/v1/campaigns/{id}"),
+            Some(&t.read),
+            None,
+        )
+        .await;
+    c["spent"].as_i64()
+}
+
+/// Spends `amount` of campaign `campaign`'s budget under `key` for `order`, as a checkout
+/// attempt does (with its trail entry), without the rest of the checkout.
+async fn spend_as_checkout(
+    t: &common::TestApp,
+    campaign: &str,
+    order: &str,
+    key: &str,
+    amount: i64,
+) {
+    let lines = shopgrowth_api::routes::budgets::lines(
+        &format!("campaign:{campaign}"),
+        shopgrowth_api::routes::budgets::today(&t.state),
+    );
+    let trail = shopgrowth_store::records::SpendTrail {
+        campaign_id: campaign.into(),
+        user_id: Some("u1".into()),
+        order_id: Some(order.into()),
+    };
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let spent = t
+        .state
+        .store
+        .spend_budget(key.into(), lines, amount, now, Some(trail))
+        .await;
+    assert!(spent.is_ok(), "{spent:?}");
+}
+
 async fn running_budgeted_campaign(t: &common::TestApp, id: &str) {
     let campaign = json!({"id": id, "name": "满300减50", "budget": 10000,
         "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
@@ -1535,26 +1575,8 @@ async fn a_checkout_gives_back_what_an_attempt_that_died_spent() {
     // An attempt at order o9 spent 3,000 (on another cart) and died before its answer was kept.
     let store = &t.state.store;
     let dead = "checkout:o9:d12:dead".to_owned();
-    let lines = shopgrowth_api::routes::budgets::lines(
-        "campaign:d12",
-        shopgrowth_api::routes::budgets::today(&t.state),
-    );
-    let trail = shopgrowth_store::records::SpendTrail {
-        campaign_id: "d12".into(),
-        user_id: Some("u1".into()),
-        order_id: Some("o9".into()),
-    };
-    let now = shopgrowth_core::time::Timestamp::now().0;
-    let spent_dead = store
-        .spend_budget(dead.clone(), lines, 3000, now, Some(trail))
-        .await;
-    assert!(spent_dead.is_ok(), "{spent_dead:?}");
-    let spent = || async {
-        let (_, c) = t
-            .call("GET", "/api/v1/campaigns/d12", Some(&t.read), None)
-            .await;
-        c["spent"].as_i64()
-    };
+    spend_as_checkout(&t, "d12", "o9", &dead, 3000).await;
+    let spent = || campaign_spent(&t, "d12");
     assert_eq!(spent().await, Some(3000));
     // The retry prices the cart it sends and spends 5,000 under its own key; the dead spend goes
     // back once the answer is kept, so the campaign has spent what the kept answer gives.
@@ -1581,6 +1603,81 @@ async fn a_checkout_gives_back_what_an_attempt_that_died_spent() {
         store.standing_checkout_spends("o9".into()).await.ok(),
         Some(vec![keys[0].as_str().unwrap_or_default().to_owned()])
     );
+}
+
+#[tokio::test]
+async fn the_sweeper_settles_checkout_attempts_that_died_and_keeps_what_kept_answers_use() {
+    let t = test_app().await;
+    running_budgeted_campaign(&t, "d13").await;
+    let store = &t.state.store;
+    let spent = || campaign_spent(&t, "d13");
+    let settle = |before: i64| async move {
+        let now = shopgrowth_core::time::Timestamp::now().0;
+        shopgrowth_api::routes::pricing::settle_dead_checkouts(store, before, now).await
+    };
+    // A checkout that lived: its answer is kept and its attempt settled, so nothing is left.
+    let body = json!({"order_id": "o20", "user_id": "u1",
+        "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 40000}]}});
+    let (status, answer) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/checkout",
+            Some(&t.ingest),
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(spent().await, Some(5000));
+    let far = shopgrowth_core::time::Timestamp::now().0 + 3_600_000;
+    assert_eq!(
+        store.stale_checkout_attempts(far, 10).await.ok(),
+        Some(vec![])
+    );
+    // The same attempt as if its node died after keeping the answer but before settling: the
+    // sweeper keeps the spend the kept answer lists.
+    let kept_key = answer["budget_keys"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let kept_attempt = kept_key.rsplit(':').next().unwrap_or_default().to_owned();
+    let noted = store
+        .note_checkout_attempt("o20".into(), kept_attempt, 0)
+        .await;
+    assert!(noted.is_ok(), "{noted:?}");
+    // An attempt at order o21 noted and spent 3,000, then died; the order is never retried.
+    let noted = store
+        .note_checkout_attempt("o21".into(), "0badcafe".into(), 0)
+        .await;
+    assert!(noted.is_ok(), "{noted:?}");
+    spend_as_checkout(&t, "d13", "o21", "checkout:o21:d13:0badcafe", 3000).await;
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    // An attempt noted just now may still be running: a sweep before it leaves it alone.
+    let running = store
+        .note_checkout_attempt("o22".into(), "00c0ffee".into(), now)
+        .await;
+    assert!(running.is_ok(), "{running:?}");
+    assert_eq!(spent().await, Some(8000));
+    assert_eq!(settle(now - 60_000).await.ok(), Some(2));
+    assert_eq!(
+        spent().await,
+        Some(5000),
+        "the dead spend is given back, the kept one stays"
+    );
+    assert_eq!(
+        store.standing_checkout_spends("o20".into()).await.ok(),
+        Some(vec![kept_key])
+    );
+    assert_eq!(
+        store.standing_checkout_spends("o21".into()).await.ok(),
+        Some(vec![])
+    );
+    assert_eq!(
+        store.stale_checkout_attempts(far, 10).await.ok(),
+        Some(vec![("o22".to_owned(), "00c0ffee".to_owned())])
+    );
+    // Settled once: a second sweep finds nothing more to do.
+    assert_eq!(settle(now - 60_000).await.ok(), Some(0));
+    assert_eq!(spent().await, Some(5000));
 }
 
 #[tokio::test]

@@ -51,7 +51,9 @@ pub async fn serve_store(
         .await
         .context("building profiles, tags and segments")?;
     audience.spawn();
-    shopgrowth_api::routes::flash::spawn_sweeper(Arc::clone(&store));
+    // A checkout attempt still unsettled after its request could have timed out has died.
+    let checkout_grace = api.request_timeout + std::time::Duration::from_secs(60);
+    shopgrowth_api::routes::flash::spawn_sweeper(Arc::clone(&store), checkout_grace);
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "audience ready");
     let recommend = RecommendService::load(Arc::clone(&store), file.recommend.clone())
         .await

@@ -574,6 +574,32 @@ impl Store {
         dispatch!(self.standing_checkout_spends(order_id))
     }
 
+    /// Notes a checkout attempt of `order_id` before it spends anything, so that if it dies
+    /// before it is settled the sweeper finds it ([`Store::stale_checkout_attempts`]).
+    pub async fn note_checkout_attempt(
+        &self,
+        order_id: String,
+        attempt: String,
+        now: i64,
+    ) -> Result<()> {
+        dispatch!(self.note_checkout_attempt(order_id, attempt, now))
+    }
+
+    /// Forgets a settled checkout attempt (its strays given back).
+    pub async fn forget_checkout_attempt(&self, order_id: String, attempt: String) -> Result<()> {
+        dispatch!(self.forget_checkout_attempt(order_id, attempt))
+    }
+
+    /// Checkout attempts noted before `before` and not settled, oldest first, at most `limit`:
+    /// (order id, attempt).
+    pub async fn stale_checkout_attempts(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        dispatch!(self.stale_checkout_attempts(before, limit))
+    }
+
     /// Gives back what the spend with `key` took, once (and records `rolled_back` on the trail
     /// when the spend was recorded there).
     pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {

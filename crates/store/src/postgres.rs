@@ -2246,6 +2246,42 @@ impl PgStore {
             })
     }
 
+    pub async fn note_checkout_attempt(
+        &self,
+        order_id: String,
+        attempt: String,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(NOTE_CHECKOUT_ATTEMPT)
+            .bind(&order_id)
+            .bind(&attempt)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn forget_checkout_attempt(&self, order_id: String, attempt: String) -> Result<()> {
+        sqlx::query(FORGET_CHECKOUT_ATTEMPT)
+            .bind(&order_id)
+            .bind(&attempt)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn stale_checkout_attempts(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(STALE_CHECKOUT_ATTEMPTS)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(STANDING_CHECKOUT_SPENDS)
             .bind(&order_id)

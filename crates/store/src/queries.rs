@@ -565,6 +565,13 @@ pub const FORGET_REVERTED_SPEND: &str = "DELETE FROM budget_ledger WHERE key = $
 pub const INSERT_CHECKOUT: &str = "INSERT INTO checkouts (order_id, request_hash, response, at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING";
 pub const CHECKOUT_OF: &str = "SELECT request_hash, response FROM checkouts WHERE order_id = $1";
+pub const NOTE_CHECKOUT_ATTEMPT: &str = "INSERT INTO checkout_attempts (order_id, attempt, at) \
+     VALUES ($1, $2, $3) ON CONFLICT (order_id, attempt) DO NOTHING";
+pub const FORGET_CHECKOUT_ATTEMPT: &str =
+    "DELETE FROM checkout_attempts WHERE order_id = $1 AND attempt = $2";
+/// Unsettled checkout attempts noted before `$1`, oldest first, at most `$2`.
+pub const STALE_CHECKOUT_ATTEMPTS: &str = "SELECT order_id, attempt FROM checkout_attempts \
+     WHERE at < $1 ORDER BY at LIMIT $2";
 /// The campaign spends made for order `$1` that still stand (each attempt's, in spend order).
 pub const STANDING_CHECKOUT_SPENDS: &str = "SELECT e.subject FROM promotion_events e \
      JOIN budget_ledger l ON l.key = e.subject AND l.reverted = 0 \

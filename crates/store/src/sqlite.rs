@@ -136,6 +136,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trail_by_order",
         include_str!("../migrations/sqlite/0016_trail_by_order.sql"),
     ),
+    (
+        17,
+        "checkout_attempts",
+        include_str!("../migrations/sqlite/0017_checkout_attempts.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -2122,6 +2127,44 @@ impl SqliteStore {
     }
 
     /// The answer kept for the checkout of `order_id`, if any.
+    pub async fn note_checkout_attempt(
+        &self,
+        order_id: String,
+        attempt: String,
+        now: i64,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                &lite(NOTE_CHECKOUT_ATTEMPT),
+                params![order_id, attempt, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn forget_checkout_attempt(&self, order_id: String, attempt: String) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(&lite(FORGET_CHECKOUT_ATTEMPT), params![order_id, attempt])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn stale_checkout_attempts(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(STALE_CHECKOUT_ATTEMPTS))?
+                .query_map(params![before, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     pub async fn checkout(&self, order_id: String) -> Result<Option<CheckoutRecord>> {
         self.read(move |conn| {
             Ok(conn

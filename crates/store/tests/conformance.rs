@@ -1751,6 +1751,49 @@ async fn a_checkout_answer_is_kept_once_per_order(h: Harness) {
     assert_eq!(kept.as_ref(), answers.iter().next());
 }
 
+async fn checkout_attempts_are_found_once_stale_and_forgotten_when_settled(h: Harness) {
+    let s = &h.store;
+    let note = |order: &str, attempt: &str, at: i64| {
+        s.note_checkout_attempt(order.to_owned(), attempt.to_owned(), at)
+    };
+    for (order, attempt, at) in [
+        ("o1", "a1", NOW),
+        ("o1", "a2", NOW + 10),
+        ("o2", "b1", NOW + 5),
+    ] {
+        note(order, attempt, at)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Noting again is a no-op: the attempt keeps its first time.
+    note("o1", "a1", NOW + 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stale = |before: i64, limit: i64| async move {
+        s.stale_checkout_attempts(before, limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let pair = |o: &str, a: &str| (o.to_owned(), a.to_owned());
+    assert_eq!(stale(NOW, 10).await, vec![]);
+    assert_eq!(
+        stale(NOW + 6, 10).await,
+        vec![pair("o1", "a1"), pair("o2", "b1")]
+    );
+    assert_eq!(stale(NOW + 11, 1).await, vec![pair("o1", "a1")]);
+    s.forget_checkout_attempt("o1".into(), "a1".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Forgetting one never noted (or already forgotten) is a no-op.
+    s.forget_checkout_attempt("o1".into(), "a1".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        stale(NOW + 11, 10).await,
+        vec![pair("o2", "b1"), pair("o1", "a2")]
+    );
+}
+
 async fn migrations_are_repeatable(h: Harness) {
     h.store
         .migrate()
@@ -2421,7 +2464,8 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
     a_checkout_answer_is_kept_once_per_order,
     a_campaign_spend_is_on_the_trail_and_its_revert_too,
-    an_orders_standing_campaign_spends_are_found_by_order);
+    an_orders_standing_campaign_spends_are_found_by_order,
+    checkout_attempts_are_found_once_stale_and_forgotten_when_settled);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
     orders_are_idempotent_and_refunds_are_bounded, concurrent_refunds_never_exceed_a_line,
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
@@ -2437,4 +2481,5 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
     a_checkout_answer_is_kept_once_per_order,
     a_campaign_spend_is_on_the_trail_and_its_revert_too,
-    an_orders_standing_campaign_spends_are_found_by_order);
+    an_orders_standing_campaign_spends_are_found_by_order,
+    checkout_attempts_are_found_once_stale_and_forgotten_when_settled);

@@ -441,9 +441,13 @@ impl SoldOutGate {
 }
 
 /// Every second, for as long as the server runs: puts the units of expired flash-sale holds back
-/// on sale, ends lapsed coupon holds, expires red packets past their time (returning what nobody claimed), and fails groups
-/// past their deadline (refunding their members).
-pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
+/// on sale, ends lapsed coupon holds, expires red packets past their time (returning what nobody
+/// claimed), fails groups past their deadline (refunding their members), and settles checkout
+/// attempts unsettled for longer than `checkout_grace` (giving back what they spent).
+pub fn spawn_sweeper(
+    store: std::sync::Arc<shopgrowth_store::Store>,
+    checkout_grace: std::time::Duration,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
@@ -487,6 +491,15 @@ pub fn spawn_sweeper(store: std::sync::Arc<shopgrowth_store::Store>) {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "expiring groups failed; will retry"),
+            }
+            let now = Timestamp::now().0;
+            let before = now - checkout_grace.as_millis() as i64;
+            match super::pricing::settle_dead_checkouts(&store, before, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(settled = n, "dead checkout attempts settled"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "settling dead checkout attempts failed; will retry")
+                }
             }
         }
     });

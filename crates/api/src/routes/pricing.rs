@@ -253,6 +253,11 @@ pub async fn checkout(
     // This attempt's spends are its own: one that died before its answer was kept may have spent
     // other amounts, and what it spent is given back once an answer is kept.
     let attempt = format!("{:08x}", rand::random::<u32>());
+    // Noted before it spends, so that if it dies unsettled the sweeper gives its spends back.
+    state
+        .store
+        .note_checkout_attempt(req.order_id.clone(), attempt.clone(), now)
+        .await?;
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
         let quote = price(&req.cart, &customer, &promotions);
@@ -324,6 +329,10 @@ pub async fn checkout(
             for key in budget_keys {
                 state.store.revert_budget(key, now).await?;
             }
+            state
+                .store
+                .forget_checkout_attempt(req.order_id.clone(), attempt)
+                .await?;
             return Err(e.into());
         }
         held.push(code.to_owned());
@@ -348,7 +357,48 @@ pub async fn checkout(
         )
         .await?;
     give_back_strays(&state, &req.order_id, &kept, &answer.coupons_held).await?;
+    state
+        .store
+        .forget_checkout_attempt(req.order_id.clone(), attempt)
+        .await?;
     kept_answer(&req.order_id, &request_hash, kept)
+}
+
+/// Settles checkout attempts noted before `before` that never were (the node was killed, or the
+/// request dropped, between spending and settling): gives back each one's campaign spends that
+/// its order's kept answer does not use (all of them when no answer was kept), then forgets it.
+/// `before` must be older than any attempt still running can be (the request timeout). Returns
+/// the attempts settled.
+pub async fn settle_dead_checkouts(
+    store: &shopgrowth_store::Store,
+    before: i64,
+    now: i64,
+) -> Result<usize, shopgrowth_store::Error> {
+    let dead = store.stale_checkout_attempts(before, 1_000).await?;
+    for (order_id, attempt) in &dead {
+        let kept = store.checkout(order_id.clone()).await?;
+        let kept: Value = kept
+            .and_then(|k| serde_json::from_str(&k.response).ok())
+            .unwrap_or(Value::Null);
+        // Keys end in their attempt (`checkout:ORDER:CAMPAIGN:ATTEMPT`).
+        let own = format!(":{attempt}");
+        for key in store.standing_checkout_spends(order_id.clone()).await? {
+            if key.ends_with(&own) && !lists(&kept, "budget_keys", &key) {
+                store.revert_budget(key, now).await?;
+            }
+        }
+        store
+            .forget_checkout_attempt(order_id.clone(), attempt.clone())
+            .await?;
+    }
+    Ok(dead.len())
+}
+
+/// Whether the kept answer's list `field` holds `item`.
+fn lists(kept: &Value, field: &str, item: &str) -> bool {
+    kept[field]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|k| k.as_str() == Some(item)))
 }
 
 /// Gives back what was taken for `order_id` that its kept answer does not use: the order's
@@ -362,23 +412,18 @@ async fn give_back_strays(
     held_here: &[String],
 ) -> ApiResult<()> {
     let kept: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
-    let lists = |field: &str, item: &str| {
-        kept[field]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|k| k.as_str() == Some(item)))
-    };
     let now = shopgrowth_core::time::Timestamp::now().0;
     for key in state
         .store
         .standing_checkout_spends(order_id.to_owned())
         .await?
     {
-        if !lists("budget_keys", &key) {
+        if !lists(&kept, "budget_keys", &key) {
             state.store.revert_budget(key, now).await?;
         }
     }
     for code in held_here {
-        if !lists("coupons_held", code) {
+        if !lists(&kept, "coupons_held", code) {
             state
                 .store
                 .release_coupon(code.clone(), order_id.to_owned(), now)
