@@ -61,6 +61,8 @@ pub struct AppState {
     pub recommend: Arc<RecommendService>,
     /// Flash sales this node knows to be sold out (admission control).
     pub sold_out: Arc<routes::flash::SoldOutGate>,
+    /// The live campaigns' promotions, parsed and compiled once per change.
+    pub live: Arc<shopgrowth_service::promotions::LivePromotions>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             audience,
             recommend,
             sold_out: Arc::default(),
+            live: Arc::default(),
         }
     }
 }

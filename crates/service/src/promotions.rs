@@ -5,9 +5,10 @@
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
-use shopgrowth_promo::pricing::Promotion;
-use shopgrowth_store::records::{BudgetLine, CouponGrant, IssueSummary};
+use shopgrowth_promo::pricing::{Pricer, Promotion};
+use shopgrowth_store::records::{BudgetLine, CampaignRecord, CouponGrant, IssueSummary};
 use shopgrowth_store::Store;
+use std::sync::Arc;
 
 /// The budget scope of a campaign: its `budget` is that scope's `total` limit, checkouts spend
 /// from it (docs/budgets.md), and daily, weekly or monthly limits can be set on it too.
@@ -18,28 +19,82 @@ pub fn campaign_budget_scope(campaign: &str) -> String {
 /// The promotions of the campaigns live now (running, budget not spent), each limited to its
 /// target segment; each promotion's id is its campaign's.
 pub async fn live_promotions(store: &Store) -> shopgrowth_store::Result<Vec<Promotion>> {
+    let live = live_campaigns(store).await?;
+    Ok(live.iter().filter_map(parse_promotion).collect())
+}
+
+/// Every campaign, by id, with what it has spent in all (`spent`), in one read.
+pub async fn campaigns_with_spent(store: &Store) -> shopgrowth_store::Result<Vec<CampaignRecord>> {
+    let total = Period::Total;
+    store
+        .campaigns_with_spent(
+            campaign_budget_scope(""),
+            total.as_str().into(),
+            total.key(chrono::NaiveDate::MIN),
+        )
+        .await
+}
+
+/// The campaigns live now, each with what it has spent.
+async fn live_campaigns(store: &Store) -> shopgrowth_store::Result<Vec<CampaignRecord>> {
     let now = Timestamp::now().0;
-    let mut live = Vec::new();
-    for c in store.campaigns().await? {
+    let mut campaigns = campaigns_with_spent(store).await?;
+    campaigns.retain(|c| {
         let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
-        if effective(stored, c.starts_at, c.ends_at, now) != CampaignState::Running {
-            continue;
-        }
-        if let Some(budget) = c.budget {
-            if campaign_spent(store, &c.id).await? >= budget {
-                continue;
-            }
-        }
-        let Ok(mut p) = serde_json::from_str::<Promotion>(&c.promotion) else {
-            tracing::warn!(campaign = %c.id, "stored promotion no longer parses; skipped");
-            continue;
-        };
-        if let Some(s) = c.segment {
-            p.audience.segments = vec![s];
-        }
-        live.push(p);
+        effective(stored, c.starts_at, c.ends_at, now) == CampaignState::Running
+            && c.budget.is_none_or(|budget| c.spent < budget)
+    });
+    Ok(campaigns)
+}
+
+/// A live campaign's promotion, limited to its target segment.
+fn parse_promotion(c: &CampaignRecord) -> Option<Promotion> {
+    let Ok(mut p) = serde_json::from_str::<Promotion>(&c.promotion) else {
+        tracing::warn!(campaign = %c.id, "stored promotion no longer parses; skipped");
+        return None;
+    };
+    if let Some(s) = &c.segment {
+        p.audience.segments = vec![s.clone()];
     }
-    Ok(live)
+    Some(p)
+}
+
+/// The live set parsed and compiled, as of one read of the campaigns.
+#[derive(Debug)]
+pub struct LiveSet {
+    /// Each live campaign's id and version: a campaign's promotion changes only with its version.
+    key: Vec<(String, i64)>,
+    pub promotions: Vec<Promotion>,
+    pub pricer: Pricer,
+}
+
+/// The live set, parsed and compiled again only when it changes: which campaigns are live (a
+/// start, a pause, an end, a budget spent) is read from the store every time, so a quote never
+/// prices with a campaign that is no longer live; only the parsing and compiling are saved.
+#[derive(Debug, Default)]
+pub struct LivePromotions {
+    last: std::sync::Mutex<Option<Arc<LiveSet>>>,
+}
+
+impl LivePromotions {
+    pub async fn get(&self, store: &Store) -> shopgrowth_store::Result<Arc<LiveSet>> {
+        let live = live_campaigns(store).await?;
+        let key: Vec<(String, i64)> = live.iter().map(|c| (c.id.clone(), c.version)).collect();
+        let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
+        if let Some(set) = last.filter(|s| s.key == key) {
+            return Ok(set);
+        }
+        let promotions: Vec<Promotion> = live.iter().filter_map(parse_promotion).collect();
+        let set = Arc::new(LiveSet {
+            key,
+            pricer: Pricer::new(&promotions),
+            promotions,
+        });
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Arc::clone(&set));
+        }
+        Ok(set)
+    }
 }
 
 /// What a campaign has spent in all.

@@ -11,7 +11,9 @@ use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_promo::pricing::{price, Cart, Customer, Promotion};
-use shopgrowth_service::promotions::{campaign_spent, issue_coupons, live_promotions, ISSUE_CHUNK};
+use shopgrowth_service::promotions::{
+    campaign_spent, campaigns_with_spent, issue_coupons, live_promotions, ISSUE_CHUNK,
+};
 use shopgrowth_store::records::BudgetLine;
 use shopgrowth_store::Store;
 use std::path::PathBuf;
@@ -253,18 +255,24 @@ async fn campaign_row(
     store: &Store,
     c: shopgrowth_store::records::CampaignRecord,
 ) -> anyhow::Result<CampaignRow> {
+    let spent = campaign_spent(store, &c.id).await?;
+    Ok(campaign_row_spent(c, spent))
+}
+
+/// A campaign's row, given what it has spent.
+fn campaign_row_spent(c: shopgrowth_store::records::CampaignRecord, spent: i64) -> CampaignRow {
     let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
-    Ok(CampaignRow {
+    CampaignRow {
         effective_state: effective(stored, c.starts_at, c.ends_at, Timestamp::now().0)
             .as_str()
             .to_owned(),
-        spent: campaign_spent(store, &c.id).await?,
+        spent,
         id: c.id,
         name: c.name,
         state: c.state,
         budget: c.budget,
         version: c.version,
-    })
+    }
 }
 
 pub async fn run_campaign(
@@ -276,10 +284,14 @@ pub async fn run_campaign(
     let store = config::open_store(store_args, file).await?;
     match verb {
         CampaignVerb::List => {
-            let mut rows = Vec::new();
-            for c in store.campaigns().await? {
-                rows.push(campaign_row(&store, c).await?);
-            }
+            let rows: Vec<CampaignRow> = campaigns_with_spent(&store)
+                .await?
+                .into_iter()
+                .map(|c| {
+                    let spent = c.spent;
+                    campaign_row_spent(c, spent)
+                })
+                .collect();
             if json {
                 return print_json(&rows);
             }

@@ -346,8 +346,15 @@ impl Store {
         dispatch!(self.campaign(id))
     }
 
-    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
-        dispatch!(self.campaigns())
+    /// Every campaign, by id, with `spent` set to what its budget scope (`scope_prefix` and its
+    /// id) has used in `period` under `period_key`, in one read.
+    pub async fn campaigns_with_spent(
+        &self,
+        scope_prefix: String,
+        period: String,
+        period_key: String,
+    ) -> Result<Vec<CampaignRecord>> {
+        dispatch!(self.campaigns_with_spent(scope_prefix, period, period_key))
     }
 
     /// Edits a campaign that is still at `version` and not ended (else a conflict), recording

@@ -1400,12 +1400,18 @@ impl PgStore {
         row.as_ref().map(pg_campaign_row).transpose()
     }
 
-    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+    pub async fn campaigns_with_spent(
+        &self,
+        scope_prefix: String,
+        period: String,
+        period_key: String,
+    ) -> Result<Vec<CampaignRecord>> {
+        let rows = sqlx::query(CAMPAIGNS_WITH_SPENT)
+            .bind(&scope_prefix)
+            .bind(&period)
+            .bind(&period_key)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(pg_campaign_row).collect()
     }
 

@@ -520,6 +520,8 @@ pub struct CampaignRecord {
     pub ends_at: Option<i64>,
     pub segment: Option<String>,
     pub budget: Option<i64>,
+    /// What it has spent: set by [`crate::Store::campaigns_with_spent`] from its budget scope;
+    /// other reads give the table's column, which budgets do not write (0).
     pub spent: i64,
     pub version: i64,
     pub created_at: i64,

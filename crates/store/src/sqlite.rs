@@ -1465,12 +1465,15 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id"
-            ))?;
-            let rows = stmt.query_map([], campaign_row)?;
+    pub async fn campaigns_with_spent(
+        &self,
+        scope_prefix: String,
+        period: String,
+        period_key: String,
+    ) -> Result<Vec<CampaignRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&lite(CAMPAIGNS_WITH_SPENT))?;
+            let rows = stmt.query_map(params![scope_prefix, period, period_key], campaign_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await

@@ -1316,6 +1316,45 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
             .await,
         Err(Error::NotFound { .. })
     ));
+    // Listed by id, each with what its budget scope used in the period asked for.
+    let mut c2 = c.clone();
+    c2.id = "c0".into();
+    s.create_campaign(c2, "{}".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (key, scope, period, amount) in [
+        ("k1", "campaign:c1", "total", 300),
+        ("k2", "campaign:c1", "total", 200),
+        ("k3", "campaign:c1", "day", 50),
+        ("k4", "coupon:c0", "total", 70),
+    ] {
+        s.spend_budget(
+            key.into(),
+            vec![line(scope, period, "all")],
+            amount,
+            NOW,
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let listed = |period: &str| {
+        let s = std::sync::Arc::clone(&s);
+        let period = period.to_owned();
+        async move {
+            s.campaigns_with_spent("campaign:".into(), period, "all".into())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|c| (c.id, c.spent))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("total").await,
+        [("c0".into(), 0), ("c1".into(), 500)]
+    );
+    assert_eq!(listed("day").await, [("c0".into(), 0), ("c1".into(), 50)]);
 }
 
 async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {

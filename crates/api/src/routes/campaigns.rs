@@ -117,8 +117,13 @@ async fn view(
     changes: Vec<ChangeView>,
 ) -> ApiResult<CampaignView> {
     let spent = spent(state, &c.id).await?;
+    Ok(view_spent(c, spent, changes))
+}
+
+/// A campaign as the API shows it, given what it has spent.
+fn view_spent(c: CampaignRecord, spent: i64, changes: Vec<ChangeView>) -> CampaignView {
     let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
-    Ok(CampaignView {
+    CampaignView {
         effective_state: effective(stored, c.starts_at, c.ends_at, Timestamp::now().0)
             .as_str()
             .to_owned(),
@@ -133,7 +138,7 @@ async fn view(
         spent,
         version: c.version,
         changes,
-    })
+    }
 }
 
 /// Checks a campaign and returns its record (promotion JSON normalised, id set to the campaign's).
@@ -218,12 +223,15 @@ pub async fn list(
     caller: Caller,
 ) -> ApiResult<Json<Vec<CampaignView>>> {
     caller.require(Scope::Read)?;
-    let all = state.store.campaigns().await?;
-    let mut views = Vec::with_capacity(all.len());
-    for c in all {
-        views.push(view(&state, c, Vec::new()).await?);
-    }
-    Ok(Json(views))
+    let all = shopgrowth_service::promotions::campaigns_with_spent(&state.store).await?;
+    Ok(Json(
+        all.into_iter()
+            .map(|c| {
+                let spent = c.spent;
+                view_spent(c, spent, Vec::new())
+            })
+            .collect(),
+    ))
 }
 
 /// One campaign with every recorded change.
@@ -345,9 +353,4 @@ pub async fn transition(
         .transition_campaign(id, to.as_str(), to.allowed_from(), change, now)
         .await?;
     Ok(Json(view(&state, c, Vec::new()).await?))
-}
-
-/// The promotions of the campaigns live now (running, budget not spent).
-pub async fn live_promotions(state: &AppState) -> ApiResult<Vec<Promotion>> {
-    Ok(shopgrowth_service::promotions::live_promotions(&state.store).await?)
 }

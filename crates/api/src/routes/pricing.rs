@@ -88,11 +88,13 @@ pub async fn quote(
         return Err(ApiError::invalid("the cart cannot be priced", errors));
     }
     let customer = known_customer(&state, req.customer.clone(), req.user_id.as_deref());
-    let promotions = match req.promotions {
-        Some(p) => p,
-        None => super::campaigns::live_promotions(&state).await?,
-    };
-    Ok(Json(price(&req.cart, &customer, &promotions)))
+    Ok(Json(match req.promotions {
+        Some(p) => price(&req.cart, &customer, &p),
+        None => {
+            let live = state.live.get(&state.store).await?;
+            live.pricer.price(&req.cart, &customer)
+        }
+    }))
 }
 
 /// The customer as the request gives it, plus, for a known user, the saved segments they belong
@@ -243,7 +245,8 @@ pub async fn checkout(
         return kept_answer(&req.order_id, &request_hash, kept);
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
-    let mut promotions = super::campaigns::live_promotions(&state).await?;
+    let live = state.live.get(&state.store).await?;
+    let mut promotions = live.promotions.clone();
     for code in &req.coupons {
         promotions.push(coupon_promotion(&state, code, &req.user_id).await?);
     }
@@ -260,7 +263,12 @@ pub async fn checkout(
         .await?;
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
-        let quote = price(&req.cart, &customer, &promotions);
+        // The live set as compiled, unless coupons or a refused budget changed it.
+        let quote = if req.coupons.is_empty() && exhausted.is_empty() {
+            live.pricer.price(&req.cart, &customer)
+        } else {
+            price(&req.cart, &customer, &promotions)
+        };
         let mut keys = Vec::new();
         let mut refused = None;
         for a in quote
