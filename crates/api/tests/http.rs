@@ -1451,8 +1451,9 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
         .call("GET", "/api/v1/campaigns/d11", Some(&t.read), None)
         .await;
     assert_eq!(spent(c), Some(5000));
-    // The campaign's trail (newest first): o1 discounted; o2's first checkout discounted and
-    // given back when its coupon could not be held; o2 again; o1 given back when cancelled.
+    // The campaign's trail (newest first): o1's attempt held the discount and o1 kept it; o2's
+    // first attempt held it and gave it back when its coupon could not be held (expired, not a
+    // rolled-back order); o2 again, kept; o1's kept discount given back when cancelled.
     let (status, page) = t
         .call(
             "GET",
@@ -1483,9 +1484,11 @@ async fn checkout_spends_campaign_budgets_and_holds_the_customers_coupon() {
         [
             entry("rolled_back", "o1"),
             entry("redeemed", "o2"),
-            entry("rolled_back", "o2"),
-            entry("redeemed", "o2"),
-            entry("redeemed", "o1")
+            entry("reserved", "o2"),
+            entry("expired", "o2"),
+            entry("reserved", "o2"),
+            entry("redeemed", "o1"),
+            entry("reserved", "o1")
         ],
         "{page}"
     );
@@ -1678,6 +1681,19 @@ async fn the_sweeper_settles_checkout_attempts_that_died_and_keeps_what_kept_ans
     // Settled once: a second sweep finds nothing more to do.
     assert_eq!(settle(now - 60_000).await.ok(), Some(0));
     assert_eq!(spent().await, Some(5000));
+    // The report counts one discounted order that kept its discount: the dead attempt's spend
+    // expired; no order rolled back.
+    let (status, report) = t
+        .call("GET", "/api/v1/promotions/report", Some(&t.read), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let d13 = report["promotions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["promotion_id"] == "d13").cloned())
+        .unwrap_or(Value::Null);
+    let counts = ["reserved", "redeemed", "rolled_back", "expired"].map(|k| d13[k].as_u64());
+    assert_eq!(counts, [Some(2), Some(1), Some(0), Some(1)], "{d13}");
+    assert_eq!(d13["conversion"].as_f64(), Some(1.0), "{d13}");
 }
 
 #[tokio::test]

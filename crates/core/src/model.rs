@@ -77,7 +77,8 @@ str_enum!(
 
 str_enum!(
     /// Which kind of promotion a trail entry is about. `campaign`: a campaign's discount on an
-    /// order at checkout (redeemed; rolled back when its budget spend is given back).
+    /// order at checkout (reserved by the attempt's budget spend; redeemed once the order keeps
+    /// it; given back, rolled back if kept, else expired).
     PromotionType {
         Coupon = "coupon",
         FlashSale = "flash_sale",

@@ -607,6 +607,12 @@ impl Store {
         dispatch!(self.stale_checkout_attempts(before, limit))
     }
 
+    /// Records on the trail that the campaign spend with `key` was kept by its order
+    /// (`redeemed`), once and only while it stands; true if it was recorded now.
+    pub async fn keep_campaign_spend(&self, key: String, now: i64) -> Result<bool> {
+        dispatch!(self.keep_campaign_spend(key, now))
+    }
+
     /// Gives back what the spend with `key` took, once (and records `rolled_back` on the trail
     /// when the spend was recorded there).
     pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {

@@ -2199,7 +2199,7 @@ impl PgStore {
                 &mut tx,
                 TrailEntry {
                     at: now,
-                    kind: "redeemed",
+                    kind: "reserved",
                     promotion_type: "campaign",
                     promotion_id: &t.campaign_id,
                     subject: &key,
@@ -2293,6 +2293,16 @@ impl PgStore {
             .bind(&order_id)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    pub async fn keep_campaign_spend(&self, key: String, now: i64) -> Result<bool> {
+        let kept = sqlx::query(TRAIL_SPEND_KEPT)
+            .bind(&key)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(kept > 0)
     }
 
     pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {

@@ -581,15 +581,34 @@ pub const STALE_CHECKOUT_ATTEMPTS: &str = "SELECT order_id, attempt FROM checkou
 /// The campaign spends made for order `$1` that still stand (each attempt's, in spend order).
 pub const STANDING_CHECKOUT_SPENDS: &str = "SELECT e.subject FROM promotion_events e \
      JOIN budget_ledger l ON l.key = e.subject AND l.reverted = 0 \
-     WHERE e.order_id = $1 AND e.promotion_type = 'campaign' AND e.kind = 'redeemed' \
+     WHERE e.order_id = $1 AND e.promotion_type = 'campaign' AND e.kind = 'reserved' \
      GROUP BY e.subject ORDER BY MIN(e.id)";
-/// Records that the spend with key `$1` was given back, when it paid for a campaign discount
-/// (recorded as redeemed with the key as subject).
-pub const TRAIL_SPEND_REVERTED: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
-     promotion_id, subject, user_id, order_id, amount) SELECT $2, 'rolled_back', promotion_type, \
-     promotion_id, subject, user_id, order_id, amount FROM promotion_events \
-     WHERE id = (SELECT MAX(id) FROM promotion_events WHERE subject = $1 AND kind = 'redeemed' \
-     AND promotion_type = 'campaign')";
+/// The latest entry of the campaign spend with key `$1`: reserved (an attempt spent) or
+/// redeemed (its order kept it).
+macro_rules! latest_spend_entry {
+    () => {
+        "(SELECT MAX(id) FROM promotion_events WHERE subject = $1 \
+         AND promotion_type = 'campaign' AND kind IN ('reserved', 'redeemed'))"
+    };
+}
+/// Records that the campaign spend with key `$1` was kept by its order (redeemed), once, while
+/// it stands.
+pub const TRAIL_SPEND_KEPT: &str = concat!(
+    "INSERT INTO promotion_events (at, kind, promotion_type, promotion_id, subject, user_id, \
+     order_id, amount) SELECT $2, 'redeemed', promotion_type, promotion_id, subject, user_id, \
+     order_id, amount FROM promotion_events WHERE kind = 'reserved' AND id = ",
+    latest_spend_entry!(),
+    " AND EXISTS (SELECT 1 FROM budget_ledger WHERE key = $1 AND reverted = 0)"
+);
+/// Records that the campaign spend with key `$1` was given back: rolled back when its order had
+/// kept it, expired when only an attempt had (a race it lost, a refused round, one that died).
+pub const TRAIL_SPEND_REVERTED: &str = concat!(
+    "INSERT INTO promotion_events (at, kind, promotion_type, promotion_id, subject, user_id, \
+     order_id, amount) SELECT $2, CASE kind WHEN 'redeemed' THEN 'rolled_back' ELSE 'expired' \
+     END, promotion_type, promotion_id, subject, user_id, order_id, amount FROM promotion_events \
+     WHERE id = ",
+    latest_spend_entry!()
+);
 pub const MARK_REVERTED: &str =
     "UPDATE budget_ledger SET reverted = 1 WHERE key = $1 AND reverted = 0";
 pub const RETURN_BUDGET: &str = "UPDATE budget_usage SET used = used - $4 \

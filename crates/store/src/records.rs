@@ -703,8 +703,10 @@ pub struct CheckoutRecord {
 }
 
 /// The campaign discount a budget spend pays for, recorded on the promotion trail (type
-/// `campaign`) in the spend's transaction: `redeemed` with the spend's amount and its key as the
-/// subject, and `rolled_back` when the spend is given back. Checkout passes one per campaign.
+/// `campaign`) in the spend's transaction: `reserved` with the spend's amount and its key as the
+/// subject (an attempt holds it); `redeemed` once its order keeps it
+/// ([`crate::Store::keep_campaign_spend`]); when it is given back, `rolled_back` if it had been
+/// kept, else `expired`. Checkout passes one per campaign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendTrail {
     pub campaign_id: String,

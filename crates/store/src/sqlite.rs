@@ -2082,7 +2082,7 @@ impl SqliteStore {
                     &lite(INSERT_PROMOTION_EVENT),
                     params![
                         now,
-                        "redeemed",
+                        "reserved",
                         "campaign",
                         t.campaign_id,
                         key,
@@ -2095,6 +2095,11 @@ impl SqliteStore {
             Ok(Spent::New)
         })
         .await
+    }
+
+    pub async fn keep_campaign_spend(&self, key: String, now: i64) -> Result<bool> {
+        self.write(move |conn| Ok(conn.execute(&lite(TRAIL_SPEND_KEPT), params![key, now])? > 0))
+            .await
     }
 
     /// Gives back what a spend took, once; false if there was none or it was already given back.

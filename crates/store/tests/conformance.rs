@@ -1637,8 +1637,25 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
         .spend_budget("checkout:o2:d11".into(), lines(), 600, NOW, note())
         .await;
     assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+    // Kept by its order once; given back, it was a kept discount rolled back.
+    assert!(s
+        .keep_campaign_spend(key.clone(), NOW + 1)
+        .await
+        .unwrap_or(false));
+    assert!(!s
+        .keep_campaign_spend(key.clone(), NOW + 2)
+        .await
+        .unwrap_or(true));
     assert!(s.revert_budget(key.clone(), NOW + 5).await.unwrap_or(false));
     assert!(!s.revert_budget(key.clone(), NOW + 6).await.unwrap_or(true));
+    // A given-back spend is not kept any more.
+    assert!(!s
+        .keep_campaign_spend(key.clone(), NOW + 7)
+        .await
+        .unwrap_or(true));
+    // Spent again under the same key and given back before any order kept it: it expired.
+    assert_eq!(spend(400).await.ok(), Some(Spent::New));
+    assert!(s.revert_budget(key.clone(), NOW + 8).await.unwrap_or(false));
     let trail = s
         .promotion_trail(TrailFilter {
             promotion_type: Some("campaign".into()),
@@ -1654,8 +1671,11 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
     assert_eq!(
         seen,
         [
+            ("expired", NOW + 8, Some(400)),
+            ("reserved", NOW, Some(400)),
             ("rolled_back", NOW + 5, Some(600)),
-            ("redeemed", NOW, Some(600))
+            ("redeemed", NOW + 1, Some(600)),
+            ("reserved", NOW, Some(600)),
         ]
     );
     assert!(trail.iter().all(|e| e.subject == key
@@ -1678,7 +1698,7 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
         .await
         .map(|t| t.len())
         .unwrap_or(0);
-    assert_eq!(count, 2);
+    assert_eq!(count, 5);
 }
 
 async fn an_orders_standing_campaign_spends_are_found_by_order(h: Harness) {

@@ -241,7 +241,7 @@ pub async fn checkout(
     }
     let request_hash = checkout_hash(&req);
     if let Some(kept) = state.store.checkout(req.order_id.clone()).await? {
-        give_back_strays(&state, &req.order_id, &kept, &[]).await?;
+        settle_order(&state.store, &req.order_id, &kept, &[]).await?;
         return kept_answer(&req.order_id, &request_hash, kept);
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
@@ -364,7 +364,7 @@ pub async fn checkout(
             now,
         )
         .await?;
-    give_back_strays(&state, &req.order_id, &kept, &answer.coupons_held).await?;
+    settle_order(&state.store, &req.order_id, &kept, &answer.coupons_held).await?;
     state
         .store
         .forget_checkout_attempt(req.order_id.clone(), attempt)
@@ -373,10 +373,11 @@ pub async fn checkout(
 }
 
 /// Settles checkout attempts noted before `before` that never were (the node was killed, or the
-/// request dropped, between spending and settling): gives back each one's campaign spends that
-/// its order's kept answer does not use (all of them when no answer was kept), then forgets it.
-/// `before` must be older than any attempt still running can be (the request timeout). Returns
-/// the attempts settled.
+/// request dropped, between spending and settling): an order with a kept answer is settled as
+/// its checkout would have ([`settle_order`]); otherwise the attempt's own campaign spends are
+/// given back (other attempts of the order may still be running). Then the attempt is
+/// forgotten. `before` must be older than any attempt still running can be (the request
+/// timeout). Returns the attempts settled.
 pub async fn settle_dead_checkouts(
     store: &shopgrowth_store::Store,
     before: i64,
@@ -384,15 +385,15 @@ pub async fn settle_dead_checkouts(
 ) -> Result<usize, shopgrowth_store::Error> {
     let dead = store.stale_checkout_attempts(before, 1_000).await?;
     for (order_id, attempt) in &dead {
-        let kept = store.checkout(order_id.clone()).await?;
-        let kept: Value = kept
-            .and_then(|k| serde_json::from_str(&k.response).ok())
-            .unwrap_or(Value::Null);
-        // Keys end in their attempt (`checkout:ORDER:CAMPAIGN:ATTEMPT`).
-        let own = format!(":{attempt}");
-        for key in store.standing_checkout_spends(order_id.clone()).await? {
-            if key.ends_with(&own) && !lists(&kept, "budget_keys", &key) {
-                store.revert_budget(key, now).await?;
+        if let Some(kept) = store.checkout(order_id.clone()).await? {
+            settle_order(store, order_id, &kept, &[]).await?;
+        } else {
+            // Keys end in their attempt (`checkout:ORDER:CAMPAIGN:ATTEMPT`).
+            let own = format!(":{attempt}");
+            for key in store.standing_checkout_spends(order_id.clone()).await? {
+                if key.ends_with(&own) {
+                    store.revert_budget(key, now).await?;
+                }
             }
         }
         store
@@ -409,31 +410,30 @@ fn lists(kept: &Value, field: &str, item: &str) -> bool {
         .is_some_and(|l| l.iter().any(|k| k.as_str() == Some(item)))
 }
 
-/// Gives back what was taken for `order_id` that its kept answer does not use: the order's
-/// campaign spends (those of a concurrent attempt kept second, or of one that died between
-/// spending and keeping its answer), and of the coupons `held_here` (by this attempt) those the
-/// kept answer does not hold.
-async fn give_back_strays(
-    state: &AppState,
+/// Settles `order_id` once its answer is kept: the campaign spends the answer lists are recorded
+/// as kept (`redeemed` on the trail), and what was taken for the order that the answer does not
+/// use is given back: the order's other campaign spends (those of a concurrent attempt kept
+/// second, or of one that died between spending and keeping its answer) and of the coupons
+/// `held_here` (by this attempt) those the answer does not hold. Once an answer is kept no
+/// attempt of the order spends again (a retry gets the kept answer), so every stray is final.
+async fn settle_order(
+    store: &shopgrowth_store::Store,
     order_id: &str,
     kept: &shopgrowth_store::records::CheckoutRecord,
     held_here: &[String],
-) -> ApiResult<()> {
+) -> Result<(), shopgrowth_store::Error> {
     let kept: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
     let now = shopgrowth_core::time::Timestamp::now().0;
-    for key in state
-        .store
-        .standing_checkout_spends(order_id.to_owned())
-        .await?
-    {
-        if !lists(&kept, "budget_keys", &key) {
-            state.store.revert_budget(key, now).await?;
+    for key in store.standing_checkout_spends(order_id.to_owned()).await? {
+        if lists(&kept, "budget_keys", &key) {
+            store.keep_campaign_spend(key, now).await?;
+        } else {
+            store.revert_budget(key, now).await?;
         }
     }
     for code in held_here {
         if !lists(&kept, "coupons_held", code) {
-            state
-                .store
+            store
                 .release_coupon(code.clone(), order_id.to_owned(), now)
                 .await?;
         }
