@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The cart page's dry run (`POST /api/v1/pricing/quote`) against 50 live campaigns of every rule
-# type (half with budgets) on the embedded store, and the console's campaign list: sequential
+# The cart page's dry run (`POST /api/v1/pricing/quote`) and checkout (`POST
+# /api/v1/pricing/checkout`, a new order each time: spends the applied campaigns' budgets and
+# keeps the answer, each a durable write) against 50 live campaigns of every rule type (half with
+# budgets) on the embedded store, and the console's campaign list: sequential
 # requests over one keep-alive connection from Python's http.client, p50/p99 in ms. `/health` is
 # timed the same way, as the floor of the client and the HTTP stack.
 set -euo pipefail
@@ -10,7 +12,7 @@ cargo build --release -q -p shopgrowth
 TMP=$(mktemp -d)
 BIN=target/release/shopgrowth
 export SHOPGROWTH_PII_KEY=$($BIN pii-key generate) SHOPGROWTH_LOG=warn
-KEY=$($BIN --data-dir "$TMP" keys create --name bench --scopes read,admin 2>/dev/null)
+KEY=$($BIN --data-dir "$TMP" keys create --name bench --scopes read,ingest,admin 2>/dev/null)
 $BIN --data-dir "$TMP" serve --listen 127.0.0.1:18081 > "$TMP/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
@@ -68,4 +70,6 @@ print(f"nproc: {__import__('os').cpu_count()}; {n} requests each; 50 live campai
 timed("GET /health", "GET", "/health", lambda i: None)
 timed("GET /api/v1/campaigns", "GET", "/api/v1/campaigns", lambda i: None)
 timed("POST /api/v1/pricing/quote", "POST", "/api/v1/pricing/quote", lambda i: {"cart": carts[i % 200]})
+timed("POST /api/v1/pricing/checkout", "POST", "/api/v1/pricing/checkout",
+      lambda i: {"order_id": f"o{i}", "user_id": f"u{i % 100}", "cart": carts[i % 200]})
 PY

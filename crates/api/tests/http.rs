@@ -1234,6 +1234,7 @@ async fn spend_as_checkout(
         campaign_id: campaign.into(),
         user_id: Some("u1".into()),
         order_id: Some(order.into()),
+        attempt: key.rsplit(':').next().map(str::to_owned),
     };
     let now = shopgrowth_core::time::Timestamp::now().0;
     let spent = t
@@ -1604,7 +1605,10 @@ async fn a_checkout_gives_back_what_an_attempt_that_died_spent() {
     assert_eq!(spent().await, Some(5000));
     assert_eq!(
         store.standing_checkout_spends("o9".into()).await.ok(),
-        Some(vec![keys[0].as_str().unwrap_or_default().to_owned()])
+        Some(vec![(
+            keys[0].as_str().unwrap_or_default().to_owned(),
+            true
+        )])
     );
 }
 
@@ -1636,8 +1640,8 @@ async fn the_sweeper_settles_checkout_attempts_that_died_and_keeps_what_kept_ans
         store.stale_checkout_attempts(far, 10).await.ok(),
         Some(vec![])
     );
-    // The same attempt as if its node died after keeping the answer but before settling: the
-    // sweeper keeps the spend the kept answer lists.
+    // The kept attempt noted again, as a race's loser that died before forgetting itself would
+    // be left: the sweeper keeps the spend the kept answer lists.
     let kept_key = answer["budget_keys"][0]
         .as_str()
         .unwrap_or_default()
@@ -1668,7 +1672,7 @@ async fn the_sweeper_settles_checkout_attempts_that_died_and_keeps_what_kept_ans
     );
     assert_eq!(
         store.standing_checkout_spends("o20".into()).await.ok(),
-        Some(vec![kept_key])
+        Some(vec![(kept_key, true)])
     );
     assert_eq!(
         store.standing_checkout_spends("o21".into()).await.ok(),

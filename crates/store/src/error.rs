@@ -18,6 +18,12 @@ pub enum Error {
     SoldOut { entity: &'static str, id: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("the {period} budget of {scope} for {period_key} would be exceeded")]
+    OverBudget {
+        scope: String,
+        period: String,
+        period_key: String,
+    },
     #[error("a migration was edited after it was applied: {0}")]
     MigrationChanged(String),
     #[error("invalid store location {0:?}: use a file path, sqlite:PATH or postgres://…")]
@@ -45,7 +51,8 @@ impl Error {
             Error::RefundExceedsLine { .. }
             | Error::RefundIdReused { .. }
             | Error::SoldOut { .. }
-            | Error::Conflict(_) => ErrorKind::Conflict,
+            | Error::Conflict(_)
+            | Error::OverBudget { .. } => ErrorKind::Conflict,
             Error::BadLocation(_) => ErrorKind::Invalid,
             Error::WriterGone => ErrorKind::Unavailable,
             Error::MigrationChanged(_)

@@ -544,6 +544,12 @@ impl Store {
         dispatch!(self.set_budget_limit(scope, period, amount))
     }
 
+    /// Spends several at once or none ([`Error::OverBudget`] naming the line that refused), each
+    /// as [`Store::spend_budget`] does: one write where a write per spend was.
+    pub async fn spend_budgets(&self, spends: Vec<BudgetSpend>, now: i64) -> Result<Vec<Spent>> {
+        dispatch!(self.spend_budgets(spends, now))
+    }
+
     /// Spends `amount` from every line at once or from none, never past a limit, also under
     /// concurrent spends; the key (e.g. the order id) makes it idempotent. A spend that was given
     /// back may be spent again under its key (a checkout retried after it was refused).
@@ -565,24 +571,29 @@ impl Store {
 
     /// Keeps a checkout's answer by its order id unless one is kept already (also under
     /// concurrent saves); returns the one kept, so a retry is answered as the first request was.
+    /// When this answer is the one kept, `attempt`'s spends are recorded as kept and the attempt
+    /// is forgotten in the same transaction.
     pub async fn save_checkout(
         &self,
         order_id: String,
         request_hash: String,
         response: String,
         now: i64,
+        attempt: Option<CheckoutAttempt>,
     ) -> Result<CheckoutRecord> {
-        dispatch!(self.save_checkout(order_id, request_hash, response, now))
+        dispatch!(self.save_checkout(order_id, request_hash, response, now, attempt))
     }
 
     /// The keys of the campaign spends made for `order_id` at checkout that still stand, by
-    /// every attempt (one that died before its answer was kept included), oldest first.
-    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<String>> {
+    /// every attempt (one that died before its answer was kept included), each with whether its
+    /// order kept it (recorded `redeemed`).
+    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<(String, bool)>> {
         dispatch!(self.standing_checkout_spends(order_id))
     }
 
-    /// Notes a checkout attempt of `order_id` before it spends anything, so that if it dies
-    /// before it is settled the sweeper finds it ([`Store::stale_checkout_attempts`]).
+    /// Notes a checkout attempt of `order_id` (a spend with a [`SpendTrail`] naming its attempt
+    /// notes it too), so that if it dies before it is settled the sweeper finds it
+    /// ([`Store::stale_checkout_attempts`]).
     pub async fn note_checkout_attempt(
         &self,
         order_id: String,

@@ -2148,70 +2148,33 @@ impl PgStore {
         trail: Option<SpendTrail>,
     ) -> Result<Spent> {
         let mut tx = self.pool.begin().await?;
-        let stands: bool = sqlx::query_scalar(BUDGET_SPEND_STANDS)
-            .bind(&key)
-            .fetch_one(&mut *tx)
-            .await?;
-        if stands {
-            return Ok(Spent::Duplicate);
+        let spend = BudgetSpend {
+            key,
+            lines,
+            amount,
+            trail,
+        };
+        let spent = pg_spend(&mut tx, spend, now).await?;
+        if spent == Spent::New {
+            tx.commit().await?;
         }
-        sqlx::query(FORGET_REVERTED_SPEND)
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?;
-        for l in canonical(lines) {
-            sqlx::query(OPEN_BUDGET_PERIOD)
-                .bind(&l.scope)
-                .bind(&l.period)
-                .bind(&l.period_key)
-                .execute(&mut *tx)
-                .await?;
-            let spent = sqlx::query(SPEND_BUDGET)
-                .bind(&l.scope)
-                .bind(&l.period)
-                .bind(&l.period_key)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if spent == 0 {
-                return Err(over_budget(&l));
+        Ok(spent)
+    }
+
+    pub async fn spend_budgets(&self, spends: Vec<BudgetSpend>, now: i64) -> Result<Vec<Spent>> {
+        let mut tx = self.pool.begin().await?;
+        let mut done = Vec::with_capacity(spends.len());
+        for spend in spends {
+            // Each in a savepoint: a duplicate rolls back alone; a refusal, all of them.
+            let mut one = sqlx::Connection::begin(&mut *tx).await?;
+            let spent = pg_spend(&mut one, spend, now).await?;
+            if spent == Spent::New {
+                one.commit().await?;
             }
-            let logged = sqlx::query(INSERT_BUDGET_LEDGER)
-                .bind(&key)
-                .bind(&l.scope)
-                .bind(&l.period)
-                .bind(&l.period_key)
-                .bind(amount)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
-            if let Err(sqlx::Error::Database(e)) = &logged {
-                if e.is_unique_violation() {
-                    // The same key won a race: this spend rolls back.
-                    return Ok(Spent::Duplicate);
-                }
-            }
-            logged?;
-        }
-        if let Some(t) = &trail {
-            pg_trail(
-                &mut tx,
-                TrailEntry {
-                    at: now,
-                    kind: "reserved",
-                    promotion_type: "campaign",
-                    promotion_id: &t.campaign_id,
-                    subject: &key,
-                    user_id: t.user_id.as_deref(),
-                    order_id: t.order_id.as_deref(),
-                    amount: Some(amount),
-                },
-            )
-            .await?;
+            done.push(spent);
         }
         tx.commit().await?;
-        Ok(Spent::New)
+        Ok(done)
     }
 
     pub async fn checkout(&self, order_id: String) -> Result<Option<CheckoutRecord>> {
@@ -2236,14 +2199,32 @@ impl PgStore {
         request_hash: String,
         response: String,
         now: i64,
+        attempt: Option<CheckoutAttempt>,
     ) -> Result<CheckoutRecord> {
-        sqlx::query(INSERT_CHECKOUT)
+        let mut tx = self.pool.begin().await?;
+        let saved = sqlx::query(INSERT_CHECKOUT)
             .bind(&order_id)
             .bind(&request_hash)
             .bind(&response)
             .bind(now)
-            .execute(&self.pool)
-            .await?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if let (1, Some(a)) = (saved, attempt) {
+            for key in &a.spend_keys {
+                sqlx::query(TRAIL_SPEND_KEPT)
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(FORGET_CHECKOUT_ATTEMPT)
+                .bind(&order_id)
+                .bind(&a.attempt)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.checkout(order_id.clone())
             .await?
             .ok_or(Error::NotFound {
@@ -2288,8 +2269,8 @@ impl PgStore {
             .await?)
     }
 
-    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(STANDING_CHECKOUT_SPENDS)
+    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<(String, bool)>> {
+        Ok(sqlx::query_as(STANDING_CHECKOUT_SPENDS)
             .bind(&order_id)
             .fetch_all(&self.pool)
             .await?)
@@ -2930,7 +2911,93 @@ struct TrailEntry<'a> {
     amount: Option<i64>,
 }
 
-async fn pg_trail(tx: &mut Tx, e: TrailEntry<'_>) -> std::result::Result<(), sqlx::Error> {
+/// One budget spend in `conn`'s transaction ([`PgStore::spend_budget`]). On
+/// [`Spent::Duplicate`] the caller rolls its transaction back (the same key may have won a race
+/// after this one's writes began).
+async fn pg_spend(conn: &mut sqlx::PgConnection, spend: BudgetSpend, now: i64) -> Result<Spent> {
+    let BudgetSpend {
+        key,
+        lines,
+        amount,
+        trail,
+    } = spend;
+    let stands: bool = sqlx::query_scalar(BUDGET_SPEND_STANDS)
+        .bind(&key)
+        .fetch_one(&mut *conn)
+        .await?;
+    if stands {
+        return Ok(Spent::Duplicate);
+    }
+    sqlx::query(FORGET_REVERTED_SPEND)
+        .bind(&key)
+        .execute(&mut *conn)
+        .await?;
+    for l in canonical(lines) {
+        sqlx::query(OPEN_BUDGET_PERIOD)
+            .bind(&l.scope)
+            .bind(&l.period)
+            .bind(&l.period_key)
+            .execute(&mut *conn)
+            .await?;
+        let spent = sqlx::query(SPEND_BUDGET)
+            .bind(&l.scope)
+            .bind(&l.period)
+            .bind(&l.period_key)
+            .bind(amount)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if spent == 0 {
+            return Err(over_budget(&l));
+        }
+        let logged = sqlx::query(INSERT_BUDGET_LEDGER)
+            .bind(&key)
+            .bind(&l.scope)
+            .bind(&l.period)
+            .bind(&l.period_key)
+            .bind(amount)
+            .bind(now)
+            .execute(&mut *conn)
+            .await;
+        if let Err(sqlx::Error::Database(e)) = &logged {
+            if e.is_unique_violation() {
+                // The same key won a race: this spend rolls back.
+                return Ok(Spent::Duplicate);
+            }
+        }
+        logged?;
+    }
+    if let Some(t) = &trail {
+        if let (Some(order), Some(attempt)) = (&t.order_id, &t.attempt) {
+            sqlx::query(NOTE_CHECKOUT_ATTEMPT)
+                .bind(order)
+                .bind(attempt)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        pg_trail(
+            conn,
+            TrailEntry {
+                at: now,
+                kind: "reserved",
+                promotion_type: "campaign",
+                promotion_id: &t.campaign_id,
+                subject: &key,
+                user_id: t.user_id.as_deref(),
+                order_id: t.order_id.as_deref(),
+                amount: Some(amount),
+            },
+        )
+        .await?;
+    }
+    Ok(Spent::New)
+}
+
+async fn pg_trail(
+    conn: &mut sqlx::PgConnection,
+    e: TrailEntry<'_>,
+) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(INSERT_PROMOTION_EVENT)
         .bind(e.at)
         .bind(e.kind)
@@ -2940,7 +3007,7 @@ async fn pg_trail(tx: &mut Tx, e: TrailEntry<'_>) -> std::result::Result<(), sql
         .bind(e.user_id)
         .bind(e.order_id)
         .bind(e.amount)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }

@@ -578,12 +578,15 @@ pub const FORGET_CHECKOUT_ATTEMPT: &str =
 /// Unsettled checkout attempts noted before `$1`, oldest first, at most `$2`.
 pub const STALE_CHECKOUT_ATTEMPTS: &str = "SELECT order_id, attempt FROM checkout_attempts \
      WHERE at < $1 ORDER BY at LIMIT $2";
-/// The campaign spends made for order `$1` that still stand (each attempt's, in spend order).
-/// Spends made before campaign spends were first `reserved` have only a `redeemed` entry.
-pub const STANDING_CHECKOUT_SPENDS: &str = "SELECT e.subject FROM promotion_events e \
-     JOIN budget_ledger l ON l.key = e.subject AND l.reverted = 0 \
-     WHERE e.order_id = $1 AND e.promotion_type = 'campaign' \
-     AND e.kind IN ('reserved', 'redeemed') GROUP BY e.subject ORDER BY MIN(e.id)";
+/// The campaign spends made for order `$1` that still stand, each with whether its order kept it
+/// (its latest entry is `redeemed`), by their latest entries. Spends made before campaign spends
+/// were first `reserved` have only a `redeemed` entry.
+pub const STANDING_CHECKOUT_SPENDS: &str = "SELECT e.subject, e.kind = 'redeemed' \
+     FROM promotion_events e WHERE e.id IN (SELECT MAX(id) FROM promotion_events \
+     WHERE order_id = $1 AND promotion_type = 'campaign' AND kind IN ('reserved', 'redeemed') \
+     GROUP BY subject) \
+     AND EXISTS (SELECT 1 FROM budget_ledger l WHERE l.key = e.subject AND l.reverted = 0) \
+     ORDER BY e.id";
 /// The latest entry of the campaign spend with key `$1`: reserved (an attempt spent) or
 /// redeemed (its order kept it).
 macro_rules! latest_spend_entry {

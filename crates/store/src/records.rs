@@ -712,6 +712,18 @@ pub struct SpendTrail {
     pub campaign_id: String,
     pub user_id: Option<String>,
     pub order_id: Option<String>,
+    /// The checkout attempt spending, noted with its order in the spend's transaction so that
+    /// if the attempt dies unsettled the sweeper finds it ([`crate::Store::stale_checkout_attempts`]).
+    pub attempt: Option<String>,
+}
+
+/// The checkout attempt whose answer is being kept, and the campaign spends that answer lists:
+/// if its answer is the one kept, they are recorded as kept (`redeemed`) and the attempt is
+/// forgotten in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutAttempt {
+    pub attempt: String,
+    pub spend_keys: Vec<String>,
 }
 
 /// One budget a spend counts against: a scope (`campaign:d11`, `customer:u1`, …), a period kind
@@ -721,6 +733,15 @@ pub struct BudgetLine {
     pub scope: String,
     pub period: String,
     pub period_key: String,
+}
+
+/// One spend of a batch ([`crate::Store::spend_budgets`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetSpend {
+    pub key: String,
+    pub lines: Vec<BudgetLine>,
+    pub amount: i64,
+    pub trail: Option<SpendTrail>,
 }
 
 /// A spend, new or seen before under the same key.
@@ -740,10 +761,11 @@ pub(crate) fn canonical(mut lines: Vec<BudgetLine>) -> Vec<BudgetLine> {
 }
 
 pub(crate) fn over_budget(l: &BudgetLine) -> crate::Error {
-    crate::Error::Conflict(format!(
-        "the {} budget of {} for {} would be exceeded",
-        l.period, l.scope, l.period_key
-    ))
+    crate::Error::OverBudget {
+        scope: l.scope.clone(),
+        period: l.period.clone(),
+        period_key: l.period_key.clone(),
+    }
 }
 
 /// A red packet as stored; its shares are in `red_packet_shares`.

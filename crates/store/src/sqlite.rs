@@ -2055,44 +2055,22 @@ impl SqliteStore {
         now: i64,
         trail: Option<SpendTrail>,
     ) -> Result<Spent> {
+        let spend = BudgetSpend {
+            key,
+            lines,
+            amount,
+            trail,
+        };
+        self.write(move |conn| spend_in(conn, spend, now)).await
+    }
+
+    pub async fn spend_budgets(&self, spends: Vec<BudgetSpend>, now: i64) -> Result<Vec<Spent>> {
+        // One isolated write: a refusal rolls back the spends before it.
         self.write(move |conn| {
-            if conn.query_row(&lite(BUDGET_SPEND_STANDS), [&key], |r| r.get(0))? {
-                return Ok(Spent::Duplicate);
-            }
-            conn.execute(&lite(FORGET_REVERTED_SPEND), [&key])?;
-            for l in canonical(lines) {
-                conn.execute(
-                    &lite(OPEN_BUDGET_PERIOD),
-                    params![l.scope, l.period, l.period_key],
-                )?;
-                if conn.execute(
-                    &lite(SPEND_BUDGET),
-                    params![l.scope, l.period, l.period_key, amount],
-                )? == 0
-                {
-                    return Err(over_budget(&l));
-                }
-                conn.execute(
-                    &lite(INSERT_BUDGET_LEDGER),
-                    params![key, l.scope, l.period, l.period_key, amount, now],
-                )?;
-            }
-            if let Some(t) = trail {
-                conn.execute(
-                    &lite(INSERT_PROMOTION_EVENT),
-                    params![
-                        now,
-                        "reserved",
-                        "campaign",
-                        t.campaign_id,
-                        key,
-                        t.user_id,
-                        t.order_id,
-                        amount
-                    ],
-                )?;
-            }
-            Ok(Spent::New)
+            spends
+                .into_iter()
+                .map(|spend| spend_in(conn, spend, now))
+                .collect()
         })
         .await
     }
@@ -2124,17 +2102,16 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<String>> {
+    pub async fn standing_checkout_spends(&self, order_id: String) -> Result<Vec<(String, bool)>> {
         self.read(move |conn| {
             Ok(conn
                 .prepare(&lite(STANDING_CHECKOUT_SPENDS))?
-                .query_map([&order_id], |r| r.get(0))?
+                .query_map([&order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
 
-    /// The answer kept for the checkout of `order_id`, if any.
     pub async fn note_checkout_attempt(
         &self,
         order_id: String,
@@ -2173,6 +2150,7 @@ impl SqliteStore {
         .await
     }
 
+    /// The answer kept for the checkout of `order_id`, if any.
     pub async fn checkout(&self, order_id: String) -> Result<Option<CheckoutRecord>> {
         self.read(move |conn| {
             Ok(conn
@@ -2189,12 +2167,19 @@ impl SqliteStore {
         request_hash: String,
         response: String,
         now: i64,
+        attempt: Option<CheckoutAttempt>,
     ) -> Result<CheckoutRecord> {
         self.write(move |conn| {
-            conn.execute(
+            let saved = conn.execute(
                 &lite(INSERT_CHECKOUT),
                 params![order_id, request_hash, response, now],
             )?;
+            if let (1, Some(a)) = (saved, attempt) {
+                for key in &a.spend_keys {
+                    conn.execute(&lite(TRAIL_SPEND_KEPT), params![key, now])?;
+                }
+                conn.execute(&lite(FORGET_CHECKOUT_ATTEMPT), params![order_id, a.attempt])?;
+            }
             Ok(conn.query_row(&lite(CHECKOUT_OF), [&order_id], checkout_row)?)
         })
         .await
@@ -2942,6 +2927,56 @@ fn insert_member(conn: &Connection, m: &GroupMemberRecord) -> rusqlite::Result<u
             m.joined_at
         ],
     )
+}
+
+/// One budget spend on the writer's connection ([`SqliteStore::spend_budget`]).
+fn spend_in(conn: &Connection, spend: BudgetSpend, now: i64) -> Result<Spent> {
+    let BudgetSpend {
+        key,
+        lines,
+        amount,
+        trail,
+    } = spend;
+    if conn.query_row(&lite(BUDGET_SPEND_STANDS), [&key], |r| r.get(0))? {
+        return Ok(Spent::Duplicate);
+    }
+    conn.execute(&lite(FORGET_REVERTED_SPEND), [&key])?;
+    for l in canonical(lines) {
+        conn.execute(
+            &lite(OPEN_BUDGET_PERIOD),
+            params![l.scope, l.period, l.period_key],
+        )?;
+        if conn.execute(
+            &lite(SPEND_BUDGET),
+            params![l.scope, l.period, l.period_key, amount],
+        )? == 0
+        {
+            return Err(over_budget(&l));
+        }
+        conn.execute(
+            &lite(INSERT_BUDGET_LEDGER),
+            params![key, l.scope, l.period, l.period_key, amount, now],
+        )?;
+    }
+    if let Some(t) = trail {
+        if let (Some(order), Some(attempt)) = (&t.order_id, &t.attempt) {
+            conn.execute(&lite(NOTE_CHECKOUT_ATTEMPT), params![order, attempt, now])?;
+        }
+        conn.execute(
+            &lite(INSERT_PROMOTION_EVENT),
+            params![
+                now,
+                "reserved",
+                "campaign",
+                t.campaign_id,
+                key,
+                t.user_id,
+                t.order_id,
+                amount
+            ],
+        )?;
+    }
+    Ok(Spent::New)
 }
 
 fn checkout_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckoutRecord> {

@@ -1526,7 +1526,9 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
     for t in tasks {
         match t.await {
             Ok(Ok(Spent::New)) => spent += 1,
-            Ok(Err(Error::Conflict(m))) => assert!(m.contains("would be exceeded"), "{m}"),
+            Ok(Err(e @ Error::OverBudget { .. })) => {
+                assert!(e.to_string().contains("would be exceeded"), "{e}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -1557,7 +1559,7 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
     );
     let over = s.spend_budget("b".into(), both(), 100, NOW, None).await;
     assert!(
-        matches!(over, Err(Error::Conflict(ref m)) if m.contains("customer:u")),
+        matches!(over, Err(Error::OverBudget { ref scope, .. }) if scope == "customer:u"),
         "{over:?}"
     );
     assert_eq!(
@@ -1613,6 +1615,50 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
     assert_eq!(used(line("campaign:x", "total", "all")).await, 320);
     assert!(s.revert_budget("a".into(), NOW).await.unwrap_or(false));
     assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
+    // Several spends in one batch: all or none; a refusal names the line and spends nothing.
+    s.set_budget_limit("campaign:y".into(), "total".into(), 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spend = |key: &str, scope: &str, amount: i64| BudgetSpend {
+        key: key.into(),
+        lines: vec![line(scope, "total", "all")],
+        amount,
+        trail: None,
+    };
+    let refused = s
+        .spend_budgets(
+            vec![
+                spend("e1", "campaign:x", 50),
+                spend("e2", "campaign:y", 150),
+            ],
+            NOW,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::OverBudget { ref scope, .. }) if scope == "campaign:y"),
+        "{refused:?}"
+    );
+    assert_eq!(used(line("campaign:x", "total", "all")).await, 200);
+    assert_eq!(used(line("campaign:y", "total", "all")).await, 0);
+    // A key that stands is a duplicate inside a batch too; the others spend.
+    let batch = || {
+        vec![
+            spend("e1", "campaign:x", 50),
+            spend("e2", "campaign:y", 100),
+            spend("d", "campaign:y", 1),
+        ]
+    };
+    assert_eq!(
+        s.spend_budgets(batch(), NOW).await.ok(),
+        Some(vec![Spent::New, Spent::New, Spent::Duplicate])
+    );
+    assert_eq!(used(line("campaign:x", "total", "all")).await, 250);
+    assert_eq!(used(line("campaign:y", "total", "all")).await, 100);
+    assert_eq!(
+        s.spend_budgets(batch(), NOW).await.ok(),
+        Some(vec![Spent::Duplicate; 3])
+    );
+    assert_eq!(used(line("campaign:y", "total", "all")).await, 100);
 }
 
 async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
@@ -1625,6 +1671,7 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
             campaign_id: "d11".into(),
             user_id: Some("u1".into()),
             order_id: Some("o1".into()),
+            attempt: None,
         })
     };
     let lines = || vec![line("campaign:d11", "total", "all")];
@@ -1636,7 +1683,10 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
     let refused = s
         .spend_budget("checkout:o2:d11".into(), lines(), 600, NOW, note())
         .await;
-    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::OverBudget { .. })),
+        "{refused:?}"
+    );
     // Kept by its order once; given back, it was a kept discount rolled back.
     assert!(s
         .keep_campaign_spend(key.clone(), NOW + 1)
@@ -1708,6 +1758,7 @@ async fn an_orders_standing_campaign_spends_are_found_by_order(h: Harness) {
             campaign_id: "d11".into(),
             user_id: Some("u1".into()),
             order_id: Some(order.into()),
+            attempt: None,
         })
     };
     // Two lines per spend: the query gives each key once.
@@ -1747,11 +1798,32 @@ async fn an_orders_standing_campaign_spends_are_found_by_order(h: Harness) {
         .spend_budget("checkout:o1:d11:a".into(), lines(), 100, NOW, note("o1"))
         .await;
     assert_eq!(again.ok(), Some(Spent::New));
-    let standing = s
-        .standing_checkout_spends("o1".into())
+    let standing = || async {
+        s.standing_checkout_spends("o1".into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // By their latest entries: a was spent again after c.
+    let key = |k: &str, kept: bool| (k.to_owned(), kept);
+    assert_eq!(
+        standing().await,
+        [
+            key("checkout:o1:d11:c", false),
+            key("checkout:o1:d11:a", false)
+        ]
+    );
+    // Kept by the order: it says so, and stays in its place (its latest entry).
+    assert!(s
+        .keep_campaign_spend("checkout:o1:d11:c".into(), NOW + 1)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(standing, ["checkout:o1:d11:a", "checkout:o1:d11:c"]);
+        .unwrap_or(false));
+    assert_eq!(
+        standing().await,
+        [
+            key("checkout:o1:d11:a", false),
+            key("checkout:o1:d11:c", true)
+        ]
+    );
     let none = s
         .standing_checkout_spends("o2".into())
         .await
@@ -1770,7 +1842,7 @@ async fn a_checkout_answer_is_kept_once_per_order(h: Harness) {
         let s = std::sync::Arc::clone(&s);
         let (order, hash, body) = (order.to_owned(), hash.to_owned(), body.to_owned());
         async move {
-            s.save_checkout(order, hash, body, at)
+            s.save_checkout(order, hash, body, at, None)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
         }
@@ -1850,6 +1922,67 @@ async fn checkout_attempts_are_found_once_stale_and_forgotten_when_settled(h: Ha
     assert_eq!(
         stale(NOW + 11, 10).await,
         vec![pair("o2", "b1"), pair("o1", "a2")]
+    );
+    // A spend naming its attempt notes it; saving that attempt's answer keeps its spends and
+    // forgets it in the same write, and a later save of another attempt's answer does neither.
+    s.set_budget_limit("campaign:d9".into(), "total".into(), 1_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let trail = |attempt: &str| {
+        Some(SpendTrail {
+            campaign_id: "d9".into(),
+            user_id: Some("u1".into()),
+            order_id: Some("o3".into()),
+            attempt: Some(attempt.into()),
+        })
+    };
+    for attempt in ["c1", "c2"] {
+        let key = format!("checkout:o3:d9:{attempt}");
+        let lines = vec![line("campaign:d9", "total", "all")];
+        let spent = s
+            .spend_budget(key, lines, 100, NOW + 20, trail(attempt))
+            .await;
+        assert_eq!(spent.ok(), Some(Spent::New));
+    }
+    let noted_o3 = |attempts: &[&str]| attempts.iter().map(|a| pair("o3", a)).collect::<Vec<_>>();
+    let o3 = || async {
+        stale(NOW + 21, 10)
+            .await
+            .into_iter()
+            .filter(|(o, _)| o == "o3")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(o3().await, noted_o3(&["c1", "c2"]));
+    let kept_by = |attempt: &str| {
+        Some(CheckoutAttempt {
+            attempt: attempt.into(),
+            spend_keys: vec![format!("checkout:o3:d9:{attempt}")],
+        })
+    };
+    let save = |attempt: &str, body: &str| {
+        s.save_checkout(
+            "o3".into(),
+            "h".into(),
+            body.into(),
+            NOW + 22,
+            kept_by(attempt),
+        )
+    };
+    let kept = save("c2", "answer of c2").await.map(|r| r.response).ok();
+    assert_eq!(kept.as_deref(), Some("answer of c2"));
+    let later = save("c1", "answer of c1").await.map(|r| r.response).ok();
+    assert_eq!(later.as_deref(), Some("answer of c2"));
+    assert_eq!(o3().await, noted_o3(&["c1"]));
+    let standing = s
+        .standing_checkout_spends("o3".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        standing,
+        [
+            ("checkout:o3:d9:c1".to_owned(), false),
+            ("checkout:o3:d9:c2".to_owned(), true)
+        ]
     );
 }
 

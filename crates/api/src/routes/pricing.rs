@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
-use shopgrowth_store::records::SpendTrail;
+use shopgrowth_store::records::{BudgetSpend, CheckoutAttempt, SpendTrail};
 use utoipa::ToSchema;
 
 /// Most promotions one quote may be asked about.
@@ -255,12 +255,9 @@ pub async fn checkout(
     let mut exhausted = Vec::new();
     // This attempt's spends are its own: one that died before its answer was kept may have spent
     // other amounts, and what it spent is given back once an answer is kept.
+    // Each spend notes the attempt in its own transaction, so that if the attempt dies unsettled
+    // the sweeper gives its spends back.
     let attempt = format!("{:08x}", rand::random::<u32>());
-    // Noted before it spends, so that if it dies unsettled the sweeper gives its spends back.
-    state
-        .store
-        .note_checkout_attempt(req.order_id.clone(), attempt.clone(), now)
-        .await?;
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
         // The live set as compiled, unless coupons or a refused budget changed it.
@@ -269,52 +266,46 @@ pub async fn checkout(
         } else {
             price(&req.cart, &customer, &promotions)
         };
-        let mut keys = Vec::new();
-        let mut refused = None;
-        for a in quote
+        // Every applied campaign's spend in one write, all or none.
+        let spends: Vec<BudgetSpend> = quote
             .applied
             .iter()
             .filter(|a| !a.id.starts_with("coupon:"))
-        {
-            let value = a.discount + a.shipping_discount + a.gift_value;
-            // A key given back (a refused round, a refused hold) spends again when reused.
-            let key = format!("checkout:{}:{}:{attempt}", req.order_id, a.id);
-            let lines = super::budgets::lines(
-                &shopgrowth_service::promotions::campaign_budget_scope(&a.id),
-                date,
-            );
-            match state
-                .store
-                .spend_budget(
-                    key.clone(),
-                    lines,
-                    value,
-                    now,
-                    Some(SpendTrail {
-                        campaign_id: a.id.to_string(),
-                        user_id: Some(req.user_id.clone()),
-                        order_id: Some(req.order_id.clone()),
-                    }),
-                )
-                .await
-            {
-                Ok(_) => keys.push(key),
-                Err(shopgrowth_store::Error::Conflict(_)) => {
-                    refused = Some(a.id.clone());
-                    break;
-                }
-                Err(e) => return Err(e.into()),
-            }
+            .map(|a| BudgetSpend {
+                key: format!("checkout:{}:{}:{attempt}", req.order_id, a.id),
+                lines: super::budgets::lines(
+                    &shopgrowth_service::promotions::campaign_budget_scope(&a.id),
+                    date,
+                ),
+                amount: a.discount + a.shipping_discount + a.gift_value,
+                trail: Some(SpendTrail {
+                    campaign_id: a.id.to_string(),
+                    user_id: Some(req.user_id.clone()),
+                    order_id: Some(req.order_id.clone()),
+                    attempt: Some(attempt.clone()),
+                }),
+            })
+            .collect();
+        let keys: Vec<String> = spends.iter().map(|s| s.key.clone()).collect();
+        if spends.is_empty() {
+            break (quote, keys);
         }
-        match refused {
-            None => break (quote, keys),
-            Some(id) => {
-                for key in keys {
-                    state.store.revert_budget(key, now).await?;
-                }
+        match state.store.spend_budgets(spends, now).await {
+            Ok(_) => break (quote, keys),
+            Err(shopgrowth_store::Error::OverBudget { scope, .. }) => {
+                // Nothing of this round was spent; the campaign whose budget refused goes.
+                let refused = quote.applied.iter().find(|a| {
+                    shopgrowth_service::promotions::campaign_budget_scope(&a.id) == scope
+                });
+                let Some(id) = refused.map(|a| a.id.clone()) else {
+                    return Err(ApiError::Internal(format!(
+                        "budget {scope} refused a checkout that spends from no such campaign"
+                    )));
+                };
                 promotions.retain(|p| *p.id != *id);
                 exhausted.push(id.to_string());
             }
+            Err(e) => return Err(e.into()),
         }
     };
     let until = now + req.hold_seconds * 1_000;
@@ -355,6 +346,8 @@ pub async fn checkout(
         coupons_held: held,
     };
     let body = serde_json::to_string(&answer).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // If this answer is the one kept, its spends are recorded as kept and the attempt forgotten
+    // with it, in one write.
     let kept = state
         .store
         .save_checkout(
@@ -362,13 +355,20 @@ pub async fn checkout(
             request_hash.clone(),
             body.clone(),
             now,
+            Some(CheckoutAttempt {
+                attempt: attempt.clone(),
+                spend_keys: answer.budget_keys.clone(),
+            }),
         )
         .await?;
     settle_order(&state.store, &req.order_id, &kept, &answer.coupons_held).await?;
-    state
-        .store
-        .forget_checkout_attempt(req.order_id.clone(), attempt)
-        .await?;
+    if kept.response != body {
+        // Another attempt's answer was kept; what this one spent was given back just above.
+        state
+            .store
+            .forget_checkout_attempt(req.order_id.clone(), attempt)
+            .await?;
+    }
     kept_answer(&req.order_id, &request_hash, kept)
 }
 
@@ -390,7 +390,7 @@ pub async fn settle_dead_checkouts(
         } else {
             // Keys end in their attempt (`checkout:ORDER:CAMPAIGN:ATTEMPT`).
             let own = format!(":{attempt}");
-            for key in store.standing_checkout_spends(order_id.clone()).await? {
+            for (key, _) in store.standing_checkout_spends(order_id.clone()).await? {
                 if key.ends_with(&own) {
                     store.revert_budget(key, now).await?;
                 }
@@ -411,8 +411,8 @@ fn lists(kept: &Value, field: &str, item: &str) -> bool {
 }
 
 /// Settles `order_id` once its answer is kept: the campaign spends the answer lists are recorded
-/// as kept (`redeemed` on the trail), and what was taken for the order that the answer does not
-/// use is given back: the order's other campaign spends (those of a concurrent attempt kept
+/// as kept (`redeemed` on the trail) unless they are already (saving the answer does it), and
+/// what was taken for the order that the answer does not use is given back: the order's other campaign spends (those of a concurrent attempt kept
 /// second, or of one that died between spending and keeping its answer) and of the coupons
 /// `held_here` (by this attempt) those the answer does not hold. Once an answer is kept no
 /// attempt of the order spends again (a retry gets the kept answer), so every stray is final.
@@ -424,11 +424,11 @@ async fn settle_order(
 ) -> Result<(), shopgrowth_store::Error> {
     let kept: Value = serde_json::from_str(&kept.response).unwrap_or(Value::Null);
     let now = shopgrowth_core::time::Timestamp::now().0;
-    for key in store.standing_checkout_spends(order_id.to_owned()).await? {
-        if lists(&kept, "budget_keys", &key) {
-            store.keep_campaign_spend(key, now).await?;
-        } else {
+    for (key, recorded_kept) in store.standing_checkout_spends(order_id.to_owned()).await? {
+        if !lists(&kept, "budget_keys", &key) {
             store.revert_budget(key, now).await?;
+        } else if !recorded_kept {
+            store.keep_campaign_spend(key, now).await?;
         }
     }
     for code in held_here {
