@@ -254,9 +254,8 @@ pub async fn checkout(
     let date = super::budgets::today(&state);
     let mut exhausted = Vec::new();
     // This attempt's spends are its own: one that died before its answer was kept may have spent
-    // other amounts, and what it spent is given back once an answer is kept.
-    // Each spend notes the attempt in its own transaction, so that if the attempt dies unsettled
-    // the sweeper gives its spends back.
+    // other amounts, and what it spent is given back once an answer is kept (or by the sweeper,
+    // which finds the attempt noted in its spends' write).
     let attempt = format!("{:08x}", rand::random::<u32>());
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
