@@ -2,7 +2,7 @@
 //!
 //! - [`sqlite`]: the embedded default, one file, a single writer thread with group commit.
 //! - [`postgres`]: for several server nodes sharing one database.
-//! - [`queries`]: SQL both backends share, and decoding of rows into the core model.
+//! - `queries`: SQL both backends share, and decoding of rows into the core model.
 //! - [`records`]: what the store takes and returns beyond the core model.
 //!
 //! Only this crate knows SQL. Personal data arrives already encrypted ([`records::SealedUser`]).

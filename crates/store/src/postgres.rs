@@ -1496,7 +1496,7 @@ impl PgStore {
             .collect()
     }
 
-    /// Stores a sale with its stock split over up to [`MAX_FLASH_BUCKETS`] bucket rows, in one
+    /// Stores a sale with its stock split over up to `MAX_FLASH_BUCKETS` bucket rows, in one
     /// transaction.
     pub async fn create_flash_sale(&self, f: FlashSaleRecord) -> Result<bool> {
         let mut tx = self.pool.begin().await?;

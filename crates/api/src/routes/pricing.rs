@@ -373,7 +373,7 @@ pub async fn checkout(
 
 /// Settles checkout attempts noted before `before` that never were (the node was killed, or the
 /// request dropped, between spending and settling): an order with a kept answer is settled as
-/// its checkout would have ([`settle_order`]); otherwise the attempt's own campaign spends are
+/// its checkout would have (`settle_order`); otherwise the attempt's own campaign spends are
 /// given back (other attempts of the order may still be running). Then the attempt is
 /// forgotten. `before` must be older than any attempt still running can be (the request
 /// timeout). Returns the attempts settled.
