@@ -545,7 +545,9 @@ impl Store {
     }
 
     /// Spends several at once or none ([`Error::OverBudget`] naming the line that refused), each
-    /// as [`Store::spend_budget`] does: one write where a write per spend was.
+    /// as [`Store::spend_budget`] does: one write where a write per spend was. The spends are
+    /// taken in the order of their first lines, so racing batches never deadlock; the answer is
+    /// in the order given.
     pub async fn spend_budgets(&self, spends: Vec<BudgetSpend>, now: i64) -> Result<Vec<Spent>> {
         dispatch!(self.spend_budgets(spends, now))
     }

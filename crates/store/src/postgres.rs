@@ -2163,15 +2163,15 @@ impl PgStore {
 
     pub async fn spend_budgets(&self, spends: Vec<BudgetSpend>, now: i64) -> Result<Vec<Spent>> {
         let mut tx = self.pool.begin().await?;
-        let mut done = Vec::with_capacity(spends.len());
-        for spend in spends {
+        let mut done = vec![Spent::Duplicate; spends.len()];
+        for i in spend_order(&spends) {
             // Each in a savepoint: a duplicate rolls back alone; a refusal, all of them.
             let mut one = sqlx::Connection::begin(&mut *tx).await?;
-            let spent = pg_spend(&mut one, spend, now).await?;
+            let spent = pg_spend(&mut one, spends[i].clone(), now).await?;
             if spent == Spent::New {
                 one.commit().await?;
             }
-            done.push(spent);
+            done[i] = spent;
         }
         tx.commit().await?;
         Ok(done)

@@ -760,6 +760,21 @@ pub(crate) fn canonical(mut lines: Vec<BudgetLine>) -> Vec<BudgetLine> {
     lines
 }
 
+/// The order a batch's spends are taken in: by each one's first line in the canonical order (then
+/// as given). A spend's lines usually share its scope, so concurrent batches lock budget rows in
+/// one global order and never deadlock, whatever order their callers listed the spends in.
+pub(crate) fn spend_order(spends: &[BudgetSpend]) -> Vec<usize> {
+    fn first(s: &BudgetSpend) -> Option<(&String, &String, &String)> {
+        s.lines
+            .iter()
+            .map(|l| (&l.scope, &l.period, &l.period_key))
+            .min()
+    }
+    let mut order: Vec<usize> = (0..spends.len()).collect();
+    order.sort_by(|&a, &b| first(&spends[a]).cmp(&first(&spends[b])).then(a.cmp(&b)));
+    order
+}
+
 pub(crate) fn over_budget(l: &BudgetLine) -> crate::Error {
     crate::Error::OverBudget {
         scope: l.scope.clone(),

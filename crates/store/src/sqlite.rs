@@ -2067,10 +2067,11 @@ impl SqliteStore {
     pub async fn spend_budgets(&self, spends: Vec<BudgetSpend>, now: i64) -> Result<Vec<Spent>> {
         // One isolated write: a refusal rolls back the spends before it.
         self.write(move |conn| {
-            spends
-                .into_iter()
-                .map(|spend| spend_in(conn, spend, now))
-                .collect()
+            let mut done = vec![Spent::Duplicate; spends.len()];
+            for i in spend_order(&spends) {
+                done[i] = spend_in(conn, spends[i].clone(), now)?;
+            }
+            Ok(done)
         })
         .await
     }

@@ -1659,6 +1659,42 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
         Some(vec![Spent::Duplicate; 3])
     );
     assert_eq!(used(line("campaign:y", "total", "all")).await, 100);
+    // Racing batches over two budgets, listed in opposite orders: no deadlock, and exactly what
+    // the budgets allow (300 ÷ 10 = 30 batches), each batch all or nothing.
+    for scope in ["campaign:p", "campaign:q"] {
+        s.set_budget_limit(scope.into(), "total".into(), 300)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let s = std::sync::Arc::clone(&s);
+        let (first, second) = if i % 2 == 0 { ("p", "q") } else { ("q", "p") };
+        let one = |scope: &str| BudgetSpend {
+            key: format!("race-{i}-{scope}"),
+            lines: vec![line(&format!("campaign:{scope}"), "total", "all")],
+            amount: 10,
+            trail: None,
+        };
+        let spends = vec![one(first), one(second)];
+        tasks.push(tokio::spawn(
+            async move { s.spend_budgets(spends, NOW).await },
+        ));
+    }
+    let mut whole = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(spent)) => {
+                assert_eq!(spent, [Spent::New, Spent::New]);
+                whole += 1;
+            }
+            Ok(Err(Error::OverBudget { .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(whole, 30);
+    assert_eq!(used(line("campaign:p", "total", "all")).await, 300);
+    assert_eq!(used(line("campaign:q", "total", "all")).await, 300);
 }
 
 async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
