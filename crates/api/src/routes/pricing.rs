@@ -246,9 +246,11 @@ pub async fn checkout(
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
     let live = state.live.get(&state.store).await?;
-    let mut promotions = live.promotions.clone();
+    // The live set as compiled until coupons or a refused budget change it.
+    let mut promotions = std::borrow::Cow::Borrowed(live.promotions.as_slice());
     for code in &req.coupons {
-        promotions.push(coupon_promotion(&state, code, &req.user_id).await?);
+        let coupon = coupon_promotion(&state, code, &req.user_id).await?;
+        promotions.to_mut().push(coupon);
     }
     let now = shopgrowth_core::time::Timestamp::now().0;
     let date = super::budgets::today(&state);
@@ -259,11 +261,9 @@ pub async fn checkout(
     let attempt = format!("{:08x}", rand::random::<u32>());
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
-        // The live set as compiled, unless coupons or a refused budget changed it.
-        let quote = if req.coupons.is_empty() && exhausted.is_empty() {
-            live.pricer.price(&req.cart, &customer)
-        } else {
-            price(&req.cart, &customer, &promotions)
+        let quote = match &promotions {
+            std::borrow::Cow::Borrowed(_) => live.pricer.price(&req.cart, &customer),
+            std::borrow::Cow::Owned(changed) => price(&req.cart, &customer, changed),
         };
         // Every applied campaign's spend in one write, all or none.
         let spends: Vec<BudgetSpend> = quote
@@ -301,7 +301,7 @@ pub async fn checkout(
                         "budget {scope} refused a checkout that spends from no such campaign"
                     )));
                 };
-                promotions.retain(|p| *p.id != *id);
+                promotions.to_mut().retain(|p| *p.id != *id);
                 exhausted.push(id.to_string());
             }
             Err(e) => return Err(e.into()),
@@ -411,9 +411,10 @@ fn lists(kept: &Value, field: &str, item: &str) -> bool {
 
 /// Settles `order_id` once its answer is kept: the campaign spends the answer lists are recorded
 /// as kept (`redeemed` on the trail) unless they are already (saving the answer does it), and
-/// what was taken for the order that the answer does not use is given back: the order's other campaign spends (those of a concurrent attempt kept
-/// second, or of one that died between spending and keeping its answer) and of the coupons
-/// `held_here` (by this attempt) those the answer does not hold. Once an answer is kept no
+/// what was taken for the order that the answer does not use is given back: the order's other
+/// campaign spends (those of a concurrent attempt kept second, or of one that died between
+/// spending and keeping its answer) and of the coupons `held_here` (by this attempt) those the
+/// answer does not hold. Once an answer is kept no
 /// attempt of the order spends again (a retry gets the kept answer), so every stray is final.
 async fn settle_order(
     store: &shopgrowth_store::Store,
