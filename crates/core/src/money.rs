@@ -203,6 +203,40 @@ pub fn allocate_into(
     if weights.is_empty() {
         return;
     }
+    // The common case (a non-negative total and weights, both under 2^32): every product fits
+    // in 64 bits, and a remainder and its index in one `u64`-sized key.
+    let small = u64::try_from(total)
+        .ok()
+        .filter(|&t| t <= u64::from(u32::MAX));
+    if let Some(total64) = small {
+        let mut sum = 0u64;
+        let fits = weights.iter().all(|&w| {
+            sum += u64::try_from(w.max(0)).unwrap_or(u64::MAX >> 1);
+            sum <= u64::from(u32::MAX)
+        });
+        if fits && sum > 0 {
+            let mut given = 0u64;
+            for (i, &w) in weights.iter().enumerate() {
+                let exact = total64 * w.max(0) as u64;
+                let part = exact / sum;
+                given += part;
+                parts.push(part as i64);
+                remainders.push(u128::from(
+                    ((exact - part * sum) << 32) | u64::from(!(i as u32)),
+                ));
+            }
+            // Each part lost less than one unit, so fewer are left than there are parts.
+            let extra = (total64 - given) as usize;
+            if extra > 0 {
+                remainders.select_nth_unstable_by(extra - 1, |a, b| b.cmp(a));
+                for &key in &remainders[..extra] {
+                    parts[!(key as u32) as usize] += 1;
+                }
+            }
+            debug_assert_eq!(total, parts.iter().sum::<i64>());
+            return;
+        }
+    }
     let sum: i128 = weights.iter().map(|&w| i128::from(w.max(0))).sum();
     if sum == 0 {
         parts.resize(weights.len(), 0);
@@ -306,6 +340,29 @@ mod tests {
         );
     }
 
+    /// Every share in 128 bits, remainders sorted, one unit each: what [`allocate`] must equal.
+    fn reference_allocation(total: i64, weights: &[i64]) -> Vec<i64> {
+        let sum: i128 = weights.iter().map(|&w| i128::from(w)).sum();
+        if sum == 0 {
+            let mut want = vec![0; weights.len()];
+            want[0] = total;
+            return want;
+        }
+        let mut want: Vec<i64> = Vec::new();
+        let mut rem: Vec<(i128, usize)> = Vec::new();
+        for (i, &w) in weights.iter().enumerate() {
+            let exact = i128::from(total) * i128::from(w);
+            want.push(exact.div_euclid(sum) as i64);
+            rem.push((exact.rem_euclid(sum), i));
+        }
+        rem.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let left = total - want.iter().sum::<i64>();
+        for &(_, i) in rem.iter().cycle().take(left.unsigned_abs() as usize) {
+            want[i] += left.signum();
+        }
+        want
+    }
+
     proptest! {
         #[test]
         fn allocations_sum_exactly(total in -1_000_000_000i64..1_000_000_000, weights in proptest::collection::vec(0i64..10_000_000, 1..40)) {
@@ -327,27 +384,15 @@ mod tests {
             total in -1_000_000_000_000i64..1_000_000_000_000,
             weights in proptest::collection::vec(0i64..4_000_000_000_000, 1..12),
         ) {
-            // The reference: every share in 128 bits, remainders sorted, one unit each.
-            let sum: i128 = weights.iter().map(|&w| i128::from(w)).sum();
-            let mut want: Vec<i64> = Vec::new();
-            let mut rem: Vec<(i128, usize)> = Vec::new();
-            for (i, &w) in weights.iter().enumerate() {
-                let exact = i128::from(total) * i128::from(w);
-                if sum == 0 { break; }
-                want.push(exact.div_euclid(sum) as i64);
-                rem.push((exact.rem_euclid(sum), i));
-            }
-            if sum == 0 {
-                want = vec![0; weights.len()];
-                want[0] = total;
-            } else {
-                rem.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-                let left = total - want.iter().sum::<i64>();
-                for &(_, i) in rem.iter().cycle().take(left.unsigned_abs() as usize) {
-                    want[i] += left.signum();
-                }
-            }
-            prop_assert_eq!(allocate(total, &weights), want);
+            prop_assert_eq!(allocate(total, &weights), reference_allocation(total, &weights));
+        }
+
+        #[test]
+        fn the_32_bit_path_matches_128_bit_arithmetic(
+            total in 0i64..200_000,
+            weights in proptest::collection::vec(0i64..60_000, 1..30),
+        ) {
+            prop_assert_eq!(allocate(total, &weights), reference_allocation(total, &weights));
         }
 
         #[test]

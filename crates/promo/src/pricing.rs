@@ -609,6 +609,7 @@ impl Pricer {
             memos,
             scratch,
             codes,
+            search_space,
         } = work;
         // Canonical line order, so nothing depends on the order lines were given in.
         order.clear();
@@ -773,18 +774,24 @@ impl Pricer {
         let (chosen, tried, cut_short) = if all {
             ((0..n).collect::<Vec<_>>(), 0, false)
         } else {
-            let mut search = Search::new(&priced, candidates, start.clone(), memos, scratch);
+            let mut search = Search::new(
+                &priced,
+                candidates,
+                start.clone(),
+                search_space,
+                memos,
+                scratch,
+            );
             // Exclusive promotions stand alone; the others are searched together.
             for (c, (_, standalone)) in candidates.iter().enumerate() {
-                if search.stack(c) == Stack::Exclusive {
-                    search.offer(*standalone, &[c]);
+                if search.space.bits[c] == EXCLUSIVE {
+                    search.offer_alone(*standalone, c);
                 }
             }
             // A good first answer lets the bound drop more branches.
             search.greedy_start();
-            search.branch(0, 0, &mut Vec::new(), 0);
-            let chosen = search.best.take().map(|b| b.1).unwrap_or_default();
-            (chosen, search.nodes, search.cut_short)
+            search.branch(0, 0, EXCLUSIVE);
+            (search.best().to_vec(), search.nodes, search.cut_short)
         };
         // The chosen set, evaluated once more in priority order for its allocation.
         let mut state = start.clone();
@@ -927,9 +934,9 @@ impl Effect {
         self.gift = 0;
     }
 
-    /// Keeps `discount` to be split over `flat[lines]`, never more than is left on them.
-    fn defer(&mut self, discount: i64, lines: Range<usize>, flat: &[usize], state: &State) {
-        let left: i64 = flat[lines.clone()].iter().map(|&i| state.amounts[i]).sum();
+    /// Keeps `discount` to be split over lines (a range of [`Layout::flat`]) whose amounts
+    /// sum to `left`, never more than that.
+    fn defer(&mut self, discount: i64, lines: Range<usize>, left: i64) {
         let discount = discount.clamp(0, left.max(0));
         if discount > 0 {
             self.pending.push((lines, discount));
@@ -1019,6 +1026,7 @@ struct Work {
     memos: Vec<Memo>,
     scratch: Scratch,
     codes: Vec<String>,
+    search_space: SearchSpace,
 }
 
 /// Line lists the candidates point into, fixed once the candidates are built.
@@ -1133,11 +1141,16 @@ impl Priced<'_> {
         let p = self.promotion(c);
         let eligible = self.eligible(c);
         let quantities = self.quantities;
-        let base_sum = |group: &[usize]| {
-            group
-                .iter()
-                .map(|&i| self.base_of(p, state, i))
-                .sum::<i64>()
+        // What the rule reads of a group (original or current amounts) and what is left on it,
+        // in one pass.
+        let sums = |group: &[usize]| match p.base {
+            Base::Discounted => {
+                let left = group.iter().map(|&i| state.amounts[i]).sum::<i64>();
+                (left, left)
+            }
+            Base::Original => group.iter().fold((0i64, 0i64), |(b, l), &i| {
+                (b + self.originals[i], l + state.amounts[i])
+            }),
         };
         let flat = &self.layout.flat;
         let at = c.eligible.start;
@@ -1161,21 +1174,21 @@ impl Priced<'_> {
             }
             Rule::Threshold { tiers, .. } => {
                 for (group, range) in groups() {
-                    let base = base_sum(group);
+                    let (base, left) = sums(group);
                     let off = tiers
                         .iter()
                         .filter(|t| base >= t.threshold)
                         .map(|t| t.off)
                         .max()
                         .unwrap_or(0);
-                    out.defer(off, range, flat, state);
+                    out.defer(off, range, left);
                 }
             }
             Rule::PerEvery {
                 every, off, cap, ..
             } => {
                 for (group, range) in groups() {
-                    let base = base_sum(group);
+                    let (base, left) = sums(group);
                     let mut d = if *every > 0 {
                         (base / every).saturating_mul(*off)
                     } else {
@@ -1184,7 +1197,7 @@ impl Priced<'_> {
                     if let Some(c) = cap {
                         d = d.min(*c);
                     }
-                    out.defer(d, range, flat, state);
+                    out.defer(d, range, left);
                 }
             }
             Rule::PercentOff {
@@ -1192,13 +1205,13 @@ impl Priced<'_> {
                 threshold,
                 cap,
             } => {
-                let base = base_sum(eligible);
+                let (base, left) = sums(eligible);
                 if base >= *threshold {
                     let mut d = percent_of(base, *percent_bp);
                     if let Some(c) = cap {
                         d = d.min(*c);
                     }
-                    out.defer(d, c.eligible.clone(), flat, state);
+                    out.defer(d, c.eligible.clone(), left);
                 }
             }
             Rule::NthItemOff { nth, percent_bp } => {
@@ -1306,7 +1319,7 @@ impl Priced<'_> {
             Rule::Gift {
                 threshold, value, ..
             } => {
-                if !eligible.is_empty() && base_sum(eligible) >= *threshold && *value > 0 {
+                if !eligible.is_empty() && sums(eligible).0 >= *threshold && *value > 0 {
                     out.gift = *value;
                 }
             }
@@ -1335,7 +1348,12 @@ impl Priced<'_> {
                     })
                     .sum();
                 let d = in_bundles - price.saturating_mul(bundles);
-                out.defer(d, first.start..last.end, flat, state);
+                let members = first.start..last.end;
+                let left = flat[members.clone()]
+                    .iter()
+                    .map(|&i| state.amounts[i])
+                    .sum();
+                out.defer(d, members, left);
             }
             Rule::MemberPrice { tiers, .. } => {
                 if !self
@@ -1355,7 +1373,7 @@ impl Priced<'_> {
                 }
             }
             Rule::FreeShipping { threshold } => {
-                if !eligible.is_empty() && base_sum(eligible) >= *threshold {
+                if !eligible.is_empty() && sums(eligible).0 >= *threshold {
                     out.shipping = state.shipping;
                 }
             }
@@ -1371,6 +1389,14 @@ impl Priced<'_> {
         scratch: &mut Scratch,
     ) -> i64 {
         let eligible = self.eligible(c);
+        // Only buy X get Y costs more to work out than to check: the others read each line
+        // once, as the check would.
+        if !matches!(self.promotion(c).rule, Rule::BuyXGetY { .. }) {
+            self.effect(c, state, &mut memo.effect, &mut memo.runs, scratch);
+            memo.valid = false;
+            memo.gain = memo.effect.value();
+            return memo.gain;
+        }
         let same = memo.valid
             && memo.input.len() == eligible.len() + 1
             && memo.input[eligible.len()] == state.shipping
@@ -1435,14 +1461,10 @@ impl Priced<'_> {
 struct Search<'a, 'b> {
     priced: &'b Priced<'a>,
     candidates: &'b [(Candidate, i64)],
-    /// Each candidate's non-joint category as a bit (0 for exclusive or joint ones).
-    category_bit: Vec<u64>,
-    /// From each position on: the sum of joint candidates' values, and per non-joint category
-    /// (by bit index, `categories` per position) the largest value.
-    joint_rest: Vec<i64>,
-    category_rest: Vec<i64>,
+    space: &'b mut SearchSpace,
+    /// Number of non-joint categories among the candidates (`category_rest` per position).
     categories: usize,
-    best: Option<(i64, Vec<usize>)>,
+    best_value: Option<i64>,
     nodes: usize,
     cut_short: bool,
     state: State,
@@ -1450,55 +1472,92 @@ struct Search<'a, 'b> {
     scratch: &'b mut Scratch,
 }
 
+/// The search's per-candidate tables, kept per thread with the rest of the working space.
+#[derive(Debug, Default)]
+struct SearchSpace {
+    /// Each candidate's non-joint category as a bit; [`EXCLUSIVE`] for an exclusive one, 0 for
+    /// a joint one. A combination's used bits always hold [`EXCLUSIVE`], so one test tells
+    /// whether a candidate may join.
+    bits: Vec<u64>,
+    /// Each candidate's place in id order, for ties.
+    id_ranks: Vec<u32>,
+    /// From each position on: the sum of joint candidates' values, and per non-joint category
+    /// (by bit index, `categories` per position) the largest value.
+    joint_rest: Vec<i64>,
+    category_rest: Vec<i64>,
+    best: Vec<usize>,
+    chosen: Vec<usize>,
+}
+
+/// The bit no category uses: it marks exclusive candidates, which never join a combination.
+const EXCLUSIVE: u64 = 1 << 63;
+
 impl<'a, 'b> Search<'a, 'b> {
     fn new(
         priced: &'b Priced<'a>,
         candidates: &'b [(Candidate, i64)],
         start: State,
+        space: &'b mut SearchSpace,
         memos: &'b mut [Memo],
         scratch: &'b mut Scratch,
     ) -> Self {
         let stack = |c: &Candidate| priced.pricer.promotions[c.promo].stack;
-        // The set's category numbers, renumbered densely over this cart's candidates.
-        let mut numbers: Vec<u32> = Vec::new();
-        let category_bit: Vec<u64> = candidates
-            .iter()
-            .map(|(c, _)| match stack(c) {
+        // The set's category numbers, renumbered densely over this cart's candidates; categories
+        // beyond the 63rd share the last bit (they then exclude each other: still legal).
+        let mut numbers: [u32; 63] = [0; 63];
+        let mut k = 0;
+        space.bits.clear();
+        space.id_ranks.clear();
+        for (c, _) in candidates {
+            space
+                .id_ranks
+                .push(priced.pricer.promotions[c.promo].id_rank);
+            space.bits.push(match stack(c) {
                 Stack::Single(x) => {
-                    let k = numbers.iter().position(|&n| n == x).unwrap_or_else(|| {
-                        numbers.push(x);
-                        numbers.len() - 1
-                    });
-                    1u64 << k.min(63)
+                    let at = numbers[..k]
+                        .iter()
+                        .position(|&n| n == x)
+                        .unwrap_or_else(|| {
+                            if k < numbers.len() {
+                                numbers[k] = x;
+                                k += 1;
+                            }
+                            k - 1
+                        });
+                    1u64 << at
                 }
-                _ => 0,
-            })
-            .collect();
+                Stack::Joint => 0,
+                Stack::Exclusive => EXCLUSIVE,
+            });
+        }
         let n = candidates.len();
-        let k = numbers.len().min(64);
-        let mut joint_rest = vec![0; n + 1];
-        let mut category_rest = vec![0; (n + 1) * k];
+        space.joint_rest.clear();
+        space.joint_rest.resize(n + 1, 0);
+        space.category_rest.clear();
+        space.category_rest.resize((n + 1) * k, 0);
         for c in (0..n).rev() {
-            joint_rest[c] = joint_rest[c + 1];
-            category_rest.copy_within((c + 1) * k..(c + 2) * k, c * k);
+            space.joint_rest[c] = space.joint_rest[c + 1];
+            space
+                .category_rest
+                .copy_within((c + 1) * k..(c + 2) * k, c * k);
             let standalone = candidates[c].1;
-            match stack(&candidates[c].0) {
-                Stack::Joint => joint_rest[c] += standalone,
-                Stack::Single(_) => {
-                    let slot = c * k + category_bit[c].trailing_zeros() as usize;
-                    category_rest[slot] = category_rest[slot].max(standalone);
+            match space.bits[c] {
+                0 => space.joint_rest[c] += standalone,
+                EXCLUSIVE => {}
+                bit => {
+                    let slot = c * k + bit.trailing_zeros() as usize;
+                    space.category_rest[slot] = space.category_rest[slot].max(standalone);
                 }
-                Stack::Exclusive => {}
             }
         }
+        space.best.clear();
+        space.chosen.clear();
         Search {
             priced,
             candidates,
-            category_bit,
-            joint_rest,
-            category_rest,
+            space,
             categories: k,
-            best: None,
+            best_value: None,
             nodes: 0,
             cut_short: false,
             state: start,
@@ -1507,48 +1566,54 @@ impl<'a, 'b> Search<'a, 'b> {
         }
     }
 
-    fn stack(&self, c: usize) -> Stack {
-        self.priced.pricer.promotions[self.candidates[c].0.promo].stack
+    /// The best combination found (empty for none).
+    fn best(&self) -> &[usize] {
+        &self.space.best
     }
 
-    /// Ordered as the ids are.
-    fn id_rank(&self, c: usize) -> u32 {
-        self.priced.pricer.promotions[self.candidates[c].0.promo].id_rank
-    }
-
-    /// Keeps `set` if it beats the best so far (copied only then).
-    fn offer(&mut self, value: i64, set: &[usize]) {
-        let better = match &self.best {
+    /// Keeps `chosen` if it beats the best so far (copied only then).
+    fn offer_chosen(&mut self, value: i64) {
+        let space = &mut *self.space;
+        let (set, best) = (&space.chosen, &space.best);
+        let better = match self.best_value {
             None => true,
-            Some((v, s)) => {
-                value > *v
-                    || (value == *v
-                        && (set.len() < s.len()
-                            || (set.len() == s.len()
+            Some(v) => {
+                value > v
+                    || (value == v
+                        && (set.len() < best.len()
+                            || (set.len() == best.len()
                                 && set
                                     .iter()
-                                    .map(|&c| self.id_rank(c))
-                                    .lt(s.iter().map(|&c| self.id_rank(c))))))
+                                    .map(|&c| space.id_ranks[c])
+                                    .lt(best.iter().map(|&c| space.id_ranks[c])))))
             }
         };
         if better {
-            let mut kept = self.best.take().map(|b| b.1).unwrap_or_default();
-            kept.clear();
-            kept.extend_from_slice(set);
-            self.best = Some((value, kept));
+            space.best.clear();
+            space.best.extend_from_slice(&space.chosen);
+            self.best_value = Some(value);
         }
+    }
+
+    /// Offers a combination of exclusive candidate `c` alone.
+    fn offer_alone(&mut self, value: i64, c: usize) {
+        self.space.chosen.clear();
+        self.space.chosen.push(c);
+        self.offer_chosen(value);
+        self.space.chosen.clear();
     }
 
     /// The most the candidates from `from` on could add, given the categories already used.
     fn bound(&self, from: usize, used: u64) -> i64 {
         let k = self.categories;
-        self.joint_rest[from]
-            + self.category_rest[from * k..(from + 1) * k]
-                .iter()
-                .enumerate()
-                .filter(|(c, _)| used >> c & 1 == 0)
-                .map(|(_, v)| v)
-                .sum::<i64>()
+        let rest = &self.space.category_rest[from * k..(from + 1) * k];
+        let mut sum = self.space.joint_rest[from];
+        for (c, v) in rest.iter().enumerate() {
+            if used >> c & 1 == 0 {
+                sum += v;
+            }
+        }
+        sum
     }
 
     /// A first answer to prune with: the best of each category alone and every joint
@@ -1556,25 +1621,28 @@ impl<'a, 'b> Search<'a, 'b> {
     fn greedy_start(&mut self) {
         let n = self.candidates.len();
         // Per category bit, the candidate giving the most alone (the first on ties).
-        let mut best_of = [None::<usize>; 64];
+        let mut best_of = [usize::MAX; 64];
         for c in 0..n {
-            if let Stack::Single(_) = self.stack(c) {
-                let slot = &mut best_of[self.category_bit[c].trailing_zeros() as usize];
-                if slot.is_none_or(|b| self.candidates[c].1 > self.candidates[b].1) {
-                    *slot = Some(c);
+            let bit = self.space.bits[c];
+            if bit != 0 && bit != EXCLUSIVE {
+                let slot = &mut best_of[bit.trailing_zeros() as usize];
+                if *slot == usize::MAX || self.candidates[c].1 > self.candidates[*slot].1 {
+                    *slot = c;
                 }
             }
         }
-        let pick = (0..n).filter(|&c| match self.stack(c) {
-            Stack::Exclusive => false,
-            Stack::Joint => true,
-            Stack::Single(_) => best_of[self.category_bit[c].trailing_zeros() as usize] == Some(c),
-        });
-        let pick: Vec<usize> = pick.collect();
         let mut state = self.state.clone();
         let mut value = 0;
-        let mut chosen = Vec::new();
-        for c in pick {
+        self.space.chosen.clear();
+        for c in 0..n {
+            let pick = match self.space.bits[c] {
+                0 => true,
+                EXCLUSIVE => false,
+                bit => best_of[bit.trailing_zeros() as usize] == c,
+            };
+            if !pick {
+                continue;
+            }
             let memo = &mut self.memos[self.candidates[c].0.promo];
             let gain = self
                 .priced
@@ -1584,27 +1652,24 @@ impl<'a, 'b> Search<'a, 'b> {
                     .split(&self.priced.layout.flat, &state, self.scratch);
                 memo.effect.apply(&mut state);
                 value += gain;
-                chosen.push(c);
+                self.space.chosen.push(c);
             }
         }
-        if !chosen.is_empty() {
-            self.offer(value, &chosen);
+        if !self.space.chosen.is_empty() {
+            self.offer_chosen(value);
         }
-    }
-
-    /// Whether candidate `c` may join a combination that uses the categories in `used`.
-    fn open(&self, c: usize, used: u64) -> bool {
-        self.stack(c) != Stack::Exclusive && used & self.category_bit[c] == 0
+        self.space.chosen.clear();
     }
 
     /// The first candidate from `from` on that may join a combination of `len` members worth
     /// `value` using the categories in `used`, unless even the best the rest could add cannot
     /// beat the best found (ties: fewer promotions).
     fn next_worth_deciding(&self, from: usize, value: i64, len: usize, used: u64) -> Option<usize> {
-        let next = (from..self.candidates.len()).find(|&c| self.open(c, used))?;
-        if let Some((best, set)) = &self.best {
+        let bits = &self.space.bits;
+        let next = from + bits.get(from..)?.iter().position(|&b| used & b == 0)?;
+        if let Some(best) = self.best_value {
             let bound = value + self.bound(next, used);
-            if bound < *best || (bound == *best && len >= set.len()) {
+            if bound < best || (bound == best && len >= self.space.best.len()) {
                 return None;
             }
         }
@@ -1613,15 +1678,16 @@ impl<'a, 'b> Search<'a, 'b> {
 
     /// Decides the candidates from `from` on: the next one that may join is taken (when it gives
     /// something on the state so far) or left. A combination is offered when its last member is
-    /// taken; `nodes` counts the decisions.
-    fn branch(&mut self, from: usize, value: i64, chosen: &mut Vec<usize>, used: u64) {
-        if let Some(next) = self.next_worth_deciding(from, value, chosen.len(), used) {
-            self.decide(next, value, chosen, used);
+    /// taken; `nodes` counts the decisions. `used` always holds [`EXCLUSIVE`].
+    fn branch(&mut self, from: usize, value: i64, used: u64) {
+        let len = self.space.chosen.len();
+        if let Some(next) = self.next_worth_deciding(from, value, len, used) {
+            self.decide(next, value, used);
         }
     }
 
     /// Takes or leaves candidate `next`, found worth deciding by [`Search::next_worth_deciding`].
-    fn decide(&mut self, next: usize, value: i64, chosen: &mut Vec<usize>, used: u64) {
+    fn decide(&mut self, next: usize, value: i64, used: u64) {
         self.nodes += 1;
         if self.nodes > MAX_COMBINATIONS {
             self.cut_short = true;
@@ -1636,23 +1702,22 @@ impl<'a, 'b> Search<'a, 'b> {
             self.scratch,
         );
         if gain > 0 {
-            chosen.push(next);
-            self.offer(value + gain, chosen);
-            let used = used | self.category_bit[next];
+            self.space.chosen.push(next);
+            self.offer_chosen(value + gain);
+            let used = used | self.space.bits[next];
+            let len = self.space.chosen.len();
             // Its discounts are split over lines only when something may follow it.
-            if let Some(after) =
-                self.next_worth_deciding(next + 1, value + gain, chosen.len(), used)
-            {
+            if let Some(after) = self.next_worth_deciding(next + 1, value + gain, len, used) {
                 memo.effect
                     .split(&self.priced.layout.flat, &self.state, self.scratch);
                 memo.effect.apply(&mut self.state);
-                self.decide(after, value + gain, chosen, used);
+                self.decide(after, value + gain, used);
                 memo.effect.undo(&mut self.state);
             }
-            chosen.pop();
+            self.space.chosen.pop();
         }
         self.memos[promo] = memo;
-        self.branch(next + 1, value, chosen, used);
+        self.branch(next + 1, value, used);
     }
 }
 
