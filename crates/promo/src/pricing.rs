@@ -610,26 +610,73 @@ impl Pricer {
             scratch,
             codes,
             search_space,
+            store_ranks,
+            distinct_stores,
+            kept,
+            by_rank,
         } = work;
         // Canonical line order, so nothing depends on the order lines were given in.
+        // Ordered first by the SKU's first eight bytes (as a number: the same order as the
+        // bytes'), and only on a tie by the whole line.
+        let prefix = |sku: &str| {
+            let mut bytes = [0u8; 8];
+            let n = sku.len().min(8);
+            bytes[..n].copy_from_slice(&sku.as_bytes()[..n]);
+            u64::from_be_bytes(bytes)
+        };
         order.clear();
-        order.extend(0..cart.lines.len());
-        order.sort_unstable_by(|&a, &b| {
-            let (x, y) = (&cart.lines[a], &cart.lines[b]);
-            (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a).cmp(&(
-                &y.sku,
-                y.unit_price,
-                y.quantity,
-                &y.store,
-                &y.category,
-                b,
-            ))
-        });
+        order.extend(
+            cart.lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (prefix(&l.sku), i)),
+        );
+        order.sort_unstable();
+        if order.windows(2).any(|w| w[0].0 == w[1].0) {
+            order.sort_by(|&(pa, a), &(pb, b)| {
+                pa.cmp(&pb).then_with(|| {
+                    let (x, y) = (&cart.lines[a], &cart.lines[b]);
+                    (&x.sku, x.unit_price, x.quantity, &x.store, &x.category, a).cmp(&(
+                        &y.sku,
+                        y.unit_price,
+                        y.quantity,
+                        &y.store,
+                        &y.category,
+                        b,
+                    ))
+                })
+            });
+        }
+        // Each canonical line's store as its rank among the cart's store names, so per-store
+        // rules group lines by comparing numbers.
+        store_ranks.clear();
+        distinct_stores.clear();
+        for &(_, given) in order.iter() {
+            let store = cart.lines[given].store.as_deref();
+            let known = distinct_stores
+                .iter()
+                .position(|&k| cart.lines[k].store.as_deref() == store);
+            store_ranks.push(known.unwrap_or_else(|| {
+                distinct_stores.push(given);
+                distinct_stores.len() - 1
+            }) as u32);
+        }
+        if distinct_stores.len() > 1 {
+            let mut by_name: Vec<usize> = (0..distinct_stores.len()).collect();
+            by_name.sort_unstable_by_key(|&k| cart.lines[distinct_stores[k]].store.as_deref());
+            let mut rank = vec![0u32; by_name.len()];
+            for (r, &k) in by_name.iter().enumerate() {
+                rank[k] = r as u32;
+            }
+            for x in store_ranks.iter_mut() {
+                *x = rank[*x as usize];
+            }
+        }
         ids.clear();
         category_ids.clear();
         quantities.clear();
         originals.clear();
-        for &given in order.iter() {
+        for &(_, given) in order.iter() {
             let l = &cart.lines[given];
             let start = category_ids.len();
             category_ids.extend(l.category.iter().filter_map(|c| self.categories.get(c)));
@@ -656,7 +703,7 @@ impl Pricer {
 
         // Which promotions could apply: each one's lines, laid out once.
         let mut not_applied = Vec::new();
-        let mut kept: Vec<Candidate> = Vec::new();
+        kept.clear();
         for (k, c) in self.promotions.iter().enumerate() {
             if let Some(reason) = self.gate(c, customer, codes) {
                 not_applied.push(NotApplied::new(c, reason));
@@ -687,8 +734,8 @@ impl Pricer {
             if c.per_store {
                 let start = layout.flat.len();
                 layout.flat.extend_from_within(in_scope);
-                // By the store's name: stores no scope names are not interned.
-                let store = |i: usize| cart.lines[order[i]].store.as_deref();
+                // By the store's name (its rank among the cart's).
+                let store = |i: usize| store_ranks[i];
                 layout.flat[start..].sort_unstable_by_key(|&i| (store(i), i));
                 let mut from = 0;
                 let n = layout.flat.len() - start;
@@ -756,7 +803,10 @@ impl Pricer {
         // Rules only give less on lower prices, so nothing on the original prices is never.
         // What each gives alone on the original prices is also no more than it can give in any
         // combination (and never more than is left), so it bounds the search.
-        for c in kept {
+        // Candidates go in application order: each into its promotion's place in that order.
+        by_rank.clear();
+        by_rank.resize(self.promotions.len(), None);
+        for c in kept.drain(..) {
             let standalone = priced.evaluate(&c, &start, &mut memos[c.promo], scratch);
             if standalone == 0 {
                 not_applied.push(NotApplied::new(
@@ -764,11 +814,12 @@ impl Pricer {
                     priced.not_reached(&c),
                 ));
             } else {
-                candidates.push((c, standalone));
+                let rank = self.promotions[c.promo].order_rank as usize;
+                by_rank[rank] = Some((c, standalone));
             }
         }
+        candidates.extend(by_rank.drain(..).flatten());
         let promotion = |c: &Candidate| &self.promotions[c.promo];
-        candidates.sort_unstable_by_key(|(c, _)| promotion(c).order_rank);
         let n = candidates.len();
 
         let (chosen, tried, cut_short) = if all {
@@ -823,7 +874,7 @@ impl Pricer {
 
         // Back to the order the lines were given in.
         let mut position = vec![0; order.len()];
-        for (canonical, &given) in order.iter().enumerate() {
+        for (canonical, &(_, given)) in order.iter().enumerate() {
             position[canonical] = given;
         }
         let mut quoted: Vec<QuotedLine> = cart
@@ -838,7 +889,7 @@ impl Pricer {
                 total: 0,
             })
             .collect();
-        for (canonical, &given) in order.iter().enumerate() {
+        for (canonical, &(_, given)) in order.iter().enumerate() {
             let q = &mut quoted[given];
             q.original = originals[canonical];
             q.total = state.amounts[canonical];
@@ -1013,7 +1064,8 @@ struct Memo {
 /// Working space for one quote, kept per thread so a quote allocates little beyond its output.
 #[derive(Debug, Default)]
 struct Work {
-    order: Vec<usize>,
+    /// Canonical order: (SKU prefix, line index as given).
+    order: Vec<(u64, usize)>,
     ids: Vec<LineIds>,
     category_ids: Vec<u32>,
     quantities: Vec<i64>,
@@ -1027,6 +1079,14 @@ struct Work {
     scratch: Scratch,
     codes: Vec<String>,
     search_space: SearchSpace,
+    /// Per canonical line: its store's rank among the cart's store names.
+    store_ranks: Vec<u32>,
+    /// A given line of each store of the cart, in order of first appearance.
+    distinct_stores: Vec<usize>,
+    /// Promotions whose audience, code and lines let them be evaluated, in set order.
+    kept: Vec<Candidate>,
+    /// Per place in application order: its candidate and what it gives alone, if any.
+    by_rank: Vec<Option<(Candidate, i64)>>,
 }
 
 /// Line lists the candidates point into, fixed once the candidates are built.
