@@ -695,7 +695,7 @@ impl Pricer {
         layout.flat.clear();
         layout.groups.clear();
         layout.bundle_parts.clear();
-        layout.member_prices.clear();
+        layout.per_line.clear();
         candidates.clear();
         if memos.len() < self.promotions.len() {
             memos.resize_with(self.promotions.len(), Memo::default);
@@ -762,8 +762,18 @@ impl Pricer {
                     layout.bundle_parts.push(start..layout.flat.len());
                 }
                 parts_start..layout.bundle_parts.len()
+            } else if let Rule::NthItemOff { nth, .. } = c.p.rule {
+                // Only lines with at least `nth` units get anything.
+                let start = layout.per_line.len();
+                for j in eligible.clone() {
+                    let i = layout.flat[j];
+                    if nth > 0 && quantities[i] >= nth {
+                        layout.per_line.push((i, quantities[i] / nth));
+                    }
+                }
+                start..layout.per_line.len()
             } else if !c.member_prices.is_empty() {
-                let start = layout.member_prices.len();
+                let start = layout.per_line.len();
                 for j in eligible.clone() {
                     let i = layout.flat[j];
                     let price = ids[i].sku.and_then(|s| {
@@ -773,10 +783,10 @@ impl Pricer {
                             .map(|at| c.member_prices[at].1)
                     });
                     if let Some(price) = price {
-                        layout.member_prices.push((i, price));
+                        layout.per_line.push((i, price));
                     }
                 }
-                start..layout.member_prices.len()
+                start..layout.per_line.len()
             } else {
                 0..0
             };
@@ -1034,18 +1044,29 @@ struct Scratch {
     weights: Vec<i64>,
     parts: Vec<i64>,
     remainders: Vec<u128>,
-    /// Buy X get Y: each line's (unit value, extra cents).
-    unit_split: Vec<(i64, i64)>,
+    /// Buy X get Y: each line's unit value and its dearer and plain units.
+    unit_split: Vec<(i64, i64, i64)>,
 }
 
-/// A unit run for buy X get Y: `units` units of canonical line `line` worth `value` each; each
-/// line has a dearer run (its extra cents) and a plain one.
+/// A unit run for buy X get Y: `units` units of one canonical line worth `value` each; each line
+/// of several units has a dearer run (its extra cents) and a plain one. Runs go dearest first,
+/// then by `tie`: the line, then the dearer run first.
 #[derive(Debug, Clone, Copy)]
 struct Run {
     value: i64,
-    line: usize,
-    dearer: bool,
+    /// The canonical line shifted left by one, the low bit set for the plain run.
+    tie: u64,
     units: i64,
+}
+
+impl Run {
+    fn line(&self) -> usize {
+        (self.tie >> 1) as usize
+    }
+
+    fn dearer(&self) -> bool {
+        self.tie & 1 == 0
+    }
 }
 
 /// A promotion's last effect, the amounts it was worked out from (its lines', then shipping) and
@@ -1099,8 +1120,9 @@ struct Layout {
     groups: Vec<Range<usize>>,
     /// Bundle: per bundle SKU, its lines (in `flat`).
     bundle_parts: Vec<Range<usize>>,
-    /// Member price: (canonical line, unit price).
-    member_prices: Vec<(usize, i64)>,
+    /// A number per line a rule needs: member price, (canonical line, member unit price); N-th
+    /// item off, (canonical line, units discounted) for the lines with that many units.
+    per_line: Vec<(usize, i64)>,
 }
 
 /// A promotion that could apply to the cart, with the lines it looks at.
@@ -1114,7 +1136,8 @@ struct Candidate {
     /// Into [`Layout::groups`].
     groups: Range<usize>,
     /// Bundle: into [`Layout::bundle_parts`] (its members laid out together in `flat`, from the
-    /// first part's start to the last part's end); member price: into `member_prices`.
+    /// first part's start to the last part's end); member price and N-th item off: into
+    /// [`Layout::per_line`].
     extra: Range<usize>,
 }
 
@@ -1274,14 +1297,10 @@ impl Priced<'_> {
                     out.defer(d, c.eligible.clone(), left);
                 }
             }
-            Rule::NthItemOff { nth, percent_bp } => {
-                for &i in eligible {
-                    let q = quantities[i];
-                    if *nth <= 0 || q < *nth {
-                        continue;
-                    }
+            Rule::NthItemOff { percent_bp, .. } => {
+                for &(i, units) in &self.layout.per_line[c.extra.clone()] {
                     // The discounted units' share of the line, then the percentage of it.
-                    let share = mul_div(self.base_of(p, state, i), q / nth, q);
+                    let share = mul_div(self.base_of(p, state, i), units, quantities[i]);
                     let d = percent_of(share, *percent_bp).min(state.amounts[i]);
                     if d > 0 {
                         out.lines.push((i, d));
@@ -1303,11 +1322,16 @@ impl Priced<'_> {
                 let fresh = runs.is_empty();
                 if fresh {
                     for &i in eligible {
-                        for dearer in [true, false] {
+                        // A single unit has no extra cents: no dearer run.
+                        let dearer = if quantities[i] > 1 {
+                            [true, false].as_slice()
+                        } else {
+                            &[false]
+                        };
+                        for &dearer in dearer {
                             runs.push(Run {
                                 value: 0,
-                                line: i,
-                                dearer,
+                                tie: (i as u64) << 1 | u64::from(!dearer),
                                 units: 0,
                             });
                         }
@@ -1315,43 +1339,42 @@ impl Priced<'_> {
                 }
                 // Each line's unit value and its extra cents, once per line (by canonical line).
                 let split = &mut scratch.unit_split;
-                split.resize(quantities.len(), (0, 0));
+                split.resize(quantities.len(), (0, 0, 0));
+                let mut total = 0;
                 for &i in eligible {
                     let (q, a) = (quantities[i], self.base_of(p, state, i));
+                    let counted = q.clamp(0, 10_000);
+                    total += counted;
                     split[i] = match q {
-                        1 => (a, 0),
-                        q if q > 1 => (a / q, a % q),
-                        _ => (0, 0),
+                        1 => (a, 0, 1),
+                        q if q > 1 => {
+                            let cents = (a % q).min(counted);
+                            (a / q, cents, counted - cents)
+                        }
+                        _ => (0, 0, 0),
                     };
                 }
                 for r in runs.iter_mut() {
-                    let q = quantities[r.line];
-                    if q <= 0 {
-                        r.units = 0;
-                        continue;
-                    }
-                    let (value, cents) = split[r.line];
-                    let counted = q.min(10_000);
-                    let dearer = cents.min(counted);
-                    (r.value, r.units) = if r.dearer {
+                    let (value, dearer, plain) = split[r.line()];
+                    (r.value, r.units) = if r.dearer() {
                         (value + 1, dearer)
                     } else {
-                        (value, counted - dearer)
+                        (value, plain)
                     };
                 }
-                let key = |r: &Run| (std::cmp::Reverse(r.value), r.line, !r.dearer);
                 if fresh {
-                    runs.sort_unstable_by_key(key);
+                    runs.sort_unstable_by(|a, b| b.value.cmp(&a.value).then(a.tie.cmp(&b.tie)));
                 }
+                let before =
+                    |a: &Run, b: &Run| a.value > b.value || (a.value == b.value && a.tie < b.tie);
                 for k in 1..runs.len() {
                     let mut j = k;
-                    while j > 0 && key(&runs[j]) < key(&runs[j - 1]) {
+                    while j > 0 && before(&runs[j], &runs[j - 1]) {
                         runs.swap(j, j - 1);
                         j -= 1;
                     }
                 }
                 let size = buy + get;
-                let total: i64 = runs.iter().map(|r| r.units).sum();
                 let mut times = total / size;
                 if let Some(m) = max_times {
                     times = times.min(*m);
@@ -1366,9 +1389,10 @@ impl Priced<'_> {
                     if free == 0 {
                         continue;
                     }
-                    match out.lines.iter_mut().find(|(l, _)| *l == r.line) {
+                    let line = r.line();
+                    match out.lines.iter_mut().find(|(l, _)| *l == line) {
                         Some(entry) => entry.1 += free * r.value,
-                        None => out.lines.push((r.line, free * r.value)),
+                        None => out.lines.push((line, free * r.value)),
                     }
                 }
                 for entry in &mut out.lines {
@@ -1424,7 +1448,7 @@ impl Priced<'_> {
                 {
                     return;
                 }
-                for &(i, price) in &self.layout.member_prices[c.extra.clone()] {
+                for &(i, price) in &self.layout.per_line[c.extra.clone()] {
                     let d = (self.base_of(p, state, i) - price.saturating_mul(quantities[i]))
                         .min(state.amounts[i]);
                     if d > 0 {
@@ -1669,9 +1693,8 @@ impl<'a, 'b> Search<'a, 'b> {
         let rest = &self.space.category_rest[from * k..(from + 1) * k];
         let mut sum = self.space.joint_rest[from];
         for (c, v) in rest.iter().enumerate() {
-            if used >> c & 1 == 0 {
-                sum += v;
-            }
+            // Without a branch: whether a category is used does not follow a pattern.
+            sum += v * ((!used >> c) & 1) as i64;
         }
         sum
     }
@@ -1748,6 +1771,17 @@ impl<'a, 'b> Search<'a, 'b> {
 
     /// Takes or leaves candidate `next`, found worth deciding by [`Search::next_worth_deciding`].
     fn decide(&mut self, next: usize, value: i64, used: u64) {
+        // Taking it cannot beat the best found even if it gives all it gives alone and the rest
+        // all theirs: only leaving it is worth deciding, without evaluating it.
+        if let Some(best) = self.best_value {
+            let len = self.space.chosen.len();
+            let bound = value
+                + self.candidates[next].1
+                + self.bound(next + 1, used | self.space.bits[next]);
+            if bound < best || (bound == best && len >= self.space.best.len()) {
+                return self.branch(next + 1, value, used);
+            }
+        }
         self.nodes += 1;
         if self.nodes > MAX_COMBINATIONS {
             self.cut_short = true;
