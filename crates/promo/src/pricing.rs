@@ -461,6 +461,8 @@ pub struct Pricer {
     skus: HashMap<String, u32>,
     categories: HashMap<String, u32>,
     stores: HashMap<String, u32>,
+    /// Some promotion is a buy X get Y: carts lay out their unit runs.
+    buys_x_gets_y: bool,
 }
 
 fn intern(table: &mut HashMap<String, u32>, name: &str) -> u32 {
@@ -557,6 +559,9 @@ impl Pricer {
             compiled[k].order_rank = rank as u32;
         }
         Pricer {
+            buys_x_gets_y: compiled
+                .iter()
+                .any(|c| matches!(c.p.rule, Rule::BuyXGetY { .. })),
             promotions: compiled,
             scopes,
             skus,
@@ -696,11 +701,27 @@ impl Pricer {
         layout.groups.clear();
         layout.bundle_parts.clear();
         layout.per_line.clear();
+        layout.unit_runs.clear();
         candidates.clear();
         if memos.len() < self.promotions.len() {
             memos.resize_with(self.promotions.len(), Memo::default);
         }
 
+        if self.buys_x_gets_y {
+            for (i, &q) in quantities.iter().enumerate() {
+                // A line of one unit has no extra cents, ever: no dearer run. A dearer run with
+                // no units now may gain some as the amount falls, so it stays.
+                if originals[i] > 0 && q > 1 {
+                    layout.unit_runs.push(Run::of(i, true, q, originals[i]));
+                }
+                if originals[i] > 0 {
+                    layout.unit_runs.push(Run::of(i, false, q, originals[i]));
+                }
+            }
+            layout
+                .unit_runs
+                .sort_unstable_by(|a, b| b.value.cmp(&a.value).then(a.tie.cmp(&b.tie)));
+        }
         // Which promotions could apply: each one's lines, laid out once.
         let mut not_applied = Vec::new();
         kept.clear();
@@ -1044,8 +1065,10 @@ struct Scratch {
     weights: Vec<i64>,
     parts: Vec<i64>,
     remainders: Vec<u128>,
-    /// Buy X get Y: each line's unit value and its dearer and plain units.
-    unit_split: Vec<(i64, i64, i64)>,
+    /// Buy X get Y: the lines in the candidate's scope (by canonical line), and the runs that
+    /// count, dearest first.
+    in_scope: Vec<bool>,
+    top_runs: Vec<Run>,
 }
 
 /// A unit run for buy X get Y: `units` units of one canonical line worth `value` each; each line
@@ -1060,6 +1083,27 @@ struct Run {
 }
 
 impl Run {
+    /// The dearer or the plain run of canonical line `line`, of `quantity` units worth `amount`
+    /// together (units beyond 10,000 are not counted).
+    fn of(line: usize, dearer: bool, quantity: i64, amount: i64) -> Run {
+        let counted = quantity.clamp(0, 10_000);
+        let (value, cents) = if quantity > 0 {
+            (amount / quantity, (amount % quantity).min(counted))
+        } else {
+            (0, 0)
+        };
+        let (value, units) = if dearer {
+            (value + 1, cents)
+        } else {
+            (value, counted - cents)
+        };
+        Run {
+            value,
+            tie: (line as u64) << 1 | u64::from(!dearer),
+            units,
+        }
+    }
+
     fn line(&self) -> usize {
         (self.tie >> 1) as usize
     }
@@ -1120,6 +1164,9 @@ struct Layout {
     groups: Vec<Range<usize>>,
     /// Bundle: per bundle SKU, its lines (in `flat`).
     bundle_parts: Vec<Range<usize>>,
+    /// Buy X get Y: every line's runs at the start (original amounts), dearest first; each
+    /// candidate visits its own lines' runs in this order.
+    unit_runs: Vec<Run>,
     /// A number per line a rule needs: member price, (canonical line, member unit price); N-th
     /// item off, (canonical line, units discounted) for the lines with that many units.
     per_line: Vec<(usize, i64)>,
@@ -1317,73 +1364,66 @@ impl Priced<'_> {
                 }
                 // Every unit with its value (a line's amount spread over its units, the extra
                 // cents on its first units), dearest first, ties by canonical line: as runs of
-                // equal units, two per line. The runs keep their order from the last call, so
-                // sorting them again is nearly free.
-                let fresh = runs.is_empty();
-                if fresh {
+                // equal units, a dearer run (the extra cents) and a plain one per line. Only the
+                // first `buy + get` times `times` units count. Amounts only fall from the start,
+                // so no unit is worth more than it was then: the runs are visited in their order
+                // at the start, and the visit stops once no later run can come before the last
+                // unit that counts.
+                if runs.is_empty() {
+                    let in_scope = &mut scratch.in_scope;
+                    in_scope.clear();
+                    in_scope.resize(quantities.len(), false);
                     for &i in eligible {
-                        // A single unit has no extra cents: no dearer run.
-                        let dearer = if quantities[i] > 1 {
-                            [true, false].as_slice()
-                        } else {
-                            &[false]
-                        };
-                        for &dearer in dearer {
-                            runs.push(Run {
-                                value: 0,
-                                tie: (i as u64) << 1 | u64::from(!dearer),
-                                units: 0,
-                            });
-                        }
+                        in_scope[i] = true;
                     }
-                }
-                // Each line's unit value and its extra cents, once per line (by canonical line).
-                let split = &mut scratch.unit_split;
-                split.resize(quantities.len(), (0, 0, 0));
-                let mut total = 0;
-                for &i in eligible {
-                    let (q, a) = (quantities[i], self.base_of(p, state, i));
-                    let counted = q.clamp(0, 10_000);
-                    total += counted;
-                    split[i] = match q {
-                        1 => (a, 0, 1),
-                        q if q > 1 => {
-                            let cents = (a % q).min(counted);
-                            (a / q, cents, counted - cents)
-                        }
-                        _ => (0, 0, 0),
-                    };
-                }
-                for r in runs.iter_mut() {
-                    let (value, dearer, plain) = split[r.line()];
-                    (r.value, r.units) = if r.dearer() {
-                        (value + 1, dearer)
-                    } else {
-                        (value, plain)
-                    };
-                }
-                if fresh {
-                    runs.sort_unstable_by(|a, b| b.value.cmp(&a.value).then(a.tie.cmp(&b.tie)));
-                }
-                let before =
-                    |a: &Run, b: &Run| a.value > b.value || (a.value == b.value && a.tie < b.tie);
-                for k in 1..runs.len() {
-                    let mut j = k;
-                    while j > 0 && before(&runs[j], &runs[j - 1]) {
-                        runs.swap(j, j - 1);
-                        j -= 1;
-                    }
+                    runs.extend(self.layout.unit_runs.iter().filter(|r| in_scope[r.line()]));
                 }
                 let size = buy + get;
+                let total: i64 = runs.iter().map(|r| r.units).sum();
                 let mut times = total / size;
                 if let Some(m) = max_times {
                     times = times.min(*m);
                 }
-                let mut at = 0;
+                let counted_units = times * size;
+                let top = &mut scratch.top_runs;
+                top.clear();
+                let mut covered = 0;
                 for r in runs.iter() {
-                    if at >= times * size {
-                        break;
+                    if let (true, Some(last)) = (covered >= counted_units, top.last()) {
+                        if (r.value, std::cmp::Reverse(r.tie))
+                            < (last.value, std::cmp::Reverse(last.tie))
+                        {
+                            break;
+                        }
                     }
+                    let now = Run::of(
+                        r.line(),
+                        r.dearer(),
+                        quantities[r.line()],
+                        self.base_of(p, state, r.line()),
+                    );
+                    if now.units == 0 {
+                        continue;
+                    }
+                    let at = top
+                        .iter()
+                        .rposition(|t| {
+                            t.value > now.value || (t.value == now.value && t.tie < now.tie)
+                        })
+                        .map_or(0, |k| k + 1);
+                    top.insert(at, now);
+                    covered += now.units;
+                    while let Some(last) = top.last() {
+                        if covered - last.units >= counted_units {
+                            covered -= last.units;
+                            top.pop();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                let mut at = 0;
+                for r in top.iter() {
                     let free = free_units(at, r.units, *buy, size, times);
                     at += r.units;
                     if free == 0 {

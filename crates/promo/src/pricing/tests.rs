@@ -461,6 +461,46 @@ fn arb_cart() -> impl Strategy<Value = Cart> {
     })
 }
 
+/// Lines a, b, c, … (so in canonical order already) of (quantity, unit price).
+fn lettered_lines(units: &[(i64, i64)]) -> Vec<CartLine> {
+    units
+        .iter()
+        .enumerate()
+        .map(|(i, &(q, price))| line(&format!("{}", (b'a' + i as u8) as char), q, price, "x", "s"))
+        .collect()
+}
+
+/// Buy X get Y's reference: every unit laid out with its value (a line's amount over its units,
+/// the extra cents on its first units), dearest first, ties to the earlier line; of every
+/// `buy + get`, the last `get` free. What each line (in canonical order) gets off.
+fn free_unit_by_unit(
+    amounts: &[i64],
+    quantities: &[i64],
+    buy: i64,
+    get: i64,
+    max_times: Option<i64>,
+) -> Vec<i64> {
+    let mut laid: Vec<(i64, usize)> = Vec::new();
+    for (i, (&a, &q)) in amounts.iter().zip(quantities).enumerate() {
+        for u in 0..q {
+            laid.push((a / q + i64::from(u < a % q), i));
+        }
+    }
+    laid.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+    let size = (buy + get) as usize;
+    let mut times = laid.len() / size;
+    if let Some(m) = max_times {
+        times = times.min(m as usize);
+    }
+    let mut free = vec![0i64; amounts.len()];
+    for g in 0..times {
+        for &(v, i) in &laid[g * size + buy as usize..(g + 1) * size] {
+            free[i] += v;
+        }
+    }
+    free
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -502,37 +542,61 @@ proptest! {
     }
 
     #[test]
+    fn buy_x_get_y_after_a_discount_frees_the_cheapest_units_of_what_is_left(
+        units in proptest::collection::vec((1i64..6, 1i64..5_000), 1..8),
+        percent_bp in 100i64..9_000,
+        discounted in any::<u8>(),
+        buy in 0i64..4,
+        get in 1i64..3,
+        max_times in proptest::option::of(1i64..4),
+    ) {
+        // A percentage off some lines first (priority 0), then buy X get Y on the amounts it
+        // left: unit values fall unevenly, so the dearest units at the start need not be the
+        // dearest after.
+        let lines = lettered_lines(&units);
+        let joint = Stacking::Category { name: "j".into(), joint: true };
+        let mut off = promo("off", Rule::PercentOff { percent_bp, threshold: 0, cap: None }, joint.clone());
+        off.priority = 0;
+        // Only some lines: theirs fall, the others' stay.
+        off.scope.skus = lines.iter().enumerate().filter(|(i, _)| discounted >> i & 1 == 1).map(|(_, l)| l.sku.clone()).collect();
+        if off.scope.skus.is_empty() {
+            off.scope.skus.push(lines[0].sku.clone());
+        }
+        let mut bxgy = promo("bxgy", Rule::BuyXGetY { buy, get, max_times }, joint);
+        bxgy.priority = 1;
+        let cart = Cart { lines: lines.clone(), shipping_fee: 0, codes: Vec::new() };
+        let q = apply_all(&cart, &Customer::default(), &[off, bxgy]);
+        let after_off: Vec<i64> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let cut: i64 = q.applied.iter().filter(|a| &*a.id == "off").flat_map(|a| &a.allocation).filter(|x| x.0 == i).map(|x| x.1).sum();
+                l.unit_price * l.quantity - cut
+            })
+            .collect();
+        let quantities: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
+        let want = free_unit_by_unit(&after_off, &quantities, buy, get, max_times);
+        let mut got = vec![0i64; lines.len()];
+        for a in q.applied.iter().filter(|a| &*a.id == "bxgy") {
+            for &(i, d) in &a.allocation {
+                got[i] += d;
+            }
+        }
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
     fn buy_x_get_y_frees_the_cheapest_unit_by_unit(
         units in proptest::collection::vec((1i64..6, 1i64..5_000), 1..6),
         buy in 0i64..4,
         get in 1i64..3,
         max_times in proptest::option::of(1i64..4),
     ) {
-        // Lines a, b, c, … in canonical order already; the reference lays every unit out.
-        let lines: Vec<CartLine> = units
-            .iter()
-            .enumerate()
-            .map(|(i, &(q, price))| line(&format!("{}", (b'a' + i as u8) as char), q, price, "x", "s"))
-            .collect();
-        let mut laid: Vec<(i64, usize)> = Vec::new();
-        for (i, l) in lines.iter().enumerate() {
-            let a = l.unit_price * l.quantity;
-            for u in 0..l.quantity {
-                laid.push((a / l.quantity + i64::from(u < a % l.quantity), i));
-            }
-        }
-        laid.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-        let size = (buy + get) as usize;
-        let mut times = laid.len() / size;
-        if let Some(m) = max_times {
-            times = times.min(m as usize);
-        }
-        let mut want = vec![0i64; lines.len()];
-        for g in 0..times {
-            for &(v, i) in &laid[g * size + buy as usize..(g + 1) * size] {
-                want[i] += v;
-            }
-        }
+        // The reference lays every unit out.
+        let lines = lettered_lines(&units);
+        let amounts: Vec<i64> = lines.iter().map(|l| l.unit_price * l.quantity).collect();
+        let quantities: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
+        let want = free_unit_by_unit(&amounts, &quantities, buy, get, max_times);
         let p = promo("bxgy", Rule::BuyXGetY { buy, get, max_times }, Stacking::Exclusive);
         let cart = Cart { lines, shipping_fee: 0, codes: Vec::new() };
         let q = price(&cart, &Customer::default(), &[p]);
