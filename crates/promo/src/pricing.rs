@@ -617,8 +617,13 @@ impl Pricer {
             search_space,
             store_ranks,
             distinct_stores,
+            store_rank_of,
             kept,
             by_rank,
+            start,
+            state,
+            chosen,
+            positions,
         } = work;
         // Canonical line order, so nothing depends on the order lines were given in.
         // Ordered first by the SKU's first eight bytes (as a number: the same order as the
@@ -667,14 +672,16 @@ impl Pricer {
             }) as u32);
         }
         if distinct_stores.len() > 1 {
-            let mut by_name: Vec<usize> = (0..distinct_stores.len()).collect();
-            by_name.sort_unstable_by_key(|&k| cart.lines[distinct_stores[k]].store.as_deref());
-            let mut rank = vec![0u32; by_name.len()];
-            for (r, &k) in by_name.iter().enumerate() {
-                rank[k] = r as u32;
-            }
+            // Each store's rank: how many of the cart's store names sort before its own.
+            let name = |k: usize| cart.lines[distinct_stores[k]].store.as_deref();
+            store_rank_of.clear();
+            store_rank_of.extend((0..distinct_stores.len()).map(|k| {
+                (0..distinct_stores.len())
+                    .filter(|&j| name(j) < name(k))
+                    .count() as u32
+            }));
             for x in store_ranks.iter_mut() {
-                *x = rank[*x as usize];
+                *x = store_rank_of[*x as usize];
             }
         }
         ids.clear();
@@ -723,7 +730,7 @@ impl Pricer {
                 .sort_unstable_by(|a, b| b.value.cmp(&a.value).then(a.tie.cmp(&b.tie)));
         }
         // Which promotions could apply: each one's lines, laid out once.
-        let mut not_applied = Vec::new();
+        let mut not_applied = Vec::with_capacity(self.promotions.len());
         kept.clear();
         for (k, c) in self.promotions.iter().enumerate() {
             if let Some(reason) = self.gate(c, customer, codes) {
@@ -827,10 +834,9 @@ impl Pricer {
             layout,
             customer,
         };
-        let start = State {
-            amounts: originals.clone(),
-            shipping: cart.shipping_fee.max(0),
-        };
+        start.amounts.clone_from(originals);
+        start.shipping = cart.shipping_fee.max(0);
+        let start = &*start;
         // Rules only give less on lower prices, so nothing on the original prices is never.
         // What each gives alone on the original prices is also no more than it can give in any
         // combination (and never more than is left), so it bounds the search.
@@ -838,7 +844,7 @@ impl Pricer {
         by_rank.clear();
         by_rank.resize(self.promotions.len(), None);
         for c in kept.drain(..) {
-            let standalone = priced.evaluate(&c, &start, &mut memos[c.promo], scratch);
+            let standalone = priced.evaluate(&c, start, &mut memos[c.promo], scratch);
             if standalone == 0 {
                 not_applied.push(NotApplied::new(
                     &self.promotions[c.promo],
@@ -853,17 +859,13 @@ impl Pricer {
         let promotion = |c: &Candidate| &self.promotions[c.promo];
         let n = candidates.len();
 
-        let (chosen, tried, cut_short) = if all {
-            ((0..n).collect::<Vec<_>>(), 0, false)
+        let (tried, cut_short) = if all {
+            chosen.clear();
+            chosen.extend(0..n);
+            (0, false)
         } else {
-            let mut search = Search::new(
-                &priced,
-                candidates,
-                start.clone(),
-                search_space,
-                memos,
-                scratch,
-            );
+            state.clone_from(start);
+            let mut search = Search::new(&priced, candidates, state, search_space, memos, scratch);
             // Exclusive promotions stand alone; the others are searched together.
             for (c, (_, standalone)) in candidates.iter().enumerate() {
                 if search.space.bits[c] == EXCLUSIVE {
@@ -873,18 +875,45 @@ impl Pricer {
             // A good first answer lets the bound drop more branches.
             search.greedy_start();
             search.branch(0, 0, EXCLUSIVE);
-            (search.best().to_vec(), search.nodes, search.cut_short)
+            chosen.clear();
+            chosen.extend_from_slice(search.best());
+            (search.nodes, search.cut_short)
         };
+        // Where each canonical line was given.
+        positions.clear();
+        positions.resize(order.len(), 0);
+        for (canonical, &(_, given)) in order.iter().enumerate() {
+            positions[canonical] = given;
+        }
         // The chosen set, evaluated once more in priority order for its allocation.
-        let mut state = start.clone();
-        let mut applied_effects: Vec<(usize, Effect)> = Vec::with_capacity(chosen.len());
-        for &c in &chosen {
+        state.clone_from(start);
+        let mut gifts = Vec::new();
+        let mut applied: Vec<Applied> = Vec::with_capacity(chosen.len());
+        for &c in chosen.iter() {
+            let compiled = promotion(&candidates[c].0);
             let memo = &mut memos[candidates[c].0.promo];
-            priced.evaluate(&candidates[c].0, &state, memo, scratch);
-            memo.effect.split(&layout.flat, &state, scratch);
-            let e = memo.effect.clone();
-            e.apply(&mut state);
-            applied_effects.push((c, e));
+            priced.evaluate(&candidates[c].0, state, memo, scratch);
+            let e = &mut memo.effect;
+            e.split(&layout.flat, state, scratch);
+            e.apply(state);
+            let mut allocation: Vec<(usize, i64)> =
+                e.lines.iter().map(|&(i, d)| (positions[i], d)).collect();
+            allocation.sort_unstable();
+            if let (Rule::Gift { sku, .. }, true) = (&compiled.p.rule, e.gift > 0) {
+                gifts.push(GiftItem {
+                    promotion: compiled.p.id.clone(),
+                    sku: sku.clone(),
+                    value: e.gift,
+                });
+            }
+            applied.push(Applied {
+                id: compiled.id.clone(),
+                name: compiled.name.clone(),
+                discount: e.lines.iter().map(|(_, d)| d).sum(),
+                shipping_discount: e.shipping,
+                gift_value: e.gift,
+                allocation,
+            });
         }
 
         for (c, (candidate, _)) in candidates.iter().enumerate() {
@@ -904,10 +933,6 @@ impl Pricer {
         }
 
         // Back to the order the lines were given in.
-        let mut position = vec![0; order.len()];
-        for (canonical, &(_, given)) in order.iter().enumerate() {
-            position[canonical] = given;
-        }
         let mut quoted: Vec<QuotedLine> = cart
             .lines
             .iter()
@@ -920,37 +945,12 @@ impl Pricer {
                 total: 0,
             })
             .collect();
-        for (canonical, &(_, given)) in order.iter().enumerate() {
+        for (canonical, &given) in positions.iter().enumerate() {
             let q = &mut quoted[given];
             q.original = originals[canonical];
             q.total = state.amounts[canonical];
             q.discount = q.original - q.total;
         }
-        let mut gifts = Vec::new();
-        let applied: Vec<Applied> = applied_effects
-            .into_iter()
-            .map(|(c, e)| {
-                let compiled = promotion(&candidates[c].0);
-                let mut allocation: Vec<(usize, i64)> =
-                    e.lines.iter().map(|&(i, d)| (position[i], d)).collect();
-                allocation.sort_unstable();
-                if let (Rule::Gift { sku, .. }, true) = (&compiled.p.rule, e.gift > 0) {
-                    gifts.push(GiftItem {
-                        promotion: compiled.p.id.clone(),
-                        sku: sku.clone(),
-                        value: e.gift,
-                    });
-                }
-                Applied {
-                    id: compiled.id.clone(),
-                    name: compiled.name.clone(),
-                    discount: e.lines.iter().map(|(_, d)| d).sum(),
-                    shipping_discount: e.shipping,
-                    gift_value: e.gift,
-                    allocation,
-                }
-            })
-            .collect();
         let subtotal: i64 = originals.iter().sum();
         let goods: i64 = state.amounts.iter().sum();
         Quote {
@@ -1146,12 +1146,21 @@ struct Work {
     search_space: SearchSpace,
     /// Per canonical line: its store's rank among the cart's store names.
     store_ranks: Vec<u32>,
-    /// A given line of each store of the cart, in order of first appearance.
+    /// A given line of each store of the cart, in order of first appearance, and each one's
+    /// rank by name.
     distinct_stores: Vec<usize>,
+    store_rank_of: Vec<u32>,
     /// Promotions whose audience, code and lines let them be evaluated, in set order.
     kept: Vec<Candidate>,
     /// Per place in application order: its candidate and what it gives alone, if any.
     by_rank: Vec<Option<(Candidate, i64)>>,
+    /// The cart as given, and the state the search and then the chosen set change.
+    start: State,
+    state: State,
+    /// The chosen candidates, in application order.
+    chosen: Vec<usize>,
+    /// Per canonical line: where it was given.
+    positions: Vec<usize>,
 }
 
 /// Line lists the candidates point into, fixed once the candidates are built.
@@ -1591,7 +1600,7 @@ struct Search<'a, 'b> {
     best_value: Option<i64>,
     nodes: usize,
     cut_short: bool,
-    state: State,
+    state: &'b mut State,
     memos: &'b mut [Memo],
     scratch: &'b mut Scratch,
 }
@@ -1609,8 +1618,12 @@ struct SearchSpace {
     /// (by bit index, `categories` per position) the largest value.
     joint_rest: Vec<i64>,
     category_rest: Vec<i64>,
+    /// From each position on: `joint_rest` plus every category's largest value.
+    all_rest: Vec<i64>,
     best: Vec<usize>,
     chosen: Vec<usize>,
+    /// The state the first answer is worked out on.
+    greedy_state: State,
 }
 
 /// The bit no category uses: it marks exclusive candidates, which never join a combination.
@@ -1620,7 +1633,7 @@ impl<'a, 'b> Search<'a, 'b> {
     fn new(
         priced: &'b Priced<'a>,
         candidates: &'b [(Candidate, i64)],
-        start: State,
+        start: &'b mut State,
         space: &'b mut SearchSpace,
         memos: &'b mut [Memo],
         scratch: &'b mut Scratch,
@@ -1659,6 +1672,8 @@ impl<'a, 'b> Search<'a, 'b> {
         space.joint_rest.resize(n + 1, 0);
         space.category_rest.clear();
         space.category_rest.resize((n + 1) * k, 0);
+        space.all_rest.clear();
+        space.all_rest.resize(n + 1, 0);
         for c in (0..n).rev() {
             space.joint_rest[c] = space.joint_rest[c + 1];
             space
@@ -1673,6 +1688,8 @@ impl<'a, 'b> Search<'a, 'b> {
                     space.category_rest[slot] = space.category_rest[slot].max(standalone);
                 }
             }
+            space.all_rest[c] =
+                space.joint_rest[c] + space.category_rest[c * k..(c + 1) * k].iter().sum::<i64>();
         }
         space.best.clear();
         space.chosen.clear();
@@ -1731,10 +1748,15 @@ impl<'a, 'b> Search<'a, 'b> {
     fn bound(&self, from: usize, used: u64) -> i64 {
         let k = self.categories;
         let rest = &self.space.category_rest[from * k..(from + 1) * k];
-        let mut sum = self.space.joint_rest[from];
-        for (c, v) in rest.iter().enumerate() {
-            // Without a branch: whether a category is used does not follow a pattern.
-            sum += v * ((!used >> c) & 1) as i64;
+        // Everything from here on, less the categories already used.
+        let mut sum = self.space.all_rest[from];
+        let mut taken = used & !EXCLUSIVE;
+        while taken != 0 {
+            sum -= rest
+                .get(taken.trailing_zeros() as usize)
+                .copied()
+                .unwrap_or(0);
+            taken &= taken - 1;
         }
         sum
     }
@@ -1754,7 +1776,8 @@ impl<'a, 'b> Search<'a, 'b> {
                 }
             }
         }
-        let mut state = self.state.clone();
+        let state = &mut self.space.greedy_state;
+        state.clone_from(self.state);
         let mut value = 0;
         self.space.chosen.clear();
         for c in 0..n {
@@ -1769,11 +1792,11 @@ impl<'a, 'b> Search<'a, 'b> {
             let memo = &mut self.memos[self.candidates[c].0.promo];
             let gain = self
                 .priced
-                .evaluate(&self.candidates[c].0, &state, memo, self.scratch);
+                .evaluate(&self.candidates[c].0, state, memo, self.scratch);
             if gain > 0 {
                 memo.effect
-                    .split(&self.priced.layout.flat, &state, self.scratch);
-                memo.effect.apply(&mut state);
+                    .split(&self.priced.layout.flat, state, self.scratch);
+                memo.effect.apply(state);
                 value += gain;
                 self.space.chosen.push(c);
             }
@@ -1827,12 +1850,13 @@ impl<'a, 'b> Search<'a, 'b> {
             self.cut_short = true;
             return;
         }
+        // Deeper decisions are about later candidates, so this one's memo stays as it is until
+        // its effect is undone.
         let promo = self.candidates[next].0.promo;
-        let mut memo = std::mem::take(&mut self.memos[promo]);
         let gain = self.priced.evaluate(
             &self.candidates[next].0,
             &self.state,
-            &mut memo,
+            &mut self.memos[promo],
             self.scratch,
         );
         if gain > 0 {
@@ -1842,15 +1866,14 @@ impl<'a, 'b> Search<'a, 'b> {
             let len = self.space.chosen.len();
             // Its discounts are split over lines only when something may follow it.
             if let Some(after) = self.next_worth_deciding(next + 1, value + gain, len, used) {
-                memo.effect
-                    .split(&self.priced.layout.flat, &self.state, self.scratch);
-                memo.effect.apply(&mut self.state);
+                let effect = &mut self.memos[promo].effect;
+                effect.split(&self.priced.layout.flat, &self.state, self.scratch);
+                effect.apply(&mut self.state);
                 self.decide(after, value + gain, used);
-                memo.effect.undo(&mut self.state);
+                self.memos[promo].effect.undo(&mut self.state);
             }
             self.space.chosen.pop();
         }
-        self.memos[promo] = memo;
         self.branch(next + 1, value, used);
     }
 }
