@@ -1855,7 +1855,7 @@ impl<'a, 'b> Search<'a, 'b> {
         let promo = self.candidates[next].0.promo;
         let gain = self.priced.evaluate(
             &self.candidates[next].0,
-            &self.state,
+            self.state,
             &mut self.memos[promo],
             self.scratch,
         );
@@ -1867,10 +1867,10 @@ impl<'a, 'b> Search<'a, 'b> {
             // Its discounts are split over lines only when something may follow it.
             if let Some(after) = self.next_worth_deciding(next + 1, value + gain, len, used) {
                 let effect = &mut self.memos[promo].effect;
-                effect.split(&self.priced.layout.flat, &self.state, self.scratch);
-                effect.apply(&mut self.state);
+                effect.split(&self.priced.layout.flat, self.state, self.scratch);
+                effect.apply(self.state);
                 self.decide(after, value + gain, used);
-                self.memos[promo].effect.undo(&mut self.state);
+                self.memos[promo].effect.undo(self.state);
             }
             self.space.chosen.pop();
         }
