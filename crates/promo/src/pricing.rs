@@ -819,7 +819,7 @@ impl Pricer {
                 0..0
             };
             memos[k].valid = false;
-            memos[k].runs.clear();
+            memos[k].units.forget();
             kept.push(Candidate {
                 promo: k,
                 eligible,
@@ -1123,7 +1123,25 @@ struct Memo {
     input: Vec<i64>,
     valid: bool,
     gain: i64,
+    units: UnitMemo,
+}
+
+/// Buy X get Y's own memory for one cart: its runs in their order at the start, and when it
+/// reads original amounts, what it frees before what is left limits it (the same in every
+/// state).
+#[derive(Debug, Default)]
+struct UnitMemo {
     runs: Vec<Run>,
+    free: Vec<(usize, i64)>,
+    free_known: bool,
+}
+
+impl UnitMemo {
+    fn forget(&mut self) {
+        self.runs.clear();
+        self.free.clear();
+        self.free_known = false;
+    }
 }
 
 /// Working space for one quote, kept per thread so a quote allocates little beyond its output.
@@ -1266,14 +1284,14 @@ impl Priced<'_> {
         }
     }
 
-    /// What `c` gives on `state`, into `out` (cleared first). `runs` is the candidate's own
-    /// buy-X-get-Y order, kept between calls.
+    /// What `c` gives on `state`, into `out` (cleared first). `units` is the candidate's own
+    /// buy-X-get-Y memory, kept between calls.
     fn effect(
         &self,
         c: &Candidate,
         state: &State,
         out: &mut Effect,
-        runs: &mut Vec<Run>,
+        units: &mut UnitMemo,
         scratch: &mut Scratch,
     ) {
         out.clear();
@@ -1378,6 +1396,15 @@ impl Priced<'_> {
                 // so no unit is worth more than it was then: the runs are visited in their order
                 // at the start, and the visit stops once no later run can come before the last
                 // unit that counts.
+                if units.free_known {
+                    out.lines.extend_from_slice(&units.free);
+                    for entry in &mut out.lines {
+                        entry.1 = entry.1.min(state.amounts[entry.0]);
+                    }
+                    out.lines.retain(|(_, d)| *d > 0);
+                    return;
+                }
+                let runs = &mut units.runs;
                 if runs.is_empty() {
                     let in_scope = &mut scratch.in_scope;
                     in_scope.clear();
@@ -1443,6 +1470,10 @@ impl Priced<'_> {
                         Some(entry) => entry.1 += free * r.value,
                         None => out.lines.push((line, free * r.value)),
                     }
+                }
+                if p.base == Base::Original {
+                    units.free.clone_from(&out.lines);
+                    units.free_known = true;
                 }
                 for entry in &mut out.lines {
                     entry.1 = entry.1.min(state.amounts[entry.0]);
@@ -1525,7 +1556,7 @@ impl Priced<'_> {
         // Only buy X get Y costs more to work out than to check: the others read each line
         // once, as the check would.
         if !matches!(self.promotion(c).rule, Rule::BuyXGetY { .. }) {
-            self.effect(c, state, &mut memo.effect, &mut memo.runs, scratch);
+            self.effect(c, state, &mut memo.effect, &mut memo.units, scratch);
             memo.valid = false;
             memo.gain = memo.effect.value();
             return memo.gain;
@@ -1538,7 +1569,7 @@ impl Priced<'_> {
                 .zip(&memo.input)
                 .all(|(&i, &a)| state.amounts[i] == a);
         if !same {
-            self.effect(c, state, &mut memo.effect, &mut memo.runs, scratch);
+            self.effect(c, state, &mut memo.effect, &mut memo.units, scratch);
             memo.input.clear();
             memo.input
                 .extend(eligible.iter().map(|&i| state.amounts[i]));
