@@ -1114,9 +1114,9 @@ impl Run {
 }
 
 /// A promotion's last effect, the amounts it was worked out from (its lines', then shipping) and
-/// what it gave; and buy X get Y's unit runs in their last order. An effect depends only on those
-/// amounts, so when they come round again (another branch that did not touch its lines) it is
-/// reused, not worked out again.
+/// what it gave; and buy X get Y's memory for the cart. An effect depends only on those amounts,
+/// so when they come round again (another branch that did not touch its lines) it is reused, not
+/// worked out again (buy X get Y only: the other rules cost no more to work out than to check).
 #[derive(Debug, Default)]
 struct Memo {
     effect: Effect,
