@@ -17,7 +17,8 @@ if ! command -v redis-server >/dev/null; then
 fi
 cargo build --release -q -p shopgrowth
 TMP=$(mktemp -d)
-BIN=target/release/shopgrowth
+# BIN=path/to/another/build compares builds (the script still builds its own first).
+BIN=${BIN:-target/release/shopgrowth}
 export SHOPGROWTH_PII_KEY=$($BIN pii-key generate) SHOPGROWTH_LOG=warn
 KEY=$($BIN --data-dir "$TMP" keys create --name bench --scopes admin 2>/dev/null)
 $BIN --data-dir "$TMP" serve --listen 127.0.0.1:18081 > "$TMP/serve.log" 2>&1 &

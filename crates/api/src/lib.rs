@@ -90,10 +90,27 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
     let timeout = state.config.request_timeout;
-    Router::new()
+    // Each request is counted at work while it is served: the embedded store's writer lingers
+    // for company only when another request may bring some.
+    let at_work = state.store.at_work();
+    let router = Router::new()
         .route("/health", axum::routing::get(routes::health))
         .nest("/api/v1", routes::api_v1())
-        .with_state(state)
+        .with_state(state);
+    let router = match at_work {
+        Some(at_work) => router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let guard = at_work.enter();
+                async move {
+                    let response = next.run(request).await;
+                    drop(guard);
+                    response
+                }
+            },
+        )),
+        None => router,
+    };
+    router
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(

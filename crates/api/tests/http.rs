@@ -502,6 +502,24 @@ async fn serves_over_a_real_socket() {
         Err(e) => panic!("{e}"),
     };
     assert_eq!(user["recent_events"].as_array().map(Vec::len), Some(20));
+    // Each request is counted at work while it is served and counted out once answered, so the
+    // store's writer lingers for company only while others are being served.
+    let at_work = t
+        .state
+        .store
+        .at_work()
+        .unwrap_or_else(|| panic!("the embedded store has a gauge"));
+    let requests: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("http://{addr}/health"));
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    for request in requests {
+        assert!(matches!(request.await, Ok(Ok(s)) if s == 200));
+    }
+    assert_eq!(at_work.count(), 0);
+    assert!(!at_work.company_likely(), "counted, and nobody at work");
     let _ = stop.send(());
     assert!(server.await.is_ok());
 }

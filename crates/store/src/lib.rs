@@ -4,9 +4,12 @@
 //! - [`postgres`]: for several server nodes sharing one database.
 //! - `queries`: SQL both backends share, and decoding of rows into the core model.
 //! - [`records`]: what the store takes and returns beyond the core model.
+//! - [`at_work`]: how many callers the server is serving, so the embedded writer lingers for
+//!   company only when some may come.
 //!
 //! Only this crate knows SQL. Personal data arrives already encrypted ([`records::SealedUser`]).
 
+pub mod at_work;
 pub mod error;
 pub mod postgres;
 mod queries;
@@ -69,6 +72,15 @@ impl Store {
                 Store::Postgres(postgres::PgStore::connect(url, None).await?)
             }
         })
+    }
+
+    /// The gauge of callers at work the embedded store's writer reads before lingering for more
+    /// writes; the server counts its requests in it. PostgreSQL commits each write on its own.
+    pub fn at_work(&self) -> Option<std::sync::Arc<at_work::AtWork>> {
+        match self {
+            Store::Sqlite(s) => Some(s.at_work()),
+            Store::Postgres(_) => None,
+        }
     }
 
     pub fn backend(&self) -> &'static str {

@@ -7,6 +7,7 @@
 //! makes every conditional write trivially atomic. Reads run on blocking threads over a small
 //! pool of connections, which WAL lets proceed while the writer works.
 
+use crate::at_work::AtWork;
 use crate::error::{Error, Result};
 use crate::queries::*;
 use crate::records::*;
@@ -147,6 +148,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    at_work: Arc<AtWork>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -214,9 +216,11 @@ impl SqliteStore {
             known_links: Default::default(),
         };
         let (tx, rx) = mpsc::channel::<Job>(1024);
+        let at_work = Arc::new(AtWork::default());
+        let company = Arc::clone(&at_work);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(writer, rx))?;
+            .spawn(move || run_writer(writer, rx, &company))?;
         let checkpointer = open_connection(path)?;
         let alive = tx.downgrade();
         std::thread::Builder::new()
@@ -226,11 +230,17 @@ impl SqliteStore {
             jobs: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: path.to_owned(),
+            at_work,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The callers at work the writer reads before lingering ([`AtWork`]).
+    pub fn at_work(&self) -> Arc<AtWork> {
+        Arc::clone(&self.at_work)
     }
 
     async fn write<T: Send + 'static>(
@@ -2293,16 +2303,19 @@ impl SqliteStore {
     }
 }
 
-fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>) {
+fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, at_work: &AtWork) {
     while let Some(first) = jobs.blocking_recv() {
-        // Gather what else is waiting, lingering a moment for more: fewer, larger commits write
-        // each hot page once per group instead of once per request.
+        // Gather what else is waiting, lingering a moment for more while other callers are at
+        // work: fewer, larger commits write each hot page once per group instead of once per
+        // request. A lone caller's write has no company to wait for.
         let mut group = vec![first];
         let opened = std::time::Instant::now();
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
-                Err(mpsc::error::TryRecvError::Empty) if opened.elapsed() < GROUP_LINGER => {
+                Err(mpsc::error::TryRecvError::Empty)
+                    if opened.elapsed() < GROUP_LINGER && at_work.company_likely() =>
+                {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
                 Err(_) => break,
