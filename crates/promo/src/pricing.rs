@@ -1645,11 +1645,9 @@ struct SearchSpace {
     bits: Vec<u64>,
     /// Each candidate's place in id order, for ties.
     id_ranks: Vec<u32>,
-    /// From each position on: the sum of joint candidates' values, and per non-joint category
-    /// (by bit index, `categories` per position) the largest value.
-    joint_rest: Vec<i64>,
+    /// From each position on: per non-joint category (by bit index, `categories` per position)
+    /// the largest value; and the sum of joint candidates' values plus every category's largest.
     category_rest: Vec<i64>,
-    /// From each position on: `joint_rest` plus every category's largest value.
     all_rest: Vec<i64>,
     best: Vec<usize>,
     chosen: Vec<usize>,
@@ -1699,28 +1697,26 @@ impl<'a, 'b> Search<'a, 'b> {
             });
         }
         let n = candidates.len();
-        space.joint_rest.clear();
-        space.joint_rest.resize(n + 1, 0);
         space.category_rest.clear();
         space.category_rest.resize((n + 1) * k, 0);
         space.all_rest.clear();
         space.all_rest.resize(n + 1, 0);
+        // The joint candidates' values from the current position on.
+        let mut joint = 0;
         for c in (0..n).rev() {
-            space.joint_rest[c] = space.joint_rest[c + 1];
             space
                 .category_rest
                 .copy_within((c + 1) * k..(c + 2) * k, c * k);
             let standalone = candidates[c].1;
             match space.bits[c] {
-                0 => space.joint_rest[c] += standalone,
+                0 => joint += standalone,
                 EXCLUSIVE => {}
                 bit => {
                     let slot = c * k + bit.trailing_zeros() as usize;
                     space.category_rest[slot] = space.category_rest[slot].max(standalone);
                 }
             }
-            space.all_rest[c] =
-                space.joint_rest[c] + space.category_rest[c * k..(c + 1) * k].iter().sum::<i64>();
+            space.all_rest[c] = joint + space.category_rest[c * k..(c + 1) * k].iter().sum::<i64>();
         }
         space.best.clear();
         space.chosen.clear();
