@@ -92,12 +92,17 @@ pub async fn run(
                     )
                 };
                 line(&format!("shopgrowth ({} node(s))", r.nodes), &r.shopgrowth);
+                println!(
+                    "http floor (GET /health, no work): {:.0} requests/s; p50 {:.2} ms, p99 {:.2} ms",
+                    r.http_floor.attempts_per_second, r.http_floor.p50_ms, r.http_floor.p99_ms
+                );
                 if let Some(redis) = &r.redis {
                     line("redis", redis);
                     println!(
-                        "ratio (shopgrowth / redis): attempts/s {:.2}, orders/s {:.2}",
+                        "ratio (shopgrowth / redis): attempts/s {:.2}, orders/s {:.2}; http floor / redis {:.2}",
                         r.attempts_ratio.unwrap_or(0.0),
-                        r.orders_ratio.unwrap_or(0.0)
+                        r.orders_ratio.unwrap_or(0.0),
+                        r.http_floor.attempts_per_second / redis.attempts_per_second
                     );
                 }
                 if let Some(pg) = &r.pg_baseline {

@@ -6,7 +6,12 @@
 //! After the stampede the server's sale is checked: nothing oversold; half of the holds are
 //! confirmed (orders) and the rest left to run out; once the sweeper has put those units back,
 //! a second wave buys and confirms until the sale is sold out, and every unit must have ended in
-//! a confirmed order. It measures; it asserts nothing about time.
+//! a confirmed order.
+//!
+//! The same client also sends the same number of requests to the server's `GET /health`, which
+//! does no work: the most any endpoint of this HTTP stack can answer on this machine with this
+//! client, next to which the flash sale's figure and Redis's are read. It measures; it asserts
+//! nothing about time.
 
 use anyhow::{bail, ensure, Context};
 use clap::Args;
@@ -71,6 +76,8 @@ pub struct FlashReport {
     /// Server nodes the stampede was spread over.
     pub nodes: usize,
     pub shopgrowth: Stampede,
+    /// The same load on `GET /health` of the first node: the HTTP stack with no work behind it.
+    pub http_floor: Stampede,
     pub redis: Option<Stampede>,
     /// shopgrowth's attempts/s over Redis's.
     pub attempts_ratio: Option<f64>,
@@ -111,6 +118,15 @@ async fn bench(args: FlashBenchArgs) -> anyhow::Result<FlashReport> {
     let sale = format!("bench-{:08x}", rand::random::<u32>());
     api.create_sale(&sale, &args).await?;
     let (shopgrowth, held) = api.stampede(&sale, &args).await?;
+    eprintln!(
+        "stampede: {:.0} attempts/s, {:.0} orders/s, oversold {}; measuring the HTTP floor, then \
+         confirming and waiting {} s for the other holds to run out",
+        shopgrowth.attempts_per_second,
+        shopgrowth.orders_per_second,
+        shopgrowth.oversold,
+        args.hold_seconds + 2
+    );
+    let http_floor = api.http_floor(&args).await?;
     // Half of the holds become orders, paid by many clients at once; the others are left to
     // run out.
     let to_pay: Vec<String> = held.into_iter().step_by(2).collect();
@@ -172,6 +188,7 @@ async fn bench(args: FlashBenchArgs) -> anyhow::Result<FlashReport> {
         pg_orders_ratio: ratio(&pg_baseline, |s| s.orders_per_second),
         pg_baseline,
         shopgrowth,
+        http_floor,
         redis,
         confirmed,
         returned_after_expiry,
@@ -303,12 +320,30 @@ impl Attempt for HttpAttempt {
     async fn attempt(&mut self, i: usize) -> Outcome {
         let id = format!("{}-{i}", self.sale);
         let body = format!(r#"{{"reservation_id":"{id}","user_id":"b{i}"}}"#);
-        match self.conn.post(&self.path, &self.key, &body).await {
+        match self
+            .conn
+            .send("POST", &self.path, Some(&self.key), &body)
+            .await
+        {
             Ok(201) => {
                 self.held.push(id);
                 Outcome::Order
             }
             Ok(409) => Outcome::Refused,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// A request for the HTTP floor: `GET /health`, answered without any work.
+struct HealthAttempt {
+    conn: Http,
+}
+
+impl Attempt for HealthAttempt {
+    async fn attempt(&mut self, _: usize) -> Outcome {
+        match self.conn.send("GET", "/health", None, "").await {
+            Ok(200) => Outcome::Refused,
             _ => Outcome::Failed,
         }
     }
@@ -464,6 +499,18 @@ impl Api {
         Ok((stampede, held))
     }
 
+    /// The stampede's load (connections, requests, closed loop) on `GET /health` of the first
+    /// node. Every answer counts as refused: nothing is sold.
+    async fn http_floor(&self, args: &FlashBenchArgs) -> anyhow::Result<Stampede> {
+        let mut clients = Vec::with_capacity(args.clients);
+        for _ in 0..args.clients {
+            clients.push(HealthAttempt {
+                conn: Http::connect(&self.address).await?,
+            });
+        }
+        Ok(closed_loop(clients, args.attempts, 0).await?.0)
+    }
+
     fn clone_handle(&self) -> Api {
         Api {
             client: self.client.clone(),
@@ -552,13 +599,27 @@ impl Http {
         })
     }
 
-    /// Posts a JSON body; the answer's status (its body is read and dropped).
-    async fn post(&mut self, path: &str, key: &str, body: &str) -> anyhow::Result<u16> {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {key}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
+    /// Sends a request (a JSON body unless empty, with the API key if any); the answer's status
+    /// (its body is read and dropped).
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> anyhow::Result<u16> {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n");
+        if let Some(key) = key {
+            request.push_str(&format!("authorization: Bearer {key}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str(&format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n",
+                body.len()
+            ));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
         self.stream.get_mut().write_all(request.as_bytes()).await?;
         self.line.clear();
         self.stream.read_line(&mut self.line).await?;
