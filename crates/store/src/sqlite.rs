@@ -2307,14 +2307,23 @@ fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, at_work: &AtWor
     while let Some(first) = jobs.blocking_recv() {
         // Gather what else is waiting, lingering a moment for more while other callers are at
         // work: fewer, larger commits write each hot page once per group instead of once per
-        // request. A lone caller's write has no company to wait for.
+        // request. A lone caller's write has no company to wait for. Nor does a writer that
+        // found writes already waiting: it is the bottleneck, and what arrives while this group
+        // commits makes the next group, so lingering would only leave it idle.
         let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let backlog = group.len() > 1;
         let opened = std::time::Instant::now();
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(mpsc::error::TryRecvError::Empty)
-                    if opened.elapsed() < GROUP_LINGER && at_work.company_likely() =>
+                    if !backlog && opened.elapsed() < GROUP_LINGER && at_work.company_likely() =>
                 {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
