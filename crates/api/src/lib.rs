@@ -86,8 +86,20 @@ impl AppState {
     }
 }
 
-/// The whole application as a router; tests drive it directly or over a socket.
-pub fn app(state: AppState) -> Router {
+/// The whole application: the routes, wrapped once in the middleware every request goes through
+/// (request id, tracing, timeout, body limit, the count of requests at work). Wrapping the
+/// router as one service, rather than each route (`Router::layer`), costs a request no clone of
+/// the layered route per layer, and unmatched paths get the same treatment.
+pub fn app(
+    state: AppState,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
     let limit = state.config.body_limit_bytes;
     let timeout = state.config.request_timeout;
     // Each request is counted at work while it is served: the embedded store's writer lingers
@@ -97,30 +109,30 @@ pub fn app(state: AppState) -> Router {
         .route("/health", axum::routing::get(routes::health))
         .nest("/api/v1", routes::api_v1())
         .with_state(state);
-    let router = match at_work {
-        Some(at_work) => router.layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| {
-                let guard = at_work.enter();
-                async move {
-                    let response = next.run(request).await;
-                    drop(guard);
-                    response
-                }
-            },
-        )),
-        None => router,
-    };
-    router
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+    let count_at_work = axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let guard = at_work.as_ref().map(|a| a.enter());
+            async move {
+                let response = next.run(request).await;
+                drop(guard);
+                response
+            }
+        },
+    );
+    tower::ServiceBuilder::new()
+        .map_response(|response: axum::http::Response<_>| response.map(axum::body::Body::new))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
             }),
         )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(count_at_work)
+        .service(router)
 }
 
 /// Serves `app` on a bound listener until `shutdown` resolves, then drains open requests.
@@ -137,7 +149,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(state))
+    axum::serve(listener, axum::ServiceExt::into_make_service(app(state)))
         .with_graceful_shutdown(shutdown)
         .await
 }
