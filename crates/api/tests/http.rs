@@ -364,6 +364,62 @@ async fn anonymous_history_follows_a_login_and_can_be_undone() {
     );
 }
 
+/// Waits until two more rounds of the audience's background task have run: the first to begin
+/// after this call has folded in everything queued before it.
+async fn settle(audience: &shopgrowth_service::AudienceService) {
+    let start = audience.rounds();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while audience.rounds() < start + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audience ran no round"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_login_rebuilds_the_audience_once_and_a_repeated_one_not_at_all() {
+    let t = test_app().await;
+    let audience = &t.state.audience;
+    let login = |user: &str| json!({"device_id": "dev-7", "user_id": user}).to_string();
+    settle(audience).await;
+    let before = audience.rebuilds();
+    let (status, first) = t
+        .call(
+            "POST",
+            "/api/v1/identify",
+            Some(&t.ingest),
+            Some(login("u7")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    settle(audience).await;
+    assert_eq!(audience.rebuilds(), before + 1, "a new link moves history");
+    // Apps identify at every login: the same again, and the device for someone else, change
+    // nothing (a device stays with the first user it logged in as).
+    for user in ["u7", "u7", "u8"] {
+        let (status, again) = t
+            .call(
+                "POST",
+                "/api/v1/identify",
+                Some(&t.ingest),
+                Some(login(user)),
+            )
+            .await;
+        assert_eq!(
+            (status, &again["id"], again["target_user_id"].as_str()),
+            (StatusCode::OK, &first["id"], Some("u7"))
+        );
+    }
+    settle(audience).await;
+    assert_eq!(
+        audience.rebuilds(),
+        before + 1,
+        "nothing changed: no rebuild"
+    );
+}
+
 #[tokio::test]
 async fn orders_are_idempotent_and_refunds_exact() {
     let t = test_app().await;

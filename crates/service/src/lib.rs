@@ -28,7 +28,7 @@ use shopgrowth_store::records::{
 use shopgrowth_store::Store;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -397,6 +397,10 @@ pub struct AudienceService {
     /// How far the promotion trail is folded in; held through a round or a rebuild, so an
     /// entry is never folded twice.
     trail: tokio::sync::Mutex<TrailCursor>,
+    /// Rounds the background task has run, and full builds since loading (for tests and status:
+    /// a round that began after an update was queued has folded it in).
+    rounds: AtomicU64,
+    rebuilds: AtomicU64,
 }
 
 /// Updates waiting to be folded in; past this the service rebuilds instead of queueing.
@@ -442,6 +446,8 @@ impl AudienceService {
             last_build: std::sync::Mutex::new(stats),
             snapshots_checked: std::sync::Mutex::new(0),
             trail: tokio::sync::Mutex::new(stats.trail),
+            rounds: AtomicU64::new(0),
+            rebuilds: AtomicU64::new(0),
         });
         service.reconcile_stored_tags().await?;
         Ok(service)
@@ -462,6 +468,16 @@ impl AudienceService {
     /// What the last full build read and how long it took.
     pub fn last_build(&self) -> BuildStats {
         *self.last_build.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rounds the background task has run ([`AudienceService::spawn`]).
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Acquire)
+    }
+
+    /// Full builds since the service was loaded (by a round or by hand).
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds.load(Ordering::Acquire)
     }
 
     pub fn config(&self) -> &AudienceConfig {
@@ -504,6 +520,7 @@ impl AudienceService {
                 if let Err(e) = service.round(batch).await {
                     tracing::error!(error = %e, "audience refresh failed; will retry");
                 }
+                service.rounds.fetch_add(1, Ordering::Release);
             }
         });
     }
@@ -582,6 +599,7 @@ impl AudienceService {
 
     /// [`AudienceService::rebuild`] with the trail cursor held; the build sets where it stands.
     async fn rebuild_following(&self, trail: &mut TrailCursor) -> Result<BuildStats> {
+        self.rebuilds.fetch_add(1, Ordering::Release);
         let today = today_in(self.config.features.tz);
         let (fresh, identity, stats) = build(&self.store, self.config.clone(), today).await?;
         *trail = stats.trail;

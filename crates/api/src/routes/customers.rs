@@ -117,16 +117,23 @@ pub async fn identify(
 ) -> ApiResult<Json<IdentityLink>> {
     caller.require(Scope::Ingest)?;
     check_ids(&[("device_id", &req.device_id), ("user_id", &req.user_id)])?;
+    let now = Timestamp::now().0;
+    let user = req.user_id.clone();
     let link = state
         .store
         .link_device(
             DeviceId(req.device_id),
             UserId(req.user_id),
             "identify".into(),
-            Timestamp::now().0,
+            now,
         )
         .await?;
-    state.audience.notify(Update::Rebuild);
+    // Apps identify at every login; a device already linked changes nothing, and only a link
+    // made by this call moves the device's history into the user's profile. (Two calls for the
+    // same device in the same millisecond may both rebuild: harmless.)
+    if link.created_at == now && link.target_user_id == user {
+        state.audience.notify(Update::Rebuild);
+    }
     Ok(Json(link))
 }
 
