@@ -401,6 +401,18 @@ pub struct AudienceService {
     /// a round that began after an update was queued has folded it in).
     rounds: AtomicU64,
     rebuilds: AtomicU64,
+    /// A rebuild was asked for (an identity change, or updates lost to a full queue) and waits
+    /// until one is due ([`rebuild_due`]); when the last build ended.
+    rebuild_pending: AtomicBool,
+    built_at: std::sync::Mutex<Instant>,
+}
+
+/// Whether a rebuild asked for is due: one waits twice as long as the last one took, counted
+/// from its end, so that however often identities change, rebuilding takes at most a third of
+/// the time. Updates meanwhile are folded in as usual; what a rebuild moves between customers
+/// (a device's history to its user) shows once it runs.
+pub fn rebuild_due(since_last_ended: Duration, last_took: Duration) -> bool {
+    since_last_ended >= last_took.saturating_mul(2)
 }
 
 /// Updates waiting to be folded in; past this the service rebuilds instead of queueing.
@@ -448,6 +460,8 @@ impl AudienceService {
             trail: tokio::sync::Mutex::new(stats.trail),
             rounds: AtomicU64::new(0),
             rebuilds: AtomicU64::new(0),
+            rebuild_pending: AtomicBool::new(false),
+            built_at: std::sync::Mutex::new(Instant::now()),
         });
         service.reconcile_stored_tags().await?;
         Ok(service)
@@ -529,9 +543,20 @@ impl AudienceService {
     /// every saved segment), refreshes, and records tag changes.
     pub async fn round(&self, batch: Vec<Update>) -> Result<()> {
         let today = today_in(self.config.features.tz);
-        let rebuild = self.overflowed.swap(false, Ordering::Relaxed)
-            || batch.iter().any(|u| matches!(u, Update::Rebuild));
+        if self.overflowed.swap(false, Ordering::Relaxed)
+            || batch.iter().any(|u| matches!(u, Update::Rebuild))
+        {
+            self.rebuild_pending.store(true, Ordering::Release);
+        }
         let mut trail = self.trail.lock().await;
+        let rebuild = self.rebuild_pending.load(Ordering::Acquire) && {
+            let stats = self.last_build();
+            let ended = *self.built_at.lock().unwrap_or_else(|p| p.into_inner());
+            rebuild_due(
+                ended.elapsed(),
+                Duration::from_secs_f64(stats.read_seconds + stats.compute_seconds),
+            )
+        };
         // The promotion trail is followed from the store, so entries written by other nodes
         // count too.
         let (entries, next) = if rebuild {
@@ -600,10 +625,25 @@ impl AudienceService {
     /// [`AudienceService::rebuild`] with the trail cursor held; the build sets where it stands.
     async fn rebuild_following(&self, trail: &mut TrailCursor) -> Result<BuildStats> {
         self.rebuilds.fetch_add(1, Ordering::Release);
+        // Whatever is asked for from here on is read by this build or asks again.
+        self.rebuild_pending.store(false, Ordering::Release);
         let today = today_in(self.config.features.tz);
-        let (fresh, identity, stats) = build(&self.store, self.config.clone(), today).await?;
+        let (fresh, identity, stats) = match build(&self.store, self.config.clone(), today).await {
+            Ok(built) => built,
+            Err(e) => {
+                self.rebuild_pending.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
         *trail = stats.trail;
         *self.last_build.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+        *self.built_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        tracing::info!(
+            users = stats.users,
+            read_s = stats.read_seconds,
+            compute_s = stats.compute_seconds,
+            "audience rebuilt"
+        );
         let changes = {
             let mut audience = write(&self.audience);
             let old = carried(&audience);
@@ -901,4 +941,21 @@ pub fn member_ids(audience: &Audience, members: &RoaringBitmap, limit: usize) ->
         .take(limit)
         .map(|u| audience.user_id(u).to_owned())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuild_waits_twice_as_long_as_the_last_one_took() {
+        let s = Duration::from_secs;
+        assert!(!rebuild_due(s(5), s(3)));
+        assert!(rebuild_due(s(6), s(3)));
+        assert!(rebuild_due(s(60), s(3)));
+        assert!(
+            rebuild_due(Duration::ZERO, Duration::ZERO),
+            "a build that took no time is due at once"
+        );
+    }
 }
