@@ -608,15 +608,19 @@ impl Http {
         key: Option<&str>,
         body: &str,
     ) -> anyhow::Result<u16> {
-        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n");
+        use std::fmt::Write as _;
+        // One buffer, written in place: the client shares the machine with what it measures.
+        let mut request = String::with_capacity(256 + body.len());
+        let _ = write!(request, "{method} {path} HTTP/1.1\r\nhost: bench\r\n");
         if let Some(key) = key {
-            request.push_str(&format!("authorization: Bearer {key}\r\n"));
+            let _ = write!(request, "authorization: Bearer {key}\r\n");
         }
         if !body.is_empty() {
-            request.push_str(&format!(
+            let _ = write!(
+                request,
                 "content-type: application/json\r\ncontent-length: {}\r\n",
                 body.len()
-            ));
+            );
         }
         request.push_str("\r\n");
         request.push_str(body);
