@@ -23,12 +23,6 @@ use clap::{Parser, Subcommand};
 use config::{FileConfig, StoreArgs};
 use std::io::IsTerminal;
 
-/// mimalloc instead of the system allocator: the HTTP path and the pricing engine allocate many
-/// small short-lived buffers per request, where glibc's malloc showed ~10% of a flash stampede's
-/// CPU (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "shopgrowth",
