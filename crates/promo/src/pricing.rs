@@ -718,10 +718,10 @@ impl Pricer {
             for (i, &q) in quantities.iter().enumerate() {
                 // A line of one unit has no extra cents, ever: no dearer run. A dearer run with
                 // no units now may gain some as the amount falls, so it stays.
-                if originals[i] > 0 && q > 1 {
-                    layout.unit_runs.push(Run::of(i, true, q, originals[i]));
-                }
                 if originals[i] > 0 {
+                    if q > 1 {
+                        layout.unit_runs.push(Run::of(i, true, q, originals[i]));
+                    }
                     layout.unit_runs.push(Run::of(i, false, q, originals[i]));
                 }
             }
@@ -1398,82 +1398,78 @@ impl Priced<'_> {
                 // unit that counts.
                 if units.free_known {
                     out.lines.extend_from_slice(&units.free);
-                    for entry in &mut out.lines {
-                        entry.1 = entry.1.min(state.amounts[entry.0]);
+                } else {
+                    let runs = &mut units.runs;
+                    if runs.is_empty() {
+                        let in_scope = &mut scratch.in_scope;
+                        in_scope.clear();
+                        in_scope.resize(quantities.len(), false);
+                        for &i in eligible {
+                            in_scope[i] = true;
+                        }
+                        runs.extend(self.layout.unit_runs.iter().filter(|r| in_scope[r.line()]));
                     }
-                    out.lines.retain(|(_, d)| *d > 0);
-                    return;
-                }
-                let runs = &mut units.runs;
-                if runs.is_empty() {
-                    let in_scope = &mut scratch.in_scope;
-                    in_scope.clear();
-                    in_scope.resize(quantities.len(), false);
-                    for &i in eligible {
-                        in_scope[i] = true;
+                    let size = buy + get;
+                    let total: i64 = runs.iter().map(|r| r.units).sum();
+                    let mut times = total / size;
+                    if let Some(m) = max_times {
+                        times = times.min(*m);
                     }
-                    runs.extend(self.layout.unit_runs.iter().filter(|r| in_scope[r.line()]));
-                }
-                let size = buy + get;
-                let total: i64 = runs.iter().map(|r| r.units).sum();
-                let mut times = total / size;
-                if let Some(m) = max_times {
-                    times = times.min(*m);
-                }
-                let counted_units = times * size;
-                let top = &mut scratch.top_runs;
-                top.clear();
-                let mut covered = 0;
-                for r in runs.iter() {
-                    if let (true, Some(last)) = (covered >= counted_units, top.last()) {
-                        if (r.value, std::cmp::Reverse(r.tie))
-                            < (last.value, std::cmp::Reverse(last.tie))
-                        {
-                            break;
+                    let counted_units = times * size;
+                    let top = &mut scratch.top_runs;
+                    top.clear();
+                    let mut covered = 0;
+                    for r in runs.iter() {
+                        if let (true, Some(last)) = (covered >= counted_units, top.last()) {
+                            if (r.value, std::cmp::Reverse(r.tie))
+                                < (last.value, std::cmp::Reverse(last.tie))
+                            {
+                                break;
+                            }
+                        }
+                        let now = Run::of(
+                            r.line(),
+                            r.dearer(),
+                            quantities[r.line()],
+                            self.base_of(p, state, r.line()),
+                        );
+                        if now.units == 0 {
+                            continue;
+                        }
+                        let at = top
+                            .iter()
+                            .rposition(|t| {
+                                t.value > now.value || (t.value == now.value && t.tie < now.tie)
+                            })
+                            .map_or(0, |k| k + 1);
+                        top.insert(at, now);
+                        covered += now.units;
+                        while let Some(last) = top.last() {
+                            if covered - last.units >= counted_units {
+                                covered -= last.units;
+                                top.pop();
+                            } else {
+                                break;
+                            }
                         }
                     }
-                    let now = Run::of(
-                        r.line(),
-                        r.dearer(),
-                        quantities[r.line()],
-                        self.base_of(p, state, r.line()),
-                    );
-                    if now.units == 0 {
-                        continue;
-                    }
-                    let at = top
-                        .iter()
-                        .rposition(|t| {
-                            t.value > now.value || (t.value == now.value && t.tie < now.tie)
-                        })
-                        .map_or(0, |k| k + 1);
-                    top.insert(at, now);
-                    covered += now.units;
-                    while let Some(last) = top.last() {
-                        if covered - last.units >= counted_units {
-                            covered -= last.units;
-                            top.pop();
-                        } else {
-                            break;
+                    let mut at = 0;
+                    for r in top.iter() {
+                        let free = free_units(at, r.units, *buy, size, times);
+                        at += r.units;
+                        if free == 0 {
+                            continue;
+                        }
+                        let line = r.line();
+                        match out.lines.iter_mut().find(|(l, _)| *l == line) {
+                            Some(entry) => entry.1 += free * r.value,
+                            None => out.lines.push((line, free * r.value)),
                         }
                     }
-                }
-                let mut at = 0;
-                for r in top.iter() {
-                    let free = free_units(at, r.units, *buy, size, times);
-                    at += r.units;
-                    if free == 0 {
-                        continue;
+                    if p.base == Base::Original {
+                        units.free.clone_from(&out.lines);
+                        units.free_known = true;
                     }
-                    let line = r.line();
-                    match out.lines.iter_mut().find(|(l, _)| *l == line) {
-                        Some(entry) => entry.1 += free * r.value,
-                        None => out.lines.push((line, free * r.value)),
-                    }
-                }
-                if p.base == Base::Original {
-                    units.free.clone_from(&out.lines);
-                    units.free_known = true;
                 }
                 for entry in &mut out.lines {
                     entry.1 = entry.1.min(state.amounts[entry.0]);

@@ -2311,19 +2311,16 @@ fn run_writer(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, at_work: &AtWor
         // found writes already waiting: it is the bottleneck, and what arrives while this group
         // commits makes the next group, so lingering would only leave it idle.
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        let backlog = group.len() > 1;
         let opened = std::time::Instant::now();
+        // Whether writes were already waiting, known when the queue first runs dry.
+        let mut backlog = None;
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(mpsc::error::TryRecvError::Empty)
-                    if !backlog && opened.elapsed() < GROUP_LINGER && at_work.company_likely() =>
+                    if !*backlog.get_or_insert(group.len() > 1)
+                        && opened.elapsed() < GROUP_LINGER
+                        && at_work.company_likely() =>
                 {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
