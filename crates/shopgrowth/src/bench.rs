@@ -105,6 +105,14 @@ pub async fn run(
                         r.http_floor.attempts_per_second / redis.attempts_per_second
                     );
                 }
+                if let Some(durable) = &r.redis_durable {
+                    line("redis, every write fsynced (appendfsync always)", durable);
+                    println!(
+                        "ratio (shopgrowth / durable redis): attempts/s {:.2}, orders/s {:.2}",
+                        r.durable_attempts_ratio.unwrap_or(0.0),
+                        r.durable_orders_ratio.unwrap_or(0.0)
+                    );
+                }
                 if let Some(pg) = &r.pg_baseline {
                     line("postgres single-row UPDATE", pg);
                     println!(

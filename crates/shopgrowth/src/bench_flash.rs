@@ -1,7 +1,9 @@
 //! `shopgrowth bench flash`: a flash-sale stampede against a running server, and the same
 //! stampede against Redis running a Lua check-and-decrement, driven by the same client in the same
 //! run. `--clients` connections each take the next attempt as soon as their last one is answered
-//! (closed loop), every attempt by a different user, until `--attempts` are made.
+//! (closed loop), every attempt by a different user, until `--attempts` are made. With
+//! `--redis-durable` it also runs against a Redis that fsyncs every write before answering, the
+//! promise the server makes for a hold.
 //!
 //! After the stampede the server's sale is checked: nothing oversold; half of the holds are
 //! confirmed (orders) and the rest left to run out; once the sweeper has put those units back,
@@ -40,6 +42,11 @@ pub struct FlashBenchArgs {
     /// Redis to run the same stampede against (host:port); none to skip the baseline.
     #[arg(long)]
     pub redis: Option<String>,
+    /// A second Redis, run with `appendonly yes` and `appendfsync always`, to run the same
+    /// stampede against (host:port): it answers a decrement only once it is in a file that a
+    /// `kill -9` leaves behind, as the server answers a hold. None to skip it.
+    #[arg(long)]
+    pub redis_durable: Option<String>,
     /// Other server nodes sharing the first one's store (PostgreSQL): the stampede's connections
     /// are spread over all of them.
     #[arg(long = "also")]
@@ -83,6 +90,10 @@ pub struct FlashReport {
     pub attempts_ratio: Option<f64>,
     /// shopgrowth's orders/s over Redis's.
     pub orders_ratio: Option<f64>,
+    /// The same against Redis that makes every write durable before it answers.
+    pub redis_durable: Option<Stampede>,
+    pub durable_attempts_ratio: Option<f64>,
+    pub durable_orders_ratio: Option<f64>,
     pub pg_baseline: Option<Stampede>,
     /// shopgrowth's attempts/s and orders/s over the PostgreSQL baseline's.
     pub pg_attempts_ratio: Option<f64>,
@@ -171,6 +182,10 @@ async fn bench(args: FlashBenchArgs) -> anyhow::Result<FlashReport> {
         Some(address) => Some(redis_stampede(address, &args).await?),
         None => None,
     };
+    let redis_durable = match &args.redis_durable {
+        Some(address) => Some(redis_stampede(address, &args).await?),
+        None => None,
+    };
     let pg_baseline = match &args.pg_baseline {
         Some(url) => Some(pg_stampede(url, &args).await?),
         None => None,
@@ -184,6 +199,9 @@ async fn bench(args: FlashBenchArgs) -> anyhow::Result<FlashReport> {
         nodes: 1 + args.also.len(),
         attempts_ratio: ratio(&redis, |s| s.attempts_per_second),
         orders_ratio: ratio(&redis, |s| s.orders_per_second),
+        durable_attempts_ratio: ratio(&redis_durable, |s| s.attempts_per_second),
+        durable_orders_ratio: ratio(&redis_durable, |s| s.orders_per_second),
+        redis_durable,
         pg_attempts_ratio: ratio(&pg_baseline, |s| s.attempts_per_second),
         pg_orders_ratio: ratio(&pg_baseline, |s| s.orders_per_second),
         pg_baseline,
