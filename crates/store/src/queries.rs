@@ -517,6 +517,9 @@ pub const TAKE_FLASH_STOCK: &str = "UPDATE flash_sale_buckets SET taken = taken 
 pub const TAKE_FLASH_USER: &str = "INSERT INTO flash_sale_users (sale_id, user_id, quantity) \
      SELECT $1, $2, $3 WHERE $3 <= $4 ON CONFLICT (sale_id, user_id) DO UPDATE \
      SET quantity = flash_sale_users.quantity + $3 WHERE flash_sale_users.quantity + $3 <= $4";
+/// Gives back units a hold took from a bucket (`$3`) when the hold is refused after taking them.
+pub const UNDO_FLASH_TAKE: &str = "UPDATE flash_sale_buckets SET taken = taken - $3 \
+     WHERE sale_id = $1 AND bucket = $2";
 pub const INSERT_RESERVATION: &str =
     "INSERT INTO flash_reservations (id, sale_id, user_id, quantity, \
      state, expires_at, created_at, bucket) VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7)";

@@ -1357,20 +1357,25 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
     assert_eq!(listed("day").await, [("c0".into(), 0), ("c1".into(), 50)]);
 }
 
-async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
-    let s = std::sync::Arc::new(h.store);
-    let sale = FlashSaleRecord {
-        id: "fs".into(),
+/// A sale of 100 phones, open for an hour from `NOW`, holds lasting a minute.
+fn phone_sale(id: &str, per_user_limit: i64) -> FlashSaleRecord {
+    FlashSaleRecord {
+        id: id.into(),
         sku: "phone".into(),
         price: 99_900,
         stock: 100,
         taken: 0,
-        per_user_limit: 2,
+        per_user_limit,
         starts_at: NOW,
         ends_at: NOW + 3_600_000,
         hold_ms: 60_000,
         created_at: NOW,
-    };
+    }
+}
+
+async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let sale = phone_sale("fs", 2);
     assert!(s.create_flash_sale(sale).await.unwrap_or(false));
     // 1,000 buyers at once for 100 units.
     let mut tasks = Vec::new();
@@ -1492,6 +1497,51 @@ async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
         matches!(closed, Err(Error::Conflict(ref m)) if m.contains("ended")),
         "{closed:?}"
     );
+}
+
+/// Refusals for the user's limit come after the stock was taken: racing holds of the same users,
+/// in the same commits as others' holds, must give their units back and spoil nothing else.
+async fn flash_limit_refusals_racing_holds_give_their_units_back(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let sale = phone_sale("fl", 1);
+    assert!(s.create_flash_sale(sale).await.unwrap_or(false));
+    // 150 buyers, each trying twice at once (two reservation ids), for 100 units.
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let user = format!("u{}", i % 150);
+            (
+                user.clone(),
+                s.reserve_flash("fl".into(), format!("r{i}"), user, 1, NOW + 1)
+                    .await,
+            )
+        }));
+    }
+    let (mut holders, mut sold_out, mut over_limit) = (Vec::new(), 0, 0);
+    for t in tasks {
+        match t.await {
+            Ok((user, Ok(Reserved::New(_)))) => holders.push(user),
+            Ok((_, Err(Error::SoldOut { .. }))) => sold_out += 1,
+            Ok((_, Err(Error::Conflict(m)))) if m.contains("at most 1") => over_limit += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    holders.sort();
+    holders.dedup();
+    assert_eq!(
+        holders.len(),
+        100,
+        "every unit held, each by a different user"
+    );
+    assert_eq!(sold_out + over_limit, 200);
+    let taken = s
+        .flash_sale("fl".into())
+        .await
+        .ok()
+        .flatten()
+        .map(|f| f.taken);
+    assert_eq!(taken, Some(100), "a refused hold keeps no units");
 }
 
 fn line(scope: &str, period: &str, key: &str) -> BudgetLine {
@@ -2686,6 +2736,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     offered_templates_and_a_users_claims_are_listed,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
+    flash_limit_refusals_racing_holds_give_their_units_back,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
@@ -2703,6 +2754,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     offered_templates_and_a_users_claims_are_listed,
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
+    flash_limit_refusals_racing_holds_give_their_units_back,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
