@@ -39,6 +39,9 @@ pub(crate) struct Writer {
     conn: Connection,
     known_users: std::collections::HashSet<String>,
     known_links: std::collections::HashSet<(String, String)>,
+    /// Flash sales' terms as a hold read them: nothing changes a sale's row once it is created
+    /// (its stock is taken in its buckets), so each hold of a stampede need not read it again.
+    flash_sales: std::collections::HashMap<String, Arc<FlashSaleRecord>>,
 }
 
 impl std::ops::Deref for Writer {
@@ -216,6 +219,7 @@ impl SqliteStore {
             conn,
             known_users: Default::default(),
             known_links: Default::default(),
+            flash_sales: Default::default(),
         };
         let (tx, rx) = mpsc::channel::<Job>(1024);
         let at_work = Arc::new(AtWork::default());
@@ -257,7 +261,7 @@ impl SqliteStore {
     /// the group goes on; an `Err` from `f` itself (IO) rolls the whole group back.
     async fn write_or_refuse<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<Result<T>> + Send + 'static,
+        f: impl FnOnce(&mut Writer) -> Result<Result<T>> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let run = Box::new(move |writer: &mut Writer| -> (bool, Finish) {
@@ -1652,24 +1656,21 @@ impl SqliteStore {
         quantity: i64,
         now: i64,
     ) -> Result<Reserved> {
-        self.write_or_refuse(move |conn| {
-            let existing = conn
+        self.write_or_refuse(move |w| {
+            let existing = w
                 .prepare_cached(&RESERVATION_OF_LITE)?
                 .query_row([&reservation_id], reservation_row)
                 .optional()?;
             if let Some(r) = existing {
                 return Ok(repeated_reservation(r, &sale_id, &user_id));
             }
-            let Some(sale) = conn
-                .prepare_cached(&FLASH_SALE_OF_LITE)?
-                .query_row([&sale_id], flash_row)
-                .optional()?
-            else {
+            let Some(sale) = w.flash_sale(&sale_id)? else {
                 return Ok(Err(Error::NotFound {
                     entity: "flash sale",
                     id: sale_id,
                 }));
             };
+            let conn: &Connection = w;
             // One writer: a sale's stock stays in its one bucket, 0.
             let bucket = 0;
             if conn
@@ -2446,6 +2447,25 @@ impl Writer {
     fn forget(&mut self) {
         self.known_users.clear();
         self.known_links.clear();
+        self.flash_sales.clear();
+    }
+
+    /// A flash sale's row, read once per process (see [`Writer::flash_sales`]); `None` if there
+    /// is no such sale (not remembered: it may be created later).
+    fn flash_sale(&mut self, id: &str) -> Result<Option<Arc<FlashSaleRecord>>> {
+        if let Some(sale) = self.flash_sales.get(id) {
+            return Ok(Some(Arc::clone(sale)));
+        }
+        let sale = self
+            .conn
+            .prepare_cached(&FLASH_SALE_OF_LITE)?
+            .query_row([id], flash_row)
+            .optional()?
+            .map(Arc::new);
+        if let Some(sale) = &sale {
+            self.flash_sales.insert(id.to_owned(), Arc::clone(sale));
+        }
+        Ok(sale)
     }
 }
 
