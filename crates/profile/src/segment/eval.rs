@@ -340,6 +340,19 @@ struct Row {
     props: Vec<(String, String)>,
 }
 
+/// Runs `f` on the column named `name`, made empty first if there is none: the name is copied
+/// only then (setting a user's value is per user and field, so most calls find the column).
+fn with_column<V: Default, R>(
+    columns: &mut BTreeMap<String, V>,
+    name: &str,
+    f: impl FnOnce(&mut V) -> R,
+) -> R {
+    match columns.get_mut(name) {
+        Some(column) => f(column),
+        None => f(columns.entry(name.to_owned()).or_default()),
+    }
+}
+
 /// Users and what is known about them.
 #[derive(Debug, Clone)]
 pub struct Population {
@@ -403,10 +416,7 @@ impl Population {
         if value.is_none() && !self.text.contains_key(field) {
             return;
         }
-        self.text
-            .entry(field.to_owned())
-            .or_default()
-            .set(user, value);
+        with_column(&mut self.text, field, |c| c.set(user, value));
     }
 
     pub fn set_number(&mut self, field: &str, user: u32, value: Option<i64>) {
@@ -414,10 +424,7 @@ impl Population {
         if value.is_none() && !self.numbers.contains_key(field) {
             return;
         }
-        self.numbers
-            .entry(field.to_owned())
-            .or_default()
-            .set(user, value);
+        with_column(&mut self.numbers, field, |c| c.set(user, value));
     }
 
     /// A field stored as a day number (days since 0001-01-01) that the language sees as whole
@@ -436,17 +443,18 @@ impl Population {
     }
 
     pub fn declare_days_ago(&mut self, field: &str) {
-        self.numbers.entry(field.to_owned()).or_default().relative = true;
+        with_column(&mut self.numbers, field, |c| c.relative = true);
     }
 
     pub fn set_tag(&mut self, tag: &str, user: u32, on: bool) {
         self.grow(user + 1);
-        let bitmap = self.tags.entry(tag.to_owned()).or_default();
-        if on {
-            bitmap.insert(user);
-        } else {
-            bitmap.remove(user);
-        }
+        with_column(&mut self.tags, tag, |bitmap| {
+            if on {
+                bitmap.insert(user);
+            } else {
+                bitmap.remove(user);
+            }
+        });
     }
 
     /// Replaces a tag's users.
