@@ -263,26 +263,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Writer) -> Result<Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let (tx, rx) = oneshot::channel::<Result<T>>();
-        let run = Box::new(move |writer: &mut Writer| -> (bool, Finish) {
-            match f(writer) {
-                Ok(Ok(value)) => (
-                    true,
-                    Box::new(move |commit: Result<(), String>| {
-                        let _ = tx.send(commit.map(|()| value).map_err(Error::CommitFailed));
-                    }),
-                ),
-                // Nothing changed: the refusal stands whatever becomes of the group's commit.
-                Ok(Err(refusal)) => (true, Box::new(move |_| drop(tx.send(Err(refusal))))),
-                Err(e) => (false, Box::new(move |_| drop(tx.send(Err(e))))),
-            }
-        });
-        self.send_job(Job {
-            run,
-            isolated: false,
-        })
-        .await?;
-        rx.await.map_err(|_| Error::WriterGone)?
+        self.run_job(false, f).await
     }
 
     /// A write that fails only on IO errors and may use the writer's memory of known ids.
@@ -298,24 +279,36 @@ impl SqliteStore {
         isolated: bool,
         f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.run_job(isolated, move |w| f(w).map(Ok)).await
+    }
+
+    /// Queues `f` for the writer and waits for its answer, given when its group ends: a value
+    /// only if the group's commit stands; a refusal (`Ok(Err(_))`: nothing changed) whatever
+    /// the commit; a failure (`Err`: its savepoint, or the whole group, rolled back) as it is.
+    async fn run_job<T: Send + 'static>(
+        &self,
+        isolated: bool,
+        f: impl FnOnce(&mut Writer) -> Result<Result<T>> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let run = Box::new(move |writer: &mut Writer| -> (bool, Finish) {
             match f(writer) {
-                Ok(value) => (
+                Ok(Ok(value)) => (
                     true,
                     Box::new(move |commit: Result<(), String>| {
                         let _ = tx.send(commit.map(|()| value).map_err(Error::CommitFailed));
                     }),
                 ),
+                // Nothing changed: the refusal stands whatever becomes of the group's commit.
+                Ok(Err(refusal)) => (true, Box::new(move |_| drop(tx.send(Err(refusal))))),
                 Err(e) => (false, Box::new(move |_| drop(tx.send(Err(e))))),
             }
         });
-        self.send_job(Job { run, isolated }).await?;
+        self.jobs
+            .send(Job { run, isolated })
+            .await
+            .map_err(|_| Error::WriterGone)?;
         rx.await.map_err(|_| Error::WriterGone)?
-    }
-
-    async fn send_job(&self, job: Job) -> Result<()> {
-        self.jobs.send(job).await.map_err(|_| Error::WriterGone)
     }
 
     async fn read<T: Send + 'static>(
