@@ -89,6 +89,16 @@ enum Command {
         #[command(subcommand)]
         verb: promo::FlashVerb,
     },
+    /// Red packets (红包): a packet's split and claims.
+    RedPacket {
+        #[command(subcommand)]
+        verb: promo::RedPacketVerb,
+    },
+    /// Group buying (拼团): a group's progress.
+    Group {
+        #[command(subcommand)]
+        verb: promo::GroupVerb,
+    },
     /// The promotion trail and each promotion's funnel.
     Promotion {
         #[command(subcommand)]
@@ -204,6 +214,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Campaign { verb } => promo::run_campaign(&cli.store, &file, verb, cli.json).await,
         Command::Budget { verb } => promo::run_budget(&cli.store, &file, verb, cli.json).await,
         Command::Flash { verb } => promo::run_flash(&cli.store, &file, verb, cli.json).await,
+        Command::RedPacket { verb } => {
+            promo::run_red_packet(&cli.store, &file, verb, cli.json).await
+        }
+        Command::Group { verb } => promo::run_group(&cli.store, &file, verb, cli.json).await,
         Command::Pricing { verb } => promo::run_pricing(&cli.store, &file, verb, cli.json).await,
         Command::Promotion { verb } => {
             promo::run_promotion(&cli.store, &file, verb, cli.json).await

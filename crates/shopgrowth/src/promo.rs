@@ -1,4 +1,4 @@
-//! `shopgrowth coupon|campaign|budget|flash|pricing|promotion …`: promotions from the command line, on the
+//! `shopgrowth coupon|campaign|budget|flash|red-packet|group|pricing|promotion …`: promotions from the command line, on the
 //! store the global options name. The same rules as the HTTP API: issuance takes each user's
 //! quota and limit by conditional writes, and pricing is the engine the API serves.
 
@@ -69,6 +69,18 @@ pub enum BudgetVerb {
 #[derive(Debug, Subcommand)]
 pub enum FlashVerb {
     /// A flash sale's stock, units taken and available.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RedPacketVerb {
+    /// A red packet: its split, what was claimed and by whom, and what went back on expiry.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupVerb {
+    /// A group's progress (拼团): seats taken and missing, the deadline and every member.
     Show { id: String },
 }
 
@@ -454,6 +466,97 @@ pub async fn run_flash(
                     view["starts_at"].as_str().unwrap_or_default(),
                     view["ends_at"].as_str().unwrap_or_default()
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_red_packet(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: RedPacketVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config::open_store(store_args, file).await?;
+    match verb {
+        RedPacketVerb::Show { id } => {
+            let (packet, shares) = store
+                .red_packet(id.clone())
+                .await?
+                .with_context(|| format!("no red packet {id:?}"))?;
+            let p = shopgrowth_api::routes::red_packets::red_packet_view(packet, shares);
+            if json {
+                print_json(&p)?;
+            } else {
+                println!(
+                    "{} ({}, from {}): {} of {} shares claimed ({} of {}), {}, returned {}, expires {}",
+                    p.id,
+                    p.kind,
+                    p.sender,
+                    p.claimed_count,
+                    p.shares,
+                    shopgrowth_promo::pricing::yuan(p.claimed_amount),
+                    shopgrowth_promo::pricing::yuan(p.total),
+                    p.state,
+                    shopgrowth_promo::pricing::yuan(p.returned),
+                    p.expires_at
+                );
+                for c in &p.claims {
+                    println!(
+                        "  #{} {} {} {}",
+                        c.position,
+                        shopgrowth_promo::pricing::yuan(c.amount),
+                        c.claimed_by.as_deref().unwrap_or_default(),
+                        c.claimed_at.as_deref().unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_group(
+    store_args: &StoreArgs,
+    file: &FileConfig,
+    verb: GroupVerb,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config::open_store(store_args, file).await?;
+    match verb {
+        GroupVerb::Show { id } => {
+            let (group, members) = store
+                .group(id.clone())
+                .await?
+                .with_context(|| format!("no group {id:?}"))?;
+            let g = shopgrowth_api::routes::groups::group_view(group, members);
+            if json {
+                print_json(&g)?;
+            } else {
+                println!(
+                    "{} (deal {}, led by {}): {} of {} joined, {} missing, {}, deadline {} ({} s left)",
+                    g.id,
+                    g.deal_id,
+                    g.leader,
+                    g.joined,
+                    g.size,
+                    g.missing,
+                    g.state,
+                    g.deadline,
+                    g.seconds_left
+                );
+                for m in &g.members {
+                    println!(
+                        "  {}{} order {} at {} {} {}",
+                        m.user_id,
+                        if m.leader { " (leader)" } else { "" },
+                        m.order_id,
+                        shopgrowth_promo::pricing::yuan(m.price),
+                        m.state,
+                        m.joined_at
+                    );
+                }
             }
         }
     }

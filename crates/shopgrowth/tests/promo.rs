@@ -1,7 +1,9 @@
-//! `shopgrowth coupon|budget|pricing …` on a store prepared through the store's own API.
+//! `shopgrowth coupon|budget|pricing|red-packet|group …` on a store prepared through the store's own API.
 
 use serde_json::{json, Value};
-use shopgrowth_store::records::CouponTemplateRecord;
+use shopgrowth_store::records::{
+    CouponTemplateRecord, GroupDealRecord, Joined, PacketClaim, RedPacketRecord,
+};
 use shopgrowth_store::{Location, Store};
 use std::path::Path;
 use std::process::Command;
@@ -133,4 +135,100 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
     // No campaigns live in this store: nothing off.
     let live = shopgrowth(data, &["pricing", "quote", &cart]);
     assert_eq!(live["discount"], 0);
+}
+
+#[tokio::test]
+async fn red_packets_and_groups_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path();
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    {
+        let store = Store::open(&Location::Sqlite(data.join("shopgrowth.db")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let packet = RedPacketRecord {
+            id: "rp".into(),
+            sender: "boss".into(),
+            kind: "lucky".into(),
+            total: 1_000,
+            currency: "CNY".into(),
+            shares: 3,
+            claimed_count: 0,
+            claimed_amount: 0,
+            state: "open".into(),
+            returned: 0,
+            expires_at: now + 60_000,
+            created_at: now,
+        };
+        assert!(store
+            .create_red_packet(packet, vec![500, 300, 200])
+            .await
+            .unwrap_or(false));
+        let claim = store
+            .claim_red_packet("rp".into(), "amy".into(), now + 1)
+            .await;
+        assert!(matches!(claim, Ok(PacketClaim::New(_))), "{claim:?}");
+        let deal = GroupDealRecord {
+            id: "deal".into(),
+            sku: "durian".into(),
+            group_size: 3,
+            leader_price: 5_900,
+            member_price: 6_900,
+            window_ms: 3_600_000,
+            starts_at: now,
+            ends_at: now + 86_400_000,
+            created_at: now,
+        };
+        assert!(store.create_group_deal(deal).await.unwrap_or(false));
+        let opened = store
+            .open_group(
+                "deal".into(),
+                "g1".into(),
+                "lee".into(),
+                "o1".into(),
+                now + 1,
+            )
+            .await;
+        assert!(matches!(opened, Ok(Joined::New(_))), "{opened:?}");
+        let joined = store
+            .join_group("g1".into(), "bo".into(), "o2".into(), now + 2)
+            .await;
+        assert!(matches!(joined, Ok(Joined::New(_))), "{joined:?}");
+    }
+    let packet = shopgrowth(data, &["red-packet", "show", "rp"]);
+    assert_eq!(
+        (packet["claimed_count"].as_i64(), packet["state"].as_str()),
+        (Some(1), Some("open"))
+    );
+    let claims = packet["claims"].as_array().cloned().unwrap_or_default();
+    assert_eq!(claims.len(), 1, "unclaimed shares stay secret: {packet}");
+    assert_eq!(claims[0]["claimed_by"], "amy");
+    assert_eq!(packet["claimed_amount"], claims[0]["amount"]);
+
+    let group = shopgrowth(data, &["group", "show", "g1"]);
+    assert_eq!(
+        (
+            group["joined"].as_i64(),
+            group["missing"].as_i64(),
+            group["state"].as_str()
+        ),
+        (Some(2), Some(1), Some("open"))
+    );
+    let members = group["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(members.len(), 2);
+    assert!(members
+        .iter()
+        .any(|m| m["user_id"] == "lee" && m["leader"] == true && m["price"] == 5_900));
+
+    // An unknown id is an error that names it.
+    let out = Command::new(env!("CARGO_BIN_EXE_shopgrowth"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["group", "show", "nope"])
+        .env("SHOPGROWTH_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no group \"nope\""));
 }

@@ -172,7 +172,8 @@ pub struct GroupView {
     pub members: Vec<MemberView>,
 }
 
-fn group_view(g: GroupRecord, members: Vec<GroupMemberRecord>) -> GroupView {
+/// A group's progress as the API and the CLI show it.
+pub fn group_view(g: GroupRecord, members: Vec<GroupMemberRecord>) -> GroupView {
     let now = Timestamp::now().0;
     GroupView {
         missing: (g.size - g.joined).max(0),

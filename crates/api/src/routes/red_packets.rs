@@ -96,7 +96,8 @@ pub struct RedPacketView {
     pub claims: Vec<ShareView>,
 }
 
-fn view(p: RedPacketRecord, shares: Vec<RedPacketShare>) -> RedPacketView {
+/// A packet as the API and the CLI show it: claimed shares only.
+pub fn red_packet_view(p: RedPacketRecord, shares: Vec<RedPacketShare>) -> RedPacketView {
     RedPacketView {
         id: p.id,
         sender: p.sender,
@@ -123,7 +124,7 @@ async fn load(state: &AppState, id: &str) -> ApiResult<RedPacketView> {
         .red_packet(id.to_string())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no red packet {id:?}")))?;
-    Ok(view(p, shares))
+    Ok(red_packet_view(p, shares))
 }
 
 /// Make a red packet; the same id again changes nothing (200).
