@@ -161,11 +161,15 @@ pub struct Scope {
 pub enum Stacking {
     /// Applies alone, never with another promotion.
     Exclusive,
-    /// At most one promotion of the category applies, unless it is joint.
+    /// At most `limit` promotions of the category apply to one order (one when not given),
+    /// unless it is joint: a joint promotion stacks with anything but exclusive ones. When the
+    /// category's promotions name different limits, the smallest holds.
     Category {
         name: String,
         #[serde(default)]
         joint: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
 }
 
@@ -386,7 +390,8 @@ fn mul_div(a: i64, b: i64, c: i64) -> i64 {
     }
 }
 
-/// Where a promotion stacks: alone, with anything, or with at most one of its category.
+/// Where a promotion stacks: alone, with anything, or with at most its category's limit of its
+/// category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stack {
     Exclusive,
@@ -461,6 +466,8 @@ pub struct Pricer {
     skus: HashMap<String, u32>,
     categories: HashMap<String, u32>,
     stores: HashMap<String, u32>,
+    /// How many promotions of each (non-joint) category may apply to one order, by its number.
+    category_limits: Vec<u32>,
     /// Some promotion is a buy X get Y: carts lay out their unit runs.
     buys_x_gets_y: bool,
 }
@@ -483,6 +490,8 @@ impl Pricer {
         let mut scopes: Vec<InternedScope> = Vec::new();
         let mut scope_index: HashMap<InternedScope, usize> = HashMap::default();
         let mut stacking: Vec<&str> = Vec::new();
+        // Each category's limit: the smallest its promotions name.
+        let mut limits: Vec<u32> = Vec::new();
         let mut compiled: Vec<Compiled> = promotions
             .iter()
             .map(|p| {
@@ -501,11 +510,19 @@ impl Pricer {
                 let stack = match &p.stacking {
                     Stacking::Exclusive => Stack::Exclusive,
                     Stacking::Category { joint: true, .. } => Stack::Joint,
-                    Stacking::Category { name, .. } => {
-                        let k = stacking.iter().position(|n| n == name).unwrap_or_else(|| {
-                            stacking.push(name);
-                            stacking.len() - 1
-                        });
+                    Stacking::Category { name, limit, .. } => {
+                        let limit = limit.unwrap_or(1).max(1);
+                        let k = match stacking.iter().position(|n| n == name) {
+                            Some(k) => {
+                                limits[k] = limits[k].min(limit);
+                                k
+                            }
+                            None => {
+                                stacking.push(name);
+                                limits.push(limit);
+                                stacking.len() - 1
+                            }
+                        };
                         Stack::Single(k as u32)
                     }
                 };
@@ -559,6 +576,7 @@ impl Pricer {
             compiled[k].order_rank = rank as u32;
         }
         Pricer {
+            category_limits: limits,
             buys_x_gets_y: compiled
                 .iter()
                 .any(|c| matches!(c.p.rule, Rule::BuyXGetY { .. })),
@@ -921,10 +939,21 @@ impl Pricer {
                 continue;
             }
             let p = promotion(candidate);
-            let other = chosen
-                .iter()
-                .map(|&k| promotion(&candidates[k].0))
-                .find(|q| clash(q.stack, p.stack) && q.id != p.id);
+            let mut chosen_promotions = chosen.iter().map(|&k| promotion(&candidates[k].0));
+            let other = match p.stack {
+                // Its category has room: only an exclusive promotion keeps it out.
+                Stack::Single(x)
+                    if self.category_limits[x as usize] > 1
+                        && chosen_promotions
+                            .clone()
+                            .filter(|q| q.stack == p.stack)
+                            .count()
+                            < self.category_limits[x as usize] as usize =>
+                {
+                    chosen_promotions.find(|q| q.stack == Stack::Exclusive)
+                }
+                _ => chosen_promotions.find(|q| clash(q.stack, p.stack) && q.id != p.id),
+            };
             let reason = match other {
                 Some(q) => Reason::NotWith(q.name.clone()),
                 None => Reason::Outdone,
@@ -1624,6 +1653,8 @@ struct Search<'a, 'b> {
     space: &'b mut SearchSpace,
     /// Number of non-joint categories among the candidates (`category_rest` per position).
     categories: usize,
+    /// How many of each category (by bit index) the combination being decided holds.
+    counts: [u32; 64],
     best_value: Option<i64>,
     nodes: usize,
     cut_short: bool,
@@ -1641,9 +1672,16 @@ struct SearchSpace {
     bits: Vec<u64>,
     /// Each candidate's place in id order, for ties.
     id_ranks: Vec<u32>,
+    /// Each category's limit, by bit index (1 for the last bit when categories share it).
+    limits: Vec<u32>,
+    /// The bits of the categories whose limit is above one: only those count their members.
+    counted: u64,
     /// From each position on: per non-joint category (by bit index, `categories` per position)
-    /// the largest value; and the sum of joint candidates' values plus every category's largest.
+    /// the sum of its `limit` largest values; and the sum of joint candidates' values plus every
+    /// category's.
     category_rest: Vec<i64>,
+    /// Per category with a limit above one, its largest values so far, largest first.
+    tops: Vec<Vec<i64>>,
     all_rest: Vec<i64>,
     best: Vec<usize>,
     chosen: Vec<usize>,
@@ -1670,6 +1708,7 @@ impl<'a, 'b> Search<'a, 'b> {
         let mut k = 0;
         space.bits.clear();
         space.id_ranks.clear();
+        space.limits.clear();
         for (c, _) in candidates {
             space
                 .id_ranks
@@ -1683,6 +1722,9 @@ impl<'a, 'b> Search<'a, 'b> {
                             if k < numbers.len() {
                                 numbers[k] = x;
                                 k += 1;
+                                space.limits.push(priced.pricer.category_limits[x as usize]);
+                            } else {
+                                space.limits[k - 1] = 1;
                             }
                             k - 1
                         });
@@ -1697,6 +1739,18 @@ impl<'a, 'b> Search<'a, 'b> {
         space.category_rest.resize((n + 1) * k, 0);
         space.all_rest.clear();
         space.all_rest.resize(n + 1, 0);
+        space.counted = space
+            .limits
+            .iter()
+            .enumerate()
+            .filter(|&(_, &limit)| limit > 1)
+            .fold(0, |bits, (at, _)| bits | 1 << at);
+        if space.tops.len() < k {
+            space.tops.resize_with(k, Vec::new);
+        }
+        for top in &mut space.tops[..k] {
+            top.clear();
+        }
         // The joint candidates' values from the current position on.
         let mut joint = 0;
         for c in (0..n).rev() {
@@ -1708,8 +1762,20 @@ impl<'a, 'b> Search<'a, 'b> {
                 0 => joint += standalone,
                 EXCLUSIVE => {}
                 bit => {
-                    let slot = c * k + bit.trailing_zeros() as usize;
-                    space.category_rest[slot] = space.category_rest[slot].max(standalone);
+                    let at = bit.trailing_zeros() as usize;
+                    let slot = c * k + at;
+                    let limit = space.limits[at] as usize;
+                    if limit == 1 {
+                        space.category_rest[slot] = space.category_rest[slot].max(standalone);
+                    } else {
+                        let top = &mut space.tops[at];
+                        let place = top.partition_point(|&v| v >= standalone);
+                        if place < limit {
+                            top.insert(place, standalone);
+                            top.truncate(limit);
+                            space.category_rest[slot] = top.iter().sum();
+                        }
+                    }
                 }
             }
             space.all_rest[c] = joint + space.category_rest[c * k..(c + 1) * k].iter().sum::<i64>();
@@ -1721,6 +1787,7 @@ impl<'a, 'b> Search<'a, 'b> {
             candidates,
             space,
             categories: k,
+            counts: [0; 64],
             best_value: None,
             nodes: 0,
             cut_short: false,
@@ -1765,6 +1832,22 @@ impl<'a, 'b> Search<'a, 'b> {
         self.space.chosen.push(c);
         self.offer_chosen(value);
         self.space.chosen.clear();
+    }
+
+    /// Candidate `c`'s category (its bit index) when it is one that counts its members (a limit
+    /// above one).
+    fn counted_category(&self, c: usize) -> Option<usize> {
+        let bit = self.space.bits[c] & self.space.counted;
+        (bit != 0).then(|| bit.trailing_zeros() as usize)
+    }
+
+    /// The categories closed once candidate `c` joins a combination that has closed `used`: its
+    /// category closes when the combination reaches the category's limit.
+    fn used_after_taking(&self, c: usize, used: u64) -> u64 {
+        match self.counted_category(c) {
+            Some(at) if self.counts[at] + 1 < self.space.limits[at] => used,
+            _ => used | self.space.bits[c],
+        }
     }
 
     /// The most the candidates from `from` on could add, given the categories already used.
@@ -1859,11 +1942,10 @@ impl<'a, 'b> Search<'a, 'b> {
     fn decide(&mut self, next: usize, value: i64, used: u64) {
         // Taking it cannot beat the best found even if it gives all it gives alone and the rest
         // all theirs: only leaving it is worth deciding, without evaluating it.
+        let taken_used = self.used_after_taking(next, used);
         if let Some(best) = self.best_value {
             let len = self.space.chosen.len();
-            let bound = value
-                + self.candidates[next].1
-                + self.bound(next + 1, used | self.space.bits[next]);
+            let bound = value + self.candidates[next].1 + self.bound(next + 1, taken_used);
             if bound < best || (bound == best && len >= self.space.best.len()) {
                 return self.branch(next + 1, value, used);
             }
@@ -1885,14 +1967,20 @@ impl<'a, 'b> Search<'a, 'b> {
         if gain > 0 {
             self.space.chosen.push(next);
             self.offer_chosen(value + gain);
-            let used = used | self.space.bits[next];
             let len = self.space.chosen.len();
             // Its discounts are split over lines only when something may follow it.
-            if let Some(after) = self.next_worth_deciding(next + 1, value + gain, len, used) {
+            if let Some(after) = self.next_worth_deciding(next + 1, value + gain, len, taken_used) {
                 let effect = &mut self.memos[promo].effect;
                 effect.split(&self.priced.layout.flat, self.state, self.scratch);
                 effect.apply(self.state);
-                self.decide(after, value + gain, used);
+                let category = self.counted_category(next);
+                if let Some(at) = category {
+                    self.counts[at] += 1;
+                }
+                self.decide(after, value + gain, taken_used);
+                if let Some(at) = category {
+                    self.counts[at] -= 1;
+                }
                 self.memos[promo].effect.undo(self.state);
             }
             self.space.chosen.pop();
@@ -1910,15 +1998,32 @@ fn clash(a: Stack, b: Stack) -> bool {
     }
 }
 
-/// Whether a set of promotions may apply together: no two clash.
+/// Whether a set of promotions may apply together: an exclusive one alone, and no category
+/// beyond its limit (the limits as the whole `set` names them).
 #[cfg(test)]
-fn is_legal(chosen: &[&Promotion]) -> bool {
-    let pricer = Pricer::new(&chosen.iter().map(|&p| p.clone()).collect::<Vec<_>>());
-    let stacks: Vec<Stack> = pricer.promotions.iter().map(|c| c.stack).collect();
-    stacks
-        .iter()
-        .enumerate()
-        .all(|(i, &a)| stacks[i + 1..].iter().all(|&b| !clash(a, b)))
+fn is_legal(chosen: &[&Promotion], set: &[Promotion]) -> bool {
+    let pricer = Pricer::new(set);
+    let stack_of = |p: &Promotion| {
+        pricer
+            .promotions
+            .iter()
+            .find(|c| c.p.id == p.id)
+            .map(|c| c.stack)
+    };
+    let mut counts = vec![0u32; pricer.category_limits.len()];
+    for p in chosen {
+        match stack_of(p) {
+            Some(Stack::Exclusive) if chosen.len() > 1 => return false,
+            Some(Stack::Single(x)) => {
+                counts[x as usize] += 1;
+                if counts[x as usize] > pricer.category_limits[x as usize] {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -132,6 +132,23 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
         (quote["discount"].as_i64(), quote["total"].as_i64()),
         (Some(5000), Some(35000))
     );
+    // A category's per-order limit, as the wire names it: both of the shop's promotions apply.
+    let stacked = data.join("stacked.json");
+    std::fs::write(
+        &stacked,
+        json!([
+            {"id": "d11", "name": "满300减50",
+             "rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
+             "stacking": {"category": {"name": "shop", "limit": 2}}},
+            {"id": "d12", "name": "满200减30",
+             "rule": {"type": "threshold", "tiers": [{"threshold": 20000, "off": 3000}]},
+             "stacking": {"category": {"name": "shop", "limit": 2}}}])
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stacked = stacked.to_string_lossy();
+    let quote = shopgrowth(data, &["pricing", "quote", &cart, "--promotions", &stacked]);
+    assert_eq!(quote["discount"].as_i64(), Some(8000), "{quote}");
     // No campaigns live in this store: nothing off.
     let live = shopgrowth(data, &["pricing", "quote", &cart]);
     assert_eq!(live["discount"], 0);

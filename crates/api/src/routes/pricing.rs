@@ -202,6 +202,7 @@ async fn coupon_promotion(state: &AppState, code: &str, user: &str) -> ApiResult
         stacking: Stacking::Category {
             name: COUPON_CATEGORY.into(),
             joint: false,
+            limit: None,
         },
         priority: i32::MAX,
         base: Base::Discounted,

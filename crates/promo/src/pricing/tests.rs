@@ -33,6 +33,7 @@ fn cat(name: &str) -> Stacking {
     Stacking::Category {
         name: name.into(),
         joint: false,
+        limit: None,
     }
 }
 
@@ -53,6 +54,54 @@ fn threshold(id: &str, t: i64, off: i64) -> Promotion {
         },
         cat("shop"),
     )
+}
+
+#[test]
+fn a_category_limit_lets_that_many_stack() {
+    let c = cart(vec![line("a", 1, 40_000, "x", "s1")]);
+    let shop = |id: &str, off: i64, limit: Option<u32>| {
+        let mut p = threshold(id, 30_000, off);
+        p.stacking = Stacking::Category {
+            name: "shop".into(),
+            joint: false,
+            limit,
+        };
+        p
+    };
+    let applied = |q: &Quote| {
+        q.applied
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    // Up to two of three: the two that give the most.
+    let two = [
+        shop("s_a", 1_000, Some(2)),
+        shop("s_b", 3_000, Some(2)),
+        shop("s_c", 2_000, Some(2)),
+    ];
+    let q = price(&c, &Customer::default(), &two);
+    assert_eq!(applied(&q), ["s_b", "s_c"]);
+    assert_eq!(q.discount, 5_000);
+    let left = q.not_applied.iter().find(|n| &*n.id == "s_a");
+    assert_eq!(
+        left.map(|n| n.message()).as_deref(),
+        Some("s_a: 不与「s_b」同享"),
+        "the category is full"
+    );
+    // One promotion naming a smaller limit sets the category's.
+    let mut one = two.clone();
+    one[0] = shop("s_a", 1_000, None);
+    let q = price(&c, &Customer::default(), &one);
+    assert_eq!(applied(&q), ["s_b"]);
+    // A limit above the promotions there are: all of them.
+    let all = two.map(|mut p| {
+        if let Stacking::Category { limit, .. } = &mut p.stacking {
+            *limit = Some(5);
+        }
+        p
+    });
+    assert_eq!(price(&c, &Customer::default(), &all).discount, 6_000);
 }
 
 #[test]
@@ -274,6 +323,7 @@ fn stacking_rules_choose_the_best_legal_set() {
         j.stacking = Stacking::Category {
             name: "joint".into(),
             joint: true,
+            limit: None,
         };
     }
     assert_eq!(price(&c, &Customer::default(), &[j1, j2]).discount, 2_000);
@@ -425,14 +475,18 @@ fn arb_promotion(id: usize) -> impl Strategy<Value = Promotion> {
                     1 => Stacking::Category {
                         name: "item".into(),
                         joint: false,
+                        limit: None,
                     },
+                    // Up to two of the shop's promotions per order.
                     2 => Stacking::Category {
                         name: "shop".into(),
                         joint: false,
+                        limit: Some(2),
                     },
                     _ => Stacking::Category {
                         name: "joint".into(),
                         joint: true,
+                        limit: None,
                     },
                 },
                 priority,
@@ -554,7 +608,7 @@ proptest! {
         // left: unit values fall unevenly, so the dearest units at the start need not be the
         // dearest after.
         let lines = lettered_lines(&units);
-        let joint = Stacking::Category { name: "j".into(), joint: true };
+        let joint = Stacking::Category { name: "j".into(), joint: true, limit: None };
         let mut off = promo("off", Rule::PercentOff { percent_bp, threshold: 0, cap: None }, joint.clone());
         off.priority = 0;
         // Only some lines: theirs fall, the others' stay.
@@ -612,7 +666,7 @@ proptest! {
         for mask in 0u32..(1 << ps.len()) {
             let subset: Vec<Promotion> = (0..ps.len()).filter(|i| mask >> i & 1 == 1).map(|i| ps[i].clone()).collect();
             let refs: Vec<&Promotion> = subset.iter().collect();
-            if !is_legal(&refs) {
+            if !is_legal(&refs, &ps) {
                 continue;
             }
             best = best.max(benefit(&apply_all(&c, &Customer::default(), &subset)));

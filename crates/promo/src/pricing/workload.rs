@@ -76,18 +76,22 @@ pub fn promotions(rng: &mut ChaCha8Rng, n: usize) -> Vec<Promotion> {
                 1 | 2 => Stacking::Category {
                     name: "item".into(),
                     joint: false,
+                    limit: None,
                 },
                 3 | 4 => Stacking::Category {
                     name: "shop".into(),
                     joint: false,
+                    limit: None,
                 },
                 5 => Stacking::Category {
                     name: "platform".into(),
                     joint: false,
+                    limit: None,
                 },
                 _ => Stacking::Category {
                     name: "shipping".into(),
                     joint: true,
+                    limit: None,
                 },
             };
             Promotion {
