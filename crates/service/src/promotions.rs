@@ -1,8 +1,10 @@
 //! Promotion work shared by the HTTP API, the CLI and the benchmarks: bulk coupon issuance
 //! (发券给人群: users in chunks, each chunk one store call, codes that rise within the issuance)
-//! and campaign budgets, and the promotion trail's report.
+//! and campaign budgets, campaigns as operators give them, and the promotion trail's report.
 
+use serde_json::json;
 use shopgrowth_core::time::Timestamp;
+use shopgrowth_core::FieldError;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_promo::pricing::{Pricer, Promotion};
@@ -14,6 +16,133 @@ use std::sync::Arc;
 /// from it (docs/budgets.md), and daily, weekly or monthly limits can be set on it too.
 pub fn campaign_budget_scope(campaign: &str) -> String {
     format!("campaign:{campaign}")
+}
+
+/// A campaign as an operator gives it (the API's body, or a file for the CLI).
+#[derive(Debug, Clone)]
+pub struct CampaignInput {
+    pub name: String,
+    /// The promotion: rule, scope, stacking, priority, base, audience, code.
+    pub promotion: serde_json::Value,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub segment: Option<String>,
+    pub budget: Option<i64>,
+}
+
+/// Why an operator's input was refused: a title, and each field's problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub title: &'static str,
+    pub errors: Vec<FieldError>,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.title)?;
+        for e in &self.errors {
+            write!(f, "; {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a campaign and makes its draft record (version 1): the promotion must parse (its id
+/// is the campaign's, its name the campaign's unless it names one), the window must not end
+/// before it starts, the budget must not be negative.
+pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<CampaignRecord, Refused> {
+    let mut errors = Vec::new();
+    if id.trim().is_empty() || id.len() > 100 {
+        errors.push(FieldError::new("id", "1 to 100 characters"));
+    }
+    let mut promotion = c.promotion.clone();
+    if let Some(o) = promotion.as_object_mut() {
+        o.insert("id".into(), json!(id));
+        o.entry("name").or_insert(json!(c.name));
+    }
+    let parsed = serde_path_to_error::deserialize::<_, Promotion>(&promotion);
+    if let Err(e) = &parsed {
+        errors.push(FieldError::new(
+            format!("promotion.{}", e.path()),
+            e.inner().to_string(),
+        ));
+    }
+    if let (Some(s), Some(e)) = (c.starts_at, c.ends_at) {
+        if e <= s {
+            errors.push(FieldError::new("ends_at", "must be after starts_at"));
+        }
+    }
+    if c.budget.is_some_and(|b| b < 0) {
+        errors.push(FieldError::new("budget", "must not be negative"));
+    }
+    if !errors.is_empty() {
+        return Err(Refused {
+            title: "the campaign is not valid",
+            errors,
+        });
+    }
+    Ok(CampaignRecord {
+        id: id.to_owned(),
+        name: c.name.clone(),
+        state: "draft".into(),
+        promotion: promotion.to_string(),
+        starts_at: c.starts_at,
+        ends_at: c.ends_at,
+        segment: c.segment.clone(),
+        budget: c.budget,
+        spent: 0,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// The state a transition asks for (`scheduled`, `running`, `paused` or `ended`), checked
+/// against the campaign as it is (`None` if there is none: the store says so): a campaign is
+/// scheduled only for a start time in the future.
+pub fn transition_target(
+    to: &str,
+    campaign: Option<&CampaignRecord>,
+    now: i64,
+) -> Result<CampaignState, Refused> {
+    let to = CampaignState::parse(to)
+        .filter(|s| *s != CampaignState::Draft)
+        .ok_or_else(|| Refused {
+            title: "unknown target state",
+            errors: vec![FieldError::new(
+                "to",
+                "one of scheduled, running, paused, ended",
+            )],
+        })?;
+    if to == CampaignState::Scheduled
+        && campaign.is_some_and(|c| c.starts_at.is_none_or(|s| s <= now))
+    {
+        return Err(Refused {
+            title: "a campaign is scheduled for a start time in the future",
+            errors: vec![FieldError::new(
+                "to",
+                "set starts_at in the future first, or start it now",
+            )],
+        });
+    }
+    Ok(to)
+}
+
+/// A campaign's budget becomes its budget scope's `total` limit.
+pub async fn set_campaign_budget(
+    store: &Store,
+    c: &CampaignRecord,
+) -> shopgrowth_store::Result<()> {
+    if let Some(budget) = c.budget {
+        store
+            .set_budget_limit(
+                campaign_budget_scope(&c.id),
+                Period::Total.as_str().into(),
+                budget,
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The promotions of the campaigns live now (running, budget not spent), each limited to its

@@ -7,12 +7,14 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use shopgrowth_api::routes::campaigns::CreateCampaign;
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_promo::pricing::{price, Cart, Customer, Promotion};
 use shopgrowth_service::promotions::{
-    campaign_spent, campaigns_with_spent, issue_coupons, live_promotions, ISSUE_CHUNK,
+    campaign_record, campaign_spent, campaigns_with_spent, issue_coupons, live_promotions,
+    set_campaign_budget, transition_target, ISSUE_CHUNK,
 };
 use shopgrowth_store::records::BudgetLine;
 use shopgrowth_store::Store;
@@ -51,6 +53,16 @@ pub enum CampaignVerb {
     List,
     /// One campaign and every recorded change.
     Show { id: String },
+    /// Create a campaign, as a draft, from a JSON file shaped like the API's body (`id`, `name`,
+    /// `promotion`, `starts_at`, `ends_at`, `segment`, `budget`); the id is the idempotency key.
+    Create { file: PathBuf },
+    /// Move a campaign: schedule, start, pause, resume or end it.
+    Transition {
+        id: String,
+        /// scheduled, running, paused or ended.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,6 +373,49 @@ pub async fn run_campaign(
             for ch in changes {
                 println!("{} {}", ch["at"].as_str().unwrap_or_default(), ch["change"]);
             }
+        }
+        CampaignVerb::Create { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let req: CreateCampaign =
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+                    .map_err(|e| {
+                        anyhow::anyhow!("{}: field {}: {}", file.display(), e.path(), e.inner())
+                    })?;
+            let record = campaign_record(&req.id, &req.campaign.input(), Timestamp::now().0)
+                .map_err(|r| anyhow::anyhow!("{}: {r}", file.display()))?;
+            let change = serde_json::json!({"action": "created", "by": "cli"}).to_string();
+            let created = store.create_campaign(record, change).await?;
+            let stored = store
+                .campaign(req.id.clone())
+                .await?
+                .with_context(|| format!("campaign {:?} vanished", req.id))?;
+            set_campaign_budget(&store, &stored).await?;
+            let row = campaign_row(&store, stored).await?;
+            if json {
+                return print_json(&serde_json::json!({"created": created, "campaign": row}));
+            }
+            let what = if created { "created" } else { "already there" };
+            println!("{} {} ({}): {what}", row.id, row.name, row.state);
+        }
+        CampaignVerb::Transition { id, to } => {
+            let now = Timestamp::now().0;
+            let current = store.campaign(id.clone()).await?;
+            let to = transition_target(&to, current.as_ref(), now)
+                .map_err(|r| anyhow::anyhow!("{r}"))?;
+            let change =
+                serde_json::json!({"action": "state", "to": to.as_str(), "by": "cli"}).to_string();
+            let c = store
+                .transition_campaign(id, to.as_str(), to.allowed_from(), change, now)
+                .await?;
+            let row = campaign_row(&store, c).await?;
+            if json {
+                return print_json(&row);
+            }
+            println!(
+                "{} {}: {} (effective {})",
+                row.id, row.name, row.state, row.effective_state
+            );
         }
     }
     Ok(())

@@ -239,13 +239,77 @@ async fn red_packets_and_groups_from_the_command_line() {
         .any(|m| m["user_id"] == "lee" && m["leader"] == true && m["price"] == 5_900));
 
     // An unknown id is an error that names it.
+    let err = shopgrowth_fails(data, &["group", "show", "nope"]);
+    assert!(err.contains("no group \"nope\""), "{err}");
+}
+
+/// Runs the binary expecting it to fail; its error output.
+fn shopgrowth_fails(data: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_shopgrowth"))
         .arg("--data-dir")
         .arg(data)
-        .args(["group", "show", "nope"])
+        .args(args)
         .env("SHOPGROWTH_LOG", "warn")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no group \"nope\""));
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn campaigns_are_created_and_moved_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path();
+    let file = data.join("campaign.json");
+    std::fs::write(
+        &file,
+        json!({"id": "d11", "name": "双11 满300减50", "budget": 100000,
+            "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
+                "stacking": {"category": {"name": "shop"}}}})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let file = file.to_string_lossy();
+    let created = shopgrowth(data, &["campaign", "create", &file]);
+    assert_eq!(created["created"], true);
+    assert_eq!(created["campaign"]["state"], "draft");
+    // The id is the idempotency key.
+    let again = shopgrowth(data, &["campaign", "create", &file]);
+    assert_eq!(again["created"], false);
+    // Its budget is its budget scope's total limit.
+    let budget = shopgrowth(data, &["budget", "show", "campaign:d11"]);
+    assert!(budget.to_string().contains("100000"), "{budget}");
+
+    let running = shopgrowth(data, &["campaign", "transition", "d11", "--to", "running"]);
+    assert_eq!(running["state"], "running");
+    let paused = shopgrowth(data, &["campaign", "transition", "d11", "--to", "paused"]);
+    assert_eq!(paused["state"], "paused");
+    // The same rules as the API: no start time in the future, no schedule; unknown states named.
+    let err = shopgrowth_fails(
+        data,
+        &["campaign", "transition", "d11", "--to", "scheduled"],
+    );
+    assert!(err.contains("start time in the future"), "{err}");
+    let err = shopgrowth_fails(data, &["campaign", "transition", "d11", "--to", "sideways"]);
+    assert!(
+        err.contains("one of scheduled, running, paused, ended"),
+        "{err}"
+    );
+    let shown = shopgrowth(data, &["campaign", "show", "d11"]);
+    let changes = shown["changes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(changes.len(), 3, "created, running, paused: {shown}");
+
+    // A bad file names the file, the field and the reason.
+    let bad = data.join("bad.json");
+    std::fs::write(
+        &bad,
+        json!({"id": "x", "name": "x", "promotion": {"rule": {"type": "threshold", "tiers": "many"}}})
+            .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = shopgrowth_fails(data, &["campaign", "create", &bad.to_string_lossy()]);
+    assert!(
+        err.contains("bad.json") && err.contains("promotion.rule"),
+        "{err}"
+    );
 }

@@ -13,11 +13,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shopgrowth_core::time::Timestamp;
-use shopgrowth_core::FieldError;
-use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
-use shopgrowth_promo::pricing::Promotion;
-use shopgrowth_service::promotions::{campaign_budget_scope as budget_scope, campaign_spent};
+use shopgrowth_service::promotions::{
+    campaign_record, campaign_spent, set_campaign_budget, transition_target, CampaignInput, Refused,
+};
 use shopgrowth_store::records::CampaignRecord;
 use utoipa::ToSchema;
 
@@ -102,13 +101,7 @@ async fn spent(state: &AppState, campaign: &str) -> ApiResult<i64> {
 
 /// Makes the campaign's budget its scope's total limit.
 async fn set_budget(state: &AppState, c: &CampaignRecord) -> ApiResult<()> {
-    if let Some(budget) = c.budget {
-        state
-            .store
-            .set_budget_limit(budget_scope(&c.id), Period::Total.as_str().into(), budget)
-            .await?;
-    }
-    Ok(())
+    Ok(set_campaign_budget(&state.store, c).await?)
 }
 
 async fn view(
@@ -141,50 +134,27 @@ fn view_spent(c: CampaignRecord, spent: i64, changes: Vec<ChangeView>) -> Campai
     }
 }
 
-/// Checks a campaign and returns its record (promotion JSON normalised, id set to the campaign's).
-fn record(id: &str, req: &CampaignRequest, now: i64) -> ApiResult<CampaignRecord> {
-    let mut errors = Vec::new();
-    if id.trim().is_empty() || id.len() > 100 {
-        errors.push(FieldError::new("id", "1 to 100 characters"));
-    }
-    let mut promotion = req.promotion.clone();
-    if let Some(o) = promotion.as_object_mut() {
-        o.insert("id".into(), json!(id));
-        o.entry("name").or_insert(json!(req.name));
-    }
-    let parsed = serde_path_to_error::deserialize::<_, Promotion>(&promotion);
-    if let Err(e) = &parsed {
-        errors.push(FieldError::new(
-            format!("promotion.{}", e.path()),
-            e.inner().to_string(),
-        ));
-    }
-    if let (Some(s), Some(e)) = (req.starts_at, req.ends_at) {
-        if e <= s {
-            errors.push(FieldError::new("ends_at", "must be after starts_at"));
+impl CampaignRequest {
+    /// The campaign as the service checks it.
+    pub fn input(&self) -> CampaignInput {
+        CampaignInput {
+            name: self.name.clone(),
+            promotion: self.promotion.clone(),
+            starts_at: self.starts_at.map(|t| t.0),
+            ends_at: self.ends_at.map(|t| t.0),
+            segment: self.segment.clone(),
+            budget: self.budget,
         }
     }
-    if req.budget.is_some_and(|b| b < 0) {
-        errors.push(FieldError::new("budget", "must not be negative"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid("the campaign is not valid", errors));
-    }
-    Ok(CampaignRecord {
-        id: id.to_owned(),
-        name: req.name.clone(),
-        state: "draft".into(),
-        promotion: serde_json::to_string(&promotion)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-        starts_at: req.starts_at.map(|t| t.0),
-        ends_at: req.ends_at.map(|t| t.0),
-        segment: req.segment.clone(),
-        budget: req.budget,
-        spent: 0,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    })
+}
+
+fn refused(r: Refused) -> ApiError {
+    ApiError::invalid(r.title, r.errors)
+}
+
+/// Checks a campaign and returns its record (promotion JSON normalised, id set to the campaign's).
+fn record(id: &str, req: &CampaignRequest, now: i64) -> ApiResult<CampaignRecord> {
+    campaign_record(id, &req.input(), now).map_err(refused)
 }
 
 /// Create a campaign as a draft. The id is the idempotency key: the same id again changes nothing.
@@ -321,32 +291,14 @@ pub async fn transition(
     ApiJson(req): ApiJson<Transition>,
 ) -> ApiResult<Json<CampaignView>> {
     caller.require(Scope::Admin)?;
-    let to = CampaignState::parse(&req.to)
-        .filter(|s| *s != CampaignState::Draft)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "unknown target state",
-                vec![FieldError::new(
-                    "to",
-                    "one of scheduled, running, paused, ended",
-                )],
-            )
-        })?;
     let now = Timestamp::now().0;
-    if to == CampaignState::Scheduled {
-        let c = state.store.campaign(id.clone()).await?;
-        if c.as_ref()
-            .is_some_and(|c| c.starts_at.is_none_or(|s| s <= now))
-        {
-            return Err(ApiError::invalid(
-                "a campaign is scheduled for a start time in the future",
-                vec![FieldError::new(
-                    "to",
-                    "set starts_at in the future first, or start it now",
-                )],
-            ));
+    let to = match transition_target(&req.to, None, now).map_err(refused)? {
+        CampaignState::Scheduled => {
+            let c = state.store.campaign(id.clone()).await?;
+            transition_target(&req.to, c.as_ref(), now).map_err(refused)?
         }
-    }
+        to => to,
+    };
     let change = json!({"action": "state", "to": to.as_str(), "by": caller.0.id}).to_string();
     let c = state
         .store
