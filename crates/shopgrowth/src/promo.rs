@@ -82,6 +82,10 @@ pub enum BudgetVerb {
 pub enum FlashVerb {
     /// A flash sale's stock, units taken and available.
     Show { id: String },
+    /// Create a flash sale from a JSON file shaped like the API's body (`id`, `sku`, `price`,
+    /// `stock`, `per_user_limit`, `starts_at`, `ends_at`, `hold_seconds`); the id is the
+    /// idempotency key.
+    Create { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +136,15 @@ pub enum PricingVerb {
         #[arg(long)]
         customer: Option<PathBuf>,
     },
+}
+
+/// A JSON file shaped like an API body; an error names the file, the field (and the line) and
+/// the reason.
+fn read_json_file<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+        .map_err(|e| anyhow::anyhow!("{}: field {}: {}", file.display(), e.path(), e.inner()))
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -375,13 +388,7 @@ pub async fn run_campaign(
             }
         }
         CampaignVerb::Create { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let req: CreateCampaign =
-                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
-                    .map_err(|e| {
-                        anyhow::anyhow!("{}: field {}: {}", file.display(), e.path(), e.inner())
-                    })?;
+            let req: CreateCampaign = read_json_file(&file)?;
             let record = campaign_record(&req.id, &req.campaign.input(), Timestamp::now().0)
                 .map_err(|r| anyhow::anyhow!("{}: {r}", file.display()))?;
             let change = serde_json::json!({"action": "created", "by": "cli"}).to_string();
@@ -503,27 +510,62 @@ pub async fn run_flash(
                 .flash_sale(id.clone())
                 .await?
                 .with_context(|| format!("no flash sale {id:?}"))?;
-            let view = serde_json::json!({"id": f.id, "sku": f.sku, "price": f.price,
-                "stock": f.stock, "taken": f.taken, "available": f.stock - f.taken,
-                "per_user_limit": f.per_user_limit, "starts_at": time(Some(f.starts_at)),
-                "ends_at": time(Some(f.ends_at))});
+            print_flash_sale(f, json)?;
+        }
+        FlashVerb::Create { file } => {
+            let req: shopgrowth_api::routes::flash::FlashSaleRequest = read_json_file(&file)?;
+            let record = req.record(Timestamp::now().0).map_err(|errors| {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!(
+                    "{}: the flash sale is not valid; {}",
+                    file.display(),
+                    errors.join("; ")
+                )
+            })?;
+            let created = store.create_flash_sale(record).await?;
+            let f = store
+                .flash_sale(req.id.clone())
+                .await?
+                .with_context(|| format!("flash sale {:?} vanished", req.id))?;
             if json {
-                print_json(&view)?;
-            } else {
-                println!(
-                    "{} ({} at {}): {} of {} taken, {} available, {} to {}",
-                    f.id,
-                    f.sku,
-                    shopgrowth_promo::pricing::yuan(f.price),
-                    f.taken,
-                    f.stock,
-                    f.stock - f.taken,
-                    view["starts_at"].as_str().unwrap_or_default(),
-                    view["ends_at"].as_str().unwrap_or_default()
+                return print_json(
+                    &serde_json::json!({"created": created, "sale": flash_sale_view(&f)}),
                 );
             }
+            println!("{}", if created { "created" } else { "already there" });
+            print_flash_sale(f, false)?;
         }
     }
+    Ok(())
+}
+
+/// A flash sale's stock, units taken and available, and its window.
+fn flash_sale_view(f: &shopgrowth_store::records::FlashSaleRecord) -> serde_json::Value {
+    serde_json::json!({"id": f.id, "sku": f.sku, "price": f.price,
+        "stock": f.stock, "taken": f.taken, "available": f.stock - f.taken,
+        "per_user_limit": f.per_user_limit, "starts_at": time(Some(f.starts_at)),
+        "ends_at": time(Some(f.ends_at))})
+}
+
+fn print_flash_sale(
+    f: shopgrowth_store::records::FlashSaleRecord,
+    json: bool,
+) -> anyhow::Result<()> {
+    let view = flash_sale_view(&f);
+    if json {
+        return print_json(&view);
+    }
+    println!(
+        "{} ({} at {}): {} of {} taken, {} available, {} to {}",
+        f.id,
+        f.sku,
+        shopgrowth_promo::pricing::yuan(f.price),
+        f.taken,
+        f.stock,
+        f.stock - f.taken,
+        view["starts_at"].as_str().unwrap_or_default(),
+        view["ends_at"].as_str().unwrap_or_default()
+    );
     Ok(())
 }
 

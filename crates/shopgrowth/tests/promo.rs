@@ -313,3 +313,46 @@ async fn campaigns_are_created_and_moved_from_the_command_line() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn flash_sales_are_created_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path();
+    let file = data.join("sale.json");
+    std::fs::write(
+        &file,
+        json!({"id": "s11", "sku": "phone", "price": 99900, "stock": 100, "per_user_limit": 2,
+            "starts_at": "2026-11-11T00:00:00Z", "ends_at": "2026-11-12T00:00:00Z"})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let file = file.to_string_lossy();
+    let created = shopgrowth(data, &["flash", "create", &file]);
+    assert_eq!(created["created"], true);
+    assert_eq!(
+        (
+            created["sale"]["available"].as_i64(),
+            created["sale"]["per_user_limit"].as_i64()
+        ),
+        (Some(100), Some(2))
+    );
+    assert_eq!(
+        shopgrowth(data, &["flash", "create", &file])["created"],
+        false,
+        "the id is the idempotency key"
+    );
+    assert_eq!(shopgrowth(data, &["flash", "show", "s11"])["stock"], 100);
+    // The API's checks, each naming its field.
+    let bad = data.join("bad.json");
+    std::fs::write(
+        &bad,
+        json!({"id": "s12", "sku": "phone", "price": -1, "stock": 10, "per_user_limit": 0,
+            "starts_at": "2026-11-11T00:00:00Z", "ends_at": "2026-11-11T00:00:00Z"})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = shopgrowth_fails(data, &["flash", "create", &bad.to_string_lossy()]);
+    for field in ["price", "per_user_limit", "ends_at"] {
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}

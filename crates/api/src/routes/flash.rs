@@ -36,6 +36,45 @@ pub struct FlashSaleRequest {
     pub hold_seconds: i64,
 }
 
+impl FlashSaleRequest {
+    /// Checks the sale and makes its record (nothing taken yet); each problem names its field.
+    pub fn record(&self, now: i64) -> Result<FlashSaleRecord, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.id.trim().is_empty() || self.id.len() > 100 {
+            errors.push(FieldError::new("id", "1 to 100 characters"));
+        }
+        for (field, v) in [("price", self.price), ("stock", self.stock)] {
+            if v < 0 {
+                errors.push(FieldError::new(field, "must not be negative"));
+            }
+        }
+        if self.per_user_limit < 1 {
+            errors.push(FieldError::new("per_user_limit", "must be at least 1"));
+        }
+        if self.hold_seconds < 1 {
+            errors.push(FieldError::new("hold_seconds", "must be at least 1"));
+        }
+        if self.ends_at <= self.starts_at {
+            errors.push(FieldError::new("ends_at", "must be after starts_at"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(FlashSaleRecord {
+            id: self.id.clone(),
+            sku: self.sku.clone(),
+            price: self.price,
+            stock: self.stock,
+            taken: 0,
+            per_user_limit: self.per_user_limit,
+            starts_at: self.starts_at.0,
+            ends_at: self.ends_at.0,
+            hold_ms: self.hold_seconds.saturating_mul(1000),
+            created_at: now,
+        })
+    }
+}
+
 fn one() -> i64 {
     1
 }
@@ -84,42 +123,10 @@ pub async fn create(
     ApiJson(req): ApiJson<FlashSaleRequest>,
 ) -> ApiResult<(StatusCode, Json<FlashSaleView>)> {
     caller.require(Scope::Admin)?;
-    let mut errors = Vec::new();
-    if req.id.trim().is_empty() || req.id.len() > 100 {
-        errors.push(FieldError::new("id", "1 to 100 characters"));
-    }
-    for (field, v) in [("price", req.price), ("stock", req.stock)] {
-        if v < 0 {
-            errors.push(FieldError::new(field, "must not be negative"));
-        }
-    }
-    if req.per_user_limit < 1 {
-        errors.push(FieldError::new("per_user_limit", "must be at least 1"));
-    }
-    if req.hold_seconds < 1 {
-        errors.push(FieldError::new("hold_seconds", "must be at least 1"));
-    }
-    if req.ends_at <= req.starts_at {
-        errors.push(FieldError::new("ends_at", "must be after starts_at"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid("the flash sale is not valid", errors));
-    }
-    let created = state
-        .store
-        .create_flash_sale(FlashSaleRecord {
-            id: req.id.clone(),
-            sku: req.sku,
-            price: req.price,
-            stock: req.stock,
-            taken: 0,
-            per_user_limit: req.per_user_limit,
-            starts_at: req.starts_at.0,
-            ends_at: req.ends_at.0,
-            hold_ms: req.hold_seconds.saturating_mul(1000),
-            created_at: Timestamp::now().0,
-        })
-        .await?;
+    let record = req
+        .record(Timestamp::now().0)
+        .map_err(|errors| ApiError::invalid("the flash sale is not valid", errors))?;
+    let created = state.store.create_flash_sale(record).await?;
     let sale = state
         .store
         .flash_sale(req.id.clone())
