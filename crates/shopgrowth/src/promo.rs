@@ -98,6 +98,10 @@ pub enum RedPacketVerb {
 pub enum GroupVerb {
     /// A group's progress (拼团): seats taken and missing, the deadline and every member.
     Show { id: String },
+    /// Create a group-buying deal from a JSON file shaped like the API's body (`id`, `sku`,
+    /// `group_size`, `leader_price`, `member_price`, `window_seconds`, `starts_at`, `ends_at`);
+    /// the id is the idempotency key.
+    CreateDeal { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +149,16 @@ fn read_json_file<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> any
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
         .map_err(|e| anyhow::anyhow!("{}: field {}: {}", file.display(), e.path(), e.inner()))
+}
+
+/// A file's content refused by the API's checks: the file, then each field's problem.
+fn refused_file(
+    file: &std::path::Path,
+    title: &str,
+    errors: &[shopgrowth_core::FieldError],
+) -> anyhow::Error {
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("{}: {title}; {}", file.display(), errors.join("; "))
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -514,14 +528,9 @@ pub async fn run_flash(
         }
         FlashVerb::Create { file } => {
             let req: shopgrowth_api::routes::flash::FlashSaleRequest = read_json_file(&file)?;
-            let record = req.record(Timestamp::now().0).map_err(|errors| {
-                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!(
-                    "{}: the flash sale is not valid; {}",
-                    file.display(),
-                    errors.join("; ")
-                )
-            })?;
+            let record = req
+                .record(Timestamp::now().0)
+                .map_err(|errors| refused_file(&file, "the flash sale is not valid", &errors))?;
             let created = store.create_flash_sale(record).await?;
             let f = store
                 .flash_sale(req.id.clone())
@@ -622,6 +631,33 @@ pub async fn run_group(
 ) -> anyhow::Result<()> {
     let store = config::open_store(store_args, file).await?;
     match verb {
+        GroupVerb::CreateDeal { file } => {
+            let req: shopgrowth_api::routes::groups::GroupDealRequest = read_json_file(&file)?;
+            let record = req
+                .record(Timestamp::now().0)
+                .map_err(|errors| refused_file(&file, "the group deal is not valid", &errors))?;
+            let created = store.create_group_deal(record).await?;
+            let deal = store
+                .group_deal(req.id.clone())
+                .await?
+                .with_context(|| format!("group deal {:?} vanished", req.id))?;
+            let view = shopgrowth_api::routes::groups::GroupDealView::from(deal);
+            if json {
+                return print_json(&serde_json::json!({"created": created, "deal": view}));
+            }
+            println!(
+                "{} ({}): groups of {}, leader {}, members {}, {} s to fill, {} to {}: {}",
+                view.id,
+                view.sku,
+                view.group_size,
+                shopgrowth_promo::pricing::yuan(view.leader_price),
+                shopgrowth_promo::pricing::yuan(view.member_price),
+                view.window_seconds,
+                view.starts_at,
+                view.ends_at,
+                if created { "created" } else { "already there" }
+            );
+        }
         GroupVerb::Show { id } => {
             let (group, members) = store
                 .group(id.clone())

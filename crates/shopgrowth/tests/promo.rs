@@ -238,6 +238,43 @@ async fn red_packets_and_groups_from_the_command_line() {
         .iter()
         .any(|m| m["user_id"] == "lee" && m["leader"] == true && m["price"] == 5_900));
 
+    // A deal from a file, as the API takes it; the id is the idempotency key.
+    let deal = data.join("deal.json");
+    std::fs::write(
+        &deal,
+        json!({"id": "mango", "sku": "mango", "group_size": 3, "leader_price": 2_900,
+            "member_price": 3_900, "starts_at": "2026-11-11T00:00:00Z",
+            "ends_at": "2026-11-12T00:00:00Z"})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let deal = deal.to_string_lossy();
+    let created = shopgrowth(data, &["group", "create-deal", &deal]);
+    assert_eq!(
+        (
+            created["created"].as_bool(),
+            created["deal"]["window_seconds"].as_i64()
+        ),
+        (Some(true), Some(86_400))
+    );
+    assert_eq!(
+        shopgrowth(data, &["group", "create-deal", &deal])["created"],
+        false
+    );
+    let bad = data.join("bad-deal.json");
+    std::fs::write(
+        &bad,
+        json!({"id": "x", "sku": "x", "group_size": 1, "leader_price": 1, "member_price": 1,
+            "starts_at": "2026-11-11T00:00:00Z", "ends_at": "2026-11-12T00:00:00Z"})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = shopgrowth_fails(data, &["group", "create-deal", &bad.to_string_lossy()]);
+    assert!(
+        err.contains("bad-deal.json") && err.contains("group_size"),
+        "{err}"
+    );
+
     // An unknown id is an error that names it.
     let err = shopgrowth_fails(data, &["group", "show", "nope"]);
     assert!(err.contains("no group \"nope\""), "{err}");

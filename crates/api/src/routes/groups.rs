@@ -36,6 +36,50 @@ pub struct GroupDealRequest {
     pub ends_at: Timestamp,
 }
 
+impl GroupDealRequest {
+    /// Checks the deal and makes its record; each problem names its field.
+    pub fn record(&self, now: i64) -> Result<GroupDealRecord, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.id.trim().is_empty() || self.id.len() > 100 {
+            errors.push(FieldError::new("id", "1 to 100 characters"));
+        }
+        if !(2..=100).contains(&self.group_size) {
+            errors.push(FieldError::new("group_size", "between 2 and 100"));
+        }
+        for (field, v) in [
+            ("leader_price", self.leader_price),
+            ("member_price", self.member_price),
+        ] {
+            if v < 0 {
+                errors.push(FieldError::new(field, "must not be negative"));
+            }
+        }
+        if !(60..=30 * 86_400).contains(&self.window_seconds) {
+            errors.push(FieldError::new(
+                "window_seconds",
+                "between 60 seconds and 30 days",
+            ));
+        }
+        if self.ends_at <= self.starts_at {
+            errors.push(FieldError::new("ends_at", "must be after starts_at"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(GroupDealRecord {
+            id: self.id.clone(),
+            sku: self.sku.clone(),
+            group_size: self.group_size,
+            leader_price: self.leader_price,
+            member_price: self.member_price,
+            window_ms: self.window_seconds * 1000,
+            starts_at: self.starts_at.0,
+            ends_at: self.ends_at.0,
+            created_at: now,
+        })
+    }
+}
+
 fn one_day() -> i64 {
     86_400
 }
@@ -77,47 +121,10 @@ pub async fn create_deal(
     ApiJson(req): ApiJson<GroupDealRequest>,
 ) -> ApiResult<(StatusCode, Json<GroupDealView>)> {
     caller.require(Scope::Admin)?;
-    let mut errors = Vec::new();
-    if req.id.trim().is_empty() || req.id.len() > 100 {
-        errors.push(FieldError::new("id", "1 to 100 characters"));
-    }
-    if !(2..=100).contains(&req.group_size) {
-        errors.push(FieldError::new("group_size", "between 2 and 100"));
-    }
-    for (field, v) in [
-        ("leader_price", req.leader_price),
-        ("member_price", req.member_price),
-    ] {
-        if v < 0 {
-            errors.push(FieldError::new(field, "must not be negative"));
-        }
-    }
-    if !(60..=30 * 86_400).contains(&req.window_seconds) {
-        errors.push(FieldError::new(
-            "window_seconds",
-            "between 60 seconds and 30 days",
-        ));
-    }
-    if req.ends_at <= req.starts_at {
-        errors.push(FieldError::new("ends_at", "must be after starts_at"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid("the group deal is not valid", errors));
-    }
-    let created = state
-        .store
-        .create_group_deal(GroupDealRecord {
-            id: req.id.clone(),
-            sku: req.sku,
-            group_size: req.group_size,
-            leader_price: req.leader_price,
-            member_price: req.member_price,
-            window_ms: req.window_seconds * 1000,
-            starts_at: req.starts_at.0,
-            ends_at: req.ends_at.0,
-            created_at: Timestamp::now().0,
-        })
-        .await?;
+    let record = req
+        .record(Timestamp::now().0)
+        .map_err(|errors| ApiError::invalid("the group deal is not valid", errors))?;
+    let created = state.store.create_group_deal(record).await?;
     let deal = state
         .store
         .group_deal(req.id.clone())
