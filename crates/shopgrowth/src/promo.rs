@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use shopgrowth_api::routes::campaigns::CreateCampaign;
+use shopgrowth_api::routes::flash::{FlashSaleRequest, FlashSaleView};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
@@ -404,7 +405,7 @@ pub async fn run_campaign(
         CampaignVerb::Create { file } => {
             let req: CreateCampaign = read_json_file(&file)?;
             let record = campaign_record(&req.id, &req.campaign.input(), Timestamp::now().0)
-                .map_err(|r| anyhow::anyhow!("{}: {r}", file.display()))?;
+                .map_err(|r| refused_file(&file, r.title, &r.errors))?;
             let change = serde_json::json!({"action": "created", "by": "cli"}).to_string();
             let created = store.create_campaign(record, change).await?;
             let stored = store
@@ -524,10 +525,10 @@ pub async fn run_flash(
                 .flash_sale(id.clone())
                 .await?
                 .with_context(|| format!("no flash sale {id:?}"))?;
-            print_flash_sale(f, json)?;
+            print_flash_sale(f.into(), json)?;
         }
         FlashVerb::Create { file } => {
-            let req: shopgrowth_api::routes::flash::FlashSaleRequest = read_json_file(&file)?;
+            let req: FlashSaleRequest = read_json_file(&file)?;
             let record = req
                 .record(Timestamp::now().0)
                 .map_err(|errors| refused_file(&file, "the flash sale is not valid", &errors))?;
@@ -536,10 +537,9 @@ pub async fn run_flash(
                 .flash_sale(req.id.clone())
                 .await?
                 .with_context(|| format!("flash sale {:?} vanished", req.id))?;
+            let f = FlashSaleView::from(f);
             if json {
-                return print_json(
-                    &serde_json::json!({"created": created, "sale": flash_sale_view(&f)}),
-                );
+                return print_json(&serde_json::json!({"created": created, "sale": f}));
             }
             println!("{}", if created { "created" } else { "already there" });
             print_flash_sale(f, false)?;
@@ -548,21 +548,10 @@ pub async fn run_flash(
     Ok(())
 }
 
-/// A flash sale's stock, units taken and available, and its window.
-fn flash_sale_view(f: &shopgrowth_store::records::FlashSaleRecord) -> serde_json::Value {
-    serde_json::json!({"id": f.id, "sku": f.sku, "price": f.price,
-        "stock": f.stock, "taken": f.taken, "available": f.stock - f.taken,
-        "per_user_limit": f.per_user_limit, "starts_at": time(Some(f.starts_at)),
-        "ends_at": time(Some(f.ends_at))})
-}
-
-fn print_flash_sale(
-    f: shopgrowth_store::records::FlashSaleRecord,
-    json: bool,
-) -> anyhow::Result<()> {
-    let view = flash_sale_view(&f);
+/// A flash sale as the API shows it: stock, units taken and available, and its window.
+fn print_flash_sale(f: FlashSaleView, json: bool) -> anyhow::Result<()> {
     if json {
-        return print_json(&view);
+        return print_json(&f);
     }
     println!(
         "{} ({} at {}): {} of {} taken, {} available, {} to {}",
@@ -571,9 +560,9 @@ fn print_flash_sale(
         shopgrowth_promo::pricing::yuan(f.price),
         f.taken,
         f.stock,
-        f.stock - f.taken,
-        view["starts_at"].as_str().unwrap_or_default(),
-        view["ends_at"].as_str().unwrap_or_default()
+        f.available,
+        f.starts_at,
+        f.ends_at
     );
     Ok(())
 }
