@@ -636,6 +636,12 @@ async fn quotes_a_cart_and_explains_every_promotion() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(problem["errors"][0]["field"], "cart.lines[0].quantity");
+    let (status, problem) = t
+        .call("POST", "/api/v1/pricing/quote", Some(&t.read),
+            Some(json!({"cart": {"lines": [{"sku": "", "quantity": 1, "unit_price": 1}]}, "promotions": []}).to_string()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["errors"][0]["field"], "cart.lines[0].sku");
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use shopgrowth_core::money::allocate_into;
+use shopgrowth_core::FieldError;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -62,6 +63,33 @@ pub struct Cart {
     /// Promotion codes the customer entered.
     #[serde(default)]
     pub codes: Vec<String>,
+}
+
+impl Cart {
+    /// Why the cart cannot be priced, one problem per field (`lines[2].quantity`); empty when
+    /// it can. The API and the CLI refuse such a cart rather than price what it might mean.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        if self.lines.is_empty() {
+            problems.push(FieldError::new("lines", "the cart has no lines"));
+        }
+        for (i, l) in self.lines.iter().enumerate() {
+            let field = |name: &str| format!("lines[{i}].{name}");
+            if l.sku.trim().is_empty() {
+                problems.push(FieldError::new(field("sku"), "must not be empty"));
+            }
+            if l.quantity <= 0 {
+                problems.push(FieldError::new(field("quantity"), "must be at least 1"));
+            }
+            if l.unit_price < 0 {
+                problems.push(FieldError::new(field("unit_price"), "must not be negative"));
+            }
+        }
+        if self.shipping_fee < 0 {
+            problems.push(FieldError::new("shipping_fee", "must not be negative"));
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

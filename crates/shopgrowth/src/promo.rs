@@ -696,7 +696,16 @@ pub async fn run_pricing(
         promotions,
         customer,
     } = verb;
-    let cart: Cart = read_json(&cart)?;
+    let cart_file = cart;
+    let cart: Cart = read_json(&cart_file)?;
+    let problems = cart.problems();
+    if !problems.is_empty() {
+        return Err(refused_file(
+            &cart_file,
+            "the cart cannot be priced",
+            &problems,
+        ));
+    }
     let customer: Customer = match &customer {
         Some(path) => read_json(path)?,
         None => Customer::default(),

@@ -152,6 +152,17 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
     // No campaigns live in this store: nothing off.
     let live = shopgrowth(data, &["pricing", "quote", &cart]);
     assert_eq!(live["discount"], 0);
+    // A cart that cannot be priced is refused, naming the file and each field.
+    let bad = data.join("bad-cart.json");
+    std::fs::write(
+        &bad,
+        json!({"lines": [{"sku": " ", "quantity": 0, "unit_price": 100}]}).to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let refused = shopgrowth_fails(data, &["pricing", "quote", &bad.to_string_lossy()]);
+    assert!(refused.contains("bad-cart.json"), "{refused}");
+    assert!(refused.contains("lines[0].sku"), "{refused}");
+    assert!(refused.contains("lines[0].quantity"), "{refused}");
 }
 
 #[tokio::test]

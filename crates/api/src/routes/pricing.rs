@@ -40,27 +40,11 @@ pub struct QuoteRequest {
 }
 
 fn check(cart: &Cart, promotions: Option<&[Promotion]>) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    if cart.lines.is_empty() {
-        errors.push(FieldError::new("cart.lines", "the cart has no lines"));
-    }
-    for (i, l) in cart.lines.iter().enumerate() {
-        if l.quantity <= 0 {
-            errors.push(FieldError::new(
-                format!("cart.lines[{i}].quantity"),
-                "must be at least 1",
-            ));
-        }
-        if l.unit_price < 0 {
-            errors.push(FieldError::new(
-                format!("cart.lines[{i}].unit_price"),
-                "must not be negative",
-            ));
-        }
-    }
-    if cart.shipping_fee < 0 {
-        errors.push(FieldError::new("cart.shipping_fee", "must not be negative"));
-    }
+    let mut errors: Vec<FieldError> = cart
+        .problems()
+        .into_iter()
+        .map(|e| e.under("cart"))
+        .collect();
     if promotions.is_some_and(|p| p.len() > MAX_PROMOTIONS) {
         errors.push(FieldError::new(
             "promotions",

@@ -105,6 +105,26 @@ fn a_category_limit_lets_that_many_stack() {
 }
 
 #[test]
+fn a_cart_that_cannot_be_priced_names_each_field() {
+    assert!(cart(vec![line("a", 1, 0, "母婴", "s1")])
+        .problems()
+        .is_empty());
+    let mut bad = cart(vec![line(" ", 0, -1, "母婴", "s1")]);
+    bad.shipping_fee = -5;
+    let fields: Vec<String> = bad.problems().into_iter().map(|p| p.field).collect();
+    assert_eq!(
+        fields,
+        [
+            "lines[0].sku",
+            "lines[0].quantity",
+            "lines[0].unit_price",
+            "shipping_fee"
+        ]
+    );
+    assert_eq!(Cart::default().problems()[0].field, "lines");
+}
+
+#[test]
 fn says_how_much_is_missing() {
     let c = cart(vec![line("a", 1, 28_750, "母婴", "s1")]);
     let mut p = threshold("m", 30_000, 4_000);
