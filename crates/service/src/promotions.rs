@@ -97,6 +97,28 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
     })
 }
 
+/// The change an edit records: who made it, the state it happened in, and each field that
+/// changed with its value before and after.
+pub fn edit_change(before: &CampaignRecord, after: &CampaignRecord, by: &str) -> String {
+    let mut changed = serde_json::Map::new();
+    let mut note = |field: &str, was: serde_json::Value, now: serde_json::Value| {
+        if was != now {
+            changed.insert(field.into(), json!({"from": was, "to": now}));
+        }
+    };
+    note("name", json!(before.name), json!(after.name));
+    note(
+        "promotion",
+        serde_json::from_str(&before.promotion).unwrap_or_default(),
+        serde_json::from_str(&after.promotion).unwrap_or_default(),
+    );
+    note("starts_at", json!(before.starts_at), json!(after.starts_at));
+    note("ends_at", json!(before.ends_at), json!(after.ends_at));
+    note("segment", json!(before.segment), json!(after.segment));
+    note("budget", json!(before.budget), json!(after.budget));
+    json!({"action": "edited", "by": by, "while": before.state, "fields": changed}).to_string()
+}
+
 /// The state a transition asks for (`scheduled`, `running`, `paused` or `ended`), checked
 /// against the campaign as it is (`None` if there is none: the store says so): a campaign is
 /// scheduled only for a start time in the future.

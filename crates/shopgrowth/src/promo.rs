@@ -7,15 +7,16 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use shopgrowth_api::routes::campaigns::CreateCampaign;
+use shopgrowth_api::routes::campaigns::{CreateCampaign, EditCampaign};
 use shopgrowth_api::routes::flash::{FlashSaleRequest, FlashSaleView};
+use shopgrowth_api::routes::red_packets::{red_packet_view, RedPacketRequest, RedPacketView};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_promo::pricing::{price, Cart, Customer, Promotion};
 use shopgrowth_service::promotions::{
-    campaign_record, campaign_spent, campaigns_with_spent, issue_coupons, live_promotions,
-    set_campaign_budget, transition_target, ISSUE_CHUNK,
+    campaign_record, campaign_spent, campaigns_with_spent, edit_change, issue_coupons,
+    live_promotions, set_campaign_budget, transition_target, ISSUE_CHUNK,
 };
 use shopgrowth_store::records::BudgetLine;
 use shopgrowth_store::Store;
@@ -57,6 +58,11 @@ pub enum CampaignVerb {
     /// Create a campaign, as a draft, from a JSON file shaped like the API's body (`id`, `name`,
     /// `promotion`, `starts_at`, `ends_at`, `segment`, `budget`); the id is the idempotency key.
     Create { file: PathBuf },
+    /// Edit a campaign, also a running one, from a JSON file shaped like the API's body
+    /// (`version` as `show` gives it, then the fields as for `create`, without `id`); refused if
+    /// the campaign changed since that version. The change is recorded with each field's value
+    /// before and after.
+    Edit { id: String, file: PathBuf },
     /// Move a campaign: schedule, start, pause, resume or end it.
     Transition {
         id: String,
@@ -93,6 +99,10 @@ pub enum FlashVerb {
 pub enum RedPacketVerb {
     /// A red packet: its split, what was claimed and by whom, and what went back on expiry.
     Show { id: String },
+    /// Make a red packet (fixed or 拼手气) from a JSON file shaped like the API's body (`id`,
+    /// `sender`, `kind`, `total`, `currency`, `shares`, `min_share`, `expires_in_seconds`); the id
+    /// is the idempotency key. Customers claim it through the API.
+    Send { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,6 +430,29 @@ pub async fn run_campaign(
             let what = if created { "created" } else { "already there" };
             println!("{} {} ({}): {what}", row.id, row.name, row.state);
         }
+        CampaignVerb::Edit { id, file } => {
+            let req: EditCampaign = read_json_file(&file)?;
+            let now = Timestamp::now().0;
+            let record = campaign_record(&id, &req.campaign.input(), now)
+                .map_err(|r| refused_file(&file, r.title, &r.errors))?;
+            let before = store
+                .campaign(id.clone())
+                .await?
+                .with_context(|| format!("no campaign {id:?}"))?;
+            let change = edit_change(&before, &record, "cli");
+            let c = store
+                .edit_campaign(record, req.version, change, now)
+                .await?;
+            set_campaign_budget(&store, &c).await?;
+            let row = campaign_row(&store, c).await?;
+            if json {
+                return print_json(&row);
+            }
+            println!(
+                "{} {} ({}): edited, now version {}",
+                row.id, row.name, row.state, row.version
+            );
+        }
         CampaignVerb::Transition { id, to } => {
             let now = Timestamp::now().0;
             let current = store.campaign(id.clone()).await?;
@@ -580,34 +613,57 @@ pub async fn run_red_packet(
                 .red_packet(id.clone())
                 .await?
                 .with_context(|| format!("no red packet {id:?}"))?;
-            let p = shopgrowth_api::routes::red_packets::red_packet_view(packet, shares);
-            if json {
-                print_json(&p)?;
-            } else {
-                println!(
-                    "{} ({}, from {}): {} of {} shares claimed ({} of {}), {}, returned {}, expires {}",
-                    p.id,
-                    p.kind,
-                    p.sender,
-                    p.claimed_count,
-                    p.shares,
-                    shopgrowth_promo::pricing::yuan(p.claimed_amount),
-                    shopgrowth_promo::pricing::yuan(p.total),
-                    p.state,
-                    shopgrowth_promo::pricing::yuan(p.returned),
-                    p.expires_at
-                );
-                for c in &p.claims {
-                    println!(
-                        "  #{} {} {} {}",
-                        c.position,
-                        shopgrowth_promo::pricing::yuan(c.amount),
-                        c.claimed_by.as_deref().unwrap_or_default(),
-                        c.claimed_at.as_deref().unwrap_or_default()
-                    );
-                }
-            }
+            print_red_packet(red_packet_view(packet, shares), json)?;
         }
+        RedPacketVerb::Send { file } => {
+            let req: RedPacketRequest = read_json_file(&file)?;
+            let (packet, amounts) = req
+                .record(Timestamp::now().0)
+                .map_err(|errors| refused_file(&file, "the red packet is not valid", &errors))?;
+            let created = store.create_red_packet(packet, amounts).await?;
+            let (packet, shares) = store
+                .red_packet(req.id.clone())
+                .await?
+                .with_context(|| format!("red packet {:?} vanished", req.id))?;
+            let p = red_packet_view(packet, shares);
+            if json {
+                return print_json(&serde_json::json!({"created": created, "packet": p}));
+            }
+            println!("{}", if created { "created" } else { "already there" });
+            print_red_packet(p, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// A red packet as the API shows it: its split, the claims (unclaimed amounts stay secret) and
+/// what went back.
+fn print_red_packet(p: RedPacketView, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&p);
+    }
+    let yuan = shopgrowth_promo::pricing::yuan;
+    println!(
+        "{} ({}, from {}): {} of {} shares claimed ({} of {}), {}, returned {}, expires {}",
+        p.id,
+        p.kind,
+        p.sender,
+        p.claimed_count,
+        p.shares,
+        yuan(p.claimed_amount),
+        yuan(p.total),
+        p.state,
+        yuan(p.returned),
+        p.expires_at
+    );
+    for c in &p.claims {
+        println!(
+            "  #{} {} {} {}",
+            c.position,
+            yuan(c.amount),
+            c.claimed_by.as_deref().unwrap_or_default(),
+            c.claimed_at.as_deref().unwrap_or_default()
+        );
     }
     Ok(())
 }

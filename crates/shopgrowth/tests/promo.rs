@@ -234,6 +234,45 @@ async fn red_packets_and_groups_from_the_command_line() {
     assert_eq!(claims[0]["claimed_by"], "amy");
     assert_eq!(packet["claimed_amount"], claims[0]["amount"]);
 
+    // A packet sent from a file: the API's checks, the id the idempotency key.
+    let send = data.join("packet.json");
+    std::fs::write(
+        &send,
+        json!({"id": "rp2", "sender": "shop", "kind": "lucky", "total": 8888, "currency": "CNY",
+            "shares": 10, "min_share": 100})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let send = send.to_string_lossy();
+    let sent = shopgrowth(data, &["red-packet", "send", &send]);
+    assert_eq!(
+        (
+            sent["created"].as_bool(),
+            sent["packet"]["total"].as_i64(),
+            sent["packet"]["shares"].as_i64(),
+            sent["packet"]["kind"].as_str()
+        ),
+        (Some(true), Some(8888), Some(10), Some("lucky")),
+        "{sent}"
+    );
+    assert_eq!(
+        shopgrowth(data, &["red-packet", "send", &send])["created"],
+        false
+    );
+    let bad = data.join("bad-packet.json");
+    std::fs::write(
+        &bad,
+        json!({"id": "rp3", "sender": "shop", "kind": "lucky", "total": 500, "currency": "CNY",
+            "shares": 10, "min_share": 100})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = shopgrowth_fails(data, &["red-packet", "send", &bad.to_string_lossy()]);
+    assert!(
+        err.contains("bad-packet.json") && err.contains("total"),
+        "{err}"
+    );
+
     let group = shopgrowth(data, &["group", "show", "g1"]);
     assert_eq!(
         (
@@ -346,6 +385,46 @@ async fn campaigns_are_created_and_moved_from_the_command_line() {
     let shown = shopgrowth(data, &["campaign", "show", "d11"]);
     let changes = shown["changes"].as_array().cloned().unwrap_or_default();
     assert_eq!(changes.len(), 3, "created, running, paused: {shown}");
+
+    // An edit needs the version it was made from; it is recorded with each field that changed.
+    let version = shown["campaign"]["version"].as_i64().unwrap_or_default();
+    let edit = data.join("edit.json");
+    let edited_body = |version: i64| {
+        json!({"version": version, "name": "双11 满300减60", "budget": 120000,
+            "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 6000}]},
+                "stacking": {"category": {"name": "shop"}}}})
+        .to_string()
+    };
+    std::fs::write(&edit, edited_body(version)).unwrap_or_else(|e| panic!("{e}"));
+    let edit = edit.to_string_lossy();
+    let edited = shopgrowth(data, &["campaign", "edit", "d11", &edit]);
+    assert_eq!(
+        (edited["name"].as_str(), edited["version"].as_i64()),
+        (Some("双11 满300减60"), Some(version + 1)),
+        "{edited}"
+    );
+    let budget = shopgrowth(data, &["budget", "show", "campaign:d11"]);
+    assert!(budget.to_string().contains("120000"), "{budget}");
+    let shown = shopgrowth(data, &["campaign", "show", "d11"]);
+    let last = &shown["changes"][3]["change"];
+    assert_eq!(
+        (
+            last["action"].as_str(),
+            last["by"].as_str(),
+            last["while"].as_str()
+        ),
+        (Some("edited"), Some("cli"), Some("paused")),
+        "{shown}"
+    );
+    assert_eq!(
+        last["fields"]["budget"],
+        json!({"from": 100000, "to": 120000})
+    );
+    // The same file again is based on a version that is no longer current: refused, unchanged.
+    let err = shopgrowth_fails(data, &["campaign", "edit", "d11", &edit]);
+    assert!(err.contains("version"), "{err}");
+    let err = shopgrowth_fails(data, &["campaign", "edit", "nope", &edit]);
+    assert!(err.contains("nope"), "{err}");
 
     // A bad file names the file, the field and the reason.
     let bad = data.join("bad.json");

@@ -15,7 +15,8 @@ use serde_json::json;
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_service::promotions::{
-    campaign_record, campaign_spent, set_campaign_budget, transition_target, CampaignInput, Refused,
+    campaign_record, campaign_spent, edit_change, set_campaign_budget, transition_target,
+    CampaignInput, Refused,
 };
 use shopgrowth_store::records::CampaignRecord;
 use utoipa::ToSchema;
@@ -252,25 +253,7 @@ pub async fn edit(
         .campaign(id.clone())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no campaign {id:?}")))?;
-    let mut changed = serde_json::Map::new();
-    let mut note = |field: &str, was: serde_json::Value, now: serde_json::Value| {
-        if was != now {
-            changed.insert(field.into(), json!({"from": was, "to": now}));
-        }
-    };
-    note("name", json!(before.name), json!(rec.name));
-    note(
-        "promotion",
-        serde_json::from_str(&before.promotion).unwrap_or_default(),
-        serde_json::from_str(&rec.promotion).unwrap_or_default(),
-    );
-    note("starts_at", json!(before.starts_at), json!(rec.starts_at));
-    note("ends_at", json!(before.ends_at), json!(rec.ends_at));
-    note("segment", json!(before.segment), json!(rec.segment));
-    note("budget", json!(before.budget), json!(rec.budget));
-    let change =
-        json!({"action": "edited", "by": caller.0.id, "while": before.state, "fields": changed})
-            .to_string();
+    let change = edit_change(&before, &rec, &caller.0.id);
     let c = state
         .store
         .edit_campaign(rec, req.version, change, now)

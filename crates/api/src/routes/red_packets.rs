@@ -47,6 +47,71 @@ pub struct RedPacketRequest {
     pub expires_in_seconds: i64,
 }
 
+impl RedPacketRequest {
+    /// Checks the packet and makes its record with its shares (drawn from a seed of the id, so
+    /// the same request draws the same shares on any node); each problem names its field.
+    pub fn record(&self, now: i64) -> Result<(RedPacketRecord, Vec<i64>), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.id.trim().is_empty() || self.id.len() > 100 {
+            errors.push(FieldError::new("id", "1 to 100 characters"));
+        }
+        if self.sender.trim().is_empty() {
+            errors.push(FieldError::new("sender", "must not be empty"));
+        }
+        let currency = match Currency::parse(&self.currency) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errors.push(FieldError::new("currency", e.to_string()));
+                None
+            }
+        };
+        if self.shares > 10_000 {
+            errors.push(FieldError::new("shares", "at most 10,000"));
+        }
+        if !(1..=366 * 86_400).contains(&self.expires_in_seconds) {
+            errors.push(FieldError::new(
+                "expires_in_seconds",
+                "between 1 second and 366 days",
+            ));
+        }
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(shopgrowth_core::ids::stable_hash(&self.id));
+        let amounts = match self.kind {
+            PacketKind::Fixed => split_fixed(self.total, self.shares),
+            PacketKind::Lucky => split_lucky(self.total, self.shares, self.min_share, &mut rng),
+        };
+        let amounts = match amounts {
+            Ok(a) => a,
+            Err(e) => {
+                errors.push(FieldError::new("total", e.to_string()));
+                Vec::new()
+            }
+        };
+        let Some(currency) = currency.filter(|_| errors.is_empty()) else {
+            return Err(errors);
+        };
+        let kind = match self.kind {
+            PacketKind::Fixed => "fixed",
+            PacketKind::Lucky => "lucky",
+        };
+        let packet = RedPacketRecord {
+            id: self.id.clone(),
+            sender: self.sender.clone(),
+            kind: kind.into(),
+            total: self.total,
+            currency: currency.as_str().to_string(),
+            shares: i64::from(self.shares),
+            claimed_count: 0,
+            claimed_amount: 0,
+            state: "open".into(),
+            returned: 0,
+            expires_at: now.saturating_add(self.expires_in_seconds.saturating_mul(1000)),
+            created_at: now,
+        };
+        Ok((packet, amounts))
+    }
+}
+
 fn one() -> i64 {
     1
 }
@@ -137,70 +202,10 @@ pub async fn create(
     ApiJson(req): ApiJson<RedPacketRequest>,
 ) -> ApiResult<(StatusCode, Json<RedPacketView>)> {
     caller.require(Scope::Ingest)?;
-    let mut errors = Vec::new();
-    if req.id.trim().is_empty() || req.id.len() > 100 {
-        errors.push(FieldError::new("id", "1 to 100 characters"));
-    }
-    if req.sender.trim().is_empty() {
-        errors.push(FieldError::new("sender", "must not be empty"));
-    }
-    let currency = Currency::parse(&req.currency).map_err(|e| {
-        ApiError::invalid(
-            "the red packet is not valid",
-            vec![FieldError::new("currency", e.to_string())],
-        )
-    })?;
-    if req.shares > 10_000 {
-        errors.push(FieldError::new("shares", "at most 10,000"));
-    }
-    if !(1..=366 * 86_400).contains(&req.expires_in_seconds) {
-        errors.push(FieldError::new(
-            "expires_in_seconds",
-            "between 1 second and 366 days",
-        ));
-    }
-    // A seed from the id, so the same request draws the same shares on any node.
-    let mut rng =
-        rand_chacha::ChaCha8Rng::seed_from_u64(shopgrowth_core::ids::stable_hash(&req.id));
-    let amounts = match req.kind {
-        PacketKind::Fixed => split_fixed(req.total, req.shares),
-        PacketKind::Lucky => split_lucky(req.total, req.shares, req.min_share, &mut rng),
-    };
-    let amounts = match amounts {
-        Ok(a) => a,
-        Err(e) => {
-            errors.push(FieldError::new("total", e.to_string()));
-            Vec::new()
-        }
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::invalid("the red packet is not valid", errors));
-    }
-    let now = Timestamp::now().0;
-    let kind = match req.kind {
-        PacketKind::Fixed => "fixed",
-        PacketKind::Lucky => "lucky",
-    };
-    let created = state
-        .store
-        .create_red_packet(
-            RedPacketRecord {
-                id: req.id.clone(),
-                sender: req.sender,
-                kind: kind.into(),
-                total: req.total,
-                currency: currency.as_str().to_string(),
-                shares: i64::from(req.shares),
-                claimed_count: 0,
-                claimed_amount: 0,
-                state: "open".into(),
-                returned: 0,
-                expires_at: now.saturating_add(req.expires_in_seconds.saturating_mul(1000)),
-                created_at: now,
-            },
-            amounts,
-        )
-        .await?;
+    let (packet, amounts) = req
+        .record(Timestamp::now().0)
+        .map_err(|errors| ApiError::invalid("the red packet is not valid", errors))?;
+    let created = state.store.create_red_packet(packet, amounts).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
