@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use shopgrowth_api::routes::campaigns::{CreateCampaign, EditCampaign};
 use shopgrowth_api::routes::flash::{FlashSaleRequest, FlashSaleView};
+use shopgrowth_api::routes::pricing::RefundShareRequest;
 use shopgrowth_api::routes::red_packets::{red_packet_view, RedPacketRequest, RedPacketView};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
@@ -151,6 +152,10 @@ pub enum PricingVerb {
         #[arg(long)]
         customer: Option<PathBuf>,
     },
+    /// What a partial refund takes back of each promotion's discount (a JSON file like the
+    /// API's body: each paid line's units, the discounts its quote allocated to it, the units
+    /// refunded before and now). Changes nothing.
+    RefundShare { file: PathBuf },
 }
 
 /// A JSON file shaped like an API body; an error names the file, the field (and the line) and
@@ -175,13 +180,6 @@ fn refused_file(
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> anyhow::Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
-        .map_err(|e| anyhow::anyhow!("{}: at {}: {}", path.display(), e.path(), e.inner()))
 }
 
 fn time(ms: Option<i64>) -> String {
@@ -747,13 +745,32 @@ pub async fn run_pricing(
     verb: PricingVerb,
     json: bool,
 ) -> anyhow::Result<()> {
-    let PricingVerb::Quote {
-        cart,
-        promotions,
-        customer,
-    } = verb;
-    let cart_file = cart;
-    let cart: Cart = read_json(&cart_file)?;
+    let (cart_file, promotions, customer) = match verb {
+        PricingVerb::Quote {
+            cart,
+            promotions,
+            customer,
+        } => (cart, promotions, customer),
+        PricingVerb::RefundShare { file } => {
+            let req: RefundShareRequest = read_json_file(&file)?;
+            let shares = req
+                .shares()
+                .map_err(|errors| refused_file(&file, "the refund is not valid", &errors))?;
+            if json {
+                return print_json(&shares);
+            }
+            let yuan = shopgrowth_promo::pricing::yuan;
+            println!(
+                "the refunded units' share of the discounts: {}",
+                yuan(shares.total)
+            );
+            for s in &shares.shares {
+                println!("  {}: {}", s.promotion, yuan(s.amount));
+            }
+            return Ok(());
+        }
+    };
+    let cart: Cart = read_json_file(&cart_file)?;
     let problems = cart.problems();
     if !problems.is_empty() {
         return Err(refused_file(
@@ -763,11 +780,11 @@ pub async fn run_pricing(
         ));
     }
     let customer: Customer = match &customer {
-        Some(path) => read_json(path)?,
+        Some(path) => read_json_file(path)?,
         None => Customer::default(),
     };
     let promotions: Vec<Promotion> = match &promotions {
-        Some(path) => read_json(path)?,
+        Some(path) => read_json_file(path)?,
         None => live_promotions(&config::open_store(store_args, file).await?).await?,
     };
     let q = price(&cart, &customer, &promotions);

@@ -163,6 +163,32 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
     assert!(refused.contains("bad-cart.json"), "{refused}");
     assert!(refused.contains("lines[0].sku"), "{refused}");
     assert!(refused.contains("lines[0].quantity"), "{refused}");
+
+    // A partial refund's share of each discount: 1,000 off 3 units, one refunded takes 334,
+    // the other two 666.
+    let refund = |name: &str, already: i64, now: i64| {
+        let file = data.join(name);
+        std::fs::write(
+            &file,
+            json!({"lines": [{"quantity": 3, "discounts": [{"promotion": "d11", "amount": 1000}],
+                "already_refunded": already, "refunded": now}]})
+            .to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        file.to_string_lossy().into_owned()
+    };
+    let first = shopgrowth(data, &["pricing", "refund-share", &refund("r1.json", 0, 1)]);
+    let rest = shopgrowth(data, &["pricing", "refund-share", &refund("r2.json", 1, 2)]);
+    assert_eq!(
+        (first["total"].as_i64(), rest["total"].as_i64()),
+        (Some(334), Some(666))
+    );
+    assert_eq!(first["shares"][0]["promotion"], "d11");
+    let refused = shopgrowth_fails(data, &["pricing", "refund-share", &refund("r3.json", 2, 2)]);
+    assert!(
+        refused.contains("r3.json") && refused.contains("lines[0]"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

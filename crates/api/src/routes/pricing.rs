@@ -478,6 +478,39 @@ pub struct RefundShareRequest {
     pub lines: Vec<RefundedLine>,
 }
 
+impl RefundShareRequest {
+    /// What each promotion's discount gave the refunded units (`refund::refund_shares`); a bad
+    /// line is named (`lines[2]`).
+    pub fn shares(self) -> Result<RefundShare, Vec<FieldError>> {
+        let lines: Vec<shopgrowth_promo::refund::PaidLine> = self
+            .lines
+            .into_iter()
+            .map(|l| shopgrowth_promo::refund::PaidLine {
+                quantity: l.quantity,
+                discounts: l
+                    .discounts
+                    .into_iter()
+                    .map(|d| (d.promotion, d.amount))
+                    .collect(),
+                already_refunded: l.already_refunded,
+                refunded: l.refunded,
+            })
+            .collect();
+        let shares = shopgrowth_promo::refund::refund_shares(&lines).map_err(|e| match e {
+            shopgrowth_promo::refund::RefundError::Line { line, reason } => {
+                vec![FieldError::new(format!("lines[{line}]"), reason)]
+            }
+        })?;
+        Ok(RefundShare {
+            total: shares.values().sum(),
+            shares: shares
+                .into_iter()
+                .map(|(promotion, amount)| PromotionShare { promotion, amount })
+                .collect(),
+        })
+    }
+}
+
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct PromotionShare {
     pub promotion: String,
@@ -502,31 +535,8 @@ pub async fn refund_share(
     ApiJson(req): ApiJson<RefundShareRequest>,
 ) -> ApiResult<Json<RefundShare>> {
     caller.require(Scope::Read)?;
-    let lines: Vec<shopgrowth_promo::refund::PaidLine> = req
-        .lines
-        .into_iter()
-        .map(|l| shopgrowth_promo::refund::PaidLine {
-            quantity: l.quantity,
-            discounts: l
-                .discounts
-                .into_iter()
-                .map(|d| (d.promotion, d.amount))
-                .collect(),
-            already_refunded: l.already_refunded,
-            refunded: l.refunded,
-        })
-        .collect();
-    let shares = shopgrowth_promo::refund::refund_shares(&lines).map_err(|e| match e {
-        shopgrowth_promo::refund::RefundError::Line { line, reason } => ApiError::invalid(
-            "the refund is not valid",
-            vec![FieldError::new(format!("lines[{line}]"), reason)],
-        ),
-    })?;
-    Ok(Json(RefundShare {
-        total: shares.values().sum(),
-        shares: shares
-            .into_iter()
-            .map(|(promotion, amount)| PromotionShare { promotion, amount })
-            .collect(),
-    }))
+    let shares = req
+        .shares()
+        .map_err(|errors| ApiError::invalid("the refund is not valid", errors))?;
+    Ok(Json(shares))
 }
