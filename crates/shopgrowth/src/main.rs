@@ -69,7 +69,8 @@ enum Command {
         #[command(subcommand)]
         verb: recommend::RecommendVerb,
     },
-    /// Coupons: show one or a template; issue a template to a segment or a list of users.
+    /// Coupons: show one or a template; create a template; issue a template to a segment or a
+    /// list of users.
     Coupon {
         #[command(subcommand)]
         verb: promo::CouponVerb,
@@ -89,12 +90,12 @@ enum Command {
         #[command(subcommand)]
         verb: promo::FlashVerb,
     },
-    /// Red packets (红包): a packet's split and claims.
+    /// Red packets (红包): send one; a packet's split and claims.
     RedPacket {
         #[command(subcommand)]
         verb: promo::RedPacketVerb,
     },
-    /// Group buying (拼团): a group's progress.
+    /// Group buying (拼团): create a deal; a group's progress.
     Group {
         #[command(subcommand)]
         verb: promo::GroupVerb,

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use shopgrowth_api::routes::campaigns::{CreateCampaign, EditCampaign};
+use shopgrowth_api::routes::coupons::TemplateRequest;
 use shopgrowth_api::routes::flash::{FlashSaleRequest, FlashSaleView};
 use shopgrowth_api::routes::pricing::RefundShareRequest;
 use shopgrowth_api::routes::red_packets::{red_packet_view, RedPacketRequest, RedPacketView};
@@ -19,7 +20,7 @@ use shopgrowth_service::promotions::{
     campaign_record, campaign_spent, campaigns_with_spent, edit_change, issue_coupons,
     live_promotions, set_campaign_budget, transition_target, ISSUE_CHUNK,
 };
-use shopgrowth_store::records::BudgetLine;
+use shopgrowth_store::records::{BudgetLine, CouponTemplateRecord};
 use shopgrowth_store::Store;
 use std::path::PathBuf;
 
@@ -29,6 +30,10 @@ pub enum CouponVerb {
     Show { code: String },
     /// One template: its rule, quota, limits and how many were issued.
     Template { id: String },
+    /// Create a coupon template from a JSON file shaped like the API's body (`id`, `name`,
+    /// `rule`, `quota`, `per_user_limit`, validity, device and phone limits, `in_centre`,
+    /// `issue_on`, `scope`); the id is the idempotency key.
+    CreateTemplate { file: PathBuf },
     /// Issue a coupon of a template to every member of a saved segment, or to the users listed
     /// in a file (one id per line); the batch name keys the issuance, so running it again issues
     /// nothing twice.
@@ -219,22 +224,47 @@ pub async fn run_coupon(
                 .coupon_template(id.clone())
                 .await?
                 .with_context(|| format!("no coupon template {id:?}"))?;
-            let view = serde_json::json!({"id": t.id, "name": t.name,
-                "rule": serde_json::from_str::<serde_json::Value>(&t.rule).unwrap_or_default(),
-                "quota": t.quota, "issued": t.issued, "per_user_limit": t.per_user_limit,
-                "per_device_limit": t.per_device_limit, "per_phone_limit": t.per_phone_limit,
-                "valid_from": time(t.valid_from), "valid_until": time(t.valid_until),
-                "valid_days": t.valid_days, "in_centre": t.in_centre, "issue_on": t.issue_on,
-                "scope": t.scope.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())});
+            print_template(&template_view(t), json)?;
+        }
+        CouponVerb::CreateTemplate { file } => {
+            let req: TemplateRequest = read_json_file(&file)?;
+            let record = req.record(Timestamp::now().0).map_err(|errors| {
+                refused_file(&file, "the coupon template is not valid", &errors)
+            })?;
+            let created = store.create_coupon_template(record).await?;
+            let t = store
+                .coupon_template(req.id.clone())
+                .await?
+                .with_context(|| format!("coupon template {:?} vanished", req.id))?;
+            let view = template_view(t);
             if json {
-                print_json(&view)?;
-            } else {
-                for (k, v) in view.as_object().into_iter().flatten() {
-                    println!("{k:16} {v}");
-                }
+                return print_json(&serde_json::json!({"created": created, "template": view}));
             }
+            println!("{}", if created { "created" } else { "already there" });
+            print_template(&view, false)?;
         }
         CouponVerb::Issue(args) => issue(std::sync::Arc::new(store), file, args, json).await?,
+    }
+    Ok(())
+}
+
+/// A coupon template as the CLI shows it: the API's fields and its validity.
+fn template_view(t: CouponTemplateRecord) -> serde_json::Value {
+    serde_json::json!({"id": t.id, "name": t.name,
+        "rule": serde_json::from_str::<serde_json::Value>(&t.rule).unwrap_or_default(),
+        "quota": t.quota, "issued": t.issued, "per_user_limit": t.per_user_limit,
+        "per_device_limit": t.per_device_limit, "per_phone_limit": t.per_phone_limit,
+        "valid_from": time(t.valid_from), "valid_until": time(t.valid_until),
+        "valid_days": t.valid_days, "in_centre": t.in_centre, "issue_on": t.issue_on,
+        "scope": t.scope.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())})
+}
+
+fn print_template(view: &serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(view);
+    }
+    for (k, v) in view.as_object().into_iter().flatten() {
+        println!("{k:16} {v}");
     }
     Ok(())
 }

@@ -80,6 +80,46 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
     assert_eq!(again["summary"]["issued"], 0, "{again}");
     let template = shopgrowth(data, &["coupon", "template", "new10"]);
     assert_eq!(template["issued"], 3);
+    // A template made from a file: the API's checks, the id the idempotency key.
+    let vip = data.join("vip.json");
+    std::fs::write(
+        &vip,
+        json!({"id": "vip20", "name": "会员8折券", "quota": 500, "valid_days": 30,
+            "per_device_limit": 1, "scope": {"categories": ["母婴"]},
+            "rule": {"type": "percent_off", "percent_bp": 2000, "cap": 5000}})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let vip = vip.to_string_lossy().into_owned();
+    let created = shopgrowth(data, &["coupon", "create-template", &vip]);
+    assert_eq!(
+        (
+            created["created"].as_bool(),
+            created["template"]["quota"].as_i64(),
+            created["template"]["per_device_limit"].as_i64(),
+            created["template"]["valid_days"].as_i64()
+        ),
+        (Some(true), Some(500), Some(1), Some(30)),
+        "{created}"
+    );
+    assert_eq!(created["template"]["scope"]["categories"], json!(["母婴"]));
+    assert_eq!(
+        shopgrowth(data, &["coupon", "create-template", &vip])["created"],
+        false
+    );
+    let bad = data.join("bad-template.json");
+    std::fs::write(
+        &bad,
+        json!({"id": "bad", "name": "x", "quota": -1, "issue_on": "sometimes",
+            "rule": {"type": "price_cut", "off_per_unit": 100}})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = shopgrowth_fails(data, &["coupon", "create-template", &bad.to_string_lossy()]);
+    assert!(
+        err.contains("bad-template.json") && err.contains("quota") && err.contains("issue_on"),
+        "{err}"
+    );
     let trail = shopgrowth(data, &["promotion", "trail", "--type", "coupon"]);
     let kinds: Vec<&str> = trail
         .as_array()

@@ -66,6 +66,76 @@ fn one() -> i64 {
     1
 }
 
+impl TemplateRequest {
+    /// Checks the template and makes its record; each problem names its field.
+    pub fn record(&self, now: i64) -> Result<CouponTemplateRecord, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.id.trim().is_empty() || self.id.len() > 100 {
+            errors.push(FieldError::new("id", "1 to 100 characters"));
+        }
+        if self.quota.is_some_and(|q| q < 0) {
+            errors.push(FieldError::new("quota", "must not be negative"));
+        }
+        if self.per_user_limit < 1 {
+            errors.push(FieldError::new("per_user_limit", "must be at least 1"));
+        }
+        for (field, limit) in [
+            ("per_device_limit", self.per_device_limit),
+            ("per_phone_limit", self.per_phone_limit),
+        ] {
+            if limit.is_some_and(|l| l < 1) {
+                errors.push(FieldError::new(field, "must be at least 1"));
+            }
+        }
+        if let Some(on) = &self.issue_on {
+            if Trigger::parse(on).is_none() {
+                errors.push(FieldError::new(
+                    "issue_on",
+                    "new_user, or event: and an event type (view, favorite, add_to_cart, …)",
+                ));
+            }
+        }
+        if self.valid_days.is_some_and(|d| d < 1) {
+            errors.push(FieldError::new("valid_days", "must be at least 1"));
+        }
+        if let (Some(f), Some(u)) = (self.valid_from, self.valid_until) {
+            if u <= f {
+                errors.push(FieldError::new("valid_until", "must be after valid_from"));
+            }
+        }
+        let rule =
+            serde_json::to_string(&self.rule).map_err(|e| FieldError::new("rule", e.to_string()));
+        let scope = self
+            .scope
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| FieldError::new("scope", e.to_string()));
+        errors.extend(rule.as_ref().err().cloned());
+        errors.extend(scope.as_ref().err().cloned());
+        let (Ok(rule), Ok(scope), true) = (rule, scope, errors.is_empty()) else {
+            return Err(errors);
+        };
+        Ok(CouponTemplateRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            rule,
+            quota: self.quota,
+            issued: 0,
+            per_user_limit: self.per_user_limit,
+            valid_from: self.valid_from.map(|t| t.0),
+            valid_until: self.valid_until.map(|t| t.0),
+            valid_days: self.valid_days,
+            created_at: now,
+            per_device_limit: self.per_device_limit,
+            per_phone_limit: self.per_phone_limit,
+            in_centre: self.in_centre,
+            issue_on: self.issue_on.clone(),
+            scope,
+        })
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateView {
     pub id: String,
@@ -116,68 +186,9 @@ pub async fn create_template(
     ApiJson(req): ApiJson<TemplateRequest>,
 ) -> ApiResult<(StatusCode, Json<TemplateView>)> {
     caller.require(Scope::Admin)?;
-    let mut errors = Vec::new();
-    if req.id.trim().is_empty() || req.id.len() > 100 {
-        errors.push(FieldError::new("id", "1 to 100 characters"));
-    }
-    if req.quota.is_some_and(|q| q < 0) {
-        errors.push(FieldError::new("quota", "must not be negative"));
-    }
-    if req.per_user_limit < 1 {
-        errors.push(FieldError::new("per_user_limit", "must be at least 1"));
-    }
-    for (field, limit) in [
-        ("per_device_limit", req.per_device_limit),
-        ("per_phone_limit", req.per_phone_limit),
-    ] {
-        if limit.is_some_and(|l| l < 1) {
-            errors.push(FieldError::new(field, "must be at least 1"));
-        }
-    }
-    if let Some(on) = &req.issue_on {
-        if Trigger::parse(on).is_none() {
-            errors.push(FieldError::new(
-                "issue_on",
-                "new_user, or event: and an event type (view, favorite, add_to_cart, …)",
-            ));
-        }
-    }
-    if req.valid_days.is_some_and(|d| d < 1) {
-        errors.push(FieldError::new("valid_days", "must be at least 1"));
-    }
-    if let (Some(f), Some(u)) = (req.valid_from, req.valid_until) {
-        if u <= f {
-            errors.push(FieldError::new("valid_until", "must be after valid_from"));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(
-            "the coupon template is not valid",
-            errors,
-        ));
-    }
-    let record = CouponTemplateRecord {
-        id: req.id.clone(),
-        name: req.name,
-        rule: serde_json::to_string(&req.rule).map_err(|e| ApiError::Internal(e.to_string()))?,
-        quota: req.quota,
-        issued: 0,
-        per_user_limit: req.per_user_limit,
-        valid_from: req.valid_from.map(|t| t.0),
-        valid_until: req.valid_until.map(|t| t.0),
-        valid_days: req.valid_days,
-        created_at: Timestamp::now().0,
-        per_device_limit: req.per_device_limit,
-        per_phone_limit: req.per_phone_limit,
-        in_centre: req.in_centre,
-        issue_on: req.issue_on.clone(),
-        scope: req
-            .scope
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-    };
+    let record = req
+        .record(Timestamp::now().0)
+        .map_err(|errors| ApiError::invalid("the coupon template is not valid", errors))?;
     let created = state.store.create_coupon_template(record).await?;
     let stored = state
         .store
