@@ -182,6 +182,22 @@ fn refused_file(
     anyhow::anyhow!("{}: {title}; {}", file.display(), errors.join("; "))
 }
 
+/// What a create from a file answers: whether it created the thing (the id is the idempotency
+/// key) and the thing as the API shows it, as JSON (`{"created", NAME: view}`) or as text.
+fn print_created<T: Serialize>(
+    created: bool,
+    name: &str,
+    view: T,
+    json: bool,
+    text: impl FnOnce(T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(&serde_json::json!({"created": created, name: view}));
+    }
+    println!("{}", if created { "created" } else { "already there" });
+    text(view)
+}
+
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -236,12 +252,9 @@ pub async fn run_coupon(
                 .coupon_template(req.id.clone())
                 .await?
                 .with_context(|| format!("coupon template {:?} vanished", req.id))?;
-            let view = template_view(t);
-            if json {
-                return print_json(&serde_json::json!({"created": created, "template": view}));
-            }
-            println!("{}", if created { "created" } else { "already there" });
-            print_template(&view, false)?;
+            print_created(created, "template", template_view(t), json, |v| {
+                print_template(&v, false)
+            })?;
         }
         CouponVerb::Issue(args) => issue(std::sync::Arc::new(store), file, args, json).await?,
     }
@@ -598,12 +611,9 @@ pub async fn run_flash(
                 .flash_sale(req.id.clone())
                 .await?
                 .with_context(|| format!("flash sale {:?} vanished", req.id))?;
-            let f = FlashSaleView::from(f);
-            if json {
-                return print_json(&serde_json::json!({"created": created, "sale": f}));
-            }
-            println!("{}", if created { "created" } else { "already there" });
-            print_flash_sale(f, false)?;
+            print_created(created, "sale", FlashSaleView::from(f), json, |v| {
+                print_flash_sale(v, false)
+            })?;
         }
     }
     Ok(())
@@ -653,12 +663,13 @@ pub async fn run_red_packet(
                 .red_packet(req.id.clone())
                 .await?
                 .with_context(|| format!("red packet {:?} vanished", req.id))?;
-            let p = red_packet_view(packet, shares);
-            if json {
-                return print_json(&serde_json::json!({"created": created, "packet": p}));
-            }
-            println!("{}", if created { "created" } else { "already there" });
-            print_red_packet(p, false)?;
+            print_created(
+                created,
+                "packet",
+                red_packet_view(packet, shares),
+                json,
+                |v| print_red_packet(v, false),
+            )?;
         }
     }
     Ok(())
