@@ -72,6 +72,7 @@ impl Modify for ApiKeyAuth {
         crate::routes::red_packets::create,
         crate::routes::red_packets::get,
         crate::routes::red_packets::claim,
+        crate::routes::red_packets::help,
         crate::routes::recommend::recommendations,
         crate::routes::recommend::model,
         crate::routes::recommend::retrain,

@@ -1,6 +1,7 @@
 //! Red packets over a real socket: a lucky packet's shares sum exactly to its total, concurrent
 //! claims take each share once and one per claimant, a repeated claim returns the same share, an
-//! empty packet refuses with 409, bad requests name their fields.
+//! empty packet refuses with 409, bad requests name their fields. A share-to-unlock packet stays
+//! locked until its helpers have helped, each counted once, however many help at once.
 
 mod common;
 
@@ -115,6 +116,125 @@ async fn lucky_packets_are_claimed_once_per_share_and_claimant() {
         c.get("/api/v1/red-packets/cny-1", &t.ingest).await.0,
         403,
         "reading needs the read scope"
+    );
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_to_unlock_packet_opens_with_its_last_helper() {
+    let t = test_app().await;
+    let (c, stop) = common::serve(&t).await;
+    let packet = json!({"id": "share-1", "sender": "amy", "kind": "fixed", "total": 1000,
+        "currency": "CNY", "shares": 1, "unlock_helpers": 3});
+    let (status, made) = c.post("/api/v1/red-packets", &t.ingest, packet).await;
+    assert_eq!(
+        (
+            status,
+            made["state"].as_str(),
+            made["unlock_helpers"].as_i64()
+        ),
+        (201, Some("locked"), Some(3)),
+        "{made}"
+    );
+    let (status, locked) = c
+        .post(
+            "/api/v1/red-packets/share-1/claims",
+            &t.ingest,
+            json!({"user_id": "amy"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{locked}");
+    assert!(
+        locked["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("locked until 3 more")),
+        "{locked}"
+    );
+    let (status, own) = c
+        .post(
+            "/api/v1/red-packets/share-1/helps",
+            &t.ingest,
+            json!({"user_id": "amy"}),
+        )
+        .await;
+    assert_eq!(status, 409, "the sender cannot help: {own}");
+
+    // 20 friends help at once: three are counted, the third opens it, the rest are told so.
+    let c = std::sync::Arc::new(c);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (c, key) = (std::sync::Arc::clone(&c), t.ingest.clone());
+        tasks.push(tokio::spawn(async move {
+            c.post(
+                "/api/v1/red-packets/share-1/helps",
+                &key,
+                json!({"user_id": format!("friend{i}")}),
+            )
+            .await
+        }));
+    }
+    let (mut counted, mut late) = (Vec::new(), 0);
+    for task in tasks {
+        let (status, body) = task.await.unwrap_or_else(|e| panic!("{e}"));
+        match status {
+            201 => counted.push(body),
+            409 => late += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((counted.len(), late), (3, 17));
+    assert_eq!(
+        counted
+            .iter()
+            .filter(|h| h["unlocked"].as_bool() == Some(true))
+            .count(),
+        1,
+        "only the third help opens it"
+    );
+    let helper = counted[0]["user_id"].as_str().unwrap_or("").to_owned();
+    let (status, again) = c
+        .post(
+            "/api/v1/red-packets/share-1/helps",
+            &t.ingest,
+            json!({"user_id": helper}),
+        )
+        .await;
+    assert_eq!(
+        (status, again["new"].as_bool(), again["helpers"].as_i64()),
+        (200, Some(false), Some(3)),
+        "a helper counts once: {again}"
+    );
+    let (status, claimed) = c
+        .post(
+            "/api/v1/red-packets/share-1/claims",
+            &t.ingest,
+            json!({"user_id": "amy"}),
+        )
+        .await;
+    assert_eq!((status, claimed["amount"].as_i64()), (201, Some(1000)));
+    let (status, bad) = c
+        .post(
+            "/api/v1/red-packets/share-1/helps",
+            &t.ingest,
+            json!({"user_id": " "}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["errors"][0]["field"].as_str()),
+        (400, Some("user_id"))
+    );
+    let (status, bad) = c
+        .post(
+            "/api/v1/red-packets",
+            &t.ingest,
+            json!({"id": "share-2", "sender": "amy", "kind": "fixed", "total": 1000,
+                "currency": "CNY", "shares": 1, "unlock_helpers": 5000}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["errors"][0]["field"].as_str()),
+        (400, Some("unlock_helpers")),
+        "{bad}"
     );
     let _ = stop.send(());
 }

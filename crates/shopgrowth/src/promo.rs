@@ -695,6 +695,12 @@ fn print_red_packet(p: RedPacketView, json: bool) -> anyhow::Result<()> {
         yuan(p.returned),
         p.expires_at
     );
+    if p.unlock_helpers > 0 {
+        println!(
+            "  share to unlock: {} of {} helpers",
+            p.helpers, p.unlock_helpers
+        );
+    }
     for c in &p.claims {
         println!(
             "  #{} {} {} {}",

@@ -254,6 +254,8 @@ async fn red_packets_and_groups_from_the_command_line() {
             returned: 0,
             expires_at: now + 60_000,
             created_at: now,
+            unlock_helpers: 0,
+            helpers: 0,
         };
         assert!(store
             .create_red_packet(packet, vec![500, 300, 200])
@@ -337,6 +339,25 @@ async fn red_packets_and_groups_from_the_command_line() {
     assert!(
         err.contains("bad-packet.json") && err.contains("total"),
         "{err}"
+    );
+    // A share-to-unlock packet starts locked, waiting for its helpers.
+    let share = data.join("share-packet.json");
+    std::fs::write(
+        &share,
+        json!({"id": "rp4", "sender": "amy", "kind": "fixed", "total": 600, "currency": "CNY",
+            "shares": 2, "unlock_helpers": 3})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sent = shopgrowth(data, &["red-packet", "send", &share.to_string_lossy()]);
+    assert_eq!(
+        (
+            sent["packet"]["state"].as_str(),
+            sent["packet"]["unlock_helpers"].as_i64(),
+            sent["packet"]["helpers"].as_i64()
+        ),
+        (Some("locked"), Some(3), Some(0)),
+        "{sent}"
     );
 
     let group = shopgrowth(data, &["group", "show", "g1"]);

@@ -547,7 +547,20 @@ impl Store {
         dispatch!(self.claim_red_packet(id, user, now))
     }
 
-    /// Expires open packets past their time; each returns its unclaimed remainder once.
+    /// Counts a helper's help with a share-to-unlock packet (once per helper; the help that
+    /// reaches the packet's `unlock_helpers` opens it for claims); a conflict when the packet
+    /// needs no help, is the helper's own, has expired or is unlocked already.
+    pub async fn help_red_packet(
+        &self,
+        id: String,
+        helper: String,
+        now: i64,
+    ) -> Result<PacketHelp> {
+        dispatch!(self.help_red_packet(id, helper, now))
+    }
+
+    /// Expires open and locked packets past their time; each returns its unclaimed remainder
+    /// once.
     pub async fn expire_red_packets(&self, now: i64) -> Result<Vec<(String, i64)>> {
         dispatch!(self.expire_red_packets(now))
     }

@@ -1738,6 +1738,7 @@ impl PgStore {
             .bind(p.shares)
             .bind(p.expires_at)
             .bind(p.created_at)
+            .bind(p.unlock_helpers)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -1793,6 +1794,44 @@ impl PgStore {
             .map(pg_share_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Some((pg_red_packet_row(&row)?, shares)))
+    }
+
+    /// Counts `helper`'s help with a share-to-unlock packet in one transaction: the help's row by
+    /// an insert-if-absent (a helper racing themself waits on the first insert and finds it),
+    /// then the packet's conditional increment, whose row lock orders helps from every node and
+    /// which opens the packet with the last help it needs. A refused help is rolled back.
+    pub async fn help_red_packet(
+        &self,
+        id: String,
+        helper: String,
+        now: i64,
+    ) -> Result<PacketHelp> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(INSERT_RED_PACKET_HELP)
+            .bind(&id)
+            .bind(&helper)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !inserted {
+            let packet = pg_red_packet_in(&mut tx, id).await?;
+            return Ok(PacketHelp::Duplicate(packet));
+        }
+        let counted: Option<i64> = sqlx::query_scalar(COUNT_RED_PACKET_HELP)
+            .bind(&id)
+            .bind(now)
+            .bind(&helper)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let packet = pg_red_packet_in(&mut tx, id).await?;
+        if counted.is_none() {
+            // Dropping the transaction rolls the help's row back.
+            return Err(help_refusal(&packet, &helper, now));
+        }
+        tx.commit().await?;
+        Ok(PacketHelp::New(packet))
     }
 
     /// Takes the next share in one transaction: the packet's row lock orders concurrent claims
@@ -2812,6 +2851,23 @@ fn pg_reservation_row(r: &sqlx::postgres::PgRow) -> Result<ReservationRecord> {
     })
 }
 
+/// A packet's row read on `conn`; not found is an error naming it.
+async fn pg_red_packet_in(conn: &mut sqlx::PgConnection, id: String) -> Result<RedPacketRecord> {
+    sqlx::query(&format!(
+        "SELECT {RED_PACKET_COLUMNS} FROM red_packets WHERE id = $1"
+    ))
+    .bind(&id)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(pg_red_packet_row)
+    .transpose()?
+    .ok_or(Error::NotFound {
+        entity: "red packet",
+        id,
+    })
+}
+
 fn pg_red_packet_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketRecord> {
     Ok(RedPacketRecord {
         id: r.try_get(0)?,
@@ -2826,6 +2882,8 @@ fn pg_red_packet_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketRecord> {
         returned: r.try_get(9)?,
         expires_at: r.try_get(10)?,
         created_at: r.try_get(11)?,
+        unlock_helpers: r.try_get(12)?,
+        helpers: r.try_get(13)?,
     })
 }
 

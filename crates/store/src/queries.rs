@@ -624,10 +624,19 @@ pub const BUDGET_USED: &str =
     "SELECT used FROM budget_usage WHERE scope = $1 AND period = $2 AND period_key = $3";
 
 pub const RED_PACKET_COLUMNS: &str = "id, sender, kind, total, currency, shares, claimed_count, \
-     claimed_amount, state, returned, expires_at, created_at";
+     claimed_amount, state, returned, expires_at, created_at, unlock_helpers, helpers";
+/// A share-to-unlock packet (`$9` helpers needed) starts locked.
 pub const INSERT_RED_PACKET: &str = "INSERT INTO red_packets (id, sender, kind, total, currency, \
-     shares, state, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) \
-     ON CONFLICT (id) DO NOTHING";
+     shares, state, expires_at, created_at, unlock_helpers) VALUES ($1, $2, $3, $4, $5, $6, \
+     CASE WHEN CAST($9 AS BIGINT) > 0 THEN 'locked' ELSE 'open' END, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+/// One help per (packet, helper); a repeated help inserts nothing.
+pub const INSERT_RED_PACKET_HELP: &str = "INSERT INTO red_packet_helps (packet_id, helper, \
+     helped_at) VALUES ($1, $2, $3) ON CONFLICT (packet_id, helper) DO NOTHING";
+/// Counts a new help (`$3` the helper): only a locked, unexpired packet of another sender takes
+/// it, and the help that reaches the threshold opens the packet for claims.
+pub const COUNT_RED_PACKET_HELP: &str = "UPDATE red_packets SET helpers = helpers + 1, \
+     state = CASE WHEN helpers + 1 >= unlock_helpers THEN 'open' ELSE state END \
+     WHERE id = $1 AND state = 'locked' AND expires_at > $2 AND sender <> $3 RETURNING helpers";
 pub const INSERT_RED_PACKET_SHARE: &str =
     "INSERT INTO red_packet_shares (packet_id, position, amount) VALUES ($1, $2, $3)";
 /// Takes the next share: the packet's row is the only thing claims contend on.
@@ -643,9 +652,11 @@ pub const RED_PACKET_SHARE_OF: &str = "SELECT position, amount, claimed_by, clai
      FROM red_packet_shares WHERE packet_id = $1 AND claimed_by = $2";
 pub const RED_PACKET_SHARES: &str = "SELECT position, amount, claimed_by, claimed_at \
      FROM red_packet_shares WHERE packet_id = $1 ORDER BY position";
-/// Expiry returns the unclaimed remainder once: only an open packet moves to expired.
+/// Expiry returns the unclaimed remainder once: only an open (or still locked) packet moves to
+/// expired.
 pub const EXPIRE_RED_PACKETS: &str = "UPDATE red_packets SET state = 'expired', \
-     returned = total - claimed_amount WHERE state = 'open' AND expires_at <= $1 RETURNING id, returned";
+     returned = total - claimed_amount WHERE state IN ('open', 'locked') AND expires_at <= $1 \
+     RETURNING id, returned";
 pub const BUDGET_LIMITS_OF: &str =
     "SELECT period, amount FROM budget_limits WHERE scope = $1 ORDER BY period";
 

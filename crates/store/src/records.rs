@@ -795,12 +795,17 @@ pub struct RedPacketRecord {
     pub shares: i64,
     pub claimed_count: i64,
     pub claimed_amount: i64,
-    /// `open`, `finished` (every share claimed) or `expired` (the remainder returned).
+    /// `locked` (a share-to-unlock packet still waiting for helpers), `open`, `finished` (every
+    /// share claimed) or `expired` (the remainder returned).
     pub state: String,
     /// What went back to the sender on expiry.
     pub returned: i64,
     pub expires_at: i64,
     pub created_at: i64,
+    /// Share-to-unlock: how many different helpers open the packet (0: open from the start).
+    pub unlock_helpers: i64,
+    /// Helpers counted so far.
+    pub helpers: i64,
 }
 
 /// One share of a packet, claimed or not.
@@ -819,13 +824,42 @@ pub enum PacketClaim {
     Duplicate(RedPacketShare),
 }
 
-/// Why a share could not be taken: the packet expired, or every share is gone.
+/// A help with a share-to-unlock packet, new or the helper's earlier one (counted once); the
+/// packet as the help left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketHelp {
+    New(RedPacketRecord),
+    Duplicate(RedPacketRecord),
+}
+
+/// Why a share could not be taken: the packet expired, is still locked, or every share is gone.
 pub(crate) fn packet_refusal(p: &RedPacketRecord, now: i64) -> crate::Error {
     if p.state == "expired" || now >= p.expires_at {
         crate::Error::Conflict(format!("red packet {:?} has expired", p.id))
+    } else if p.state == "locked" {
+        crate::Error::Conflict(format!(
+            "red packet {:?} is locked until {} more helper(s) help",
+            p.id,
+            p.unlock_helpers - p.helpers
+        ))
     } else {
         crate::Error::Conflict(format!("red packet {:?} has no shares left", p.id))
     }
+}
+
+/// Why a help was not counted: the packet needs none, is the helper's own, has expired, or is
+/// unlocked already.
+pub(crate) fn help_refusal(p: &RedPacketRecord, helper: &str, now: i64) -> crate::Error {
+    let why = if p.unlock_helpers == 0 {
+        "needs no helpers (it was not made to be unlocked by sharing)".to_owned()
+    } else if p.sender == helper {
+        format!("cannot be helped by its own sender {helper:?}")
+    } else if p.state == "expired" || now >= p.expires_at {
+        "has expired".to_owned()
+    } else {
+        format!("is unlocked already ({} helpers)", p.helpers)
+    };
+    crate::Error::Conflict(format!("red packet {:?} {why}", p.id))
 }
 
 /// A group-buying deal (拼团).

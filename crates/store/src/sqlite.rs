@@ -145,6 +145,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkout_attempts",
         include_str!("../migrations/sqlite/0017_checkout_attempts.sql"),
     ),
+    (
+        18,
+        "red_packet_unlock",
+        include_str!("../migrations/sqlite/0018_red_packet_unlock.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1797,7 +1802,8 @@ impl SqliteStore {
                     p.currency,
                     p.shares,
                     p.expires_at,
-                    p.created_at
+                    p.created_at,
+                    p.unlock_helpers
                 ],
             )? == 1;
             if created {
@@ -1867,18 +1873,7 @@ impl SqliteStore {
                 .query_row(&lite(TAKE_RED_PACKET_SHARE), params![id, now], |r| r.get(0))
                 .optional()?;
             let Some(count) = position else {
-                let packet = conn
-                    .query_row(
-                        &format!("SELECT {RED_PACKET_COLUMNS} FROM red_packets WHERE id = ?1"),
-                        [&id],
-                        red_packet_row,
-                    )
-                    .optional()?
-                    .ok_or_else(|| Error::NotFound {
-                        entity: "red packet",
-                        id: id.clone(),
-                    })?;
-                return Err(packet_refusal(&packet, now));
+                return Err(packet_refusal(&red_packet_on(conn, &id)?, now));
             };
             let amount: i64 = conn.query_row(
                 &lite(CLAIM_RED_PACKET_SHARE),
@@ -1905,6 +1900,37 @@ impl SqliteStore {
                 claimed_by: Some(user),
                 claimed_at: Some(now),
             }))
+        })
+        .await
+    }
+
+    /// Counts `helper`'s help with a share-to-unlock packet: one row per helper by an
+    /// insert-if-absent, then the packet's conditional increment, which opens it with the last
+    /// help it needs. A help the packet cannot take (expired, unlocked already, the sender's own)
+    /// is refused and leaves nothing.
+    pub async fn help_red_packet(
+        &self,
+        id: String,
+        helper: String,
+        now: i64,
+    ) -> Result<PacketHelp> {
+        self.write(move |conn| {
+            if conn.execute(&lite(INSERT_RED_PACKET_HELP), params![id, helper, now])? == 0 {
+                return Ok(PacketHelp::Duplicate(red_packet_on(conn, &id)?));
+            }
+            let counted = conn
+                .query_row(
+                    &lite(COUNT_RED_PACKET_HELP),
+                    params![id, now, helper],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?;
+            let packet = red_packet_on(conn, &id)?;
+            match counted {
+                // The write's savepoint is rolled back with the refusal: the help row goes too.
+                None => Err(help_refusal(&packet, &helper, now)),
+                Some(_) => Ok(PacketHelp::New(packet)),
+            }
         })
         .await
     }
@@ -2894,6 +2920,8 @@ fn red_packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketRecord> {
         returned: r.get(9)?,
         expires_at: r.get(10)?,
         created_at: r.get(11)?,
+        unlock_helpers: r.get(12)?,
+        helpers: r.get(13)?,
     })
 }
 
@@ -2908,6 +2936,20 @@ fn promotion_event_row(r: &Row<'_>) -> rusqlite::Result<PromotionEventRecord> {
         user_id: r.get(6)?,
         order_id: r.get(7)?,
         amount: r.get(8)?,
+    })
+}
+
+/// A packet's row; not found is an error naming it.
+fn red_packet_on(conn: &Connection, id: &str) -> Result<RedPacketRecord> {
+    conn.query_row(
+        &format!("SELECT {RED_PACKET_COLUMNS} FROM red_packets WHERE id = ?1"),
+        [id],
+        red_packet_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound {
+        entity: "red packet",
+        id: id.to_owned(),
     })
 }
 

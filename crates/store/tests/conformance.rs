@@ -2095,6 +2095,8 @@ async fn red_packets_hand_out_each_share_once_and_return_the_rest(h: Harness) {
         returned: 0,
         expires_at: NOW + 60_000,
         created_at: NOW,
+        unlock_helpers: 0,
+        helpers: 0,
     };
     assert!(s
         .create_red_packet(packet.clone(), amounts.clone())
@@ -2199,6 +2201,144 @@ async fn red_packets_hand_out_each_share_once_and_return_the_rest(h: Harness) {
         "returned once"
     );
     let missing = s.claim_red_packet("nope".into(), "a".into(), NOW).await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
+}
+
+async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let packet = RedPacketRecord {
+        id: "share".into(),
+        sender: "alice".into(),
+        kind: "fixed".into(),
+        total: 900,
+        currency: "CNY".into(),
+        shares: 3,
+        claimed_count: 0,
+        claimed_amount: 0,
+        state: "locked".into(),
+        returned: 0,
+        expires_at: NOW + 60_000,
+        created_at: NOW,
+        unlock_helpers: 5,
+        helpers: 0,
+    };
+    assert!(s
+        .create_red_packet(packet.clone(), vec![300; 3])
+        .await
+        .unwrap_or(false));
+    let (stored, _) = s
+        .red_packet("share".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    assert_eq!(
+        (stored.state.as_str(), stored.unlock_helpers),
+        ("locked", 5)
+    );
+    let locked = s
+        .claim_red_packet("share".into(), "bob".into(), NOW + 1)
+        .await;
+    assert!(
+        matches!(locked, Err(Error::Conflict(ref m)) if m.contains("locked until 5 more")),
+        "{locked:?}"
+    );
+    let own = s
+        .help_red_packet("share".into(), "alice".into(), NOW + 1)
+        .await;
+    assert!(
+        matches!(own, Err(Error::Conflict(ref m)) if m.contains("its own sender")),
+        "{own:?}"
+    );
+    // 40 friends help at once, each twice: exactly five are counted, and the fifth opens it.
+    let mut tasks = Vec::new();
+    for i in 0..80 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.help_red_packet("share".into(), format!("f{}", i % 40), NOW + 2)
+                .await
+        }));
+    }
+    let (mut counted, mut repeated, mut refused) = (Vec::new(), 0, 0);
+    for t in tasks {
+        match t.await {
+            Ok(Ok(PacketHelp::New(p))) => counted.push(p.helpers),
+            Ok(Ok(PacketHelp::Duplicate(_))) => repeated += 1,
+            Ok(Err(Error::Conflict(m))) if m.contains("unlocked already") => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    counted.sort_unstable();
+    assert_eq!(counted, vec![1, 2, 3, 4, 5], "each count taken once");
+    assert_eq!(counted.len() + repeated + refused, 80);
+    let (stored, _) = s
+        .red_packet("share".into())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    assert_eq!((stored.state.as_str(), stored.helpers), ("open", 5));
+    assert!(matches!(
+        s.claim_red_packet("share".into(), "bob".into(), NOW + 3).await,
+        Ok(PacketClaim::New(ref c)) if c.amount == 300
+    ));
+    // A packet made without helpers needs none.
+    let plain = RedPacketRecord {
+        id: "plain".into(),
+        unlock_helpers: 0,
+        state: "open".into(),
+        ..packet.clone()
+    };
+    assert!(s
+        .create_red_packet(plain, vec![300; 3])
+        .await
+        .unwrap_or(false));
+    let needless = s
+        .help_red_packet("plain".into(), "f1".into(), NOW + 3)
+        .await;
+    assert!(
+        matches!(needless, Err(Error::Conflict(ref m)) if m.contains("needs no helpers")),
+        "{needless:?}"
+    );
+    // A packet still locked at its deadline returns everything, once; no help counts late.
+    let lonely = RedPacketRecord {
+        id: "lonely".into(),
+        ..packet
+    };
+    assert!(s
+        .create_red_packet(lonely, vec![300; 3])
+        .await
+        .unwrap_or(false));
+    assert!(matches!(
+        s.help_red_packet("lonely".into(), "f1".into(), NOW + 4).await,
+        Ok(PacketHelp::New(ref p)) if p.helpers == 1 && p.state == "locked"
+    ));
+    assert!(matches!(
+        s.help_red_packet("lonely".into(), "f1".into(), NOW + 5).await,
+        Ok(PacketHelp::Duplicate(ref p)) if p.helpers == 1
+    ));
+    let late = s
+        .help_red_packet("lonely".into(), "f2".into(), NOW + 60_000)
+        .await;
+    assert!(
+        matches!(late, Err(Error::Conflict(ref m)) if m.contains("expired")),
+        "{late:?}"
+    );
+    // Every packet here ends at the same time: the locked one returns all of it.
+    let mut returned = s.expire_red_packets(NOW + 60_000).await.unwrap_or_default();
+    returned.sort();
+    assert_eq!(
+        returned,
+        vec![
+            ("lonely".to_string(), 900),
+            ("plain".to_string(), 900),
+            ("share".to_string(), 600)
+        ]
+    );
+    let missing = s.help_red_packet("nope".into(), "f1".into(), NOW).await;
     assert!(
         matches!(missing, Err(Error::NotFound { .. })),
         "{missing:?}"
@@ -2514,6 +2654,8 @@ async fn the_promotion_trail_records_each_change_and_the_feed_gives_each_once(h:
         returned: 0,
         expires_at: NOW + 60_000,
         created_at: NOW,
+        unlock_helpers: 0,
+        helpers: 0,
     };
     ok(
         "packet",
@@ -2675,6 +2817,8 @@ async fn the_promotion_trail_records_each_change_and_the_feed_gives_each_once(h:
         returned: 0,
         expires_at: NOW + 60_000,
         created_at: NOW,
+        unlock_helpers: 0,
+        helpers: 0,
     };
     ok("big packet", s.create_red_packet(big, vec![100; 200]).await);
     let mut claims = Vec::new();
@@ -2738,6 +2882,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     flash_limit_refusals_racing_holds_give_their_units_back,
     red_packets_hand_out_each_share_once_and_return_the_rest,
+    share_to_unlock_packets_open_with_exactly_their_helpers,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
@@ -2756,6 +2901,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     flash_sales_never_oversell_and_expired_holds_return, budgets_are_never_exceeded_and_revert_once,
     flash_limit_refusals_racing_holds_give_their_units_back,
     red_packets_hand_out_each_share_once_and_return_the_rest,
+    share_to_unlock_packets_open_with_exactly_their_helpers,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,

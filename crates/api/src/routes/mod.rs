@@ -88,6 +88,7 @@ pub fn api_v1() -> Router<AppState> {
         .route("/red-packets", post(red_packets::create))
         .route("/red-packets/{id}", get(red_packets::get))
         .route("/red-packets/{id}/claims", post(red_packets::claim))
+        .route("/red-packets/{id}/helps", post(red_packets::help))
         .route("/recommendations", get(recommend::recommendations))
         .route("/recommendations/model", get(recommend::model))
         .route("/recommendations/retrain", post(recommend::retrain))

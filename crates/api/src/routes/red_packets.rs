@@ -1,7 +1,8 @@
 //! Red packets (红包): made by the shop's backend for a sender (scope `ingest`), claimed by
 //! customers (scope `ingest`), looked up (scope `read`). The shares are drawn when a packet is made
 //! (docs/red-packets.md) and stored; each claim takes the next one by a conditional write, one per
-//! claimant, and the server's sweeper returns what nobody claimed when a packet expires.
+//! claimant, and the server's sweeper returns what nobody claimed when a packet expires. A
+//! share-to-unlock packet (分享解锁) starts locked and opens once enough friends have helped.
 
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::{Currency, FieldError};
 use shopgrowth_promo::red_packet::{split_fixed, split_lucky};
-use shopgrowth_store::records::{PacketClaim, RedPacketRecord, RedPacketShare};
+use shopgrowth_store::records::{PacketClaim, PacketHelp, RedPacketRecord, RedPacketShare};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -45,6 +46,11 @@ pub struct RedPacketRequest {
     /// Seconds until unclaimed shares return to the sender (default 86,400).
     #[serde(default = "one_day")]
     pub expires_in_seconds: i64,
+    /// Share-to-unlock (分享解锁): the packet stays locked until this many different helpers
+    /// (never the sender) have helped (`POST /red-packets/{id}/helps`); 0, the default, opens it
+    /// at once. At most 1,000.
+    #[serde(default)]
+    pub unlock_helpers: u32,
 }
 
 impl RedPacketRequest {
@@ -67,6 +73,9 @@ impl RedPacketRequest {
         };
         if self.shares > 10_000 {
             errors.push(FieldError::new("shares", "at most 10,000"));
+        }
+        if self.unlock_helpers > 1_000 {
+            errors.push(FieldError::new("unlock_helpers", "at most 1,000"));
         }
         if !(1..=366 * 86_400).contains(&self.expires_in_seconds) {
             errors.push(FieldError::new(
@@ -107,6 +116,8 @@ impl RedPacketRequest {
             returned: 0,
             expires_at: now.saturating_add(self.expires_in_seconds.saturating_mul(1000)),
             created_at: now,
+            unlock_helpers: i64::from(self.unlock_helpers),
+            helpers: 0,
         };
         Ok((packet, amounts))
     }
@@ -152,11 +163,14 @@ pub struct RedPacketView {
     pub shares: i64,
     pub claimed_count: i64,
     pub claimed_amount: i64,
-    /// `open`, `finished` or `expired`.
+    /// `locked` (waiting for helpers), `open`, `finished` or `expired`.
     pub state: String,
     /// Returned to the sender on expiry.
     pub returned: i64,
     pub expires_at: String,
+    /// Share-to-unlock: helpers needed to open the packet (0: none) and counted so far.
+    pub unlock_helpers: i64,
+    pub helpers: i64,
     /// Claimed shares only: unclaimed amounts stay secret until claimed.
     pub claims: Vec<ShareView>,
 }
@@ -175,6 +189,8 @@ pub fn red_packet_view(p: RedPacketRecord, shares: Vec<RedPacketShare>) -> RedPa
         state: p.state,
         returned: p.returned,
         expires_at: Timestamp(p.expires_at).to_rfc3339(),
+        unlock_helpers: p.unlock_helpers,
+        helpers: p.helpers,
         claims: shares
             .into_iter()
             .filter(|s| s.claimed_by.is_some())
@@ -226,6 +242,17 @@ pub async fn get(
     Ok(Json(load(&state, &id).await?))
 }
 
+/// A claim's or help's customer must be named.
+fn require_user(user_id: &str, title: &str) -> ApiResult<()> {
+    if user_id.trim().is_empty() {
+        return Err(ApiError::invalid(
+            title,
+            vec![FieldError::new("user_id", "must not be empty")],
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
@@ -255,12 +282,7 @@ pub async fn claim(
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> ApiResult<(StatusCode, Json<ClaimView>)> {
     caller.require(Scope::Ingest)?;
-    if req.user_id.trim().is_empty() {
-        return Err(ApiError::invalid(
-            "the claim is not valid",
-            vec![FieldError::new("user_id", "must not be empty")],
-        ));
-    }
+    require_user(&req.user_id, "the claim is not valid")?;
     let claimed = state
         .store
         .claim_red_packet(id.clone(), req.user_id.clone(), Timestamp::now().0)
@@ -276,6 +298,62 @@ pub async fn claim(
             user_id: req.user_id,
             position: share.position,
             amount: share.amount,
+            new,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HelpRequest {
+    /// The friend helping; never the packet's sender.
+    pub user_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HelpView {
+    pub packet_id: String,
+    pub user_id: String,
+    /// Helpers counted so far, of `unlock_helpers` needed.
+    pub helpers: i64,
+    pub unlock_helpers: i64,
+    /// The packet is open for claims (this help or an earlier one opened it).
+    pub unlocked: bool,
+    /// False when this helper had helped before (counted once).
+    pub new: bool,
+}
+
+/// Help unlock a share-to-unlock packet (分享解锁): each helper counts once, and the help that
+/// reaches `unlock_helpers` opens the packet for claims. 409 when the packet needs no help, is
+/// the helper's own, has expired or is unlocked already.
+#[utoipa::path(post, path = "/api/v1/red-packets/{id}/helps", tag = "promotions", request_body = HelpRequest,
+    params(("id" = String, Path, description = "the packet")), security(("api_key" = [])),
+    responses((status = 201, body = HelpView), (status = 200, body = HelpView), (status = 400, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn help(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<HelpRequest>,
+) -> ApiResult<(StatusCode, Json<HelpView>)> {
+    caller.require(Scope::Ingest)?;
+    require_user(&req.user_id, "the help is not valid")?;
+    let helped = state
+        .store
+        .help_red_packet(id.clone(), req.user_id.clone(), Timestamp::now().0)
+        .await?;
+    let (status, packet, new) = match helped {
+        PacketHelp::New(p) => (StatusCode::CREATED, p, true),
+        PacketHelp::Duplicate(p) => (StatusCode::OK, p, false),
+    };
+    Ok((
+        status,
+        Json(HelpView {
+            packet_id: id,
+            user_id: req.user_id,
+            helpers: packet.helpers,
+            unlock_helpers: packet.unlock_helpers,
+            unlocked: packet.state != "locked",
             new,
         }),
     ))
