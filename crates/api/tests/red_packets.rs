@@ -1,7 +1,8 @@
 //! Red packets over a real socket: a lucky packet's shares sum exactly to its total, concurrent
 //! claims take each share once and one per claimant, a repeated claim returns the same share, an
 //! empty packet refuses with 409, bad requests name their fields. A share-to-unlock packet stays
-//! locked until its helpers have helped, each counted once, however many help at once.
+//! locked until its helpers have helped, each counted once, however many help at once. A rain's
+//! claims go to the round that is on, one share per customer and round, and none between rounds.
 
 mod common;
 
@@ -236,5 +237,146 @@ async fn a_share_to_unlock_packet_opens_with_its_last_helper() {
         (400, Some("unlock_helpers")),
         "{bad}"
     );
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rain_hands_out_the_round_that_is_on() {
+    let t = test_app().await;
+    let (c, stop) = common::serve(&t).await;
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let at = |ms: i64| shopgrowth_core::time::Timestamp(ms).to_rfc3339();
+    let rain = json!({"id": "night", "sender": "shop", "currency": "CNY", "rounds": [
+        {"starts_at": at(now - 1_000), "seconds": 600, "total": 5000, "shares": 10, "min_share": 100},
+        {"starts_at": at(now + 3_600_000), "seconds": 60, "total": 2000, "shares": 5}
+    ]});
+    let (status, made) = c
+        .post("/api/v1/red-packet-rains", &t.ingest, rain.clone())
+        .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (
+            made["total"].as_i64(),
+            made["rounds"][0]["packet_id"].as_str(),
+            made["rounds"][1]["packet_id"].as_str()
+        ),
+        (Some(7000), Some("night:1"), Some("night:2"))
+    );
+    assert_eq!(
+        c.post("/api/v1/red-packet-rains", &t.ingest, rain).await.0,
+        200,
+        "same id, nothing new"
+    );
+
+    // 30 customers at once for the first round's 10 shares.
+    let c = std::sync::Arc::new(c);
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let (c, key) = (std::sync::Arc::clone(&c), t.ingest.clone());
+        tasks.push(tokio::spawn(async move {
+            c.post(
+                "/api/v1/red-packet-rains/night/claims",
+                &key,
+                json!({"user_id": format!("u{i}")}),
+            )
+            .await
+        }));
+    }
+    let (mut caught, mut missed) = (Vec::new(), 0);
+    for task in tasks {
+        let (status, body) = task.await.unwrap_or_else(|e| panic!("{e}"));
+        match status {
+            201 => caught.push(body),
+            409 => missed += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((caught.len(), missed), (10, 20));
+    assert!(caught.iter().all(|x| x["packet_id"] == "night:1"));
+    assert_eq!(
+        caught
+            .iter()
+            .filter_map(|x| x["amount"].as_i64())
+            .sum::<i64>(),
+        5000,
+        "the round's budget, exactly"
+    );
+    let winner = caught[0]["user_id"].as_str().unwrap_or("").to_owned();
+    let (status, again) = c
+        .post(
+            "/api/v1/red-packet-rains/night/claims",
+            &t.ingest,
+            json!({"user_id": winner}),
+        )
+        .await;
+    assert_eq!((status, &again["amount"]), (200, &caught[0]["amount"]));
+    let (_, seen) = c.get("/api/v1/red-packet-rains/night", &t.read).await;
+    assert_eq!(
+        (
+            seen["claimed_amount"].as_i64(),
+            seen["rounds"][0]["state"].as_str(),
+            seen["rounds"][1]["state"].as_str()
+        ),
+        (Some(5000), Some("finished"), Some("scheduled")),
+        "{seen}"
+    );
+    let (_, packet) = c.get("/api/v1/red-packets/night:2", &t.read).await;
+    assert_eq!(packet["rain_id"], "night");
+
+    // Between rounds: told when the next opens.
+    let later = json!({"id": "dawn", "sender": "shop", "currency": "CNY", "rounds": [
+        {"starts_at": at(now + 3_600_000), "seconds": 60, "total": 1000, "shares": 5}]});
+    assert_eq!(
+        c.post("/api/v1/red-packet-rains", &t.ingest, later).await.0,
+        201
+    );
+    let (status, body) = c
+        .post(
+            "/api/v1/red-packet-rains/dawn/claims",
+            &t.ingest,
+            json!({"user_id": "u1"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("the next opens at")),
+        "{body}"
+    );
+
+    // Bad rains name each field; unknown rains are 404.
+    let bad = json!({"id": "bad", "sender": "shop", "currency": "yuan", "rounds": [
+        {"starts_at": at(now), "seconds": 0, "total": 1000, "shares": 5},
+        {"starts_at": at(now), "seconds": 60, "total": 3, "shares": 5},
+        {"starts_at": at(now + 600_000), "seconds": 60, "total": 1000, "shares": 5}]});
+    let (status, body) = c.post("/api/v1/red-packet-rains", &t.ingest, bad).await;
+    let mut fields: Vec<&str> = body["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    fields.sort_unstable();
+    assert_eq!(
+        (status, fields),
+        (
+            400,
+            vec![
+                "currency",
+                "rounds[0].seconds",
+                "rounds[1].starts_at",
+                "rounds[1].total"
+            ]
+        ),
+        "{body}"
+    );
+    let (status, _) = c
+        .post(
+            "/api/v1/red-packet-rains/none/claims",
+            &t.ingest,
+            json!({"user_id": "u1"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(c.get("/api/v1/red-packet-rains/none", &t.read).await.0, 404);
     let _ = stop.send(());
 }

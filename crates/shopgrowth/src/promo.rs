@@ -11,7 +11,9 @@ use shopgrowth_api::routes::campaigns::{CreateCampaign, EditCampaign};
 use shopgrowth_api::routes::coupons::TemplateRequest;
 use shopgrowth_api::routes::flash::{FlashSaleRequest, FlashSaleView};
 use shopgrowth_api::routes::pricing::RefundShareRequest;
-use shopgrowth_api::routes::red_packets::{red_packet_view, RedPacketRequest, RedPacketView};
+use shopgrowth_api::routes::red_packets::{
+    rain_view, red_packet_view, RainRequest, RainView, RedPacketRequest, RedPacketView,
+};
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState};
@@ -107,8 +109,15 @@ pub enum RedPacketVerb {
     Show { id: String },
     /// Make a red packet (fixed or 拼手气) from a JSON file shaped like the API's body (`id`,
     /// `sender`, `kind`, `total`, `currency`, `shares`, `min_share`, `expires_in_seconds`); the id
-    /// is the idempotency key. Customers claim it through the API.
+    /// is the idempotency key; `unlock_helpers` makes it a share-to-unlock packet. Customers
+    /// claim it through the API.
     Send { file: PathBuf },
+    /// Schedule a red-packet rain (红包雨) from a JSON file shaped like the API's body (`id`,
+    /// `sender`, `currency`, `rounds`: each `starts_at`, `seconds`, `total`, `shares`,
+    /// `min_share`); the id is the idempotency key. Customers catch packets through the API.
+    Rain { file: PathBuf },
+    /// A red-packet rain: each round's time, budget, what was claimed and what went back.
+    RainShow { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -671,6 +680,61 @@ pub async fn run_red_packet(
                 |v| print_red_packet(v, false),
             )?;
         }
+        RedPacketVerb::Rain { file } => {
+            let req: RainRequest = read_json_file(&file)?;
+            let rounds = req.records(Timestamp::now().0).map_err(|errors| {
+                refused_file(&file, "the red-packet rain is not valid", &errors)
+            })?;
+            let mut created = false;
+            for (packet, amounts) in rounds {
+                created |= store.create_red_packet(packet, amounts).await?;
+            }
+            let rounds = store.rain_rounds(req.id.clone()).await?;
+            let rain = rain_view(&req.id, rounds, Timestamp::now().0)
+                .with_context(|| format!("red-packet rain {:?} vanished", req.id))?;
+            print_created(created, "rain", rain, json, |v| print_rain(v, false))?;
+        }
+        RedPacketVerb::RainShow { id } => {
+            let rain = rain_view(
+                &id,
+                store.rain_rounds(id.clone()).await?,
+                Timestamp::now().0,
+            )
+            .with_context(|| format!("no red-packet rain {id:?}"))?;
+            print_rain(rain, json)?;
+        }
+    }
+    Ok(())
+}
+
+/// A red-packet rain: its rounds in time order, each with its budget and progress.
+fn print_rain(r: RainView, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&r);
+    }
+    let yuan = shopgrowth_promo::pricing::yuan;
+    println!(
+        "{} (from {}): {} rounds, {} in all, {} claimed, returned {}",
+        r.id,
+        r.sender,
+        r.rounds.len(),
+        yuan(r.total),
+        yuan(r.claimed_amount),
+        yuan(r.returned)
+    );
+    for round in &r.rounds {
+        println!(
+            "  {} {} to {}: {} of {} shares claimed ({} of {}), {}, returned {}",
+            round.packet_id,
+            round.opens_at,
+            round.expires_at,
+            round.claimed_count,
+            round.shares,
+            yuan(round.claimed_amount),
+            yuan(round.total),
+            round.state,
+            yuan(round.returned)
+        );
     }
     Ok(())
 }

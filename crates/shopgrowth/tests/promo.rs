@@ -256,6 +256,8 @@ async fn red_packets_and_groups_from_the_command_line() {
             created_at: now,
             unlock_helpers: 0,
             helpers: 0,
+            opens_at: 0,
+            rain_id: None,
         };
         assert!(store
             .create_red_packet(packet, vec![500, 300, 200])
@@ -358,6 +360,47 @@ async fn red_packets_and_groups_from_the_command_line() {
         ),
         (Some("locked"), Some(3), Some(0)),
         "{sent}"
+    );
+    // A red-packet rain of two rounds, scheduled from a file; the id is the idempotency key.
+    let rain = data.join("rain.json");
+    let at = |ms: i64| shopgrowth_core::time::Timestamp(ms).to_rfc3339();
+    std::fs::write(
+        &rain,
+        json!({"id": "night", "sender": "shop", "currency": "CNY", "rounds": [
+            {"starts_at": at(now + 3_600_000), "seconds": 60, "total": 5000, "shares": 10},
+            {"starts_at": at(now + 7_200_000), "seconds": 60, "total": 3000, "shares": 6}]})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rain = rain.to_string_lossy();
+    let made = shopgrowth(data, &["red-packet", "rain", &rain]);
+    assert_eq!(
+        (
+            made["created"].as_bool(),
+            made["rain"]["total"].as_i64(),
+            made["rain"]["rounds"][1]["packet_id"].as_str()
+        ),
+        (Some(true), Some(8000), Some("night:2")),
+        "{made}"
+    );
+    assert_eq!(
+        shopgrowth(data, &["red-packet", "rain", &rain])["created"],
+        false
+    );
+    let shown = shopgrowth(data, &["red-packet", "rain-show", "night"]);
+    assert_eq!(shown["rounds"].as_array().map(Vec::len), Some(2), "{shown}");
+    let bad = data.join("bad-rain.json");
+    std::fs::write(
+        &bad,
+        json!({"id": "r2", "sender": "shop", "currency": "CNY", "rounds": [
+            {"starts_at": at(now), "seconds": 60, "total": 5000, "shares": 20000}]})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = shopgrowth_fails(data, &["red-packet", "rain", &bad.to_string_lossy()]);
+    assert!(
+        err.contains("bad-rain.json") && err.contains("rounds[0].shares"),
+        "{err}"
     );
 
     let group = shopgrowth(data, &["group", "show", "g1"]);

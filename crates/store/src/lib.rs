@@ -547,6 +547,11 @@ impl Store {
         dispatch!(self.claim_red_packet(id, user, now))
     }
 
+    /// A red-packet rain's rounds (its packets), in time order; empty for an unknown rain.
+    pub async fn rain_rounds(&self, rain_id: String) -> Result<Vec<RedPacketRecord>> {
+        dispatch!(self.rain_rounds(rain_id))
+    }
+
     /// Counts a helper's help with a share-to-unlock packet (once per helper; the help that
     /// reaches the packet's `unlock_helpers` opens it for claims); a conflict when the packet
     /// needs no help, is the helper's own, has expired or is unlocked already.

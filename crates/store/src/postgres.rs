@@ -1739,6 +1739,8 @@ impl PgStore {
             .bind(p.expires_at)
             .bind(p.created_at)
             .bind(p.unlock_helpers)
+            .bind(p.opens_at)
+            .bind(&p.rain_id)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -1794,6 +1796,19 @@ impl PgStore {
             .map(pg_share_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Some((pg_red_packet_row(&row)?, shares)))
+    }
+
+    /// A rain's rounds (its packets), in time order.
+    pub async fn rain_rounds(&self, rain_id: String) -> Result<Vec<RedPacketRecord>> {
+        sqlx::query(&format!(
+            "SELECT {RED_PACKET_COLUMNS} FROM red_packets {RAIN_ROUNDS}"
+        ))
+        .bind(&rain_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(pg_red_packet_row)
+        .collect()
     }
 
     /// Counts `helper`'s help with a share-to-unlock packet in one transaction: the help's row by
@@ -2884,6 +2899,8 @@ fn pg_red_packet_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketRecord> {
         created_at: r.try_get(11)?,
         unlock_helpers: r.try_get(12)?,
         helpers: r.try_get(13)?,
+        opens_at: r.try_get(14)?,
+        rain_id: r.try_get(15)?,
     })
 }
 

@@ -624,11 +624,16 @@ pub const BUDGET_USED: &str =
     "SELECT used FROM budget_usage WHERE scope = $1 AND period = $2 AND period_key = $3";
 
 pub const RED_PACKET_COLUMNS: &str = "id, sender, kind, total, currency, shares, claimed_count, \
-     claimed_amount, state, returned, expires_at, created_at, unlock_helpers, helpers";
-/// A share-to-unlock packet (`$9` helpers needed) starts locked.
+     claimed_amount, state, returned, expires_at, created_at, unlock_helpers, helpers, opens_at, \
+     rain_id";
+/// A share-to-unlock packet (`$9` helpers needed) starts locked; a rain's round (`$11`) opens
+/// at `$10`.
 pub const INSERT_RED_PACKET: &str = "INSERT INTO red_packets (id, sender, kind, total, currency, \
-     shares, state, expires_at, created_at, unlock_helpers) VALUES ($1, $2, $3, $4, $5, $6, \
-     CASE WHEN CAST($9 AS BIGINT) > 0 THEN 'locked' ELSE 'open' END, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+     shares, state, expires_at, created_at, unlock_helpers, opens_at, rain_id) VALUES ($1, $2, \
+     $3, $4, $5, $6, CASE WHEN CAST($9 AS BIGINT) > 0 THEN 'locked' ELSE 'open' END, $7, $8, $9, \
+     $10, $11) ON CONFLICT (id) DO NOTHING";
+/// A rain's rounds, in time order (after `SELECT {RED_PACKET_COLUMNS} FROM red_packets`).
+pub const RAIN_ROUNDS: &str = "WHERE rain_id = $1 ORDER BY opens_at, id";
 /// One help per (packet, helper); a repeated help inserts nothing.
 pub const INSERT_RED_PACKET_HELP: &str = "INSERT INTO red_packet_helps (packet_id, helper, \
      helped_at) VALUES ($1, $2, $3) ON CONFLICT (packet_id, helper) DO NOTHING";
@@ -641,8 +646,8 @@ pub const INSERT_RED_PACKET_SHARE: &str =
     "INSERT INTO red_packet_shares (packet_id, position, amount) VALUES ($1, $2, $3)";
 /// Takes the next share: the packet's row is the only thing claims contend on.
 pub const TAKE_RED_PACKET_SHARE: &str = "UPDATE red_packets SET claimed_count = claimed_count + 1 \
-     WHERE id = $1 AND state = 'open' AND expires_at > $2 AND claimed_count < shares \
-     RETURNING claimed_count";
+     WHERE id = $1 AND state = 'open' AND opens_at <= $2 AND expires_at > $2 \
+     AND claimed_count < shares RETURNING claimed_count";
 pub const CLAIM_RED_PACKET_SHARE: &str = "UPDATE red_packet_shares SET claimed_by = $3, \
      claimed_at = $4 WHERE packet_id = $1 AND position = $2 AND claimed_by IS NULL RETURNING amount";
 pub const ADD_RED_PACKET_CLAIMED: &str =

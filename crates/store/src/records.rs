@@ -806,6 +806,10 @@ pub struct RedPacketRecord {
     pub unlock_helpers: i64,
     /// Helpers counted so far.
     pub helpers: i64,
+    /// No claim before this (a rain's round opens at its start; 0 for other packets).
+    pub opens_at: i64,
+    /// The red-packet rain this packet is a round of.
+    pub rain_id: Option<String>,
 }
 
 /// One share of a packet, claimed or not.
@@ -836,6 +840,12 @@ pub enum PacketHelp {
 pub(crate) fn packet_refusal(p: &RedPacketRecord, now: i64) -> crate::Error {
     if p.state == "expired" || now >= p.expires_at {
         crate::Error::Conflict(format!("red packet {:?} has expired", p.id))
+    } else if now < p.opens_at {
+        crate::Error::Conflict(format!(
+            "red packet {:?} opens at {}",
+            p.id,
+            shopgrowth_core::time::Timestamp(p.opens_at).to_rfc3339()
+        ))
     } else if p.state == "locked" {
         crate::Error::Conflict(format!(
             "red packet {:?} is locked until {} more helper(s) help",

@@ -150,6 +150,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "red_packet_unlock",
         include_str!("../migrations/sqlite/0018_red_packet_unlock.sql"),
     ),
+    (
+        19,
+        "red_packet_rain",
+        include_str!("../migrations/sqlite/0019_red_packet_rain.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1803,7 +1808,9 @@ impl SqliteStore {
                     p.shares,
                     p.expires_at,
                     p.created_at,
-                    p.unlock_helpers
+                    p.unlock_helpers,
+                    p.opens_at,
+                    p.rain_id
                 ],
             )? == 1;
             if created {
@@ -1900,6 +1907,19 @@ impl SqliteStore {
                 claimed_by: Some(user),
                 claimed_at: Some(now),
             }))
+        })
+        .await
+    }
+
+    /// A rain's rounds (its packets), in time order.
+    pub async fn rain_rounds(&self, rain_id: String) -> Result<Vec<RedPacketRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(&format!(
+                    "SELECT {RED_PACKET_COLUMNS} FROM red_packets {RAIN_ROUNDS}"
+                )))?
+                .query_map([&rain_id], red_packet_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -2922,6 +2942,8 @@ fn red_packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketRecord> {
         created_at: r.get(11)?,
         unlock_helpers: r.get(12)?,
         helpers: r.get(13)?,
+        opens_at: r.get(14)?,
+        rain_id: r.get(15)?,
     })
 }
 

@@ -2097,6 +2097,8 @@ async fn red_packets_hand_out_each_share_once_and_return_the_rest(h: Harness) {
         created_at: NOW,
         unlock_helpers: 0,
         helpers: 0,
+        opens_at: 0,
+        rain_id: None,
     };
     assert!(s
         .create_red_packet(packet.clone(), amounts.clone())
@@ -2224,6 +2226,8 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         created_at: NOW,
         unlock_helpers: 5,
         helpers: 0,
+        opens_at: 0,
+        rain_id: None,
     };
     assert!(s
         .create_red_packet(packet.clone(), vec![300; 3])
@@ -2343,6 +2347,59 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         matches!(missing, Err(Error::NotFound { .. })),
         "{missing:?}"
     );
+}
+
+async fn rain_rounds_open_at_their_start_and_are_read_in_order(h: Harness) {
+    let s = h.store;
+    let round = |k: i64, opens_at: i64| RedPacketRecord {
+        id: format!("rain:{k}"),
+        sender: "shop".into(),
+        kind: "lucky".into(),
+        total: 1_000,
+        currency: "CNY".into(),
+        shares: 2,
+        claimed_count: 0,
+        claimed_amount: 0,
+        state: "open".into(),
+        returned: 0,
+        expires_at: opens_at + 60_000,
+        created_at: NOW,
+        unlock_helpers: 0,
+        helpers: 0,
+        opens_at,
+        rain_id: Some("rain".into()),
+    };
+    // Made out of order: read back in time order.
+    for (k, at) in [(2, NOW + 3_600_000), (1, NOW + 1_000)] {
+        assert!(s
+            .create_red_packet(round(k, at), vec![600, 400])
+            .await
+            .unwrap_or(false));
+    }
+    let rounds = s.rain_rounds("rain".into()).await.unwrap_or_default();
+    assert_eq!(
+        rounds.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["rain:1", "rain:2"]
+    );
+    assert_eq!(rounds[1].opens_at, NOW + 3_600_000);
+    let early = s.claim_red_packet("rain:1".into(), "u1".into(), NOW).await;
+    assert!(
+        matches!(early, Err(Error::Conflict(ref m)) if m.contains("opens at")),
+        "{early:?}"
+    );
+    assert!(matches!(
+        s.claim_red_packet("rain:1".into(), "u1".into(), NOW + 1_000).await,
+        Ok(PacketClaim::New(ref c)) if c.amount == 600
+    ));
+    // The round ends: what nobody claimed goes back; the later round is untouched.
+    assert_eq!(
+        s.expire_red_packets(NOW + 61_000).await.ok(),
+        Some(vec![("rain:1".to_string(), 400)])
+    );
+    assert!(s
+        .rain_rounds("none".into())
+        .await
+        .is_ok_and(|r| r.is_empty()));
 }
 
 async fn groups_fill_exactly_and_fail_with_refunds_at_the_deadline(h: Harness) {
@@ -2656,6 +2713,8 @@ async fn the_promotion_trail_records_each_change_and_the_feed_gives_each_once(h:
         created_at: NOW,
         unlock_helpers: 0,
         helpers: 0,
+        opens_at: 0,
+        rain_id: None,
     };
     ok(
         "packet",
@@ -2819,6 +2878,8 @@ async fn the_promotion_trail_records_each_change_and_the_feed_gives_each_once(h:
         created_at: NOW,
         unlock_helpers: 0,
         helpers: 0,
+        opens_at: 0,
+        rain_id: None,
     };
     ok("big packet", s.create_red_packet(big, vec![100; 200]).await);
     let mut claims = Vec::new();
@@ -2883,6 +2944,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     flash_limit_refusals_racing_holds_give_their_units_back,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     share_to_unlock_packets_open_with_exactly_their_helpers,
+    rain_rounds_open_at_their_start_and_are_read_in_order,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
@@ -2902,6 +2964,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     flash_limit_refusals_racing_holds_give_their_units_back,
     red_packets_hand_out_each_share_once_and_return_the_rest,
     share_to_unlock_packets_open_with_exactly_their_helpers,
+    rain_rounds_open_at_their_start_and_are_read_in_order,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,

@@ -1,5 +1,6 @@
 //! Profiles, tags, segments and discovery (scopes `read` to ask, `admin` to define).
 
+use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
@@ -476,11 +477,7 @@ pub async fn put_tag(
             },
             other => other.into(),
         })?;
-    let status = if changed {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(changed);
     Ok((status, Json(state.audience.read(|a| tag_view(a, &name)))))
 }
 

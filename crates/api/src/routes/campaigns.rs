@@ -3,6 +3,7 @@
 //! is recorded; edits need the version the editor saw, so two operators cannot overwrite each
 //! other unknowingly.
 
+use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
@@ -178,11 +179,7 @@ pub async fn create(
         .campaign(req.id.clone())
         .await?
         .ok_or_else(|| ApiError::Internal(format!("campaign {:?} vanished", req.id)))?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     set_budget(&state, &stored).await?;
     Ok((status, Json(view(&state, stored, Vec::new()).await?)))
 }

@@ -2,6 +2,7 @@
 //! shop's backend for its customers), and look-up (scope `read`). Every write is idempotent by a
 //! key the caller gives: the template id, the claim key, the order id.
 
+use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
@@ -195,11 +196,7 @@ pub async fn create_template(
         .coupon_template(req.id.clone())
         .await?
         .ok_or_else(|| ApiError::Internal(format!("template {:?} vanished", req.id)))?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok((status, Json(stored.into())))
 }
 

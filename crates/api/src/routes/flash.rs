@@ -3,6 +3,7 @@
 //! conditional writes; a reservation holds units until it is confirmed or its hold runs out, when
 //! the server's sweeper puts them back on sale.
 
+use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
@@ -132,11 +133,7 @@ pub async fn create(
         .flash_sale(req.id.clone())
         .await?
         .ok_or_else(|| ApiError::Internal(format!("flash sale {:?} vanished", req.id)))?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok((status, Json(sale.into())))
 }
 

@@ -3,6 +3,7 @@
 //! conditional writes and completes with its last seat; when its deadline passes unfilled, the
 //! server's sweeper fails it and marks every member refunded, once.
 
+use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
@@ -130,11 +131,7 @@ pub async fn create_deal(
         .group_deal(req.id.clone())
         .await?
         .ok_or_else(|| ApiError::Internal(format!("group deal {:?} vanished", req.id)))?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok((status, Json(deal.into())))
 }
 

@@ -1,6 +1,7 @@
 //! Ingest: behaviour events, users, products, stores, orders and refunds. Every write is
 //! idempotent by the caller's id; a batch stores its good items and reports each bad one.
 
+use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{from_json, json_bytes, ApiJson, Caller};
@@ -161,11 +162,7 @@ fn invalid_item(what: &str, errors: Vec<FieldError>) -> ApiError {
 /// 201 for a stored item, 200 for a duplicate.
 fn single_result(id: String, written: &[Written]) -> (StatusCode, Json<ItemResult>) {
     let w = written.first().copied().unwrap_or(Written::Duplicate);
-    let code = if w == Written::Inserted {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let code = created_or_ok(w == Written::Inserted);
     (
         code,
         Json(ItemResult {

@@ -89,6 +89,12 @@ pub fn api_v1() -> Router<AppState> {
         .route("/red-packets/{id}", get(red_packets::get))
         .route("/red-packets/{id}/claims", post(red_packets::claim))
         .route("/red-packets/{id}/helps", post(red_packets::help))
+        .route("/red-packet-rains", post(red_packets::create_rain))
+        .route("/red-packet-rains/{id}", get(red_packets::get_rain))
+        .route(
+            "/red-packet-rains/{id}/claims",
+            post(red_packets::claim_rain),
+        )
         .route("/recommendations", get(recommend::recommendations))
         .route("/recommendations/model", get(recommend::model))
         .route("/recommendations/retrain", post(recommend::retrain))
@@ -131,4 +137,14 @@ pub async fn health(axum::extract::State(state): axum::extract::State<AppState>)
         backend: state.store.backend(),
         version: env!("CARGO_PKG_VERSION"),
     })
+}
+
+/// 201 when a write made something new, 200 when it found it there already (an idempotent
+/// repeat).
+pub(crate) fn created_or_ok(created: bool) -> axum::http::StatusCode {
+    if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    }
 }

@@ -4,6 +4,7 @@
 //! claimant, and the server's sweeper returns what nobody claimed when a packet expires. A
 //! share-to-unlock packet (分享解锁) starts locked and opens once enough friends have helped.
 
+use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
@@ -118,6 +119,8 @@ impl RedPacketRequest {
             created_at: now,
             unlock_helpers: i64::from(self.unlock_helpers),
             helpers: 0,
+            opens_at: 0,
+            rain_id: None,
         };
         Ok((packet, amounts))
     }
@@ -171,6 +174,12 @@ pub struct RedPacketView {
     /// Share-to-unlock: helpers needed to open the packet (0: none) and counted so far.
     pub unlock_helpers: i64,
     pub helpers: i64,
+    /// A rain's round: no claim before this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<String>,
+    /// The red-packet rain this packet is a round of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rain_id: Option<String>,
     /// Claimed shares only: unclaimed amounts stay secret until claimed.
     pub claims: Vec<ShareView>,
 }
@@ -191,6 +200,8 @@ pub fn red_packet_view(p: RedPacketRecord, shares: Vec<RedPacketShare>) -> RedPa
         expires_at: Timestamp(p.expires_at).to_rfc3339(),
         unlock_helpers: p.unlock_helpers,
         helpers: p.helpers,
+        opens_at: (p.opens_at > 0).then(|| Timestamp(p.opens_at).to_rfc3339()),
+        rain_id: p.rain_id,
         claims: shares
             .into_iter()
             .filter(|s| s.claimed_by.is_some())
@@ -222,11 +233,7 @@ pub async fn create(
         .record(Timestamp::now().0)
         .map_err(|errors| ApiError::invalid("the red packet is not valid", errors))?;
     let created = state.store.create_red_packet(packet, amounts).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok((status, Json(load(&state, &req.id).await?)))
 }
 
@@ -283,9 +290,19 @@ pub async fn claim(
 ) -> ApiResult<(StatusCode, Json<ClaimView>)> {
     caller.require(Scope::Ingest)?;
     require_user(&req.user_id, "the claim is not valid")?;
+    claim_share(&state, id, req.user_id).await
+}
+
+/// Claims the next share of packet `id` for `user_id`: 201 for a new share, 200 for the
+/// claimant's earlier one.
+async fn claim_share(
+    state: &AppState,
+    id: String,
+    user_id: String,
+) -> ApiResult<(StatusCode, Json<ClaimView>)> {
     let claimed = state
         .store
-        .claim_red_packet(id.clone(), req.user_id.clone(), Timestamp::now().0)
+        .claim_red_packet(id.clone(), user_id.clone(), Timestamp::now().0)
         .await?;
     let (status, share, new) = match claimed {
         PacketClaim::New(s) => (StatusCode::CREATED, s, true),
@@ -295,7 +312,7 @@ pub async fn claim(
         status,
         Json(ClaimView {
             packet_id: id,
-            user_id: req.user_id,
+            user_id,
             position: share.position,
             amount: share.amount,
             new,
@@ -357,4 +374,238 @@ pub async fn help(
             new,
         }),
     ))
+}
+
+/// Longest rain id: its rounds' packet ids (`ID:K`) stay within a packet id's 100 characters.
+const MAX_RAIN_ID: usize = 90;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RainRequest {
+    /// The rain id: the idempotency key. Round K (from 1) is the lucky packet `ID:K`.
+    pub id: String,
+    /// Who pays for it (usually the shop).
+    pub sender: String,
+    pub currency: String,
+    /// The rounds (场次), in time order, none overlapping the one before; 1 to 100.
+    pub rounds: Vec<RainRound>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RainRound {
+    #[schema(value_type = String)]
+    pub starts_at: Timestamp,
+    /// How long the round lasts: 1 second to 1 hour.
+    pub seconds: i64,
+    /// The round's budget in minor units, split by a lucky draw (拼手气) into `shares`.
+    pub total: i64,
+    pub shares: u32,
+    /// The least a share may be (default 1).
+    #[serde(default = "one")]
+    pub min_share: i64,
+}
+
+impl RainRequest {
+    /// Checks the rain and makes each round's packet with its shares (each drawn from a seed of
+    /// its packet id, as any red packet's); each problem names its field (`rounds[1].total`).
+    pub fn records(&self, now: i64) -> Result<Vec<(RedPacketRecord, Vec<i64>)>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.id.trim().is_empty() || self.id.len() > MAX_RAIN_ID {
+            errors.push(FieldError::new(
+                "id",
+                format!("1 to {MAX_RAIN_ID} characters"),
+            ));
+        }
+        if !(1..=100).contains(&self.rounds.len()) {
+            errors.push(FieldError::new("rounds", "1 to 100 rounds"));
+        }
+        let mut rounds = Vec::with_capacity(self.rounds.len());
+        let mut previous_end: Option<i64> = None;
+        for (k, round) in self.rounds.iter().enumerate() {
+            let at = format!("rounds[{k}]");
+            if !(1..=3_600).contains(&round.seconds) {
+                errors.push(FieldError::new("seconds", "between 1 second and 1 hour").under(&at));
+            }
+            if previous_end.is_some_and(|end| round.starts_at.0 < end) {
+                errors.push(
+                    FieldError::new("starts_at", "must not start before the round before ends")
+                        .under(&at),
+                );
+            }
+            let ends = round
+                .starts_at
+                .0
+                .saturating_add(round.seconds.clamp(1, 3_600) * 1_000);
+            previous_end = Some(ends);
+            let packet = RedPacketRequest {
+                id: format!("{}:{}", self.id, k + 1),
+                sender: self.sender.clone(),
+                kind: PacketKind::Lucky,
+                total: round.total,
+                currency: self.currency.clone(),
+                shares: round.shares,
+                min_share: round.min_share,
+                expires_in_seconds: one_day(),
+                unlock_helpers: 0,
+            };
+            match packet.record(now) {
+                Ok((mut record, amounts)) => {
+                    record.opens_at = round.starts_at.0;
+                    record.expires_at = ends;
+                    record.rain_id = Some(self.id.clone());
+                    rounds.push((record, amounts));
+                }
+                Err(round_errors) => {
+                    for e in round_errors {
+                        // What every round shares is named once, at the top.
+                        if ["id", "sender", "currency"].contains(&e.field.as_str()) {
+                            if !errors.iter().any(|x: &FieldError| x.field == e.field) {
+                                errors.push(e);
+                            }
+                        } else {
+                            errors.push(e.under(&at));
+                        }
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(rounds)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RainRoundView {
+    /// The round's packet (`RAIN:K`).
+    pub packet_id: String,
+    pub opens_at: String,
+    pub expires_at: String,
+    pub total: i64,
+    pub shares: i64,
+    pub claimed_count: i64,
+    pub claimed_amount: i64,
+    /// `scheduled` (not begun), `open`, `finished` (every share claimed) or `expired`.
+    pub state: String,
+    pub returned: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RainView {
+    pub id: String,
+    pub sender: String,
+    pub currency: String,
+    /// Sums over the rounds.
+    pub total: i64,
+    pub claimed_amount: i64,
+    pub returned: i64,
+    pub rounds: Vec<RainRoundView>,
+}
+
+/// A rain as the API and the CLI show it at `now`: each round's progress (who claimed what is on
+/// each round's packet); `None` for a rain with no rounds.
+pub fn rain_view(id: &str, rounds: Vec<RedPacketRecord>, now: i64) -> Option<RainView> {
+    let first = rounds.first()?;
+    Some(RainView {
+        id: id.to_owned(),
+        sender: first.sender.clone(),
+        currency: first.currency.clone(),
+        total: rounds.iter().map(|r| r.total).sum(),
+        claimed_amount: rounds.iter().map(|r| r.claimed_amount).sum(),
+        returned: rounds.iter().map(|r| r.returned).sum(),
+        rounds: rounds
+            .into_iter()
+            .map(|r| RainRoundView {
+                packet_id: r.id,
+                opens_at: Timestamp(r.opens_at).to_rfc3339(),
+                expires_at: Timestamp(r.expires_at).to_rfc3339(),
+                total: r.total,
+                shares: r.shares,
+                claimed_count: r.claimed_count,
+                claimed_amount: r.claimed_amount,
+                state: if r.state == "open" && now < r.opens_at {
+                    "scheduled".to_owned()
+                } else {
+                    r.state
+                },
+                returned: r.returned,
+            })
+            .collect(),
+    })
+}
+
+async fn load_rain(state: &AppState, id: &str) -> ApiResult<RainView> {
+    let rounds = state.store.rain_rounds(id.to_owned()).await?;
+    rain_view(id, rounds, Timestamp::now().0)
+        .ok_or_else(|| ApiError::NotFound(format!("no red-packet rain {id:?}")))
+}
+
+/// Schedule a red-packet rain (红包雨): rounds at set times, each a lucky packet that opens at
+/// its start and returns what nobody claimed at its end. The same id again makes only the rounds
+/// not made yet (201 if any was new, else 200).
+#[utoipa::path(post, path = "/api/v1/red-packet-rains", tag = "promotions", request_body = RainRequest,
+    security(("api_key" = [])),
+    responses((status = 201, body = RainView), (status = 200, body = RainView), (status = 400, body = Problem)))]
+pub async fn create_rain(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RainRequest>,
+) -> ApiResult<(StatusCode, Json<RainView>)> {
+    caller.require(Scope::Ingest)?;
+    let rounds = req
+        .records(Timestamp::now().0)
+        .map_err(|errors| ApiError::invalid("the red-packet rain is not valid", errors))?;
+    let mut created = false;
+    for (packet, amounts) in rounds {
+        created |= state.store.create_red_packet(packet, amounts).await?;
+    }
+    let status = created_or_ok(created);
+    Ok((status, Json(load_rain(&state, &req.id).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/red-packet-rains/{id}", tag = "promotions",
+    params(("id" = String, Path, description = "the rain")), security(("api_key" = [])),
+    responses((status = 200, body = RainView), (status = 404, body = Problem)))]
+pub async fn get_rain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RainView>> {
+    caller.require(Scope::Read)?;
+    Ok(Json(load_rain(&state, &id).await?))
+}
+
+/// Catch a packet in the rain: a share of the round on now, one per customer and round (their
+/// earlier one again, 200). 409 between rounds (naming when the next opens), after the last, or
+/// when the round's shares are gone.
+#[utoipa::path(post, path = "/api/v1/red-packet-rains/{id}/claims", tag = "promotions", request_body = ClaimRequest,
+    params(("id" = String, Path, description = "the rain")), security(("api_key" = [])),
+    responses((status = 201, body = ClaimView), (status = 200, body = ClaimView), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn claim_rain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ClaimRequest>,
+) -> ApiResult<(StatusCode, Json<ClaimView>)> {
+    caller.require(Scope::Ingest)?;
+    require_user(&req.user_id, "the claim is not valid")?;
+    let rounds = state.store.rain_rounds(id.clone()).await?;
+    if rounds.is_empty() {
+        return Err(ApiError::NotFound(format!("no red-packet rain {id:?}")));
+    }
+    let now = Timestamp::now().0;
+    match rounds.iter().find(|r| now < r.expires_at) {
+        Some(r) if r.opens_at <= now => claim_share(&state, r.id.clone(), req.user_id).await,
+        Some(next) => Err(ApiError::Conflict(format!(
+            "red-packet rain {id:?} has no round on now; the next opens at {}",
+            Timestamp(next.opens_at).to_rfc3339()
+        ))),
+        None => Err(ApiError::Conflict(format!(
+            "red-packet rain {id:?} is over"
+        ))),
+    }
 }
