@@ -60,6 +60,7 @@ impl Modify for ApiKeyAuth {
         crate::routes::audience::rebuild,
         crate::routes::pricing::quote,
         crate::routes::pricing::checkout,
+        crate::routes::pricing::cart_coupons,
         crate::routes::pricing::refund_share,
         crate::routes::budgets::set_limit,
         crate::routes::budgets::get,

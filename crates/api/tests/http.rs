@@ -1911,3 +1911,126 @@ async fn coupons_issue_themselves_to_new_users_and_on_events_and_show_in_the_cen
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_page_lists_each_coupon_usable_or_why_not() {
+    let t = test_app().await;
+    running_budgeted_campaign(&t, "d20").await;
+    let (c, stop) = common::serve(&t).await;
+    // Four templates, a coupon of each for u1: 满100减10, 满100减20 (held by another order),
+    // 满1000减200 (out of reach), and 满100减30 on books only.
+    for (id, name, threshold, off, scope) in [
+        ("t10", "满100减10", 10_000, 1_000, None),
+        ("t20", "满100减20", 10_000, 2_000, None),
+        ("t200", "满1000减200", 100_000, 20_000, None),
+        (
+            "tbook",
+            "图书满100减30",
+            10_000,
+            3_000,
+            Some(json!({"categories": ["图书"]})),
+        ),
+    ] {
+        let mut template = json!({"id": id, "name": name,
+            "rule": {"type": "threshold", "tiers": [{"threshold": threshold, "off": off}]}});
+        if let Some(scope) = scope {
+            template["scope"] = scope;
+        }
+        let (status, body) = c.post("/api/v1/coupon-templates", &t.admin, template).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut code = std::collections::HashMap::new();
+    for id in ["t10", "t20", "t200", "tbook"] {
+        let (status, claimed) = c
+            .post(
+                &format!("/api/v1/coupon-templates/{id}/claims"),
+                &t.ingest,
+                json!({"user_id": "u1", "claim_key": id}),
+            )
+            .await;
+        assert_eq!(status, 201, "{claimed}");
+        code.insert(id, claimed["code"].as_str().unwrap_or_default().to_owned());
+    }
+    let cart =
+        json!({"lines": [{"sku": "a", "quantity": 1, "unit_price": 40000, "category": ["母婴"]}]});
+    // Another order holds the 满100减20 coupon.
+    let (status, held) = c
+        .post(
+            "/api/v1/pricing/checkout",
+            &t.ingest,
+            json!({"order_id": "o9", "user_id": "u1", "cart": cart, "coupons": [code["t20"]]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{held}");
+
+    let (status, listed) = c
+        .post(
+            "/api/v1/pricing/coupons",
+            &t.read,
+            json!({"user_id": "u1", "cart": cart}),
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    // ¥400 less the campaign's ¥50 is ¥350: 满100减10 saves ¥10 more.
+    assert_eq!(listed["total_without_coupon"], 35_000, "{listed}");
+    assert_eq!(listed["best"].as_str(), Some(code["t10"].as_str()));
+    assert_eq!(
+        (
+            listed["usable"].as_array().map(Vec::len),
+            listed["usable"][0]["saves"].as_i64(),
+            listed["usable"][0]["total"].as_i64()
+        ),
+        (Some(1), Some(1_000), Some(34_000)),
+        "{listed}"
+    );
+    let why = |id: &str| {
+        listed["unusable"]
+            .as_array()
+            .and_then(|u| u.iter().find(|x| x["code"] == code[id]).cloned())
+            .unwrap_or_else(|| panic!("{id} not listed: {listed}"))
+    };
+    assert_eq!(
+        (
+            why("t200")["reason"].as_str(),
+            why("t200")["shortfall"].as_i64()
+        ),
+        (Some("not_reached"), Some(65_000))
+    );
+    assert_eq!(why("t200")["message"], "满1000减200: 还差 ¥650.00");
+    assert_eq!(why("tbook")["reason"], "no_lines");
+    assert_eq!(why("t20")["reason"], "held");
+    // The order that holds it may use it, and it is the better one there.
+    let (_, for_o9) = c
+        .post(
+            "/api/v1/pricing/coupons",
+            &t.read,
+            json!({"user_id": "u1", "cart": cart, "order_id": "o9"}),
+        )
+        .await;
+    assert_eq!(
+        for_o9["best"].as_str(),
+        Some(code["t20"].as_str()),
+        "{for_o9}"
+    );
+    // Checking out with the best coupon prices as the list said.
+    let (status, paid) = c
+        .post(
+            "/api/v1/pricing/checkout",
+            &t.ingest,
+            json!({"order_id": "o10", "user_id": "u1", "cart": cart, "coupons": [code["t10"]]}),
+        )
+        .await;
+    assert_eq!(
+        (status, paid["quote"]["total"].as_i64()),
+        (200, Some(34_000))
+    );
+    let (status, bad) = c
+        .post(
+            "/api/v1/pricing/coupons",
+            &t.read,
+            json!({"user_id": "", "cart": {"lines": []}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    let _ = stop.send(());
+}

@@ -314,14 +314,7 @@ pub struct NotApplied {
 
 impl NotApplied {
     fn new(p: &Compiled, reason: Reason) -> Self {
-        let (code, shortfall) = match &reason {
-            Reason::Audience => ("audience", None),
-            Reason::CodeMissing => ("code_missing", None),
-            Reason::NoLines => ("no_lines", None),
-            Reason::Short(s) => ("not_reached", Some(*s)),
-            Reason::NotWith(_) | Reason::Outdone => ("not_chosen", None),
-            _ => ("not_reached", None),
-        };
+        let (code, shortfall) = code_and_shortfall(&reason);
         NotApplied {
             id: p.id.clone(),
             name: p.name.clone(),
@@ -329,6 +322,11 @@ impl NotApplied {
             reason,
             shortfall,
         }
+    }
+
+    fn set_reason(&mut self, reason: Reason) {
+        (self.code, self.shortfall) = code_and_shortfall(&reason);
+        self.reason = reason;
     }
 
     /// The reason as the customer reads it: "满300减40: 还差 ¥12.50".
@@ -356,6 +354,18 @@ impl NotApplied {
             Reason::NotWith(other) => format!("{name}: 不与「{other}」同享"),
             Reason::Outdone => format!("{name}: 已选择更优惠的组合"),
         }
+    }
+}
+
+/// A reason's code, and the shortfall when that is the reason.
+fn code_and_shortfall(reason: &Reason) -> (&'static str, Option<i64>) {
+    match reason {
+        Reason::Audience => ("audience", None),
+        Reason::CodeMissing => ("code_missing", None),
+        Reason::NoLines => ("no_lines", None),
+        Reason::Short(s) => ("not_reached", Some(*s)),
+        Reason::NotWith(_) | Reason::Outdone => ("not_chosen", None),
+        _ => ("not_reached", None),
     }
 }
 
@@ -665,6 +675,9 @@ impl Pricer {
             distinct_stores,
             store_rank_of,
             kept,
+            short_later,
+            canonical_of,
+            less,
             by_rank,
             start,
             state,
@@ -889,12 +902,28 @@ impl Pricer {
         // Candidates go in application order: each into its promotion's place in that order.
         by_rank.clear();
         by_rank.resize(self.promotions.len(), None);
+        // A promotion on discounted prices that is short of its threshold is short of it on the
+        // amounts it would read taken with the chosen combination: worked out at the end.
+        short_later.clear();
         for c in kept.drain(..) {
             let standalone = priced.evaluate(&c, start, &mut memos[c.promo], scratch);
             if standalone == 0 {
+                let original = priced.sum_of(&c, originals);
+                let p = &self.promotions[c.promo].p;
+                let reads_a_sum = matches!(
+                    p.rule,
+                    Rule::Threshold { .. }
+                        | Rule::PerEvery { .. }
+                        | Rule::PercentOff { .. }
+                        | Rule::Gift { .. }
+                        | Rule::FreeShipping { .. }
+                );
+                if p.base == Base::Discounted && reads_a_sum {
+                    short_later.push((c.clone(), not_applied.len()));
+                }
                 not_applied.push(NotApplied::new(
                     &self.promotions[c.promo],
-                    priced.not_reached(&c),
+                    priced.not_reached(&c, original),
                 ));
             } else {
                 let rank = self.promotions[c.promo].order_rank as usize;
@@ -960,6 +989,37 @@ impl Pricer {
                 gift_value: e.gift,
                 allocation,
             });
+        }
+        if !short_later.is_empty() {
+            // What each line lost to the chosen promotions that apply before a short one and may
+            // stack with it: the amounts it would read if taken with them.
+            canonical_of.clear();
+            canonical_of.resize(positions.len(), 0);
+            for (canonical, &given) in positions.iter().enumerate() {
+                canonical_of[given] = canonical;
+            }
+            less.resize(originals.len(), 0);
+            for (c, at) in short_later.iter() {
+                let p = &self.promotions[c.promo];
+                less.fill(0);
+                for (k, &chosen_c) in chosen.iter().enumerate() {
+                    let q = promotion(&candidates[chosen_c].0);
+                    if q.order_rank >= p.order_rank {
+                        break;
+                    }
+                    if !clash(q.stack, p.stack) {
+                        for &(given, d) in &applied[k].allocation {
+                            less[canonical_of[given]] += d;
+                        }
+                    }
+                }
+                let base = priced
+                    .eligible(c)
+                    .iter()
+                    .map(|&i| originals[i] - less[i])
+                    .sum();
+                not_applied[*at].set_reason(priced.not_reached(c, base));
+            }
         }
 
         for (c, (candidate, _)) in candidates.iter().enumerate() {
@@ -1227,6 +1287,12 @@ struct Work {
     store_rank_of: Vec<u32>,
     /// Promotions whose audience, code and lines let them be evaluated, in set order.
     kept: Vec<Candidate>,
+    /// Promotions on discounted prices that gave nothing, with their place in `not_applied`: their
+    /// shortfall is worked out on the amounts they would read taken with the chosen combination.
+    short_later: Vec<(Candidate, usize)>,
+    /// For those: each given line's canonical place, and what each canonical line lost.
+    canonical_of: Vec<usize>,
+    less: Vec<i64>,
     /// Per place in application order: its candidate and what it gives alone, if any.
     by_rank: Vec<Option<(Candidate, i64)>>,
     /// The cart as given, and the state the search and then the chosen set change.
@@ -1633,11 +1699,15 @@ impl Priced<'_> {
         memo.gain
     }
 
-    /// Why a promotion gives nothing even on the original prices.
-    fn not_reached(&self, c: &Candidate) -> Reason {
+    /// The sum of `amounts` over the lines `c` reads.
+    fn sum_of(&self, c: &Candidate, amounts: &[i64]) -> i64 {
+        self.eligible(c).iter().map(|&i| amounts[i]).sum()
+    }
+
+    /// Why a promotion gives nothing when its lines sum to `base`.
+    fn not_reached(&self, c: &Candidate, base: i64) -> Reason {
         let compiled = &self.pricer.promotions[c.promo];
         let eligible = self.eligible(c);
-        let base: i64 = eligible.iter().map(|&i| self.originals[i]).sum();
         let short = |threshold: i64| Reason::Short((threshold - base).max(0));
         match &compiled.p.rule {
             Rule::Threshold { tiers, .. } => match tiers.iter().map(|t| t.threshold).min() {

@@ -349,6 +349,12 @@ impl Store {
         dispatch!(self.coupon(code))
     }
 
+    /// A user's coupons still to be used (neither redeemed nor expired at `now`), oldest first;
+    /// at most 500.
+    pub async fn open_coupons_of(&self, user_id: String, now: i64) -> Result<Vec<CouponRecord>> {
+        dispatch!(self.open_coupons_of(user_id, now))
+    }
+
     /// Stores a new campaign as a draft, recording `change`; false if the id exists.
     pub async fn create_campaign(&self, campaign: CampaignRecord, change: String) -> Result<bool> {
         dispatch!(self.create_campaign(campaign, change))

@@ -1353,6 +1353,19 @@ impl PgStore {
         row.as_ref().map(pg_coupon_row).transpose()
     }
 
+    pub async fn open_coupons_of(&self, user_id: String, now: i64) -> Result<Vec<CouponRecord>> {
+        sqlx::query(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons {OPEN_COUPONS_OF}"
+        ))
+        .bind(&user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(pg_coupon_row)
+        .collect()
+    }
+
     pub async fn create_campaign(&self, c: CampaignRecord, change: String) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let created = sqlx::query(INSERT_CAMPAIGN)

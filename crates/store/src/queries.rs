@@ -412,6 +412,10 @@ pub const CLAIMS_OF_USER: &str =
 pub const COUPON_COLUMNS: &str =
     "code, template_id, user_id, claim_key, claimed_at, expires_at, state, order_id, redeemed_at, \
      reserved_until";
+/// A user's coupons still to be used: neither redeemed nor expired, oldest first (after `SELECT
+/// {COUPON_COLUMNS} FROM coupons`).
+pub const OPEN_COUPONS_OF: &str = "WHERE user_id = $1 AND state <> 'redeemed' \
+     AND (expires_at IS NULL OR expires_at > $2) ORDER BY claimed_at, code LIMIT 500";
 /// Takes one unit of the quota, if any is left: the quota's only write.
 pub const TAKE_COUPON_QUOTA: &str = "UPDATE coupon_templates SET issued = issued + 1 \
      WHERE id = $1 AND (quota IS NULL OR issued < quota)";

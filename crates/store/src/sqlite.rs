@@ -1474,6 +1474,18 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn open_coupons_of(&self, user_id: String, now: i64) -> Result<Vec<CouponRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&lite(&format!(
+                    "SELECT {COUPON_COLUMNS} FROM coupons {OPEN_COUPONS_OF}"
+                )))?
+                .query_map(params![user_id, now], coupon_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// Stores a new campaign as a draft (recording its creation); false if the id exists.
     pub async fn create_campaign(&self, c: CampaignRecord, change: String) -> Result<bool> {
         self.write(move |conn| {

@@ -76,6 +76,7 @@ pub fn api_v1() -> Router<AppState> {
         .route("/audience/rebuild", post(audience::rebuild))
         .route("/pricing/quote", post(pricing::quote))
         .route("/pricing/checkout", post(pricing::checkout))
+        .route("/pricing/coupons", post(pricing::cart_coupons))
         .route("/pricing/refund-share", post(pricing::refund_share))
         .route("/budgets/spend", post(budgets::spend))
         .route("/budgets/revert", post(budgets::revert))

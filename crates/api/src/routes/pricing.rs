@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
-use shopgrowth_store::records::{BudgetSpend, CheckoutAttempt, SpendTrail};
+use shopgrowth_store::records::{BudgetSpend, CheckoutAttempt, CouponTemplateRecord, SpendTrail};
 use utoipa::ToSchema;
 
 /// Most promotions one quote may be asked about.
@@ -166,11 +166,21 @@ async fn coupon_promotion(state: &AppState, code: &str, user: &str) -> ApiResult
             }
         )));
     }
-    let t = state
+    let t = template_of(state, &c.template_id).await?;
+    promotion_of_coupon(code, t)
+}
+
+async fn template_of(state: &AppState, id: &str) -> ApiResult<CouponTemplateRecord> {
+    state
         .store
-        .coupon_template(c.template_id.clone())
+        .coupon_template(id.to_owned())
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("template {:?} vanished", c.template_id)))?;
+        .ok_or_else(|| ApiError::Internal(format!("template {id:?} vanished")))
+}
+
+/// Coupon `code` of template `t` as a promotion: its template's rule and scope, in the `coupon`
+/// stacking category, after the campaigns on the discounted prices.
+fn promotion_of_coupon(code: &str, t: CouponTemplateRecord) -> ApiResult<Promotion> {
     let rule = serde_json::from_str(&t.rule)
         .map_err(|e| ApiError::Internal(format!("template {:?}: {e}", t.id)))?;
     let scope = match &t.scope {
@@ -539,4 +549,160 @@ pub async fn refund_share(
         .shares()
         .map_err(|errors| ApiError::invalid("the refund is not valid", errors))?;
     Ok(Json(shares))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CartCouponsRequest {
+    /// The customer whose coupons are listed.
+    pub user_id: String,
+    #[schema(value_type = Object)]
+    pub cart: Cart,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub customer: Customer,
+    /// The order being checked out, if any: the coupons it holds are the customer's to use.
+    #[serde(default)]
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct UsableCoupon {
+    pub code: String,
+    pub template_id: String,
+    pub name: String,
+    /// What it takes off this cart beyond the live campaigns, minor units.
+    pub saves: i64,
+    /// The order total with it.
+    pub total: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct UnusableCoupon {
+    pub code: String,
+    pub template_id: String,
+    pub name: String,
+    /// `not_reached` (with `shortfall`), `no_lines`, `held` (by another order) or another of the
+    /// quote's reasons.
+    pub reason: String,
+    /// As the customer reads it: "满300减40: 还差 ¥12.50".
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortfall: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CartCoupons {
+    /// The order total with the live campaigns alone.
+    pub total_without_coupon: i64,
+    /// The coupon that saves the most (`usable[0]`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best: Option<String>,
+    /// Most saved first; on a tie the one expiring first, then by code.
+    pub usable: Vec<UsableCoupon>,
+    pub unusable: Vec<UnusableCoupon>,
+}
+
+/// The customer's coupons for this cart (可用券 / 不可用券 on the order page): each one still to
+/// be used, priced with the live campaigns, either usable (what it saves beyond the campaigns,
+/// and the total with it) or not, with the reason ("满300减40: 还差 ¥12.50", no line in its
+/// scope, held by another order). Nothing is reserved or stored; checkout with the chosen code
+/// prices the same way.
+#[utoipa::path(post, path = "/api/v1/pricing/coupons", tag = "promotions", request_body = CartCouponsRequest,
+    security(("api_key" = [])),
+    responses((status = 200, body = CartCoupons), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn cart_coupons(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CartCouponsRequest>,
+) -> ApiResult<Json<CartCoupons>> {
+    caller.require(Scope::Read)?;
+    let mut errors = check(&req.cart, None);
+    if req.user_id.trim().is_empty() {
+        errors.push(FieldError::new("user_id", "required"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("the cart cannot be priced", errors));
+    }
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
+    let live = state.live.get(&state.store).await?;
+    let without = live.pricer.price(&req.cart, &customer);
+    let coupons = state
+        .store
+        .open_coupons_of(req.user_id.clone(), now)
+        .await?;
+    let mut templates: std::collections::HashMap<String, CouponTemplateRecord> = Default::default();
+    let (mut usable, mut unusable) = (Vec::new(), Vec::new());
+    for c in coupons {
+        if !templates.contains_key(&c.template_id) {
+            let t = template_of(&state, &c.template_id).await?;
+            templates.insert(c.template_id.clone(), t);
+        }
+        let Some(template) = templates.get(&c.template_id) else {
+            continue;
+        };
+        let expires_at = c
+            .expires_at
+            .map(|t| shopgrowth_core::time::Timestamp(t).to_rfc3339());
+        let unusable_as = |reason: &str, message: String, shortfall: Option<i64>| UnusableCoupon {
+            code: c.code.clone(),
+            template_id: c.template_id.clone(),
+            name: template.name.clone(),
+            reason: reason.to_owned(),
+            message,
+            shortfall,
+            expires_at: expires_at.clone(),
+        };
+        let held_elsewhere = c.state == "reserved"
+            && c.reserved_until.is_some_and(|until| until > now)
+            && c.order_id != req.order_id;
+        if held_elsewhere {
+            unusable.push(unusable_as(
+                "held",
+                format!(
+                    "{}: 已被订单 {} 占用",
+                    template.name,
+                    c.order_id.as_deref().unwrap_or_default()
+                ),
+                None,
+            ));
+            continue;
+        }
+        let mut promotions = live.promotions.clone();
+        promotions.push(promotion_of_coupon(&c.code, template.clone())?);
+        let with = price(&req.cart, &customer, &promotions);
+        let id = format!("coupon:{}", c.code);
+        if with.applied.iter().any(|a| *a.id == *id) {
+            usable.push(UsableCoupon {
+                code: c.code.clone(),
+                template_id: c.template_id.clone(),
+                name: template.name.clone(),
+                saves: shopgrowth_promo::pricing::benefit(&with)
+                    - shopgrowth_promo::pricing::benefit(&without),
+                total: with.total,
+                expires_at: expires_at.clone(),
+            });
+        } else if let Some(n) = with.not_applied.iter().find(|n| *n.id == *id) {
+            unusable.push(unusable_as(n.code, n.message(), n.shortfall));
+        }
+    }
+    // Most saved first, then the one expiring first (a coupon without an end last), then code.
+    usable.sort_by(|a, b| {
+        let ends = |u: &UsableCoupon| u.expires_at.clone().unwrap_or_else(|| "~".into());
+        b.saves
+            .cmp(&a.saves)
+            .then_with(|| ends(a).cmp(&ends(b)))
+            .then_with(|| a.code.cmp(&b.code))
+    });
+    Ok(Json(CartCoupons {
+        total_without_coupon: without.total,
+        best: usable.first().map(|u| u.code.clone()),
+        usable,
+        unusable,
+    }))
 }

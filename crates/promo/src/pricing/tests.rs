@@ -136,6 +136,36 @@ fn says_how_much_is_missing() {
 }
 
 #[test]
+fn the_shortfall_is_on_the_amounts_a_promotion_would_read() {
+    // ¥400 of goods: 满300减50 applies first, leaving ¥350 for what comes after it on the
+    // discounted prices and may stack with it; a promotion on the original prices still reads
+    // ¥400.
+    let c = cart(vec![line("a", 1, 40_000, "母婴", "s1")]);
+    let first = threshold("a-first", 30_000, 5_000);
+    let mut after = threshold("b-after", 100_000, 20_000);
+    after.stacking = cat("coupon");
+    after.priority = 1;
+    let mut original = after.clone();
+    original.id = "c-original".into();
+    original.name = "c-original".into();
+    original.stacking = cat("platform");
+    original.base = Base::Original;
+    // A rival of the first in its category is never taken with it: it reads ¥400.
+    let rival = threshold("a-rival", 50_000, 8_000);
+    let q = price(&c, &Customer::default(), &[first, after, original, rival]);
+    assert_eq!(q.total, 35_000 + 1000);
+    let shortfall = |id: &str| {
+        q.not_applied
+            .iter()
+            .find(|n| &*n.id == id)
+            .and_then(|n| n.shortfall)
+    };
+    assert_eq!(shortfall("b-after"), Some(65_000));
+    assert_eq!(shortfall("c-original"), Some(60_000));
+    assert_eq!(shortfall("a-rival"), Some(10_000));
+}
+
+#[test]
 fn tiered_threshold_spreads_exactly() {
     let c = cart(vec![
         line("a", 1, 10_001, "x", "s1"),
