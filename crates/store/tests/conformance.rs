@@ -822,6 +822,45 @@ async fn coupon_quota_holds_under_a_thousand_concurrent_claims(h: Harness) {
     assert_eq!(t.map(|t| t.issued), Some(100));
 }
 
+async fn a_users_open_coupons_leave_out_used_expired_and_others(h: Harness) {
+    let s = &h.store;
+    s.create_coupon_template(template("t", None, 5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Valid for 7 days from the claim: claimed at NOW, NOW + 1 and (by another user) NOW + 2.
+    for (k, user) in [(0, "amy"), (1, "amy"), (2, "bob"), (3, "amy")] {
+        s.claim_coupon(
+            "t".into(),
+            user.into(),
+            format!("k{k}"),
+            format!("C{k}"),
+            vec![],
+            NOW + k,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    s.redeem_coupon("C3".into(), "amy".into(), "o1".into(), NOW + 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let codes = |now: i64| async move {
+        s.open_coupons_of("amy".into(), now)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|c| c.code)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        codes(NOW + 20).await,
+        ["C0", "C1"],
+        "oldest first, used and others' left out"
+    );
+    let week = 7 * 86_400_000;
+    assert_eq!(codes(NOW + week).await, ["C1"], "C0 ended at NOW + 7 days");
+    assert!(codes(NOW + week + 1).await.is_empty());
+}
+
 async fn coupon_claims_are_idempotent_and_limited_per_user(h: Harness) {
     let s = &h.store;
     s.create_coupon_template(template("t", None, 2))
@@ -2937,6 +2976,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
+    a_users_open_coupons_leave_out_used_expired_and_others,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     offered_templates_and_a_users_claims_are_listed,
@@ -2957,6 +2997,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     imports_dedupe_lines_and_grow_orders, api_keys_round_trip, manual_merges_refuse_cycles, migrations_are_repeatable,
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
+    a_users_open_coupons_leave_out_used_expired_and_others,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     offered_templates_and_a_users_claims_are_listed,
