@@ -90,7 +90,6 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
         ends_at: c.ends_at,
         segment: c.segment.clone(),
         budget: c.budget,
-        spent: 0,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -174,8 +173,10 @@ pub async fn live_promotions(store: &Store) -> shopgrowth_store::Result<Vec<Prom
     Ok(live.iter().filter_map(parse_promotion).collect())
 }
 
-/// Every campaign, by id, with what it has spent in all (`spent`), in one read.
-pub async fn campaigns_with_spent(store: &Store) -> shopgrowth_store::Result<Vec<CampaignRecord>> {
+/// Every campaign, by id, with what it has spent in all, in one read.
+pub async fn campaigns_with_spent(
+    store: &Store,
+) -> shopgrowth_store::Result<Vec<(CampaignRecord, i64)>> {
     let total = Period::Total;
     store
         .campaigns_with_spent(
@@ -189,13 +190,16 @@ pub async fn campaigns_with_spent(store: &Store) -> shopgrowth_store::Result<Vec
 /// The campaigns live now, each with what it has spent.
 async fn live_campaigns(store: &Store) -> shopgrowth_store::Result<Vec<CampaignRecord>> {
     let now = Timestamp::now().0;
-    let mut campaigns = campaigns_with_spent(store).await?;
-    campaigns.retain(|c| {
-        let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
-        effective(stored, c.starts_at, c.ends_at, now) == CampaignState::Running
-            && c.budget.is_none_or(|budget| c.spent < budget)
-    });
-    Ok(campaigns)
+    let campaigns = campaigns_with_spent(store).await?;
+    Ok(campaigns
+        .into_iter()
+        .filter(|(c, spent)| {
+            let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
+            effective(stored, c.starts_at, c.ends_at, now) == CampaignState::Running
+                && c.budget.is_none_or(|budget| *spent < budget)
+        })
+        .map(|(c, _)| c)
+        .collect())
 }
 
 /// A live campaign's promotion, limited to its target segment.

@@ -399,10 +399,7 @@ pub async fn run_campaign(
             let rows: Vec<CampaignRow> = campaigns_with_spent(&store)
                 .await?
                 .into_iter()
-                .map(|c| {
-                    let spent = c.spent;
-                    campaign_row_spent(c, spent)
-                })
+                .map(|(c, spent)| campaign_row_spent(c, spent))
                 .collect();
             if json {
                 return print_json(&rows);

@@ -364,14 +364,14 @@ impl Store {
         dispatch!(self.campaign(id))
     }
 
-    /// Every campaign, by id, with `spent` set to what its budget scope (`scope_prefix` and its
-    /// id) has used in `period` under `period_key`, in one read.
+    /// Every campaign, by id, with what its budget scope (`scope_prefix` and its id) has used in
+    /// `period` under `period_key`, in one read.
     pub async fn campaigns_with_spent(
         &self,
         scope_prefix: String,
         period: String,
         period_key: String,
-    ) -> Result<Vec<CampaignRecord>> {
+    ) -> Result<Vec<(CampaignRecord, i64)>> {
         dispatch!(self.campaigns_with_spent(scope_prefix, period, period_key))
     }
 

@@ -1418,14 +1418,16 @@ impl PgStore {
         scope_prefix: String,
         period: String,
         period_key: String,
-    ) -> Result<Vec<CampaignRecord>> {
+    ) -> Result<Vec<(CampaignRecord, i64)>> {
         let rows = sqlx::query(CAMPAIGNS_WITH_SPENT)
             .bind(&scope_prefix)
             .bind(&period)
             .bind(&period_key)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(pg_campaign_row).collect()
+        rows.iter()
+            .map(|r| Ok((pg_campaign_row(r)?, r.try_get(11)?)))
+            .collect()
     }
 
     pub async fn edit_campaign(
@@ -2845,10 +2847,9 @@ fn pg_campaign_row(r: &sqlx::postgres::PgRow) -> Result<CampaignRecord> {
         ends_at: r.try_get(5)?,
         segment: r.try_get(6)?,
         budget: r.try_get(7)?,
-        spent: r.try_get(8)?,
-        version: r.try_get(9)?,
-        created_at: r.try_get(10)?,
-        updated_at: r.try_get(11)?,
+        version: r.try_get(8)?,
+        created_at: r.try_get(9)?,
+        updated_at: r.try_get(10)?,
     })
 }
 

@@ -466,12 +466,12 @@ pub const INSERT_COUPON_EVENT: &str = "INSERT INTO promotion_events (at, kind, p
      user_id, $3 FROM coupons WHERE code = $1";
 
 pub const CAMPAIGN_COLUMNS: &str =
-    "id, name, state, promotion, starts_at, ends_at, segment, budget, \
-     spent, version, created_at, updated_at";
+    "id, name, state, promotion, starts_at, ends_at, segment, budget, version, created_at, \
+     updated_at";
 /// Every campaign with what its budget scope (`$1` and its id) has used in period `$2`, key `$3`,
-/// in the `spent` column: one read where a read per campaign was.
+/// after its columns: one read where a read per campaign was.
 pub const CAMPAIGNS_WITH_SPENT: &str = "SELECT c.id, c.name, c.state, c.promotion, c.starts_at, \
-     c.ends_at, c.segment, c.budget, COALESCE(u.used, 0), c.version, c.created_at, c.updated_at \
+     c.ends_at, c.segment, c.budget, c.version, c.created_at, c.updated_at, COALESCE(u.used, 0) \
      FROM campaigns c LEFT JOIN budget_usage u ON u.scope = $1 || c.id AND u.period = $2 \
      AND u.period_key = $3 ORDER BY c.id";
 pub const INSERT_CAMPAIGN: &str = "INSERT INTO campaigns (id, name, state, promotion, starts_at, \

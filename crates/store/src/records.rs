@@ -519,10 +519,9 @@ pub struct CampaignRecord {
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
     pub segment: Option<String>,
+    /// Its spend is not kept here: it is what its budget scope has used
+    /// ([`crate::Store::campaigns_with_spent`]).
     pub budget: Option<i64>,
-    /// What it has spent: set by [`crate::Store::campaigns_with_spent`] from its budget scope;
-    /// other reads give the table's column, which budgets do not write (0).
-    pub spent: i64,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,

@@ -155,6 +155,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "red_packet_rain",
         include_str!("../migrations/sqlite/0019_red_packet_rain.sql"),
     ),
+    (
+        20,
+        "campaign_spent_column",
+        include_str!("../migrations/sqlite/0020_campaign_spent_column.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1531,10 +1536,12 @@ impl SqliteStore {
         scope_prefix: String,
         period: String,
         period_key: String,
-    ) -> Result<Vec<CampaignRecord>> {
+    ) -> Result<Vec<(CampaignRecord, i64)>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&lite(CAMPAIGNS_WITH_SPENT))?;
-            let rows = stmt.query_map(params![scope_prefix, period, period_key], campaign_row)?;
+            let rows = stmt.query_map(params![scope_prefix, period, period_key], |r| {
+                Ok((campaign_row(r)?, r.get(11)?))
+            })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
@@ -2873,10 +2880,9 @@ fn campaign_row(r: &Row<'_>) -> rusqlite::Result<CampaignRecord> {
         ends_at: r.get(5)?,
         segment: r.get(6)?,
         budget: r.get(7)?,
-        spent: r.get(8)?,
-        version: r.get(9)?,
-        created_at: r.get(10)?,
-        updated_at: r.get(11)?,
+        version: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
     })
 }
 

@@ -1277,7 +1277,6 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
         ends_at: None,
         segment: None,
         budget: Some(100_000),
-        spent: 0,
         version: 1,
         created_at: NOW,
         updated_at: NOW,
@@ -1385,7 +1384,7 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
                 .into_iter()
-                .map(|c| (c.id, c.spent))
+                .map(|(c, spent)| (c.id, spent))
                 .collect::<Vec<_>>()
         }
     };

@@ -194,10 +194,7 @@ pub async fn list(
     let all = shopgrowth_service::promotions::campaigns_with_spent(&state.store).await?;
     Ok(Json(
         all.into_iter()
-            .map(|c| {
-                let spent = c.spent;
-                view_spent(c, spent, Vec::new())
-            })
+            .map(|(c, spent)| view_spent(c, spent, Vec::new()))
             .collect(),
     ))
 }
