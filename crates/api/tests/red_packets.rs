@@ -380,3 +380,66 @@ async fn a_rain_hands_out_the_round_that_is_on() {
     assert_eq!(c.get("/api/v1/red-packet-rains/none", &t.read).await.0, 404);
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_what_they_made_a_page_at_a_time() {
+    let t = test_app().await;
+    let (c, stop) = common::serve(&t).await;
+    for id in ["p3", "p1", "p2"] {
+        let packet = json!({"id": id, "sender": "shop", "kind": "fixed", "total": 300,
+            "currency": "CNY", "shares": 3});
+        assert_eq!(
+            c.post("/api/v1/red-packets", &t.ingest, packet).await.0,
+            201
+        );
+        let template = json!({"id": id, "name": "满100减10",
+            "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}});
+        assert_eq!(
+            c.post("/api/v1/coupon-templates", &t.admin, template)
+                .await
+                .0,
+            201
+        );
+        let sale = json!({"id": id, "sku": "phone", "price": 99900, "stock": 10,
+            "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z"});
+        assert_eq!(c.post("/api/v1/flash-sales", &t.admin, sale).await.0, 201);
+        let deal = json!({"id": id, "sku": "durian", "group_size": 3, "leader_price": 5900,
+            "member_price": 6900, "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": "2099-01-01T00:00:00Z"});
+        let (status, body) = c.post("/api/v1/group-deals", &t.admin, deal).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for listing in [
+        "/api/v1/red-packets",
+        "/api/v1/coupon-templates",
+        "/api/v1/flash-sales",
+        "/api/v1/group-deals",
+    ] {
+        let (status, first) = c.get(&format!("{listing}?limit=2"), &t.read).await;
+        assert_eq!(
+            (status, ids(&first)),
+            (200, vec!["p1".into(), "p2".into()]),
+            "{listing}"
+        );
+        let (_, rest) = c.get(&format!("{listing}?after=p2&limit=2"), &t.read).await;
+        assert_eq!(ids(&rest), vec!["p3".to_string()], "{listing}");
+        let (status, bad) = c.get(&format!("{listing}?limit=5000"), &t.read).await;
+        assert_eq!(
+            (status, bad["errors"][0]["field"].as_str()),
+            (400, Some("limit")),
+            "{listing}"
+        );
+    }
+    let (_, packets) = c.get("/api/v1/red-packets", &t.read).await;
+    assert_eq!(packets[0]["total"], 300);
+    let _ = stop.send(());
+}

@@ -32,6 +32,8 @@ pub enum CouponVerb {
     Show { code: String },
     /// One template: its rule, quota, limits and how many were issued.
     Template { id: String },
+    /// Every template by id, a page at a time: quota, issued and limits.
+    Templates(PageArgs),
     /// Create a coupon template from a JSON file shaped like the API's body (`id`, `name`,
     /// `rule`, `quota`, `per_user_limit`, validity, device and phone limits, `in_centre`,
     /// `issue_on`, `scope`); the id is the idempotency key.
@@ -40,6 +42,17 @@ pub enum CouponVerb {
     /// in a file (one id per line); the batch name keys the issuance, so running it again issues
     /// nothing twice.
     Issue(IssueArgs),
+}
+
+/// One page of a listing, by id.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Start after this id (the last one of the page before).
+    #[arg(long, default_value = "")]
+    pub after: String,
+    /// Most items.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +110,8 @@ pub enum BudgetVerb {
 pub enum FlashVerb {
     /// A flash sale's stock, units taken and available.
     Show { id: String },
+    /// Every flash sale by id, a page at a time.
+    List(PageArgs),
     /// Create a flash sale from a JSON file shaped like the API's body (`id`, `sku`, `price`,
     /// `stock`, `per_user_limit`, `starts_at`, `ends_at`, `hold_seconds`); the id is the
     /// idempotency key.
@@ -107,6 +122,8 @@ pub enum FlashVerb {
 pub enum RedPacketVerb {
     /// A red packet: its split, what was claimed and by whom, and what went back on expiry.
     Show { id: String },
+    /// Every red packet (rain rounds included) by id, a page at a time, without its claims.
+    List(PageArgs),
     /// Make a red packet (fixed or 拼手气) from a JSON file shaped like the API's body (`id`,
     /// `sender`, `kind`, `total`, `currency`, `shares`, `min_share`, `expires_in_seconds`); the id
     /// is the idempotency key; `unlock_helpers` makes it a share-to-unlock packet. Customers
@@ -124,6 +141,8 @@ pub enum RedPacketVerb {
 pub enum GroupVerb {
     /// A group's progress (拼团): seats taken and missing, the deadline and every member.
     Show { id: String },
+    /// Every group-buying deal by id, a page at a time.
+    Deals(PageArgs),
     /// Create a group-buying deal from a JSON file shaped like the API's body (`id`, `sku`,
     /// `group_size`, `leader_price`, `member_price`, `window_seconds`, `starts_at`, `ends_at`);
     /// the id is the idempotency key.
@@ -250,6 +269,26 @@ pub async fn run_coupon(
                 .await?
                 .with_context(|| format!("no coupon template {id:?}"))?;
             print_template(&template_view(t), json)?;
+        }
+        CouponVerb::Templates(page) => {
+            let templates = store.coupon_templates_after(page.after, page.limit).await?;
+            let views: Vec<serde_json::Value> = templates.into_iter().map(template_view).collect();
+            if json {
+                return print_json(&views);
+            }
+            for v in &views {
+                let quota = v["quota"]
+                    .as_i64()
+                    .map_or("∞".to_owned(), |q| q.to_string());
+                println!(
+                    "{:20} {} of {} issued, {} per user: {}",
+                    v["id"].as_str().unwrap_or_default(),
+                    v["issued"],
+                    quota,
+                    v["per_user_limit"],
+                    v["name"].as_str().unwrap_or_default()
+                );
+            }
         }
         CouponVerb::CreateTemplate { file } => {
             let req: TemplateRequest = read_json_file(&file)?;
@@ -607,6 +646,20 @@ pub async fn run_flash(
                 .with_context(|| format!("no flash sale {id:?}"))?;
             print_flash_sale(f.into(), json)?;
         }
+        FlashVerb::List(page) => {
+            let sales: Vec<FlashSaleView> = store
+                .flash_sales_after(page.after, page.limit)
+                .await?
+                .into_iter()
+                .map(FlashSaleView::from)
+                .collect();
+            if json {
+                return print_json(&sales);
+            }
+            for f in sales {
+                print_flash_sale(f, false)?;
+            }
+        }
         FlashVerb::Create { file } => {
             let req: FlashSaleRequest = read_json_file(&file)?;
             let record = req
@@ -658,6 +711,20 @@ pub async fn run_red_packet(
                 .await?
                 .with_context(|| format!("no red packet {id:?}"))?;
             print_red_packet(red_packet_view(packet, shares), json)?;
+        }
+        RedPacketVerb::List(page) => {
+            let packets: Vec<RedPacketView> = store
+                .red_packets_after(page.after, page.limit)
+                .await?
+                .into_iter()
+                .map(|p| red_packet_view(p, Vec::new()))
+                .collect();
+            if json {
+                return print_json(&packets);
+            }
+            for p in packets {
+                print_red_packet(p, false)?;
+            }
         }
         RedPacketVerb::Send { file } => {
             let req: RedPacketRequest = read_json_file(&file)?;
@@ -774,6 +841,21 @@ fn print_red_packet(p: RedPacketView, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A group-buying deal on one line: its groups' size and prices, and its window.
+fn deal_line(d: &shopgrowth_api::routes::groups::GroupDealView) -> String {
+    format!(
+        "{} ({}): groups of {}, leader {}, members {}, {} s to fill, {} to {}",
+        d.id,
+        d.sku,
+        d.group_size,
+        shopgrowth_promo::pricing::yuan(d.leader_price),
+        shopgrowth_promo::pricing::yuan(d.member_price),
+        d.window_seconds,
+        d.starts_at,
+        d.ends_at
+    )
+}
+
 pub async fn run_group(
     store_args: &StoreArgs,
     file: &FileConfig,
@@ -797,17 +879,24 @@ pub async fn run_group(
                 return print_json(&serde_json::json!({"created": created, "deal": view}));
             }
             println!(
-                "{} ({}): groups of {}, leader {}, members {}, {} s to fill, {} to {}: {}",
-                view.id,
-                view.sku,
-                view.group_size,
-                shopgrowth_promo::pricing::yuan(view.leader_price),
-                shopgrowth_promo::pricing::yuan(view.member_price),
-                view.window_seconds,
-                view.starts_at,
-                view.ends_at,
+                "{}: {}",
+                deal_line(&view),
                 if created { "created" } else { "already there" }
             );
+        }
+        GroupVerb::Deals(page) => {
+            let deals: Vec<shopgrowth_api::routes::groups::GroupDealView> = store
+                .group_deals_after(page.after, page.limit)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            if json {
+                return print_json(&deals);
+            }
+            for d in &deals {
+                println!("{}", deal_line(d));
+            }
         }
         GroupVerb::Show { id } => {
             let (group, members) = store

@@ -107,6 +107,13 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
         shopgrowth(data, &["coupon", "create-template", &vip])["created"],
         false
     );
+    let listed = shopgrowth(data, &["coupon", "templates", "--limit", "10"]);
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t["id"] == created["template"]["id"])),
+        "{listed}"
+    );
     let bad = data.join("bad-template.json");
     std::fs::write(
         &bad,
@@ -441,6 +448,25 @@ async fn red_packets_and_groups_from_the_command_line() {
         shopgrowth(data, &["group", "create-deal", &deal])["created"],
         false
     );
+    let deals = shopgrowth(data, &["group", "deals"]);
+    assert_eq!(deals.as_array().map(Vec::len), Some(2), "{deals}");
+    assert_eq!(
+        (deals[0]["id"].as_str(), deals[1]["id"].as_str()),
+        (Some("deal"), Some("mango"))
+    );
+    // Every packet so far by id (rain rounds included), two at a time.
+    let page = shopgrowth(data, &["red-packet", "list", "--limit", "2"]);
+    let ids: Vec<&str> = page
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["night:1", "night:2"], "{page}");
+    let rest = shopgrowth(data, &["red-packet", "list", "--after", "night:2"]);
+    assert_eq!(
+        rest.as_array().map(Vec::len),
+        Some(3),
+        "rp, rp2, rp4: {rest}"
+    );
     let bad = data.join("bad-deal.json");
     std::fs::write(
         &bad,
@@ -599,6 +625,8 @@ async fn flash_sales_are_created_from_the_command_line() {
         "the id is the idempotency key"
     );
     assert_eq!(shopgrowth(data, &["flash", "show", "s11"])["stock"], 100);
+    let sales = shopgrowth(data, &["flash", "list"]);
+    assert_eq!(sales[0]["id"], "s11", "{sales}");
     // The API's checks, each naming its field.
     let bad = data.join("bad.json");
     std::fs::write(

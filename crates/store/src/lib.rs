@@ -349,6 +349,40 @@ impl Store {
         dispatch!(self.coupon(code))
     }
 
+    /// Every coupon template by id, a page of at most `limit` after id `after` (`""` for the
+    /// first page); likewise flash sales, group-buying deals and red packets below.
+    pub async fn coupon_templates_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<CouponTemplateRecord>> {
+        dispatch!(self.coupon_templates_after(after, limit))
+    }
+
+    pub async fn flash_sales_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<FlashSaleRecord>> {
+        dispatch!(self.flash_sales_after(after, limit))
+    }
+
+    pub async fn group_deals_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<GroupDealRecord>> {
+        dispatch!(self.group_deals_after(after, limit))
+    }
+
+    pub async fn red_packets_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<RedPacketRecord>> {
+        dispatch!(self.red_packets_after(after, limit))
+    }
+
     /// A user's coupons still to be used (neither redeemed nor expired at `now`), oldest first;
     /// at most 500.
     pub async fn open_coupons_of(&self, user_id: String, now: i64) -> Result<Vec<CouponRecord>> {

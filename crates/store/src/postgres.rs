@@ -922,6 +922,85 @@ impl PgStore {
             .collect()
     }
 
+    /// One page of `table` by id (see [`PAGE_BY_ID`]).
+    async fn page_by_id<T>(
+        &self,
+        columns: &str,
+        table: &str,
+        after: &str,
+        limit: i64,
+        row: impl Fn(&sqlx::postgres::PgRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        sqlx::query(&format!("SELECT {columns} FROM {table} {PAGE_BY_ID}"))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row)
+            .collect()
+    }
+
+    pub async fn coupon_templates_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<CouponTemplateRecord>> {
+        self.page_by_id(
+            COUPON_TEMPLATE_COLUMNS,
+            "coupon_templates",
+            &after,
+            limit,
+            pg_template_row,
+        )
+        .await
+    }
+
+    pub async fn flash_sales_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<FlashSaleRecord>> {
+        self.page_by_id(
+            FLASH_SALE_COLUMNS,
+            "flash_sales",
+            &after,
+            limit,
+            pg_flash_row,
+        )
+        .await
+    }
+
+    pub async fn group_deals_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<GroupDealRecord>> {
+        self.page_by_id(
+            GROUP_DEAL_COLUMNS,
+            "group_deals",
+            &after,
+            limit,
+            pg_group_deal_row,
+        )
+        .await
+    }
+
+    pub async fn red_packets_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<RedPacketRecord>> {
+        self.page_by_id(
+            RED_PACKET_COLUMNS,
+            "red_packets",
+            &after,
+            limit,
+            pg_red_packet_row,
+        )
+        .await
+    }
+
     pub async fn coupon_claims_of(&self, user_id: String) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(CLAIMS_OF_USER)
             .bind(&user_id)

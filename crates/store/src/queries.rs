@@ -395,6 +395,7 @@ macro_rules! coupon_template_columns {
          created_at, per_device_limit, per_phone_limit, in_centre, issue_on, scope"
     };
 }
+pub const COUPON_TEMPLATE_COLUMNS: &str = coupon_template_columns!();
 pub const COUPON_TEMPLATE: &str = concat!(
     "SELECT ",
     coupon_template_columns!(),
@@ -406,6 +407,9 @@ pub const OFFERED_TEMPLATES: &str = concat!(
     coupon_template_columns!(),
     " FROM coupon_templates WHERE in_centre = 1 OR issue_on IS NOT NULL ORDER BY id"
 );
+/// One page of a table by id, after id `$1` (`""` for the first page), `$2` rows at most (after
+/// `SELECT columns FROM table`).
+pub const PAGE_BY_ID: &str = "WHERE id > $1 ORDER BY id LIMIT $2";
 /// How many coupons of each template a user has claimed.
 pub const CLAIMS_OF_USER: &str =
     "SELECT template_id, claimed FROM coupon_claims_per_user WHERE user_id = $1";

@@ -1191,6 +1191,79 @@ impl SqliteStore {
         .await
     }
 
+    /// Listings for operators, one page by id after `after` (`""` for the first).
+    pub async fn coupon_templates_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<CouponTemplateRecord>> {
+        self.read(move |conn| {
+            page_by_id(
+                conn,
+                COUPON_TEMPLATE_COLUMNS,
+                "coupon_templates",
+                &after,
+                limit,
+                template_row,
+            )
+        })
+        .await
+    }
+
+    pub async fn flash_sales_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<FlashSaleRecord>> {
+        self.read(move |conn| {
+            page_by_id(
+                conn,
+                FLASH_SALE_COLUMNS,
+                "flash_sales",
+                &after,
+                limit,
+                flash_row,
+            )
+        })
+        .await
+    }
+
+    pub async fn group_deals_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<GroupDealRecord>> {
+        self.read(move |conn| {
+            page_by_id(
+                conn,
+                GROUP_DEAL_COLUMNS,
+                "group_deals",
+                &after,
+                limit,
+                group_deal_row,
+            )
+        })
+        .await
+    }
+
+    pub async fn red_packets_after(
+        &self,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<RedPacketRecord>> {
+        self.read(move |conn| {
+            page_by_id(
+                conn,
+                RED_PACKET_COLUMNS,
+                "red_packets",
+                &after,
+                limit,
+                red_packet_row,
+            )
+        })
+        .await
+    }
+
     pub async fn coupon_claims_of(&self, user_id: String) -> Result<Vec<(String, i64)>> {
         self.read(move |conn| {
             Ok(conn
@@ -3006,21 +3079,40 @@ fn group_deal_on(conn: &Connection, id: &str) -> rusqlite::Result<Option<GroupDe
     conn.query_row(
         &format!("SELECT {GROUP_DEAL_COLUMNS} FROM group_deals WHERE id = ?1"),
         [id],
-        |r| {
-            Ok(GroupDealRecord {
-                id: r.get(0)?,
-                sku: r.get(1)?,
-                group_size: r.get(2)?,
-                leader_price: r.get(3)?,
-                member_price: r.get(4)?,
-                window_ms: r.get(5)?,
-                starts_at: r.get(6)?,
-                ends_at: r.get(7)?,
-                created_at: r.get(8)?,
-            })
-        },
+        group_deal_row,
     )
     .optional()
+}
+
+fn group_deal_row(r: &Row<'_>) -> rusqlite::Result<GroupDealRecord> {
+    Ok(GroupDealRecord {
+        id: r.get(0)?,
+        sku: r.get(1)?,
+        group_size: r.get(2)?,
+        leader_price: r.get(3)?,
+        member_price: r.get(4)?,
+        window_ms: r.get(5)?,
+        starts_at: r.get(6)?,
+        ends_at: r.get(7)?,
+        created_at: r.get(8)?,
+    })
+}
+
+/// One page of `table` by id (see [`PAGE_BY_ID`]).
+fn page_by_id<T>(
+    conn: &Connection,
+    columns: &str,
+    table: &str,
+    after: &str,
+    limit: i64,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    Ok(conn
+        .prepare(&lite(&format!(
+            "SELECT {columns} FROM {table} {PAGE_BY_ID}"
+        )))?
+        .query_map(params![after, limit], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 fn group_on(conn: &Connection, id: &str) -> rusqlite::Result<Option<GroupRecord>> {

@@ -1411,6 +1411,88 @@ fn phone_sale(id: &str, per_user_limit: i64) -> FlashSaleRecord {
     }
 }
 
+async fn operators_list_templates_sales_deals_and_packets_a_page_at_a_time(h: Harness) {
+    let s = &h.store;
+    for id in ["c", "a", "b"] {
+        s.create_coupon_template(template(id, None, 1))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.create_flash_sale(phone_sale(id, 1))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deal = GroupDealRecord {
+            id: id.into(),
+            sku: "durian".into(),
+            group_size: 2,
+            leader_price: 5_900,
+            member_price: 6_900,
+            window_ms: 3_600_000,
+            starts_at: NOW,
+            ends_at: NOW + 86_400_000,
+            created_at: NOW,
+        };
+        s.create_group_deal(deal)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let packet = RedPacketRecord {
+            id: id.into(),
+            sender: "shop".into(),
+            kind: "fixed".into(),
+            total: 100,
+            currency: "CNY".into(),
+            shares: 1,
+            claimed_count: 0,
+            claimed_amount: 0,
+            state: "open".into(),
+            returned: 0,
+            expires_at: NOW + 60_000,
+            created_at: NOW,
+            unlock_helpers: 0,
+            helpers: 0,
+            opens_at: 0,
+            rain_id: None,
+        };
+        s.create_red_packet(packet, vec![100])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Two at a time, by id: a, b, then c after b.
+    let ids = |v: Vec<String>| v.join(",");
+    let templates = |after: &str| {
+        let after = after.to_owned();
+        async move {
+            s.coupon_templates_after(after, 2)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids(templates("").await), "a,b");
+    assert_eq!(ids(templates("b").await), "c");
+    let sales = s
+        .flash_sales_after(String::new(), 2)
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        sales
+            .iter()
+            .map(|f| (f.id.as_str(), f.stock))
+            .collect::<Vec<_>>(),
+        [("a", 100), ("b", 100)]
+    );
+    let deals = s.group_deals_after("a".into(), 5).await.unwrap_or_default();
+    assert_eq!(ids(deals.into_iter().map(|d| d.id).collect()), "b,c");
+    let packets = s.red_packets_after("c".into(), 5).await.unwrap_or_default();
+    assert!(packets.is_empty(), "nothing after the last");
+    let packets = s
+        .red_packets_after(String::new(), 5)
+        .await
+        .unwrap_or_default();
+    assert_eq!(ids(packets.into_iter().map(|p| p.id).collect()), "a,b,c");
+}
+
 async fn flash_sales_never_oversell_and_expired_holds_return(h: Harness) {
     let s = std::sync::Arc::new(h.store);
     let sale = phone_sale("fs", 2);
@@ -2976,6 +3058,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_users_open_coupons_leave_out_used_expired_and_others,
+    operators_list_templates_sales_deals_and_packets_a_page_at_a_time,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     offered_templates_and_a_users_claims_are_listed,
@@ -2997,6 +3080,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_users_open_coupons_leave_out_used_expired_and_others,
+    operators_list_templates_sales_deals_and_packets_a_page_at_a_time,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
     offered_templates_and_a_users_claims_are_listed,

@@ -3,11 +3,12 @@
 //! key the caller gives: the template id, the claim key, the order id.
 
 use super::created_or_ok;
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -793,4 +794,21 @@ mod tests {
         assert_eq!(Trigger::parse("event:teleport"), None);
         assert_eq!(Trigger::parse("birthday"), None);
     }
+}
+
+/// Every coupon template, by id, a page at a time (`?after=LAST_ID&limit=N`).
+#[utoipa::path(get, path = "/api/v1/coupon-templates", tag = "promotions", params(PageQuery),
+    security(("api_key" = [])),
+    responses((status = 200, body = Vec<TemplateView>), (status = 400, body = Problem)))]
+pub async fn list_templates(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Vec<TemplateView>>> {
+    caller.require(Scope::Read)?;
+    let (after, limit) = page.bounds()?;
+    let templates = state.store.coupon_templates_after(after, limit).await?;
+    Ok(Json(
+        templates.into_iter().map(TemplateView::from).collect(),
+    ))
 }

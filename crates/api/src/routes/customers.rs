@@ -1,6 +1,7 @@
 //! Customers: look-up with recent events and orders, ID-Mapping (identify, merge, undo) and
 //! erasure of personal data.
 
+use super::bounded;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
@@ -23,21 +24,6 @@ pub struct CustomerQuery {
     pub events: Option<i64>,
     /// How many recent orders to include (0–100, default 10).
     pub orders: Option<i64>,
-}
-
-fn bounded(name: &str, value: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
-    let v = value.unwrap_or(default);
-    if (0..=max).contains(&v) {
-        Ok(v)
-    } else {
-        Err(ApiError::invalid(
-            format!("{name} must be between 0 and {max}"),
-            vec![FieldError::new(
-                name,
-                format!("{v} is not between 0 and {max}"),
-            )],
-        ))
-    }
 }
 
 /// A customer with their recent events and orders, following ID-Mapping: the events of devices

@@ -4,11 +4,12 @@
 //! the server's sweeper puts them back on sale.
 
 use super::created_or_ok;
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -556,4 +557,19 @@ mod tests {
             "a unit taken opens it"
         );
     }
+}
+
+/// Every flash sale, by id, a page at a time (`?after=LAST_ID&limit=N`), with what is taken.
+#[utoipa::path(get, path = "/api/v1/flash-sales", tag = "promotions", params(PageQuery),
+    security(("api_key" = [])),
+    responses((status = 200, body = Vec<FlashSaleView>), (status = 400, body = Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Vec<FlashSaleView>>> {
+    caller.require(Scope::Read)?;
+    let (after, limit) = page.bounds()?;
+    let sales = state.store.flash_sales_after(after, limit).await?;
+    Ok(Json(sales.into_iter().map(FlashSaleView::from).collect()))
 }

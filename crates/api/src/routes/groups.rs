@@ -4,11 +4,12 @@
 //! server's sweeper fails it and marks every member refunded, once.
 
 use super::created_or_ok;
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -309,4 +310,19 @@ pub async fn get(
 ) -> ApiResult<Json<GroupView>> {
     caller.require(Scope::Read)?;
     Ok(Json(load_group(&state, &id).await?))
+}
+
+/// Every group-buying deal, by id, a page at a time (`?after=LAST_ID&limit=N`).
+#[utoipa::path(get, path = "/api/v1/group-deals", tag = "promotions", params(PageQuery),
+    security(("api_key" = [])),
+    responses((status = 200, body = Vec<GroupDealView>), (status = 400, body = Problem)))]
+pub async fn list_deals(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Vec<GroupDealView>>> {
+    caller.require(Scope::Read)?;
+    let (after, limit) = page.bounds()?;
+    let deals = state.store.group_deals_after(after, limit).await?;
+    Ok(Json(deals.into_iter().map(GroupDealView::from).collect()))
 }

@@ -28,10 +28,12 @@ pub mod recommend;
 pub mod red_packets;
 pub mod trail;
 
+use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
+use shopgrowth_core::FieldError;
 use utoipa::ToSchema;
 
 pub fn api_v1() -> Router<AppState> {
@@ -82,11 +84,17 @@ pub fn api_v1() -> Router<AppState> {
         .route("/budgets/revert", post(budgets::revert))
         .route("/budgets/{scope}", get(budgets::get))
         .route("/budgets/{scope}/limits/{period}", put(budgets::set_limit))
-        .route("/group-deals", post(groups::create_deal))
+        .route(
+            "/group-deals",
+            post(groups::create_deal).get(groups::list_deals),
+        )
         .route("/group-deals/{id}/groups", post(groups::open))
         .route("/groups/{id}", get(groups::get))
         .route("/groups/{id}/members", post(groups::join))
-        .route("/red-packets", post(red_packets::create))
+        .route(
+            "/red-packets",
+            post(red_packets::create).get(red_packets::list),
+        )
         .route("/red-packets/{id}", get(red_packets::get))
         .route("/red-packets/{id}/claims", post(red_packets::claim))
         .route("/red-packets/{id}/helps", post(red_packets::help))
@@ -99,7 +107,7 @@ pub fn api_v1() -> Router<AppState> {
         .route("/recommendations", get(recommend::recommendations))
         .route("/recommendations/model", get(recommend::model))
         .route("/recommendations/retrain", post(recommend::retrain))
-        .route("/flash-sales", post(flash::create))
+        .route("/flash-sales", post(flash::create).get(flash::list))
         .route("/flash-sales/{id}", get(flash::get))
         .route("/flash-sales/{id}/reservations", post(flash::reserve))
         .route("/flash-reservations/{id}/confirm", post(flash::confirm))
@@ -107,7 +115,10 @@ pub fn api_v1() -> Router<AppState> {
         .route("/campaigns", post(campaigns::create).get(campaigns::list))
         .route("/campaigns/{id}", get(campaigns::get).put(campaigns::edit))
         .route("/campaigns/{id}/transition", post(campaigns::transition))
-        .route("/coupon-templates", post(coupons::create_template))
+        .route(
+            "/coupon-templates",
+            post(coupons::create_template).get(coupons::list_templates),
+        )
         .route("/coupon-templates/{id}", get(coupons::get_template))
         .route("/coupon-templates/{id}/claims", post(coupons::claim))
         .route("/coupon-templates/{id}/issue", post(coupons::issue))
@@ -147,5 +158,38 @@ pub(crate) fn created_or_ok(created: bool) -> axum::http::StatusCode {
         axum::http::StatusCode::CREATED
     } else {
         axum::http::StatusCode::OK
+    }
+}
+
+/// A number query parameter between 0 and `max`, `default` when absent; a 400 naming it otherwise.
+pub(crate) fn bounded(name: &str, value: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
+    let v = value.unwrap_or(default);
+    if (0..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ApiError::invalid(
+            format!("{name} must be between 0 and {max}"),
+            vec![FieldError::new(
+                name,
+                format!("{v} is not between 0 and {max}"),
+            )],
+        ))
+    }
+}
+
+/// One page of an operator's listing, by id.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// The last id of the page before (none for the first page).
+    pub after: Option<String>,
+    /// Most items (0 to 1,000, default 100).
+    pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    /// The id to start after and the page's size.
+    pub(crate) fn bounds(&self) -> ApiResult<(String, i64)> {
+        let limit = bounded("limit", self.limit, 100, 1_000)?;
+        Ok((self.after.clone().unwrap_or_default(), limit))
     }
 }

@@ -5,11 +5,12 @@
 //! share-to-unlock packet (分享解锁) starts locked and opens once enough friends have helped.
 
 use super::created_or_ok;
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Caller};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rand::SeedableRng;
@@ -608,4 +609,25 @@ pub async fn claim_rain(
             "red-packet rain {id:?} is over"
         ))),
     }
+}
+
+/// Every red packet (rain rounds included), by id, a page at a time (`?after=LAST_ID&limit=N`):
+/// each packet's progress without its claims (read the packet for those).
+#[utoipa::path(get, path = "/api/v1/red-packets", tag = "promotions", params(PageQuery),
+    security(("api_key" = [])),
+    responses((status = 200, body = Vec<RedPacketView>), (status = 400, body = Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Vec<RedPacketView>>> {
+    caller.require(Scope::Read)?;
+    let (after, limit) = page.bounds()?;
+    let packets = state.store.red_packets_after(after, limit).await?;
+    Ok(Json(
+        packets
+            .into_iter()
+            .map(|p| red_packet_view(p, Vec::new()))
+            .collect(),
+    ))
 }
