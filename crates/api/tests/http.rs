@@ -2034,3 +2034,40 @@ async fn the_order_page_lists_each_coupon_usable_or_why_not() {
     assert_eq!(status, 400, "{bad}");
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_templates_codes_start_with_its_prefix() {
+    let t = test_app().await;
+    let (c, stop) = common::serve(&t).await;
+    let template = json!({"id": "d11", "name": "双11满300减50", "code_prefix": "DOUBLE11-",
+        "rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]}});
+    let (status, made) = c.post("/api/v1/coupon-templates", &t.admin, template).await;
+    assert_eq!(
+        (status, made["code_prefix"].as_str()),
+        (201, Some("DOUBLE11-"))
+    );
+    let (status, claimed) = c
+        .post(
+            "/api/v1/coupon-templates/d11/claims",
+            &t.ingest,
+            json!({"user_id": "u1", "claim_key": "k1"}),
+        )
+        .await;
+    let code = claimed["code"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(status, 201, "{claimed}");
+    assert!(
+        code.starts_with("DOUBLE11-") && code.len() == 9 + 16,
+        "{code}"
+    );
+    let (status, found) = c.get(&format!("/api/v1/coupons/{code}"), &t.read).await;
+    assert_eq!((status, found["user_id"].as_str()), (200, Some("u1")));
+    let bad = json!({"id": "d12", "name": "x", "code_prefix": "double 11",
+        "rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]}});
+    let (status, refused) = c.post("/api/v1/coupon-templates", &t.admin, bad).await;
+    assert_eq!(
+        (status, refused["errors"][0]["field"].as_str()),
+        (400, Some("code_prefix")),
+        "{refused}"
+    );
+    let _ = stop.send(());
+}

@@ -81,6 +81,7 @@ pub async fn run(
             in_centre: false,
             issue_on: None,
             scope: None,
+            code_prefix: None,
         })
         .await?;
     let (issued, seconds) = issue_all(&store, &template, &args, "wave").await?;

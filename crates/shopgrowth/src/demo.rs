@@ -300,6 +300,7 @@ async fn festival_coupons(
             in_centre: true,
             issue_on: None,
             scope: None,
+            code_prefix: None,
         })
         .await?;
     let sample: Vec<String> = customers.iter().step_by(3).cloned().collect();

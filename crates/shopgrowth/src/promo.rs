@@ -317,7 +317,8 @@ fn template_view(t: CouponTemplateRecord) -> serde_json::Value {
         "per_device_limit": t.per_device_limit, "per_phone_limit": t.per_phone_limit,
         "valid_from": time(t.valid_from), "valid_until": time(t.valid_until),
         "valid_days": t.valid_days, "in_centre": t.in_centre, "issue_on": t.issue_on,
-        "scope": t.scope.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())})
+        "scope": t.scope.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()),
+        "code_prefix": t.code_prefix})
 }
 
 fn print_template(view: &serde_json::Value, json: bool) -> anyhow::Result<()> {

@@ -52,6 +52,7 @@ async fn coupons_budgets_and_pricing_from_the_command_line() {
             in_centre: false,
             issue_on: None,
             scope: None,
+            code_prefix: None,
         };
         assert!(store
             .create_coupon_template(template)

@@ -907,6 +907,7 @@ impl PgStore {
             .bind(i64::from(t.in_centre))
             .bind(&t.issue_on)
             .bind(&t.scope)
+            .bind(&t.code_prefix)
             .execute(&self.pool)
             .await?
             .rows_affected()
@@ -1136,11 +1137,8 @@ impl PgStore {
             let column = |f: fn(&CouponGrant) -> &str| -> Vec<&str> {
                 granted.iter().map(|g| f(g)).collect()
             };
-            let (codes, users, keys) = (
-                column(|g| &g.code),
-                column(|g| &g.user_id),
-                column(|g| &g.claim_key),
-            );
+            let codes: Vec<String> = granted.iter().map(|g| t.code(&g.code)).collect();
+            let (users, keys) = (column(|g| &g.user_id), column(|g| &g.claim_key));
             sqlx::query(
                 "INSERT INTO coupons (code, template_id, user_id, claim_key, claimed_at, \
                  expires_at, state) SELECT g.c, $1, g.u, g.k, $5, $6, 'claimed' \
@@ -1216,6 +1214,7 @@ impl PgStore {
             .await?;
         let t = pg_template_row(&row)?;
         let expires_at = claim_window(&t, now)?;
+        let code = t.code(&code);
         if sqlx::query(TAKE_USER_CLAIM)
             .bind(&template_id)
             .bind(&user_id)
@@ -2898,6 +2897,7 @@ fn pg_template_row(r: &sqlx::postgres::PgRow) -> Result<CouponTemplateRecord> {
         in_centre: r.try_get::<i64, _>(12)? != 0,
         issue_on: r.try_get(13)?,
         scope: r.try_get(14)?,
+        code_prefix: r.try_get(15)?,
     })
 }
 

@@ -386,13 +386,13 @@ pub const PREVIOUS_SNAPSHOT: &str = "SELECT segment, day, taken_at, size, entere
 
 pub const INSERT_COUPON_TEMPLATE: &str = "INSERT INTO coupon_templates (id, name, rule, quota, \
      per_user_limit, valid_from, valid_until, valid_days, created_at, per_device_limit, \
-     per_phone_limit, in_centre, issue_on, scope) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     per_phone_limit, in_centre, issue_on, scope, code_prefix) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
      ON CONFLICT (id) DO NOTHING";
 macro_rules! coupon_template_columns {
     () => {
         "id, name, rule, quota, issued, per_user_limit, valid_from, valid_until, valid_days, \
-         created_at, per_device_limit, per_phone_limit, in_centre, issue_on, scope"
+         created_at, per_device_limit, per_phone_limit, in_centre, issue_on, scope, code_prefix"
     };
 }
 pub const COUPON_TEMPLATE_COLUMNS: &str = coupon_template_columns!();

@@ -353,6 +353,18 @@ pub struct CouponTemplateRecord {
     pub issue_on: Option<String>,
     /// The lines its coupons apply to, as the pricing engine's scope in JSON; none for all.
     pub scope: Option<String>,
+    /// Put before each of its codes (`DOUBLE11-`).
+    pub code_prefix: Option<String>,
+}
+
+impl CouponTemplateRecord {
+    /// The code a coupon of this template gets for a generated code: its prefix, then that.
+    pub fn code(&self, generated: &str) -> String {
+        format!(
+            "{}{generated}",
+            self.code_prefix.as_deref().unwrap_or_default()
+        )
+    }
 }
 
 /// A claim limit beyond the user's own: at most `limit` claims of the template by `holder`

@@ -160,6 +160,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaign_spent_column",
         include_str!("../migrations/sqlite/0020_campaign_spent_column.sql"),
     ),
+    (
+        21,
+        "coupon_code_prefix",
+        include_str!("../migrations/sqlite/0021_coupon_code_prefix.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1174,7 +1179,8 @@ impl SqliteStore {
                     t.per_phone_limit,
                     i64::from(t.in_centre),
                     t.issue_on,
-                    t.scope
+                    t.scope,
+                    t.code_prefix
                 ],
             )? == 1)
         })
@@ -1313,6 +1319,7 @@ impl SqliteStore {
                     id: template_id.clone(),
                 })?;
             let expires_at = claim_window(&t, now)?;
+            let code = t.code(&code);
             if conn.execute(&lite(TAKE_COUPON_QUOTA), [&template_id])? == 0 {
                 return Err(Error::SoldOut {
                     entity: "coupon",
@@ -1400,15 +1407,16 @@ impl SqliteStore {
                     summary.over_user_limit += 1;
                     continue;
                 }
+                let code = t.code(&g.code);
                 insert.execute(params![
-                    g.code,
+                    code,
                     template_id,
                     g.user_id,
                     g.claim_key,
                     now,
                     expires_at
                 ])?;
-                event.execute(params![g.code, "issued", None::<String>, now])?;
+                event.execute(params![code, "issued", None::<String>, now])?;
                 conn.execute_batch("RELEASE grant")?;
                 summary.issued += 1;
             }
@@ -2976,6 +2984,7 @@ fn template_row(r: &Row<'_>) -> rusqlite::Result<CouponTemplateRecord> {
         in_centre: r.get::<_, i64>(12)? != 0,
         issue_on: r.get(13)?,
         scope: r.get(14)?,
+        code_prefix: r.get(15)?,
     })
 }
 

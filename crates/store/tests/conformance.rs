@@ -785,6 +785,7 @@ fn template(id: &str, quota: Option<i64>, per_user_limit: i64) -> CouponTemplate
         in_centre: false,
         issue_on: None,
         scope: None,
+        code_prefix: None,
     }
 }
 
@@ -820,6 +821,44 @@ async fn coupon_quota_holds_under_a_thousand_concurrent_claims(h: Harness) {
     assert_eq!((won, sold_out), (100, 900));
     let t = s.coupon_template("hot".into()).await.ok().flatten();
     assert_eq!(t.map(|t| t.issued), Some(100));
+}
+
+async fn a_template_prefix_starts_each_of_its_codes(h: Harness) {
+    let s = &h.store;
+    let t = CouponTemplateRecord {
+        code_prefix: Some("D11-".into()),
+        ..template("d11", None, 5)
+    };
+    s.create_coupon_template(t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let claimed = s
+        .claim_coupon(
+            "d11".into(),
+            "amy".into(),
+            "k1".into(),
+            "ABC".into(),
+            vec![],
+            NOW,
+        )
+        .await;
+    assert!(
+        matches!(claimed, Ok(Claimed::New(ref c)) if c.code == "D11-ABC"),
+        "{claimed:?}"
+    );
+    let grants = vec![CouponGrant {
+        user_id: "bob".into(),
+        claim_key: "b1".into(),
+        code: "XYZ".into(),
+    }];
+    let summary = s.issue_coupons("d11".into(), grants, NOW).await;
+    assert_eq!(summary.map(|s| s.issued).ok(), Some(1));
+    let bobs = s
+        .open_coupons_of("bob".into(), NOW)
+        .await
+        .unwrap_or_default();
+    assert_eq!(bobs.first().map(|c| c.code.as_str()), Some("D11-XYZ"));
+    assert!(s.coupon("D11-ABC".into()).await.is_ok_and(|c| c.is_some()));
 }
 
 async fn a_users_open_coupons_leave_out_used_expired_and_others(h: Harness) {
@@ -3058,6 +3097,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_users_open_coupons_leave_out_used_expired_and_others,
+    a_template_prefix_starts_each_of_its_codes,
     operators_list_templates_sales_deals_and_packets_a_page_at_a_time,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,
@@ -3080,6 +3120,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     audience_source_reads_users_orders_events_and_links, tags_segments_and_snapshots_round_trip,
     coupon_quota_holds_under_a_thousand_concurrent_claims, coupon_claims_are_idempotent_and_limited_per_user,
     a_users_open_coupons_leave_out_used_expired_and_others,
+    a_template_prefix_starts_each_of_its_codes,
     operators_list_templates_sales_deals_and_packets_a_page_at_a_time,
     a_coupon_is_redeemed_once_under_concurrent_attempts, campaigns_change_only_by_conditional_writes,
     a_coupon_is_held_by_one_order_until_its_hold_lapses, device_and_phone_limits_hold_under_concurrent_claims,

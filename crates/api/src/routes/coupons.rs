@@ -62,7 +62,14 @@ pub struct TemplateRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub scope: Option<shopgrowth_promo::pricing::Scope>,
+    /// Put before each of its codes, so a code names its campaign (`DOUBLE11-`): 1 to 12 capital
+    /// letters, digits or hyphens.
+    #[serde(default)]
+    pub code_prefix: Option<String>,
 }
+
+/// Longest coupon code prefix.
+const MAX_CODE_PREFIX: usize = 12;
 
 fn one() -> i64 {
     1
@@ -100,6 +107,18 @@ impl TemplateRequest {
         if self.valid_days.is_some_and(|d| d < 1) {
             errors.push(FieldError::new("valid_days", "must be at least 1"));
         }
+        if let Some(prefix) = &self.code_prefix {
+            let fits = (1..=MAX_CODE_PREFIX).contains(&prefix.len())
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+            if !fits {
+                errors.push(FieldError::new(
+                    "code_prefix",
+                    format!("1 to {MAX_CODE_PREFIX} capital letters, digits or hyphens"),
+                ));
+            }
+        }
         if let (Some(f), Some(u)) = (self.valid_from, self.valid_until) {
             if u <= f {
                 errors.push(FieldError::new("valid_until", "must be after valid_from"));
@@ -134,6 +153,7 @@ impl TemplateRequest {
             in_centre: self.in_centre,
             issue_on: self.issue_on.clone(),
             scope,
+            code_prefix: self.code_prefix.clone(),
         })
     }
 }
@@ -157,6 +177,8 @@ pub struct TemplateView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub scope: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_prefix: Option<String>,
 }
 
 impl From<CouponTemplateRecord> for TemplateView {
@@ -173,6 +195,7 @@ impl From<CouponTemplateRecord> for TemplateView {
             in_centre: t.in_centre,
             issue_on: t.issue_on,
             scope: t.scope.and_then(|s| serde_json::from_str(&s).ok()),
+            code_prefix: t.code_prefix,
         }
     }
 }
