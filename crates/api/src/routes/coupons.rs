@@ -16,7 +16,7 @@ use shopgrowth_core::pii::PiiKind;
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::FieldError;
 use shopgrowth_store::records::{
-    Claimed, CouponRecord, CouponTemplateRecord, HolderLimit, Redeemed,
+    Claimed, CouponGrant, CouponRecord, CouponTemplateRecord, HolderLimit, Redeemed,
 };
 use utoipa::ToSchema;
 
@@ -682,9 +682,11 @@ impl Trigger {
 }
 
 /// Issues the templates that issue themselves for what was just accepted: new users, and events
-/// of the trigger's type with a user. Each grant is a claim (quota, the user's limit) keyed by
-/// what caused it, so a retried request grants nothing twice. Grants a template cannot make
-/// (sold out, at the user's limit, expired) are skipped; they are the template's rules at work.
+/// of the trigger's type with a user. Each template's grants are one bulk issuance (one store
+/// write, each grant by the conditional writes of a claim: quota, the user's limit), keyed by what
+/// caused it, so a retried request grants nothing twice. Grants a template cannot make (sold
+/// out, at the user's limit) are skipped, and so is a template outside its validity: they are its
+/// rules at work.
 pub async fn issue_automatically(
     state: &AppState,
     new_users: &[String],
@@ -701,33 +703,34 @@ pub async fn issue_automatically(
         let Some(trigger) = t.issue_on.as_deref().and_then(Trigger::parse) else {
             continue;
         };
-        let grants: Vec<(String, String)> = match &trigger {
+        let now = Timestamp::now().0;
+        let mut grant = |user: &str, claim_key: String| CouponGrant {
+            user_id: user.to_owned(),
+            claim_key,
+            code: codes.next(now),
+        };
+        let grants: Vec<CouponGrant> = match &trigger {
             Trigger::NewUser => new_users
                 .iter()
-                .map(|u| (u.clone(), format!("new-user:{u}")))
+                .map(|u| grant(u, format!("new-user:{u}")))
                 .collect(),
             Trigger::Event(kind) => events
                 .iter()
                 .filter(|e| e.kind == *kind)
-                .filter_map(|e| {
-                    let user = e.user_id.as_ref()?.0.clone();
-                    Some((user, format!("event:{}", e.id.0)))
-                })
+                .filter_map(|e| Some(grant(&e.user_id.as_ref()?.0, format!("event:{}", e.id.0))))
                 .collect(),
         };
-        for (user, key) in grants {
-            let now = Timestamp::now().0;
-            let claimed = state
-                .store
-                .claim_coupon(t.id.clone(), user, key, codes.next(now), Vec::new(), now)
-                .await;
-            match claimed {
-                Ok(_) | Err(shopgrowth_store::Error::SoldOut { .. }) => {}
-                Err(shopgrowth_store::Error::Conflict(reason)) => {
-                    tracing::debug!(template = %t.id, %reason, "automatic grant skipped")
-                }
-                Err(e) => return Err(e.into()),
+        if grants.is_empty() {
+            continue;
+        }
+        match state.store.issue_coupons(t.id.clone(), grants, now).await {
+            Ok(summary) => tracing::debug!(template = %t.id, issued = summary.issued,
+                over_user_limit = summary.over_user_limit, sold_out = summary.sold_out,
+                "automatic grants"),
+            Err(shopgrowth_store::Error::Conflict(reason)) => {
+                tracing::debug!(template = %t.id, %reason, "automatic grants skipped")
             }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
