@@ -13,6 +13,7 @@ use shopgrowth_core::model::{Event, Order, OrderLine, Product, Refund, Store as 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 /// Most bucket rows a sale's stock is split into.
 const MAX_FLASH_BUCKETS: i64 = 16;
@@ -22,6 +23,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Flash sales read once per process to word a refused hold: a sale's window and per-user
+    /// limit never change (only those are read from these copies, never `taken`).
+    sale_terms: Arc<Mutex<std::collections::HashMap<String, Arc<FlashSaleRecord>>>>,
 }
 
 type Tx = Transaction<'static, Postgres>;
@@ -46,7 +50,10 @@ impl PgStore {
             .max_connections(16)
             .connect_with(options)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            sale_terms: Default::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -1714,13 +1721,7 @@ impl PgStore {
                 id: sale_id,
             }),
             refused => {
-                let sale =
-                    self.flash_sale(sale_id.clone())
-                        .await?
-                        .ok_or_else(|| Error::NotFound {
-                            entity: "flash sale",
-                            id: sale_id.clone(),
-                        })?;
+                let sale = self.sale_terms(&sale_id).await?;
                 Err(if refused == "over_limit" {
                     over_user_limit(&user_id, &sale)
                 } else {
@@ -1728,6 +1729,28 @@ impl PgStore {
                 })
             }
         }
+    }
+
+    /// A flash sale's window and per-user limit, read from the store once per process.
+    async fn sale_terms(&self, sale_id: &str) -> Result<Arc<FlashSaleRecord>> {
+        let known = self
+            .sale_terms
+            .lock()
+            .ok()
+            .and_then(|terms| terms.get(sale_id).cloned());
+        if let Some(sale) = known {
+            return Ok(sale);
+        }
+        let sale = Arc::new(self.flash_sale(sale_id.to_owned()).await?.ok_or_else(|| {
+            Error::NotFound {
+                entity: "flash sale",
+                id: sale_id.to_owned(),
+            }
+        })?);
+        if let Ok(mut terms) = self.sale_terms.lock() {
+            terms.insert(sale_id.to_owned(), Arc::clone(&sale));
+        }
+        Ok(sale)
     }
 
     pub async fn confirm_flash(
