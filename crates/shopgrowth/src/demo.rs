@@ -259,6 +259,54 @@ async fn generate(
     producer.await.context("the generator failed")?;
     bar.finish_and_clear();
     festival_coupons(store, &customers, &festival_orders, now).await?;
+    red_packets(store, customers.first().map(String::as_str), now).await?;
+    Ok(())
+}
+
+/// Red packets to try against the demo: tonight's rain (三场红包雨, an hour apart from an hour
+/// from now), and a share-to-unlock packet of the first customer waiting for three friends.
+async fn red_packets(store: &Store, sharer: Option<&str>, now: i64) -> anyhow::Result<()> {
+    use shopgrowth_api::routes::red_packets::{
+        PacketKind, RainRequest, RainRound, RedPacketRequest,
+    };
+    let hour = 3_600_000;
+    let rain = RainRequest {
+        id: "demo-rain".into(),
+        sender: "shop".into(),
+        currency: "CNY".into(),
+        rounds: (1..=3)
+            .map(|k| RainRound {
+                starts_at: Timestamp(now + k * hour),
+                seconds: 60,
+                total: 50_000,
+                shares: 100,
+                min_share: 100,
+            })
+            .collect(),
+    };
+    let rounds = rain
+        .records(now)
+        .map_err(|errors| anyhow::anyhow!("the demo rain is not valid: {errors:?}"))?;
+    for (packet, amounts) in rounds {
+        store.create_red_packet(packet, amounts).await?;
+    }
+    if let Some(sharer) = sharer {
+        let share = RedPacketRequest {
+            id: "demo-share".into(),
+            sender: sharer.to_owned(),
+            kind: PacketKind::Fixed,
+            total: 1_000,
+            currency: "CNY".into(),
+            shares: 1,
+            min_share: 1,
+            expires_in_seconds: 86_400,
+            unlock_helpers: 3,
+        };
+        let (packet, amounts) = share
+            .record(now)
+            .map_err(|errors| anyhow::anyhow!("the demo share packet is not valid: {errors:?}"))?;
+        store.create_red_packet(packet, amounts).await?;
+    }
     Ok(())
 }
 
