@@ -2071,3 +2071,57 @@ async fn a_templates_codes_start_with_its_prefix() {
     );
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recurring_campaign_applies_only_inside_its_days_and_hours() {
+    use chrono::Datelike;
+    let t = test_app().await;
+    let (c, stop) = common::serve(&t).await;
+    let tz = t.state.audience.config().features.tz;
+    let today = chrono::Utc::now()
+        .with_timezone(&tz)
+        .weekday()
+        .number_from_monday();
+    let tomorrow = today % 7 + 1;
+    // 满100减10 on today's weekday, 满100减20 on tomorrow's: only the first applies now.
+    for (id, weekday, off) in [("today", today, 1_000), ("tomorrow", tomorrow, 2_000)] {
+        let campaign = json!({"id": id, "name": id, "recurrence": {"weekdays": [weekday]},
+            "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": off}]},
+                          "stacking": {"category": {"name": id}}}});
+        let (status, made) = c.post("/api/v1/campaigns", &t.admin, campaign).await;
+        assert_eq!(status, 201, "{made}");
+        assert_eq!(made["recurrence"]["weekdays"][0], weekday);
+        let (status, _) = c
+            .post(
+                &format!("/api/v1/campaigns/{id}/transition"),
+                &t.admin,
+                json!({"to": "running"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let cart = json!({"cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 20000}]}});
+    let (status, quote) = c.post("/api/v1/pricing/quote", &t.read, cart).await;
+    let applied: Vec<&str> = quote["applied"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!((status, applied), (200, vec!["today"]), "{quote}");
+    // Bad recurrences name their fields.
+    let bad = json!({"id": "bad", "name": "bad", "recurrence": {"weekdays": [8], "from": "8pm"},
+        "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]}}});
+    let (status, refused) = c.post("/api/v1/campaigns", &t.admin, bad).await;
+    let fields: Vec<&str> = refused["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        (status, fields),
+        (
+            400,
+            vec!["promotion", "recurrence.weekdays", "recurrence.from"]
+        ),
+        "{refused}"
+    );
+    let _ = stop.send(());
+}

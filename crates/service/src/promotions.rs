@@ -6,7 +6,7 @@ use serde_json::json;
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::budget::Period;
-use shopgrowth_promo::campaign::{effective, CampaignState};
+use shopgrowth_promo::campaign::{effective, CampaignState, Recurrence};
 use shopgrowth_promo::pricing::{Pricer, Promotion};
 use shopgrowth_store::records::{BudgetLine, CampaignRecord, CouponGrant, IssueSummary};
 use shopgrowth_store::Store;
@@ -28,6 +28,8 @@ pub struct CampaignInput {
     pub ends_at: Option<i64>,
     pub segment: Option<String>,
     pub budget: Option<i64>,
+    /// When it applies inside its window, in the shop's local time; none for all the time.
+    pub recurrence: Option<Recurrence>,
 }
 
 /// Why an operator's input was refused: a title, and each field's problem.
@@ -62,10 +64,12 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
     }
     let parsed = serde_path_to_error::deserialize::<_, Promotion>(&promotion);
     if let Err(e) = &parsed {
-        errors.push(FieldError::new(
-            format!("promotion.{}", e.path()),
-            e.inner().to_string(),
-        ));
+        // A field missing from the promotion itself has the root path, ".".
+        let field = match e.path().to_string().as_str() {
+            "." => "promotion".to_owned(),
+            path => format!("promotion.{path}"),
+        };
+        errors.push(FieldError::new(field, e.inner().to_string()));
     }
     if let (Some(s), Some(e)) = (c.starts_at, c.ends_at) {
         if e <= s {
@@ -74,6 +78,9 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
     }
     if c.budget.is_some_and(|b| b < 0) {
         errors.push(FieldError::new("budget", "must not be negative"));
+    }
+    if let Some(r) = &c.recurrence {
+        errors.extend(r.problems().into_iter().map(|e| e.under("recurrence")));
     }
     if !errors.is_empty() {
         return Err(Refused {
@@ -93,6 +100,10 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
         version: 1,
         created_at: now,
         updated_at: now,
+        recurrence: c
+            .recurrence
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok()),
     })
 }
 
@@ -115,6 +126,16 @@ pub fn edit_change(before: &CampaignRecord, after: &CampaignRecord, by: &str) ->
     note("ends_at", json!(before.ends_at), json!(after.ends_at));
     note("segment", json!(before.segment), json!(after.segment));
     note("budget", json!(before.budget), json!(after.budget));
+    let recurrence = |c: &CampaignRecord| {
+        c.recurrence
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+    };
+    note(
+        "recurrence",
+        json!(recurrence(before)),
+        json!(recurrence(after)),
+    );
     json!({"action": "edited", "by": by, "while": before.state, "fields": changed}).to_string()
 }
 
@@ -166,10 +187,14 @@ pub async fn set_campaign_budget(
     Ok(())
 }
 
-/// The promotions of the campaigns live now (running, budget not spent), each limited to its
-/// target segment; each promotion's id is its campaign's.
-pub async fn live_promotions(store: &Store) -> shopgrowth_store::Result<Vec<Promotion>> {
-    let live = live_campaigns(store).await?;
+/// The promotions of the campaigns live now (running, inside their recurrence in the shop's
+/// time zone `tz`, budget not spent), each limited to its target segment; each promotion's id is
+/// its campaign's.
+pub async fn live_promotions(
+    store: &Store,
+    tz: chrono_tz::Tz,
+) -> shopgrowth_store::Result<Vec<Promotion>> {
+    let live = live_campaigns(store, tz).await?;
     Ok(live.iter().filter_map(parse_promotion).collect())
 }
 
@@ -187,19 +212,42 @@ pub async fn campaigns_with_spent(
         .await
 }
 
-/// The campaigns live now, each with what it has spent.
-async fn live_campaigns(store: &Store) -> shopgrowth_store::Result<Vec<CampaignRecord>> {
+/// The campaigns live now: running, inside their recurrence (local time in `tz`), budget not
+/// spent.
+async fn live_campaigns(
+    store: &Store,
+    tz: chrono_tz::Tz,
+) -> shopgrowth_store::Result<Vec<CampaignRecord>> {
     let now = Timestamp::now().0;
+    let local = chrono::DateTime::from_timestamp_millis(now)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .naive_local();
     let campaigns = campaigns_with_spent(store).await?;
     Ok(campaigns
         .into_iter()
         .filter(|(c, spent)| {
             let stored = CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft);
             effective(stored, c.starts_at, c.ends_at, now) == CampaignState::Running
+                && (c.recurrence.is_none() || recurrence_of(c).is_some_and(|r| r.contains(local)))
                 && c.budget.is_none_or(|budget| *spent < budget)
         })
         .map(|(c, _)| c)
         .collect())
+}
+
+/// A campaign's recurrence, if it has one that parses (one that no longer parses is logged, and
+/// its campaign is never live: like a promotion that no longer parses, it gives nothing rather
+/// than apply outside its window).
+pub fn recurrence_of(c: &CampaignRecord) -> Option<Recurrence> {
+    let text = c.recurrence.as_deref()?;
+    match serde_json::from_str(text) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(campaign = %c.id, error = %e, "stored recurrence no longer parses");
+            None
+        }
+    }
 }
 
 /// A live campaign's promotion, limited to its target segment.
@@ -232,8 +280,13 @@ pub struct LivePromotions {
 }
 
 impl LivePromotions {
-    pub async fn get(&self, store: &Store) -> shopgrowth_store::Result<Arc<LiveSet>> {
-        let live = live_campaigns(store).await?;
+    /// The live set now, in the shop's time zone `tz` (for campaigns that recur).
+    pub async fn get(
+        &self,
+        store: &Store,
+        tz: chrono_tz::Tz,
+    ) -> shopgrowth_store::Result<Arc<LiveSet>> {
+        let live = live_campaigns(store, tz).await?;
         let key: Vec<(String, i64)> = live.iter().map(|c| (c.id.clone(), c.version)).collect();
         let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
         if let Some(set) = last.filter(|s| s.key == key) {

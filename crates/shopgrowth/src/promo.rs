@@ -468,6 +468,10 @@ pub async fn run_campaign(
                 .with_context(|| format!("no campaign {id:?}"))?;
             let promotion: serde_json::Value =
                 serde_json::from_str(&c.promotion).unwrap_or_default();
+            let recurrence: Option<serde_json::Value> = c
+                .recurrence
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok());
             let row = campaign_row(&store, c).await?;
             let changes: Vec<serde_json::Value> = store
                 .campaign_changes(id)
@@ -479,9 +483,8 @@ pub async fn run_campaign(
                 })
                 .collect();
             if json {
-                return print_json(
-                    &serde_json::json!({"campaign": row, "promotion": promotion, "changes": changes}),
-                );
+                return print_json(&serde_json::json!({"campaign": row, "promotion": promotion,
+                    "recurrence": recurrence, "changes": changes}));
             }
             println!(
                 "{} {} ({}; effective {}), budget {}, spent {}, version {}",
@@ -495,6 +498,9 @@ pub async fn run_campaign(
                 row.version
             );
             println!("promotion: {promotion}");
+            if let Some(r) = recurrence {
+                println!("recurs (shop's local time): {r}");
+            }
             for ch in changes {
                 println!("{} {}", ch["at"].as_str().unwrap_or_default(), ch["change"]);
             }
@@ -983,7 +989,10 @@ pub async fn run_pricing(
     };
     let promotions: Vec<Promotion> = match &promotions {
         Some(path) => read_json_file(path)?,
-        None => live_promotions(&config::open_store(store_args, file).await?).await?,
+        None => {
+            let store = config::open_store(store_args, file).await?;
+            live_promotions(&store, config::timezone(None, file)?).await?
+        }
     };
     let q = price(&cart, &customer, &promotions);
     if json {

@@ -1462,6 +1462,7 @@ impl PgStore {
             .bind(&c.segment)
             .bind(c.budget)
             .bind(c.created_at)
+            .bind(&c.recurrence)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -1511,7 +1512,7 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((pg_campaign_row(r)?, r.try_get(11)?)))
+            .map(|r| Ok((pg_campaign_row(r)?, r.try_get(12)?)))
             .collect()
     }
 
@@ -1533,6 +1534,7 @@ impl PgStore {
             .bind(&c.segment)
             .bind(c.budget)
             .bind(now)
+            .bind(&c.recurrence)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -2952,6 +2954,7 @@ fn pg_campaign_row(r: &sqlx::postgres::PgRow) -> Result<CampaignRecord> {
         version: r.try_get(8)?,
         created_at: r.try_get(9)?,
         updated_at: r.try_get(10)?,
+        recurrence: r.try_get(11)?,
     })
 }
 

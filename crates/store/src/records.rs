@@ -537,6 +537,9 @@ pub struct CampaignRecord {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When it applies inside its window (JSON of `shopgrowth_promo::campaign::Recurrence`);
+    /// none for all the time.
+    pub recurrence: Option<String>,
 }
 
 /// One recorded change of a campaign: what changed (JSON), the version it made, when.

@@ -165,6 +165,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coupon_code_prefix",
         include_str!("../migrations/sqlite/0021_coupon_code_prefix.sql"),
     ),
+    (
+        22,
+        "campaign_recurrence",
+        include_str!("../migrations/sqlite/0022_campaign_recurrence.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1585,7 +1590,8 @@ impl SqliteStore {
                     c.ends_at,
                     c.segment,
                     c.budget,
-                    c.created_at
+                    c.created_at,
+                    c.recurrence
                 ],
             )? == 1;
             if created {
@@ -1621,7 +1627,7 @@ impl SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&lite(CAMPAIGNS_WITH_SPENT))?;
             let rows = stmt.query_map(params![scope_prefix, period, period_key], |r| {
-                Ok((campaign_row(r)?, r.get(11)?))
+                Ok((campaign_row(r)?, r.get(12)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -1648,7 +1654,8 @@ impl SqliteStore {
                     c.ends_at,
                     c.segment,
                     c.budget,
-                    now
+                    now,
+                    c.recurrence
                 ],
             )? == 1;
             if done {
@@ -2964,6 +2971,7 @@ fn campaign_row(r: &Row<'_>) -> rusqlite::Result<CampaignRecord> {
         version: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        recurrence: r.get(11)?,
     })
 }
 

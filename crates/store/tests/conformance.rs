@@ -1319,6 +1319,7 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
         version: 1,
         created_at: NOW,
         updated_at: NOW,
+        recurrence: Some(r#"{"weekdays":[3]}"#.into()),
     };
     assert!(s
         .create_campaign(c.clone(), "{}".into())
@@ -1357,6 +1358,11 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((running.state.as_str(), running.version), ("running", 3));
+    assert_eq!(
+        running.recurrence.as_deref(),
+        Some(r#"{"weekdays":[3]}"#),
+        "the recurrence is kept"
+    );
     let again = s
         .transition_campaign(
             "c1".into(),

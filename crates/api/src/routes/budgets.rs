@@ -18,8 +18,9 @@ use utoipa::ToSchema;
 
 /// The shop's local date now: daily, weekly and monthly budgets follow its calendar.
 pub fn today(state: &AppState) -> chrono::NaiveDate {
-    let tz = state.audience.config().features.tz;
-    chrono::Utc::now().with_timezone(&tz).date_naive()
+    chrono::Utc::now()
+        .with_timezone(&super::pricing::shop_tz(state))
+        .date_naive()
 }
 
 /// The budget lines of `scope` for every period kind, in the periods `date` falls in.

@@ -14,7 +14,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shopgrowth_core::time::Timestamp;
-use shopgrowth_promo::campaign::{effective, CampaignState};
+use shopgrowth_promo::campaign::{effective, CampaignState, Recurrence};
 use shopgrowth_service::promotions::{
     campaign_record, campaign_spent, edit_change, set_campaign_budget, transition_target,
     CampaignInput, Refused,
@@ -42,6 +42,12 @@ pub struct CampaignRequest {
     /// Most discount the campaign may give in all, minor units.
     #[serde(default)]
     pub budget: Option<i64>,
+    /// When it applies inside its window, in the shop's time zone: `weekdays` (1 Monday to 7
+    /// Sunday), `days_of_month` (1 to 31), `from` and `to` (`HH:MM`); e.g. 会员日 `{"weekdays":
+    /// [3], "from": "20:00", "to": "22:00"}`. None for all the time.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub recurrence: Option<Recurrence>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,6 +99,9 @@ pub struct CampaignView {
     pub budget: Option<i64>,
     pub spent: i64,
     pub version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub recurrence: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ChangeView>,
 }
@@ -132,6 +141,10 @@ fn view_spent(c: CampaignRecord, spent: i64, changes: Vec<ChangeView>) -> Campai
         budget: c.budget,
         spent,
         version: c.version,
+        recurrence: c
+            .recurrence
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok()),
         changes,
     }
 }
@@ -146,6 +159,7 @@ impl CampaignRequest {
             ends_at: self.ends_at.map(|t| t.0),
             segment: self.segment.clone(),
             budget: self.budget,
+            recurrence: self.recurrence.clone(),
         }
     }
 }

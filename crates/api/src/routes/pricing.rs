@@ -75,10 +75,15 @@ pub async fn quote(
     Ok(Json(match req.promotions {
         Some(p) => price(&req.cart, &customer, &p),
         None => {
-            let live = state.live.get(&state.store).await?;
+            let live = state.live.get(&state.store, shop_tz(&state)).await?;
             live.pricer.price(&req.cart, &customer)
         }
     }))
+}
+
+/// The shop's time zone, in which recurring campaigns apply.
+pub(crate) fn shop_tz(state: &AppState) -> chrono_tz::Tz {
+    state.audience.config().features.tz
 }
 
 /// The customer as the request gives it, plus, for a known user, the saved segments they belong
@@ -240,7 +245,7 @@ pub async fn checkout(
         return kept_answer(&req.order_id, &request_hash, kept);
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
-    let live = state.live.get(&state.store).await?;
+    let live = state.live.get(&state.store, shop_tz(&state)).await?;
     // The live set as compiled until coupons or a refused budget change it.
     let mut promotions = std::borrow::Cow::Borrowed(live.promotions.as_slice());
     for code in &req.coupons {
@@ -630,7 +635,7 @@ pub async fn cart_coupons(
     }
     let now = shopgrowth_core::time::Timestamp::now().0;
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
-    let live = state.live.get(&state.store).await?;
+    let live = state.live.get(&state.store, shop_tz(&state)).await?;
     let without = live.pricer.price(&req.cart, &customer);
     let coupons = state
         .store
