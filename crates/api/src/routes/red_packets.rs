@@ -335,7 +335,7 @@ pub struct HelpView {
     /// Helpers counted so far, of `unlock_helpers` needed.
     pub helpers: i64,
     pub unlock_helpers: i64,
-    /// The packet is open for claims (this help or an earlier one opened it).
+    /// Enough helpers have helped: the packet opened for claims (with this help or before).
     pub unlocked: bool,
     /// False when this helper had helped before (counted once).
     pub new: bool,
@@ -371,7 +371,7 @@ pub async fn help(
             user_id: req.user_id,
             helpers: packet.helpers,
             unlock_helpers: packet.unlock_helpers,
-            unlocked: packet.state != "locked",
+            unlocked: packet.helpers >= packet.unlock_helpers,
             new,
         }),
     ))
