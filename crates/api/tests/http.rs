@@ -2125,3 +2125,104 @@ async fn a_recurring_campaign_applies_only_inside_its_days_and_hours() {
     );
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_limited_per_customer_is_given_that_often_also_at_once() {
+    let t = test_app().await;
+    let (c, stop) = common::serve(&t).await;
+    let campaign = json!({"id": "once", "name": "新人立减", "per_customer_limit": 1,
+        "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]},
+                      "stacking": {"category": {"name": "shop"}}}});
+    let (status, made) = c.post("/api/v1/campaigns", &t.admin, campaign).await;
+    assert_eq!(
+        (status, made["per_customer_limit"].as_i64()),
+        (201, Some(1)),
+        "{made}"
+    );
+    let (status, _) = c
+        .post(
+            "/api/v1/campaigns/once/transition",
+            &t.admin,
+            json!({"to": "running"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let checkout = |order: &str, user: &str| {
+        json!({"order_id": order, "user_id": user,
+            "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 20000}]}})
+    };
+    let applied = |answer: &Value| -> Vec<String> {
+        answer["quote"]["applied"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (status, first) = c
+        .post("/api/v1/pricing/checkout", &t.ingest, checkout("o1", "u1"))
+        .await;
+    assert_eq!(
+        (status, applied(&first)),
+        (200, vec!["once".to_owned()]),
+        "{first}"
+    );
+    // The second order of the same customer is priced without it, and says why.
+    let (_, second) = c
+        .post("/api/v1/pricing/checkout", &t.ingest, checkout("o2", "u1"))
+        .await;
+    assert!(applied(&second).is_empty(), "{second}");
+    assert_eq!(second["customer_limit_reached"], json!(["once"]));
+    let (_, quote) = c
+        .post(
+            "/api/v1/pricing/quote",
+            &t.read,
+            json!({"user_id": "u1", "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 20000}]}}),
+        )
+        .await;
+    assert_eq!(quote["total"], 20000, "the dry run knows it too: {quote}");
+    // Cancelling the first order gives the use back.
+    let key = first["budget_keys"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, _) = c
+        .post("/api/v1/budgets/revert", &t.ingest, json!({"key": key}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, third) = c
+        .post("/api/v1/pricing/checkout", &t.ingest, checkout("o3", "u1"))
+        .await;
+    assert_eq!(applied(&third), vec!["once".to_owned()], "{third}");
+    // Ten orders of another customer at once: exactly one gets it.
+    let c = std::sync::Arc::new(c);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (c, key, body) = (
+            std::sync::Arc::clone(&c),
+            t.ingest.clone(),
+            checkout(&format!("r{i}"), "u2"),
+        );
+        tasks.push(tokio::spawn(async move {
+            c.post("/api/v1/pricing/checkout", &key, body).await
+        }));
+    }
+    let mut got = 0;
+    for task in tasks {
+        let (status, answer) = task.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{answer}");
+        got += applied(&answer).len();
+    }
+    assert_eq!(got, 1, "one use for u2, however many orders at once");
+    let bad = json!({"id": "bad", "name": "x", "per_customer_limit": 0,
+        "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 1000}]},
+                      "stacking": {"category": {"name": "shop"}}}});
+    let (status, refused) = c.post("/api/v1/campaigns", &t.admin, bad).await;
+    assert_eq!(
+        (status, refused["errors"][0]["field"].as_str()),
+        (400, Some("per_customer_limit"))
+    );
+    let _ = stop.send(());
+}

@@ -18,6 +18,16 @@ pub fn campaign_budget_scope(campaign: &str) -> String {
     format!("campaign:{campaign}")
 }
 
+/// The budget line counting one customer's uses of a campaign (its orders that got it), in all.
+pub fn campaign_uses_line(campaign: &str, user: &str) -> BudgetLine {
+    let total = Period::Total;
+    BudgetLine {
+        scope: format!("campaign:{campaign}:customer:{user}"),
+        period: total.as_str().into(),
+        period_key: total.key(chrono::NaiveDate::MIN),
+    }
+}
+
 /// A campaign as an operator gives it (the API's body, or a file for the CLI).
 #[derive(Debug, Clone)]
 pub struct CampaignInput {
@@ -30,6 +40,8 @@ pub struct CampaignInput {
     pub budget: Option<i64>,
     /// When it applies inside its window, in the shop's local time; none for all the time.
     pub recurrence: Option<Recurrence>,
+    /// Orders one customer may get its discount on (每人限享 N 次); none for no limit.
+    pub per_customer_limit: Option<i64>,
 }
 
 /// Why an operator's input was refused: a title, and each field's problem.
@@ -82,6 +94,9 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
     if let Some(r) = &c.recurrence {
         errors.extend(r.problems().into_iter().map(|e| e.under("recurrence")));
     }
+    if c.per_customer_limit.is_some_and(|n| n < 1) {
+        errors.push(FieldError::new("per_customer_limit", "must be at least 1"));
+    }
     if !errors.is_empty() {
         return Err(Refused {
             title: "the campaign is not valid",
@@ -104,6 +119,7 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
             .recurrence
             .as_ref()
             .and_then(|r| serde_json::to_string(r).ok()),
+        per_customer_limit: c.per_customer_limit,
     })
 }
 
@@ -135,6 +151,11 @@ pub fn edit_change(before: &CampaignRecord, after: &CampaignRecord, by: &str) ->
         "recurrence",
         json!(recurrence(before)),
         json!(recurrence(after)),
+    );
+    note(
+        "per_customer_limit",
+        json!(before.per_customer_limit),
+        json!(after.per_customer_limit),
     );
     json!({"action": "edited", "by": by, "while": before.state, "fields": changed}).to_string()
 }
@@ -269,6 +290,29 @@ pub struct LiveSet {
     key: Vec<(String, i64)>,
     pub promotions: Vec<Promotion>,
     pub pricer: Pricer,
+    /// The live campaigns that limit how often one customer gets them, with their limits.
+    pub per_customer: Vec<(String, i64)>,
+}
+
+impl LiveSet {
+    /// The live campaigns `user` has used as often as they allow (each a read of its count).
+    pub async fn used_up_by(
+        &self,
+        store: &Store,
+        user: &str,
+    ) -> shopgrowth_store::Result<Vec<String>> {
+        let mut used_up = Vec::new();
+        for (campaign, limit) in &self.per_customer {
+            if store
+                .budget_used(campaign_uses_line(campaign, user))
+                .await?
+                >= *limit
+            {
+                used_up.push(campaign.clone());
+            }
+        }
+        Ok(used_up)
+    }
 }
 
 /// The live set, parsed and compiled again only when it changes: which campaigns are live (a
@@ -293,10 +337,15 @@ impl LivePromotions {
             return Ok(set);
         }
         let promotions: Vec<Promotion> = live.iter().filter_map(parse_promotion).collect();
+        let per_customer = live
+            .iter()
+            .filter_map(|c| Some((c.id.clone(), c.per_customer_limit?)))
+            .collect();
         let set = Arc::new(LiveSet {
             key,
             pricer: Pricer::new(&promotions),
             promotions,
+            per_customer,
         });
         if let Ok(mut last) = self.last.lock() {
             *last = Some(Arc::clone(&set));

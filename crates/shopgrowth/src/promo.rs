@@ -472,6 +472,7 @@ pub async fn run_campaign(
                 .recurrence
                 .as_deref()
                 .and_then(|r| serde_json::from_str(r).ok());
+            let per_customer_limit = c.per_customer_limit;
             let row = campaign_row(&store, c).await?;
             let changes: Vec<serde_json::Value> = store
                 .campaign_changes(id)
@@ -484,7 +485,8 @@ pub async fn run_campaign(
                 .collect();
             if json {
                 return print_json(&serde_json::json!({"campaign": row, "promotion": promotion,
-                    "recurrence": recurrence, "changes": changes}));
+                    "recurrence": recurrence, "per_customer_limit": per_customer_limit,
+                    "changes": changes}));
             }
             println!(
                 "{} {} ({}; effective {}), budget {}, spent {}, version {}",
@@ -500,6 +502,9 @@ pub async fn run_campaign(
             println!("promotion: {promotion}");
             if let Some(r) = recurrence {
                 println!("recurs (shop's local time): {r}");
+            }
+            if let Some(n) = per_customer_limit {
+                println!("per customer: at most {n} order(s)");
             }
             for ch in changes {
                 println!("{} {}", ch["at"].as_str().unwrap_or_default(), ch["change"]);

@@ -1463,6 +1463,7 @@ impl PgStore {
             .bind(c.budget)
             .bind(c.created_at)
             .bind(&c.recurrence)
+            .bind(c.per_customer_limit)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -1512,7 +1513,7 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((pg_campaign_row(r)?, r.try_get(12)?)))
+            .map(|r| Ok((pg_campaign_row(r)?, r.try_get(13)?)))
             .collect()
     }
 
@@ -1535,6 +1536,7 @@ impl PgStore {
             .bind(c.budget)
             .bind(now)
             .bind(&c.recurrence)
+            .bind(c.per_customer_limit)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -2325,6 +2327,7 @@ impl PgStore {
             lines,
             amount,
             trail,
+            counted: Vec::new(),
         };
         let spent = pg_spend(&mut tx, spend, now).await?;
         if spent == Spent::New {
@@ -2955,6 +2958,7 @@ fn pg_campaign_row(r: &sqlx::postgres::PgRow) -> Result<CampaignRecord> {
         created_at: r.try_get(9)?,
         updated_at: r.try_get(10)?,
         recurrence: r.try_get(11)?,
+        per_customer_limit: r.try_get(12)?,
     })
 }
 
@@ -3114,6 +3118,7 @@ async fn pg_spend(conn: &mut sqlx::PgConnection, spend: BudgetSpend, now: i64) -
         lines,
         amount,
         trail,
+        counted,
     } = spend;
     let stands: bool = sqlx::query_scalar(BUDGET_SPEND_STANDS)
         .bind(&key)
@@ -3160,6 +3165,34 @@ async fn pg_spend(conn: &mut sqlx::PgConnection, spend: BudgetSpend, now: i64) -
             }
         }
         logged?;
+    }
+    for CountedLine { line: l, limit } in counted {
+        sqlx::query(OPEN_BUDGET_PERIOD)
+            .bind(&l.scope)
+            .bind(&l.period)
+            .bind(&l.period_key)
+            .execute(&mut *conn)
+            .await?;
+        let spent = sqlx::query(SPEND_COUNT)
+            .bind(&l.scope)
+            .bind(&l.period)
+            .bind(&l.period_key)
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if spent == 0 {
+            return Err(over_budget(&l));
+        }
+        sqlx::query(INSERT_BUDGET_LEDGER)
+            .bind(&key)
+            .bind(&l.scope)
+            .bind(&l.period)
+            .bind(&l.period_key)
+            .bind(1i64)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
     }
     if let Some(t) = &trail {
         if let (Some(order), Some(attempt)) = (&t.order_id, &t.attempt) {

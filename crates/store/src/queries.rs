@@ -471,21 +471,21 @@ pub const INSERT_COUPON_EVENT: &str = "INSERT INTO promotion_events (at, kind, p
 
 pub const CAMPAIGN_COLUMNS: &str =
     "id, name, state, promotion, starts_at, ends_at, segment, budget, version, created_at, \
-     updated_at, recurrence";
+     updated_at, recurrence, per_customer_limit";
 /// Every campaign with what its budget scope (`$1` and its id) has used in period `$2`, key `$3`,
 /// after its columns: one read where a read per campaign was.
 pub const CAMPAIGNS_WITH_SPENT: &str = "SELECT c.id, c.name, c.state, c.promotion, c.starts_at, \
      c.ends_at, c.segment, c.budget, c.version, c.created_at, c.updated_at, c.recurrence, \
-     COALESCE(u.used, 0) \
+     c.per_customer_limit, COALESCE(u.used, 0) \
      FROM campaigns c LEFT JOIN budget_usage u ON u.scope = $1 || c.id AND u.period = $2 \
      AND u.period_key = $3 ORDER BY c.id";
 pub const INSERT_CAMPAIGN: &str = "INSERT INTO campaigns (id, name, state, promotion, starts_at, \
-     ends_at, segment, budget, created_at, updated_at, recurrence) \
-     VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $8, $9) ON CONFLICT (id) DO NOTHING";
+     ends_at, segment, budget, created_at, updated_at, recurrence, per_customer_limit) \
+     VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
 /// An edit applies only to the version the editor saw, and never to an ended campaign.
 pub const EDIT_CAMPAIGN: &str = "UPDATE campaigns SET name = $3, promotion = $4, starts_at = $5, \
      ends_at = $6, segment = $7, budget = $8, version = version + 1, updated_at = $9, \
-     recurrence = $10 \
+     recurrence = $10, per_customer_limit = $11 \
      WHERE id = $1 AND version = $2 AND state <> 'ended'";
 /// A transition applies only from the states it is allowed from.
 pub const TRANSITION_CAMPAIGN: &str = "UPDATE campaigns SET state = $2, version = version + 1, \
@@ -570,6 +570,9 @@ pub const OPEN_BUDGET_PERIOD: &str = "INSERT INTO budget_usage (scope, period, p
 pub const SPEND_BUDGET: &str = "UPDATE budget_usage SET used = used + $4 \
      WHERE scope = $1 AND period = $2 AND period_key = $3 AND used + $4 <= COALESCE( \
      (SELECT amount FROM budget_limits l WHERE l.scope = $1 AND l.period = $2), used + $4)";
+/// One more use of a counted line, under the limit the spend names (`$4`).
+pub const SPEND_COUNT: &str = "UPDATE budget_usage SET used = used + 1 \
+     WHERE scope = $1 AND period = $2 AND period_key = $3 AND used + 1 <= $4";
 pub const INSERT_BUDGET_LEDGER: &str =
     "INSERT INTO budget_ledger (key, scope, period, period_key, \
      amount, at) VALUES ($1, $2, $3, $4, $5, $6)";

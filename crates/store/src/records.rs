@@ -540,6 +540,8 @@ pub struct CampaignRecord {
     /// When it applies inside its window (JSON of `shopgrowth_promo::campaign::Recurrence`);
     /// none for all the time.
     pub recurrence: Option<String>,
+    /// Orders one customer may get its discount on; none for no limit.
+    pub per_customer_limit: Option<i64>,
 }
 
 /// One recorded change of a campaign: what changed (JSON), the version it made, when.
@@ -756,6 +758,16 @@ pub struct BudgetSpend {
     pub lines: Vec<BudgetLine>,
     pub amount: i64,
     pub trail: Option<SpendTrail>,
+    /// Uses counted with the spend, one each, against the limit each names (a campaign's uses
+    /// by one customer: 每人限享 N 次); given back with it.
+    pub counted: Vec<CountedLine>,
+}
+
+/// A use count spent with a budget spend: one more use of `line` while under `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedLine {
+    pub line: BudgetLine,
+    pub limit: i64,
 }
 
 /// A spend, new or seen before under the same key.

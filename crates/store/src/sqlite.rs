@@ -170,6 +170,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaign_recurrence",
         include_str!("../migrations/sqlite/0022_campaign_recurrence.sql"),
     ),
+    (
+        23,
+        "campaign_per_customer_limit",
+        include_str!("../migrations/sqlite/0023_campaign_per_customer_limit.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1591,7 +1596,8 @@ impl SqliteStore {
                     c.segment,
                     c.budget,
                     c.created_at,
-                    c.recurrence
+                    c.recurrence,
+                    c.per_customer_limit
                 ],
             )? == 1;
             if created {
@@ -1627,7 +1633,7 @@ impl SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&lite(CAMPAIGNS_WITH_SPENT))?;
             let rows = stmt.query_map(params![scope_prefix, period, period_key], |r| {
-                Ok((campaign_row(r)?, r.get(12)?))
+                Ok((campaign_row(r)?, r.get(13)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -1655,7 +1661,8 @@ impl SqliteStore {
                     c.segment,
                     c.budget,
                     now,
-                    c.recurrence
+                    c.recurrence,
+                    c.per_customer_limit
                 ],
             )? == 1;
             if done {
@@ -2256,6 +2263,7 @@ impl SqliteStore {
             lines,
             amount,
             trail,
+            counted: Vec::new(),
         };
         self.write(move |conn| spend_in(conn, spend, now)).await
     }
@@ -2972,6 +2980,7 @@ fn campaign_row(r: &Row<'_>) -> rusqlite::Result<CampaignRecord> {
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
         recurrence: r.get(11)?,
+        per_customer_limit: r.get(12)?,
     })
 }
 
@@ -3199,6 +3208,7 @@ fn spend_in(conn: &Connection, spend: BudgetSpend, now: i64) -> Result<Spent> {
         lines,
         amount,
         trail,
+        counted,
     } = spend;
     if conn.query_row(&lite(BUDGET_SPEND_STANDS), [&key], |r| r.get(0))? {
         return Ok(Spent::Duplicate);
@@ -3219,6 +3229,23 @@ fn spend_in(conn: &Connection, spend: BudgetSpend, now: i64) -> Result<Spent> {
         conn.execute(
             &lite(INSERT_BUDGET_LEDGER),
             params![key, l.scope, l.period, l.period_key, amount, now],
+        )?;
+    }
+    for CountedLine { line: l, limit } in counted {
+        conn.execute(
+            &lite(OPEN_BUDGET_PERIOD),
+            params![l.scope, l.period, l.period_key],
+        )?;
+        if conn.execute(
+            &lite(SPEND_COUNT),
+            params![l.scope, l.period, l.period_key, limit],
+        )? == 0
+        {
+            return Err(over_budget(&l));
+        }
+        conn.execute(
+            &lite(INSERT_BUDGET_LEDGER),
+            params![key, l.scope, l.period, l.period_key, 1, now],
         )?;
     }
     if let Some(t) = trail {

@@ -1320,6 +1320,7 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
         created_at: NOW,
         updated_at: NOW,
         recurrence: Some(r#"{"weekdays":[3]}"#.into()),
+        per_customer_limit: Some(2),
     };
     assert!(s
         .create_campaign(c.clone(), "{}".into())
@@ -1359,9 +1360,9 @@ async fn campaigns_change_only_by_conditional_writes(h: Harness) {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((running.state.as_str(), running.version), ("running", 3));
     assert_eq!(
-        running.recurrence.as_deref(),
-        Some(r#"{"weekdays":[3]}"#),
-        "the recurrence is kept"
+        (running.recurrence.as_deref(), running.per_customer_limit),
+        (Some(r#"{"weekdays":[3]}"#), Some(2)),
+        "the recurrence and the per-customer limit are kept"
     );
     let again = s
         .transition_campaign(
@@ -1839,6 +1840,7 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
         lines: vec![line(scope, "total", "all")],
         amount,
         trail: None,
+        counted: Vec::new(),
     };
     let refused = s
         .spend_budgets(
@@ -1890,6 +1892,7 @@ async fn budgets_are_never_exceeded_and_revert_once(h: Harness) {
             lines: vec![line(&format!("campaign:{scope}"), "total", "all")],
             amount: 10,
             trail: None,
+            counted: Vec::new(),
         };
         let spends = vec![one(first), one(second)];
         tasks.push(tokio::spawn(
@@ -2567,6 +2570,71 @@ async fn rain_rounds_open_at_their_start_and_are_read_in_order(h: Harness) {
         .is_ok_and(|r| r.is_empty()));
 }
 
+async fn counted_uses_stop_at_their_limit_and_come_back_with_a_revert(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    let uses = || BudgetLine {
+        scope: "campaign:c:customer:amy".into(),
+        period: "total".into(),
+        period_key: "all".into(),
+    };
+    let spend = |key: &str| BudgetSpend {
+        key: key.into(),
+        lines: vec![BudgetLine {
+            scope: "campaign:c".into(),
+            period: "total".into(),
+            period_key: "all".into(),
+        }],
+        amount: 500,
+        trail: None,
+        counted: vec![CountedLine {
+            line: uses(),
+            limit: 2,
+        }],
+    };
+    // Eight orders at once for a limit of 2: exactly two count, and only their money is spent.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = std::sync::Arc::clone(&s);
+        let spend = spend(&format!("k{i}"));
+        tasks.push(tokio::spawn(async move {
+            s.spend_budgets(vec![spend], NOW).await
+        }));
+    }
+    let mut spent = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await {
+            Ok(Ok(_)) => spent.push(format!("k{i}")),
+            Ok(Err(Error::OverBudget { scope, .. })) => {
+                assert_eq!(scope, "campaign:c:customer:amy")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(spent.len(), 2, "{spent:?}");
+    assert_eq!(s.budget_used(uses()).await.ok(), Some(2));
+    let money = BudgetLine {
+        scope: "campaign:c".into(),
+        period: "total".into(),
+        period_key: "all".into(),
+    };
+    assert_eq!(s.budget_used(money.clone()).await.ok(), Some(1_000));
+    // A repeated key counts nothing more; a revert gives the use back with the money.
+    assert!(matches!(
+        s.spend_budgets(vec![spend(&spent[0])], NOW)
+            .await
+            .as_deref(),
+        Ok([Spent::Duplicate])
+    ));
+    assert_eq!(
+        s.revert_budget(spent[0].clone(), NOW).await.ok(),
+        Some(true)
+    );
+    assert_eq!(s.budget_used(uses()).await.ok(), Some(1));
+    assert_eq!(s.budget_used(money).await.ok(), Some(500));
+    assert!(s.spend_budgets(vec![spend("again")], NOW).await.is_ok());
+    assert_eq!(s.budget_used(uses()).await.ok(), Some(2));
+}
+
 async fn groups_fill_exactly_and_fail_with_refunds_at_the_deadline(h: Harness) {
     let s = std::sync::Arc::new(h.store);
     let deal = GroupDealRecord {
@@ -3113,6 +3181,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     red_packets_hand_out_each_share_once_and_return_the_rest,
     share_to_unlock_packets_open_with_exactly_their_helpers,
     rain_rounds_open_at_their_start_and_are_read_in_order,
+    counted_uses_stop_at_their_limit_and_come_back_with_a_revert,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
@@ -3136,6 +3205,7 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     red_packets_hand_out_each_share_once_and_return_the_rest,
     share_to_unlock_packets_open_with_exactly_their_helpers,
     rain_rounds_open_at_their_start_and_are_read_in_order,
+    counted_uses_stop_at_their_limit_and_come_back_with_a_revert,
     groups_fill_exactly_and_fail_with_refunds_at_the_deadline,
     bulk_issuance_keeps_quota_limits_and_keys_under_racing_claims,
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,

@@ -48,6 +48,9 @@ pub struct CampaignRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub recurrence: Option<Recurrence>,
+    /// Orders one customer may get its discount on (每人限享 N 次), at least 1; none for no limit.
+    #[serde(default)]
+    pub per_customer_limit: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,6 +105,8 @@ pub struct CampaignView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub recurrence: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_customer_limit: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ChangeView>,
 }
@@ -145,6 +150,7 @@ fn view_spent(c: CampaignRecord, spent: i64, changes: Vec<ChangeView>) -> Campai
             .recurrence
             .as_deref()
             .and_then(|r| serde_json::from_str(r).ok()),
+        per_customer_limit: c.per_customer_limit,
         changes,
     }
 }
@@ -160,6 +166,7 @@ impl CampaignRequest {
             segment: self.segment.clone(),
             budget: self.budget,
             recurrence: self.recurrence.clone(),
+            per_customer_limit: self.per_customer_limit,
         }
     }
 }

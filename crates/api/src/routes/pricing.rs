@@ -13,7 +13,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
-use shopgrowth_store::records::{BudgetSpend, CheckoutAttempt, CouponTemplateRecord, SpendTrail};
+use shopgrowth_service::promotions::{campaign_uses_line, LiveSet};
+use shopgrowth_store::records::{
+    BudgetSpend, CheckoutAttempt, CountedLine, CouponTemplateRecord, SpendTrail,
+};
 use utoipa::ToSchema;
 
 /// Most promotions one quote may be asked about.
@@ -76,9 +79,51 @@ pub async fn quote(
         Some(p) => price(&req.cart, &customer, &p),
         None => {
             let live = state.live.get(&state.store, shop_tz(&state)).await?;
-            live.pricer.price(&req.cart, &customer)
+            match req.user_id.as_deref() {
+                Some(user) => {
+                    let campaigns = campaigns_for(&state, &live, user).await?;
+                    price_with(&live, &campaigns, &req.cart, &customer)
+                }
+                None => live.pricer.price(&req.cart, &customer),
+            }
         }
     }))
+}
+
+/// The live campaigns `user` may still get: those they used as often as they allow left out
+/// (borrowed as compiled when none is).
+async fn campaigns_for<'a>(
+    state: &AppState,
+    live: &'a LiveSet,
+    user: &str,
+) -> ApiResult<std::borrow::Cow<'a, [Promotion]>> {
+    let used_up = live.used_up_by(&state.store, user).await?;
+    Ok(if used_up.is_empty() {
+        std::borrow::Cow::Borrowed(live.promotions.as_slice())
+    } else {
+        std::borrow::Cow::Owned(
+            live.promotions
+                .iter()
+                .filter(|p| !used_up.contains(&p.id))
+                .cloned()
+                .collect(),
+        )
+    })
+}
+
+/// Prices with `promotions`: the live set as compiled when they are it (borrowed), else compiled
+/// now.
+#[allow(clippy::ptr_arg, reason = "borrowed or owned says whether the compiled set applies")]
+fn price_with(
+    live: &LiveSet,
+    promotions: &std::borrow::Cow<'_, [Promotion]>,
+    cart: &Cart,
+    customer: &Customer,
+) -> Quote {
+    match promotions {
+        std::borrow::Cow::Borrowed(_) => live.pricer.price(cart, customer),
+        std::borrow::Cow::Owned(changed) => price(cart, customer, changed),
+    }
 }
 
 /// The shop's time zone, in which recurring campaigns apply.
@@ -136,6 +181,10 @@ pub struct Checkout {
     pub quote: Quote,
     /// Campaigns whose budget ran out while checking out: priced without them.
     pub budget_exhausted: Vec<String>,
+    /// Campaigns this customer has had as often as each allows (`per_customer_limit`): priced
+    /// without them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub customer_limit_reached: Vec<String>,
     /// The budget spend of each applied campaign, by key: `POST /api/v1/budgets/revert` with it
     /// gives it back when the order is cancelled.
     pub budget_keys: Vec<String>,
@@ -246,8 +295,15 @@ pub async fn checkout(
     }
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
     let live = state.live.get(&state.store, shop_tz(&state)).await?;
-    // The live set as compiled until coupons or a refused budget change it.
-    let mut promotions = std::borrow::Cow::Borrowed(live.promotions.as_slice());
+    // The live set as compiled until a customer's used-up campaigns, coupons or a refused
+    // budget change it.
+    let mut promotions = campaigns_for(&state, &live, &req.user_id).await?;
+    let mut limit_reached: Vec<String> = live
+        .promotions
+        .iter()
+        .filter(|p| !promotions.iter().any(|q| q.id == p.id))
+        .map(|p| p.id.clone())
+        .collect();
     for code in &req.coupons {
         let coupon = coupon_promotion(&state, code, &req.user_id).await?;
         promotions.to_mut().push(coupon);
@@ -261,10 +317,7 @@ pub async fn checkout(
     let attempt = format!("{:08x}", rand::random::<u32>());
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
-        let quote = match &promotions {
-            std::borrow::Cow::Borrowed(_) => live.pricer.price(&req.cart, &customer),
-            std::borrow::Cow::Owned(changed) => price(&req.cart, &customer, changed),
-        };
+        let quote = price_with(&live, &promotions, &req.cart, &customer);
         // Every applied campaign's spend in one write, all or none.
         let spends: Vec<BudgetSpend> = quote
             .applied
@@ -283,6 +336,16 @@ pub async fn checkout(
                     order_id: Some(req.order_id.clone()),
                     attempt: Some(attempt.clone()),
                 }),
+                // One use of the campaign by this customer, when it limits them.
+                counted: live
+                    .per_customer
+                    .iter()
+                    .filter(|(id, _)| **id == *a.id)
+                    .map(|(id, limit)| CountedLine {
+                        line: campaign_uses_line(id, &req.user_id),
+                        limit: *limit,
+                    })
+                    .collect(),
             })
             .collect();
         let keys: Vec<String> = spends.iter().map(|s| s.key.clone()).collect();
@@ -292,17 +355,28 @@ pub async fn checkout(
         match state.store.spend_budgets(spends, now).await {
             Ok(_) => break (quote, keys),
             Err(shopgrowth_store::Error::OverBudget { scope, .. }) => {
-                // Nothing of this round was spent; the campaign whose budget refused goes.
-                let refused = quote.applied.iter().find(|a| {
-                    shopgrowth_service::promotions::campaign_budget_scope(&a.id) == scope
+                // Nothing of this round was spent; the campaign whose budget, or whose count of
+                // this customer's uses, refused goes.
+                let refused = quote.applied.iter().find_map(|a| {
+                    if shopgrowth_service::promotions::campaign_budget_scope(&a.id) == scope {
+                        Some((a.id.clone(), false))
+                    } else if campaign_uses_line(&a.id, &req.user_id).scope == scope {
+                        Some((a.id.clone(), true))
+                    } else {
+                        None
+                    }
                 });
-                let Some(id) = refused.map(|a| a.id.clone()) else {
+                let Some((id, uses)) = refused else {
                     return Err(ApiError::Internal(format!(
                         "budget {scope} refused a checkout that spends from no such campaign"
                     )));
                 };
                 promotions.to_mut().retain(|p| *p.id != *id);
-                exhausted.push(id.to_string());
+                if uses {
+                    limit_reached.push(id.to_string());
+                } else {
+                    exhausted.push(id.to_string());
+                }
             }
             Err(e) => return Err(e.into()),
         }
@@ -341,6 +415,7 @@ pub async fn checkout(
             .then(|| shopgrowth_core::time::Timestamp(until).to_rfc3339()),
         quote,
         budget_exhausted: exhausted,
+        customer_limit_reached: limit_reached,
         budget_keys,
         coupons_held: held,
     };
@@ -636,7 +711,8 @@ pub async fn cart_coupons(
     let now = shopgrowth_core::time::Timestamp::now().0;
     let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
     let live = state.live.get(&state.store, shop_tz(&state)).await?;
-    let without = live.pricer.price(&req.cart, &customer);
+    let campaigns = campaigns_for(&state, &live, &req.user_id).await?;
+    let without = price_with(&live, &campaigns, &req.cart, &customer);
     let coupons = state
         .store
         .open_coupons_of(req.user_id.clone(), now)
@@ -678,7 +754,7 @@ pub async fn cart_coupons(
             ));
             continue;
         }
-        let mut promotions = live.promotions.clone();
+        let mut promotions = campaigns.to_vec();
         promotions.push(promotion_of_coupon(&c.code, template.clone())?);
         let with = price(&req.cart, &customer, &promotions);
         let id = format!("coupon:{}", c.code);
