@@ -3131,22 +3131,27 @@ async fn pg_spend(conn: &mut sqlx::PgConnection, spend: BudgetSpend, now: i64) -
         .bind(&key)
         .execute(&mut *conn)
         .await?;
-    for l in canonical(lines) {
+    for (l, amount, limit) in takes(lines, amount, counted) {
         sqlx::query(OPEN_BUDGET_PERIOD)
             .bind(&l.scope)
             .bind(&l.period)
             .bind(&l.period_key)
             .execute(&mut *conn)
             .await?;
-        let spent = sqlx::query(SPEND_BUDGET)
-            .bind(&l.scope)
-            .bind(&l.period)
-            .bind(&l.period_key)
-            .bind(amount)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        if spent == 0 {
+        let mut take = sqlx::query(if limit.is_some() {
+            SPEND_UNDER
+        } else {
+            SPEND_BUDGET
+        })
+        .bind(&l.scope)
+        .bind(&l.period)
+        .bind(&l.period_key)
+        .bind(amount);
+        if let Some(limit) = limit {
+            take = take.bind(limit);
+        }
+        let taken = take.execute(&mut *conn).await?.rows_affected();
+        if taken == 0 {
             return Err(over_budget(&l));
         }
         let logged = sqlx::query(INSERT_BUDGET_LEDGER)
@@ -3165,34 +3170,6 @@ async fn pg_spend(conn: &mut sqlx::PgConnection, spend: BudgetSpend, now: i64) -
             }
         }
         logged?;
-    }
-    for CountedLine { line: l, limit } in counted {
-        sqlx::query(OPEN_BUDGET_PERIOD)
-            .bind(&l.scope)
-            .bind(&l.period)
-            .bind(&l.period_key)
-            .execute(&mut *conn)
-            .await?;
-        let spent = sqlx::query(SPEND_COUNT)
-            .bind(&l.scope)
-            .bind(&l.period)
-            .bind(&l.period_key)
-            .bind(limit)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        if spent == 0 {
-            return Err(over_budget(&l));
-        }
-        sqlx::query(INSERT_BUDGET_LEDGER)
-            .bind(&key)
-            .bind(&l.scope)
-            .bind(&l.period)
-            .bind(&l.period_key)
-            .bind(1i64)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
     }
     if let Some(t) = &trail {
         if let (Some(order), Some(attempt)) = (&t.order_id, &t.attempt) {

@@ -570,9 +570,9 @@ pub const OPEN_BUDGET_PERIOD: &str = "INSERT INTO budget_usage (scope, period, p
 pub const SPEND_BUDGET: &str = "UPDATE budget_usage SET used = used + $4 \
      WHERE scope = $1 AND period = $2 AND period_key = $3 AND used + $4 <= COALESCE( \
      (SELECT amount FROM budget_limits l WHERE l.scope = $1 AND l.period = $2), used + $4)";
-/// One more use of a counted line, under the limit the spend names (`$4`).
-pub const SPEND_COUNT: &str = "UPDATE budget_usage SET used = used + 1 \
-     WHERE scope = $1 AND period = $2 AND period_key = $3 AND used + 1 <= $4";
+/// A spend under the limit it names itself (`$5`): a counted line's use.
+pub const SPEND_UNDER: &str = "UPDATE budget_usage SET used = used + $4 \
+     WHERE scope = $1 AND period = $2 AND period_key = $3 AND used + $4 <= $5";
 pub const INSERT_BUDGET_LEDGER: &str =
     "INSERT INTO budget_ledger (key, scope, period, period_key, \
      amount, at) VALUES ($1, $2, $3, $4, $5, $6)";

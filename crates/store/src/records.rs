@@ -777,6 +777,19 @@ pub enum Spent {
     Duplicate,
 }
 
+/// What a spend takes, line by line: `amount` from each of its lines (in their fixed order,
+/// under the limits the budget sets), then one use of each counted line under the limit it names.
+pub(crate) fn takes(
+    lines: Vec<BudgetLine>,
+    amount: i64,
+    counted: Vec<CountedLine>,
+) -> impl Iterator<Item = (BudgetLine, i64, Option<i64>)> {
+    canonical(lines)
+        .into_iter()
+        .map(move |l| (l, amount, None))
+        .chain(counted.into_iter().map(|c| (c.line, 1, Some(c.limit))))
+}
+
 /// Budget lines in one fixed order, so concurrent spends lock them alike (no deadlocks).
 pub(crate) fn canonical(mut lines: Vec<BudgetLine>) -> Vec<BudgetLine> {
     lines.sort_by(|a, b| {

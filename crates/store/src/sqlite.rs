@@ -3214,38 +3214,27 @@ fn spend_in(conn: &Connection, spend: BudgetSpend, now: i64) -> Result<Spent> {
         return Ok(Spent::Duplicate);
     }
     conn.execute(&lite(FORGET_REVERTED_SPEND), [&key])?;
-    for l in canonical(lines) {
+    for (l, amount, limit) in takes(lines, amount, counted) {
         conn.execute(
             &lite(OPEN_BUDGET_PERIOD),
             params![l.scope, l.period, l.period_key],
         )?;
-        if conn.execute(
-            &lite(SPEND_BUDGET),
-            params![l.scope, l.period, l.period_key, amount],
-        )? == 0
-        {
+        let taken = match limit {
+            None => conn.execute(
+                &lite(SPEND_BUDGET),
+                params![l.scope, l.period, l.period_key, amount],
+            )?,
+            Some(limit) => conn.execute(
+                &lite(SPEND_UNDER),
+                params![l.scope, l.period, l.period_key, amount, limit],
+            )?,
+        };
+        if taken == 0 {
             return Err(over_budget(&l));
         }
         conn.execute(
             &lite(INSERT_BUDGET_LEDGER),
             params![key, l.scope, l.period, l.period_key, amount, now],
-        )?;
-    }
-    for CountedLine { line: l, limit } in counted {
-        conn.execute(
-            &lite(OPEN_BUDGET_PERIOD),
-            params![l.scope, l.period, l.period_key],
-        )?;
-        if conn.execute(
-            &lite(SPEND_COUNT),
-            params![l.scope, l.period, l.period_key, limit],
-        )? == 0
-        {
-            return Err(over_budget(&l));
-        }
-        conn.execute(
-            &lite(INSERT_BUDGET_LEDGER),
-            params![key, l.scope, l.period, l.period_key, 1, now],
         )?;
     }
     if let Some(t) = trail {

@@ -113,7 +113,10 @@ async fn campaigns_for<'a>(
 
 /// Prices with `promotions`: the live set as compiled when they are it (borrowed), else compiled
 /// now.
-#[allow(clippy::ptr_arg, reason = "borrowed or owned says whether the compiled set applies")]
+#[allow(
+    clippy::ptr_arg,
+    reason = "borrowed or owned says whether the compiled set applies"
+)]
 fn price_with(
     live: &LiveSet,
     promotions: &std::borrow::Cow<'_, [Promotion]>,
