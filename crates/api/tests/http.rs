@@ -2183,6 +2183,13 @@ async fn a_campaign_limited_per_customer_is_given_that_often_also_at_once() {
         )
         .await;
     assert_eq!(quote["total"], 20000, "the dry run knows it too: {quote}");
+    assert_eq!(
+        (
+            quote["not_applied"][0]["code"].as_str(),
+            quote["not_applied"][0]["message"].as_str()
+        ),
+        (Some("used_up"), Some("新人立减: 每人限享次数已用完"))
+    );
     // Cancelling the first order gives the use back.
     let key = first["budget_keys"][0]
         .as_str()

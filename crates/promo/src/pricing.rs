@@ -101,6 +101,9 @@ pub struct Customer {
     /// Sale orders so far (0: a new customer).
     #[serde(default)]
     pub orders: u32,
+    /// Promotions this customer has had as often as each allows (每人限享 N 次): not for them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub used_up: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +280,8 @@ pub struct Applied {
 pub enum Reason {
     /// The customer is not in its audience.
     Audience,
+    /// The customer has had it as often as it allows.
+    UsedUp,
     /// It needs a code the cart did not present.
     CodeMissing,
     /// No line of the cart is in its scope.
@@ -305,7 +310,7 @@ pub enum Reason {
 pub struct NotApplied {
     pub id: Arc<str>,
     pub name: Arc<str>,
-    /// `audience`, `code_missing`, `no_lines`, `not_reached`, `not_chosen`.
+    /// `audience`, `used_up`, `code_missing`, `no_lines`, `not_reached`, `not_chosen`.
     pub code: &'static str,
     pub reason: Reason,
     /// How much more the lines in scope must reach, when that is the reason.
@@ -334,6 +339,7 @@ impl NotApplied {
         let name = &self.name;
         match &self.reason {
             Reason::Audience => format!("{name}: 不适用于该顾客"),
+            Reason::UsedUp => format!("{name}: 每人限享次数已用完"),
             Reason::CodeMissing => format!("{name}: 需要输入优惠码"),
             Reason::NoLines => format!("{name}: 购物车中没有适用商品"),
             Reason::Short(s) => format!("{name}: 还差 {}", yuan(*s)),
@@ -361,6 +367,7 @@ impl NotApplied {
 fn code_and_shortfall(reason: &Reason) -> (&'static str, Option<i64>) {
     match reason {
         Reason::Audience => ("audience", None),
+        Reason::UsedUp => ("used_up", None),
         Reason::CodeMissing => ("code_missing", None),
         Reason::NoLines => ("no_lines", None),
         Reason::Short(s) => ("not_reached", Some(*s)),
@@ -650,6 +657,9 @@ impl Pricer {
             && (!a.new_customers_only || customer.orders == 0);
         if !audience_ok {
             return Some(Reason::Audience);
+        }
+        if !customer.used_up.is_empty() && customer.used_up.contains(&c.p.id) {
+            return Some(Reason::UsedUp);
         }
         match &c.code {
             Some(code) if !codes.contains(code) => Some(Reason::CodeMissing),

@@ -295,20 +295,21 @@ pub struct LiveSet {
 }
 
 impl LiveSet {
-    /// The live campaigns `user` has used as often as they allow (each a read of its count).
+    /// The live campaigns `user` has had as often as they allow (each a read of its count): the
+    /// customer's `used_up` for pricing.
     pub async fn used_up_by(
         &self,
         store: &Store,
         user: &str,
-    ) -> shopgrowth_store::Result<Vec<String>> {
-        let mut used_up = Vec::new();
+    ) -> shopgrowth_store::Result<std::collections::BTreeSet<String>> {
+        let mut used_up = std::collections::BTreeSet::new();
         for (campaign, limit) in &self.per_customer {
             if store
                 .budget_used(campaign_uses_line(campaign, user))
                 .await?
                 >= *limit
             {
-                used_up.push(campaign.clone());
+                used_up.insert(campaign.clone());
             }
         }
         Ok(used_up)

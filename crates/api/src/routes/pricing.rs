@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
-use shopgrowth_service::promotions::{campaign_uses_line, LiveSet};
+use shopgrowth_service::promotions::campaign_uses_line;
 use shopgrowth_store::records::{
     BudgetSpend, CheckoutAttempt, CountedLine, CouponTemplateRecord, SpendTrail,
 };
@@ -79,54 +79,13 @@ pub async fn quote(
         Some(p) => price(&req.cart, &customer, &p),
         None => {
             let live = state.live.get(&state.store, shop_tz(&state)).await?;
-            match req.user_id.as_deref() {
-                Some(user) => {
-                    let campaigns = campaigns_for(&state, &live, user).await?;
-                    price_with(&live, &campaigns, &req.cart, &customer)
-                }
-                None => live.pricer.price(&req.cart, &customer),
+            let mut customer = customer;
+            if let Some(user) = req.user_id.as_deref() {
+                customer.used_up = live.used_up_by(&state.store, user).await?;
             }
+            live.pricer.price(&req.cart, &customer)
         }
     }))
-}
-
-/// The live campaigns `user` may still get: those they used as often as they allow left out
-/// (borrowed as compiled when none is).
-async fn campaigns_for<'a>(
-    state: &AppState,
-    live: &'a LiveSet,
-    user: &str,
-) -> ApiResult<std::borrow::Cow<'a, [Promotion]>> {
-    let used_up = live.used_up_by(&state.store, user).await?;
-    Ok(if used_up.is_empty() {
-        std::borrow::Cow::Borrowed(live.promotions.as_slice())
-    } else {
-        std::borrow::Cow::Owned(
-            live.promotions
-                .iter()
-                .filter(|p| !used_up.contains(&p.id))
-                .cloned()
-                .collect(),
-        )
-    })
-}
-
-/// Prices with `promotions`: the live set as compiled when they are it (borrowed), else compiled
-/// now.
-#[allow(
-    clippy::ptr_arg,
-    reason = "borrowed or owned says whether the compiled set applies"
-)]
-fn price_with(
-    live: &LiveSet,
-    promotions: &std::borrow::Cow<'_, [Promotion]>,
-    cart: &Cart,
-    customer: &Customer,
-) -> Quote {
-    match promotions {
-        std::borrow::Cow::Borrowed(_) => live.pricer.price(cart, customer),
-        std::borrow::Cow::Owned(changed) => price(cart, customer, changed),
-    }
 }
 
 /// The shop's time zone, in which recurring campaigns apply.
@@ -296,17 +255,13 @@ pub async fn checkout(
         settle_order(&state.store, &req.order_id, &kept, &[]).await?;
         return kept_answer(&req.order_id, &request_hash, kept);
     }
-    let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
+    let mut customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
     let live = state.live.get(&state.store, shop_tz(&state)).await?;
-    // The live set as compiled until a customer's used-up campaigns, coupons or a refused
-    // budget change it.
-    let mut promotions = campaigns_for(&state, &live, &req.user_id).await?;
-    let mut limit_reached: Vec<String> = live
-        .promotions
-        .iter()
-        .filter(|p| !promotions.iter().any(|q| q.id == p.id))
-        .map(|p| p.id.clone())
-        .collect();
+    // Campaigns this customer has had as often as they allow are not for them.
+    customer.used_up = live.used_up_by(&state.store, &req.user_id).await?;
+    let mut limit_reached: Vec<String> = customer.used_up.iter().cloned().collect();
+    // The live set as compiled until coupons or a refused budget change it.
+    let mut promotions = std::borrow::Cow::Borrowed(live.promotions.as_slice());
     for code in &req.coupons {
         let coupon = coupon_promotion(&state, code, &req.user_id).await?;
         promotions.to_mut().push(coupon);
@@ -320,7 +275,10 @@ pub async fn checkout(
     let attempt = format!("{:08x}", rand::random::<u32>());
     // Each round drops the campaigns whose budget refused; a campaign fewer each time.
     let (quote, budget_keys) = loop {
-        let quote = price_with(&live, &promotions, &req.cart, &customer);
+        let quote = match &promotions {
+            std::borrow::Cow::Borrowed(_) => live.pricer.price(&req.cart, &customer),
+            std::borrow::Cow::Owned(changed) => price(&req.cart, &customer, changed),
+        };
         // Every applied campaign's spend in one write, all or none.
         let spends: Vec<BudgetSpend> = quote
             .applied
@@ -712,10 +670,10 @@ pub async fn cart_coupons(
         return Err(ApiError::invalid("the cart cannot be priced", errors));
     }
     let now = shopgrowth_core::time::Timestamp::now().0;
-    let customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
+    let mut customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
     let live = state.live.get(&state.store, shop_tz(&state)).await?;
-    let campaigns = campaigns_for(&state, &live, &req.user_id).await?;
-    let without = price_with(&live, &campaigns, &req.cart, &customer);
+    customer.used_up = live.used_up_by(&state.store, &req.user_id).await?;
+    let without = live.pricer.price(&req.cart, &customer);
     let coupons = state
         .store
         .open_coupons_of(req.user_id.clone(), now)
@@ -757,7 +715,7 @@ pub async fn cart_coupons(
             ));
             continue;
         }
-        let mut promotions = campaigns.to_vec();
+        let mut promotions = live.promotions.clone();
         promotions.push(promotion_of_coupon(&c.code, template.clone())?);
         let with = price(&req.cart, &customer, &promotions);
         let id = format!("coupon:{}", c.code);

@@ -166,6 +166,19 @@ fn the_shortfall_is_on_the_amounts_a_promotion_would_read() {
 }
 
 #[test]
+fn a_promotion_the_customer_has_used_up_is_not_for_them() {
+    let c = cart(vec![line("a", 1, 40_000, "母婴", "s1")]);
+    let customer = Customer {
+        used_up: ["once".to_owned()].into(),
+        ..Customer::default()
+    };
+    let q = price(&c, &customer, &[threshold("once", 30_000, 5_000)]);
+    assert_eq!(q.total, 40_000 + 1000);
+    assert_eq!(q.not_applied[0].code, "used_up");
+    assert_eq!(q.not_applied[0].message(), "once: 每人限享次数已用完");
+}
+
+#[test]
 fn tiered_threshold_spreads_exactly() {
     let c = cart(vec![
         line("a", 1, 10_001, "x", "s1"),
