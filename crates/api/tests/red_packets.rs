@@ -229,14 +229,40 @@ async fn a_share_to_unlock_packet_opens_with_its_last_helper() {
             "/api/v1/red-packets",
             &t.ingest,
             json!({"id": "share-2", "sender": "amy", "kind": "fixed", "total": 1000,
-                "currency": "CNY", "shares": 1, "unlock_helpers": 5000}),
+                "currency": "CNY", "shares": 1, "unlock_helpers": 5000,
+                "helps_per_helper_per_day": 0}),
         )
         .await;
     assert_eq!(
-        (status, bad["errors"][0]["field"].as_str()),
-        (400, Some("unlock_helpers")),
+        (
+            status,
+            bad["errors"][0]["field"].as_str(),
+            bad["errors"][1]["field"].as_str()
+        ),
+        (
+            400,
+            Some("unlock_helpers"),
+            Some("helps_per_helper_per_day")
+        ),
         "{bad}"
     );
+    // A friend capped at one help a day helps one capped packet, not a second.
+    for id in ["cap-1", "cap-2"] {
+        let packet = json!({"id": id, "sender": "amy", "kind": "fixed", "total": 100,
+            "currency": "CNY", "shares": 1, "unlock_helpers": 2, "helps_per_helper_per_day": 1});
+        assert_eq!(
+            c.post("/api/v1/red-packets", &t.ingest, packet).await.0,
+            201
+        );
+    }
+    let help = |id: &str| format!("/api/v1/red-packets/{id}/helps");
+    let friend = json!({"user_id": "busy-friend"});
+    assert_eq!(
+        c.post(&help("cap-1"), &t.ingest, friend.clone()).await.0,
+        201
+    );
+    let (status, refused) = c.post(&help("cap-2"), &t.ingest, friend).await;
+    assert_eq!(status, 409, "{refused}");
     let _ = stop.send(());
 }
 

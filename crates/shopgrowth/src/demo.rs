@@ -301,6 +301,7 @@ async fn red_packets(store: &Store, sharer: Option<&str>, now: i64) -> anyhow::R
             min_share: 1,
             expires_in_seconds: 86_400,
             unlock_helpers: 3,
+            helps_per_helper_per_day: Some(5),
         };
         let (packet, amounts) = share
             .record(now)

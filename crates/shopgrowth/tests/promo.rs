@@ -266,6 +266,7 @@ async fn red_packets_and_groups_from_the_command_line() {
             helpers: 0,
             opens_at: 0,
             rain_id: None,
+            helps_per_helper_per_day: None,
         };
         assert!(store
             .create_red_packet(packet, vec![500, 300, 200])

@@ -1861,6 +1861,7 @@ impl PgStore {
             .bind(p.unlock_helpers)
             .bind(p.opens_at)
             .bind(&p.rain_id)
+            .bind(p.helps_per_helper_per_day)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -1940,6 +1941,7 @@ impl PgStore {
         id: String,
         helper: String,
         now: i64,
+        day_key: String,
     ) -> Result<PacketHelp> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(INSERT_RED_PACKET_HELP)
@@ -1961,9 +1963,14 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         let packet = pg_red_packet_in(&mut tx, id).await?;
+        // Dropping the transaction on a refusal rolls the help's row back.
         if counted.is_none() {
-            // Dropping the transaction rolls the help's row back.
             return Err(help_refusal(&packet, &helper, now));
+        }
+        if let Some(spend) = helper_day_spend(&packet, &helper, day_key) {
+            pg_spend(&mut tx, spend, now)
+                .await
+                .map_err(|e| helper_cap_refusal(e, &packet, &helper))?;
         }
         tx.commit().await?;
         Ok(PacketHelp::New(packet))
@@ -3024,6 +3031,7 @@ fn pg_red_packet_row(r: &sqlx::postgres::PgRow) -> Result<RedPacketRecord> {
         helpers: r.try_get(13)?,
         opens_at: r.try_get(14)?,
         rain_id: r.try_get(15)?,
+        helps_per_helper_per_day: r.try_get(16)?,
     })
 }
 

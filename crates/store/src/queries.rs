@@ -638,13 +638,14 @@ pub const BUDGET_USED: &str =
 
 pub const RED_PACKET_COLUMNS: &str = "id, sender, kind, total, currency, shares, claimed_count, \
      claimed_amount, state, returned, expires_at, created_at, unlock_helpers, helpers, opens_at, \
-     rain_id";
+     rain_id, helps_per_helper_per_day";
 /// A share-to-unlock packet (`$9` helpers needed) starts locked; a rain's round (`$11`) opens
 /// at `$10`.
 pub const INSERT_RED_PACKET: &str = "INSERT INTO red_packets (id, sender, kind, total, currency, \
-     shares, state, expires_at, created_at, unlock_helpers, opens_at, rain_id) VALUES ($1, $2, \
-     $3, $4, $5, $6, CASE WHEN CAST($9 AS BIGINT) > 0 THEN 'locked' ELSE 'open' END, $7, $8, $9, \
-     $10, $11) ON CONFLICT (id) DO NOTHING";
+     shares, state, expires_at, created_at, unlock_helpers, opens_at, rain_id, \
+     helps_per_helper_per_day) VALUES ($1, $2, $3, $4, $5, $6, \
+     CASE WHEN CAST($9 AS BIGINT) > 0 THEN 'locked' ELSE 'open' END, $7, $8, $9, $10, $11, $12) \
+     ON CONFLICT (id) DO NOTHING";
 /// A rain's rounds, in time order (after `SELECT {RED_PACKET_COLUMNS} FROM red_packets`).
 pub const RAIN_ROUNDS: &str = "WHERE rain_id = $1 ORDER BY opens_at, id";
 /// One help per (packet, helper); a repeated help inserts nothing.

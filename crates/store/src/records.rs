@@ -849,6 +849,9 @@ pub struct RedPacketRecord {
     pub opens_at: i64,
     /// The red-packet rain this packet is a round of.
     pub rain_id: Option<String>,
+    /// Share-to-unlock: the most share packets one helper may help in a shop-local day for a help
+    /// of this packet to count; none for no cap.
+    pub helps_per_helper_per_day: Option<i64>,
 }
 
 /// One share of a packet, claimed or not.
@@ -909,6 +912,46 @@ pub(crate) fn help_refusal(p: &RedPacketRecord, helper: &str, now: i64) -> crate
         format!("is unlocked already ({} helpers)", p.helpers)
     };
     crate::Error::Conflict(format!("red packet {:?} {why}", p.id))
+}
+
+/// The count of a help against its helper's day, for a packet that caps helps per helper: one
+/// use of `helper:USER` (period day, `day_key`) under the packet's cap, keyed by packet and helper.
+pub(crate) fn helper_day_spend(
+    p: &RedPacketRecord,
+    helper: &str,
+    day_key: String,
+) -> Option<BudgetSpend> {
+    let cap = p.helps_per_helper_per_day?;
+    Some(BudgetSpend {
+        key: format!("help:{}:{helper}", p.id),
+        lines: Vec::new(),
+        amount: 0,
+        trail: None,
+        counted: vec![CountedLine {
+            line: BudgetLine {
+                scope: format!("helper:{helper}"),
+                period: "day".into(),
+                period_key: day_key,
+            },
+            limit: cap,
+        }],
+    })
+}
+
+/// A help refused by its helper's daily cap, said as such; other errors as they are.
+pub(crate) fn helper_cap_refusal(
+    e: crate::Error,
+    p: &RedPacketRecord,
+    helper: &str,
+) -> crate::Error {
+    match e {
+        crate::Error::OverBudget { .. } => crate::Error::Conflict(format!(
+            "{helper:?} has helped {} share packets today, the most red packet {:?} counts",
+            p.helps_per_helper_per_day.unwrap_or_default(),
+            p.id
+        )),
+        other => other,
+    }
 }
 
 /// A group-buying deal (拼团).

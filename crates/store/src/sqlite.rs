@@ -175,6 +175,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaign_per_customer_limit",
         include_str!("../migrations/sqlite/0023_campaign_per_customer_limit.sql"),
     ),
+    (
+        24,
+        "red_packet_helper_cap",
+        include_str!("../migrations/sqlite/0024_red_packet_helper_cap.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1924,7 +1929,8 @@ impl SqliteStore {
                     p.created_at,
                     p.unlock_helpers,
                     p.opens_at,
-                    p.rain_id
+                    p.rain_id,
+                    p.helps_per_helper_per_day
                 ],
             )? == 1;
             if created {
@@ -2047,6 +2053,7 @@ impl SqliteStore {
         id: String,
         helper: String,
         now: i64,
+        day_key: String,
     ) -> Result<PacketHelp> {
         self.write(move |conn| {
             if conn.execute(&lite(INSERT_RED_PACKET_HELP), params![id, helper, now])? == 0 {
@@ -2060,11 +2067,14 @@ impl SqliteStore {
                 )
                 .optional()?;
             let packet = red_packet_on(conn, &id)?;
-            match counted {
-                // The write's savepoint is rolled back with the refusal: the help row goes too.
-                None => Err(help_refusal(&packet, &helper, now)),
-                Some(_) => Ok(PacketHelp::New(packet)),
+            // The write's savepoint is rolled back with a refusal: the help row goes too.
+            if counted.is_none() {
+                return Err(help_refusal(&packet, &helper, now));
             }
+            if let Some(spend) = helper_day_spend(&packet, &helper, day_key) {
+                spend_in(conn, spend, now).map_err(|e| helper_cap_refusal(e, &packet, &helper))?;
+            }
+            Ok(PacketHelp::New(packet))
         })
         .await
     }
@@ -3061,6 +3071,7 @@ fn red_packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RedPacketRecord> {
         helpers: r.get(13)?,
         opens_at: r.get(14)?,
         rain_id: r.get(15)?,
+        helps_per_helper_per_day: r.get(16)?,
     })
 }
 

@@ -1497,6 +1497,7 @@ async fn operators_list_templates_sales_deals_and_packets_a_page_at_a_time(h: Ha
             helpers: 0,
             opens_at: 0,
             rain_id: None,
+            helps_per_helper_per_day: None,
         };
         s.create_red_packet(packet, vec![100])
             .await
@@ -2267,6 +2268,7 @@ async fn red_packets_hand_out_each_share_once_and_return_the_rest(h: Harness) {
         helpers: 0,
         opens_at: 0,
         rain_id: None,
+        helps_per_helper_per_day: None,
     };
     assert!(s
         .create_red_packet(packet.clone(), amounts.clone())
@@ -2396,6 +2398,7 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         helpers: 0,
         opens_at: 0,
         rain_id: None,
+        helps_per_helper_per_day: None,
     };
     assert!(s
         .create_red_packet(packet.clone(), vec![300; 3])
@@ -2419,7 +2422,7 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         "{locked:?}"
     );
     let own = s
-        .help_red_packet("share".into(), "alice".into(), NOW + 1)
+        .help_red_packet("share".into(), "alice".into(), NOW + 1, "2026-11-25".into())
         .await;
     assert!(
         matches!(own, Err(Error::Conflict(ref m)) if m.contains("its own sender")),
@@ -2430,8 +2433,13 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
     for i in 0..80 {
         let s = std::sync::Arc::clone(&s);
         tasks.push(tokio::spawn(async move {
-            s.help_red_packet("share".into(), format!("f{}", i % 40), NOW + 2)
-                .await
+            s.help_red_packet(
+                "share".into(),
+                format!("f{}", i % 40),
+                NOW + 2,
+                "2026-11-25".into(),
+            )
+            .await
         }));
     }
     let (mut counted, mut repeated, mut refused) = (Vec::new(), 0, 0);
@@ -2469,7 +2477,7 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         .await
         .unwrap_or(false));
     let needless = s
-        .help_red_packet("plain".into(), "f1".into(), NOW + 3)
+        .help_red_packet("plain".into(), "f1".into(), NOW + 3, "2026-11-25".into())
         .await;
     assert!(
         matches!(needless, Err(Error::Conflict(ref m)) if m.contains("needs no helpers")),
@@ -2478,22 +2486,27 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
     // A packet still locked at its deadline returns everything, once; no help counts late.
     let lonely = RedPacketRecord {
         id: "lonely".into(),
-        ..packet
+        ..packet.clone()
     };
     assert!(s
         .create_red_packet(lonely, vec![300; 3])
         .await
         .unwrap_or(false));
     assert!(matches!(
-        s.help_red_packet("lonely".into(), "f1".into(), NOW + 4).await,
+        s.help_red_packet("lonely".into(), "f1".into(), NOW + 4, "2026-11-25".into()).await,
         Ok(PacketHelp::New(ref p)) if p.helpers == 1 && p.state == "locked"
     ));
     assert!(matches!(
-        s.help_red_packet("lonely".into(), "f1".into(), NOW + 5).await,
+        s.help_red_packet("lonely".into(), "f1".into(), NOW + 5, "2026-11-25".into()).await,
         Ok(PacketHelp::Duplicate(ref p)) if p.helpers == 1
     ));
     let late = s
-        .help_red_packet("lonely".into(), "f2".into(), NOW + 60_000)
+        .help_red_packet(
+            "lonely".into(),
+            "f2".into(),
+            NOW + 60_000,
+            "2026-11-25".into(),
+        )
         .await;
     assert!(
         matches!(late, Err(Error::Conflict(ref m)) if m.contains("expired")),
@@ -2510,7 +2523,43 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
             ("share".to_string(), 600)
         ]
     );
-    let missing = s.help_red_packet("nope".into(), "f1".into(), NOW).await;
+    // A cap of two helps a day per helper: a third packet's help by the same friend is refused
+    // and leaves nothing, the next day it counts.
+    for id in ["cap1", "cap2", "cap3"] {
+        let capped = RedPacketRecord {
+            id: id.into(),
+            helps_per_helper_per_day: Some(2),
+            ..packet.clone()
+        };
+        assert!(s
+            .create_red_packet(capped, vec![300; 3])
+            .await
+            .unwrap_or(false));
+    }
+    for id in ["cap1", "cap2"] {
+        assert!(matches!(
+            s.help_red_packet(id.into(), "busy".into(), NOW + 6, "2026-11-25".into())
+                .await,
+            Ok(PacketHelp::New(_))
+        ));
+    }
+    let third = s
+        .help_red_packet("cap3".into(), "busy".into(), NOW + 7, "2026-11-25".into())
+        .await;
+    assert!(
+        matches!(third, Err(Error::Conflict(ref m)) if m.contains("helped 2 share packets today")),
+        "{third:?}"
+    );
+    let next_day = s
+        .help_red_packet("cap3".into(), "busy".into(), NOW + 8, "2026-11-26".into())
+        .await;
+    assert!(
+        matches!(next_day, Ok(PacketHelp::New(ref p)) if p.helpers == 1),
+        "the refused help left no row behind: {next_day:?}"
+    );
+    let missing = s
+        .help_red_packet("nope".into(), "f1".into(), NOW, "2026-11-25".into())
+        .await;
     assert!(
         matches!(missing, Err(Error::NotFound { .. })),
         "{missing:?}"
@@ -2536,6 +2585,7 @@ async fn rain_rounds_open_at_their_start_and_are_read_in_order(h: Harness) {
         helpers: 0,
         opens_at,
         rain_id: Some("rain".into()),
+        helps_per_helper_per_day: None,
     };
     // Made out of order: read back in time order.
     for (k, at) in [(2, NOW + 3_600_000), (1, NOW + 1_000)] {
@@ -2948,6 +2998,7 @@ async fn the_promotion_trail_records_each_change_and_the_feed_gives_each_once(h:
         helpers: 0,
         opens_at: 0,
         rain_id: None,
+        helps_per_helper_per_day: None,
     };
     ok(
         "packet",
@@ -3113,6 +3164,7 @@ async fn the_promotion_trail_records_each_change_and_the_feed_gives_each_once(h:
         helpers: 0,
         opens_at: 0,
         rain_id: None,
+        helps_per_helper_per_day: None,
     };
     ok("big packet", s.create_red_packet(big, vec![100; 200]).await);
     let mut claims = Vec::new();

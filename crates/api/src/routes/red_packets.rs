@@ -53,6 +53,10 @@ pub struct RedPacketRequest {
     /// at once. At most 1,000.
     #[serde(default)]
     pub unlock_helpers: u32,
+    /// Share-to-unlock anti-abuse (刷助力): a help counts only while its helper has helped fewer
+    /// than this many share packets today (shop-local day); none for no cap. 1 to 1,000.
+    #[serde(default)]
+    pub helps_per_helper_per_day: Option<u32>,
 }
 
 impl RedPacketRequest {
@@ -78,6 +82,12 @@ impl RedPacketRequest {
         }
         if self.unlock_helpers > 1_000 {
             errors.push(FieldError::new("unlock_helpers", "at most 1,000"));
+        }
+        if self
+            .helps_per_helper_per_day
+            .is_some_and(|n| !(1..=1_000).contains(&n))
+        {
+            errors.push(FieldError::new("helps_per_helper_per_day", "1 to 1,000"));
         }
         if !(1..=366 * 86_400).contains(&self.expires_in_seconds) {
             errors.push(FieldError::new(
@@ -122,6 +132,7 @@ impl RedPacketRequest {
             helpers: 0,
             opens_at: 0,
             rain_id: None,
+            helps_per_helper_per_day: self.helps_per_helper_per_day.map(i64::from),
         };
         Ok((packet, amounts))
     }
@@ -175,6 +186,9 @@ pub struct RedPacketView {
     /// Share-to-unlock: helpers needed to open the packet (0: none) and counted so far.
     pub unlock_helpers: i64,
     pub helpers: i64,
+    /// Share-to-unlock: the most share packets one helper may help a day for a help to count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helps_per_helper_per_day: Option<i64>,
     /// A rain's round: no claim before this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opens_at: Option<String>,
@@ -201,6 +215,7 @@ pub fn red_packet_view(p: RedPacketRecord, shares: Vec<RedPacketShare>) -> RedPa
         expires_at: Timestamp(p.expires_at).to_rfc3339(),
         unlock_helpers: p.unlock_helpers,
         helpers: p.helpers,
+        helps_per_helper_per_day: p.helps_per_helper_per_day,
         opens_at: (p.opens_at > 0).then(|| Timestamp(p.opens_at).to_rfc3339()),
         rain_id: p.rain_id,
         claims: shares
@@ -358,7 +373,12 @@ pub async fn help(
     require_user(&req.user_id, "the help is not valid")?;
     let helped = state
         .store
-        .help_red_packet(id.clone(), req.user_id.clone(), Timestamp::now().0)
+        .help_red_packet(
+            id.clone(),
+            req.user_id.clone(),
+            Timestamp::now().0,
+            shopgrowth_promo::budget::Period::Day.key(super::budgets::today(&state)),
+        )
         .await?;
     let (status, packet, new) = match helped {
         PacketHelp::New(p) => (StatusCode::CREATED, p, true),
@@ -449,6 +469,7 @@ impl RainRequest {
                 min_share: round.min_share,
                 expires_in_seconds: one_day(),
                 unlock_helpers: 0,
+                helps_per_helper_per_day: None,
             };
             match packet.record(now) {
                 Ok((mut record, amounts)) => {
