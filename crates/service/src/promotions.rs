@@ -8,7 +8,9 @@ use shopgrowth_core::FieldError;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState, Recurrence};
 use shopgrowth_promo::pricing::{Pricer, Promotion};
-use shopgrowth_store::records::{BudgetLine, CampaignRecord, CouponGrant, IssueSummary};
+use shopgrowth_store::records::{
+    BudgetLine, CampaignRecord, CouponGrant, IssueSummary, RedPacketRecord,
+};
 use shopgrowth_store::Store;
 use std::sync::Arc;
 
@@ -16,6 +18,30 @@ use std::sync::Arc;
 /// from it (docs/budgets.md), and daily, weekly or monthly limits can be set on it too.
 pub fn campaign_budget_scope(campaign: &str) -> String {
     format!("campaign:{campaign}")
+}
+
+/// The budget line counting the share packets `helper` helped on shop-local day `date`, for
+/// packets that cap helps per helper a day.
+pub fn helper_day_line(helper: &str, date: chrono::NaiveDate) -> BudgetLine {
+    let day = Period::Day;
+    BudgetLine {
+        scope: format!("helper:{helper}"),
+        period: day.as_str().into(),
+        period_key: day.key(date),
+    }
+}
+
+/// Stores each round of a red-packet rain not stored yet (the rounds' ids are the idempotency
+/// keys); true if any was new.
+pub async fn create_rain_rounds(
+    store: &Store,
+    rounds: Vec<(RedPacketRecord, Vec<i64>)>,
+) -> shopgrowth_store::Result<bool> {
+    let mut created = false;
+    for (packet, amounts) in rounds {
+        created |= store.create_red_packet(packet, amounts).await?;
+    }
+    Ok(created)
 }
 
 /// The budget line counting one customer's uses of a campaign (its orders that got it), in all.

@@ -287,9 +287,7 @@ async fn red_packets(store: &Store, sharer: Option<&str>, now: i64) -> anyhow::R
     let rounds = rain
         .records(now)
         .map_err(|errors| anyhow::anyhow!("the demo rain is not valid: {errors:?}"))?;
-    for (packet, amounts) in rounds {
-        store.create_red_packet(packet, amounts).await?;
-    }
+    shopgrowth_service::promotions::create_rain_rounds(store, rounds).await?;
     if let Some(sharer) = sharer {
         let share = RedPacketRequest {
             id: "demo-share".into(),

@@ -761,10 +761,8 @@ pub async fn run_red_packet(
             let rounds = req.records(Timestamp::now().0).map_err(|errors| {
                 refused_file(&file, "the red-packet rain is not valid", &errors)
             })?;
-            let mut created = false;
-            for (packet, amounts) in rounds {
-                created |= store.create_red_packet(packet, amounts).await?;
-            }
+            let created =
+                shopgrowth_service::promotions::create_rain_rounds(&store, rounds).await?;
             let rounds = store.rain_rounds(req.id.clone()).await?;
             let rain = rain_view(&req.id, rounds, Timestamp::now().0)
                 .with_context(|| format!("red-packet rain {:?} vanished", req.id))?;

@@ -595,16 +595,16 @@ impl Store {
     /// Counts a helper's help with a share-to-unlock packet (once per helper; the help that
     /// reaches the packet's `unlock_helpers` opens it for claims); a conflict when the packet
     /// needs no help, is the helper's own, has expired or is unlocked already.
-    /// A packet with `helps_per_helper_per_day` also counts the help against the helper's day
-    /// (`day_key`, the shop-local date) and refuses it past that cap.
+    /// A packet with `helps_per_helper_per_day` also counts the help on `helper_day` (the
+    /// helper's line for the shop-local day) and refuses it past that cap.
     pub async fn help_red_packet(
         &self,
         id: String,
         helper: String,
         now: i64,
-        day_key: String,
+        helper_day: BudgetLine,
     ) -> Result<PacketHelp> {
-        dispatch!(self.help_red_packet(id, helper, now, day_key))
+        dispatch!(self.help_red_packet(id, helper, now, helper_day))
     }
 
     /// Expires open and locked packets past their time; each returns its unclaimed remainder

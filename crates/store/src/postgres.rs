@@ -1941,7 +1941,7 @@ impl PgStore {
         id: String,
         helper: String,
         now: i64,
-        day_key: String,
+        helper_day: BudgetLine,
     ) -> Result<PacketHelp> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(INSERT_RED_PACKET_HELP)
@@ -1967,7 +1967,7 @@ impl PgStore {
         if counted.is_none() {
             return Err(help_refusal(&packet, &helper, now));
         }
-        if let Some(spend) = helper_day_spend(&packet, &helper, day_key) {
+        if let Some(spend) = helper_day_spend(&packet, &helper, helper_day) {
             pg_spend(&mut tx, spend, now)
                 .await
                 .map_err(|e| helper_cap_refusal(e, &packet, &helper))?;

@@ -915,11 +915,11 @@ pub(crate) fn help_refusal(p: &RedPacketRecord, helper: &str, now: i64) -> crate
 }
 
 /// The count of a help against its helper's day, for a packet that caps helps per helper: one
-/// use of `helper:USER` (period day, `day_key`) under the packet's cap, keyed by packet and helper.
+/// use of `helper_day` under the packet's cap, keyed by packet and helper.
 pub(crate) fn helper_day_spend(
     p: &RedPacketRecord,
     helper: &str,
-    day_key: String,
+    helper_day: BudgetLine,
 ) -> Option<BudgetSpend> {
     let cap = p.helps_per_helper_per_day?;
     Some(BudgetSpend {
@@ -928,11 +928,7 @@ pub(crate) fn helper_day_spend(
         amount: 0,
         trail: None,
         counted: vec![CountedLine {
-            line: BudgetLine {
-                scope: format!("helper:{helper}"),
-                period: "day".into(),
-                period_key: day_key,
-            },
+            line: helper_day,
             limit: cap,
         }],
     })

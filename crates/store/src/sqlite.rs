@@ -2053,7 +2053,7 @@ impl SqliteStore {
         id: String,
         helper: String,
         now: i64,
-        day_key: String,
+        helper_day: BudgetLine,
     ) -> Result<PacketHelp> {
         self.write(move |conn| {
             if conn.execute(&lite(INSERT_RED_PACKET_HELP), params![id, helper, now])? == 0 {
@@ -2071,7 +2071,7 @@ impl SqliteStore {
             if counted.is_none() {
                 return Err(help_refusal(&packet, &helper, now));
             }
-            if let Some(spend) = helper_day_spend(&packet, &helper, day_key) {
+            if let Some(spend) = helper_day_spend(&packet, &helper, helper_day) {
                 spend_in(conn, spend, now).map_err(|e| helper_cap_refusal(e, &packet, &helper))?;
             }
             Ok(PacketHelp::New(packet))

@@ -2379,6 +2379,15 @@ async fn red_packets_hand_out_each_share_once_and_return_the_rest(h: Harness) {
     );
 }
 
+/// A helper's line for a day, as the server builds it for a capped share packet.
+fn helper_day(helper: String, day: &str) -> BudgetLine {
+    BudgetLine {
+        scope: format!("helper:{helper}"),
+        period: "day".into(),
+        period_key: day.into(),
+    }
+}
+
 async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
     let s = std::sync::Arc::new(h.store);
     let packet = RedPacketRecord {
@@ -2422,7 +2431,12 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         "{locked:?}"
     );
     let own = s
-        .help_red_packet("share".into(), "alice".into(), NOW + 1, "2026-11-25".into())
+        .help_red_packet(
+            "share".into(),
+            "alice".into(),
+            NOW + 1,
+            helper_day("alice".into(), "2026-11-25"),
+        )
         .await;
     assert!(
         matches!(own, Err(Error::Conflict(ref m)) if m.contains("its own sender")),
@@ -2433,11 +2447,12 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
     for i in 0..80 {
         let s = std::sync::Arc::clone(&s);
         tasks.push(tokio::spawn(async move {
+            let friend = format!("f{}", i % 40);
             s.help_red_packet(
                 "share".into(),
-                format!("f{}", i % 40),
+                friend.clone(),
                 NOW + 2,
-                "2026-11-25".into(),
+                helper_day(friend, "2026-11-25"),
             )
             .await
         }));
@@ -2477,7 +2492,12 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         .await
         .unwrap_or(false));
     let needless = s
-        .help_red_packet("plain".into(), "f1".into(), NOW + 3, "2026-11-25".into())
+        .help_red_packet(
+            "plain".into(),
+            "f1".into(),
+            NOW + 3,
+            helper_day("f1".into(), "2026-11-25"),
+        )
         .await;
     assert!(
         matches!(needless, Err(Error::Conflict(ref m)) if m.contains("needs no helpers")),
@@ -2493,11 +2513,11 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
         .await
         .unwrap_or(false));
     assert!(matches!(
-        s.help_red_packet("lonely".into(), "f1".into(), NOW + 4, "2026-11-25".into()).await,
+        s.help_red_packet("lonely".into(), "f1".into(), NOW + 4, helper_day("f1".into(), "2026-11-25")).await,
         Ok(PacketHelp::New(ref p)) if p.helpers == 1 && p.state == "locked"
     ));
     assert!(matches!(
-        s.help_red_packet("lonely".into(), "f1".into(), NOW + 5, "2026-11-25".into()).await,
+        s.help_red_packet("lonely".into(), "f1".into(), NOW + 5, helper_day("f1".into(), "2026-11-25")).await,
         Ok(PacketHelp::Duplicate(ref p)) if p.helpers == 1
     ));
     let late = s
@@ -2505,7 +2525,7 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
             "lonely".into(),
             "f2".into(),
             NOW + 60_000,
-            "2026-11-25".into(),
+            helper_day("f2".into(), "2026-11-25"),
         )
         .await;
     assert!(
@@ -2538,27 +2558,47 @@ async fn share_to_unlock_packets_open_with_exactly_their_helpers(h: Harness) {
     }
     for id in ["cap1", "cap2"] {
         assert!(matches!(
-            s.help_red_packet(id.into(), "busy".into(), NOW + 6, "2026-11-25".into())
-                .await,
+            s.help_red_packet(
+                id.into(),
+                "busy".into(),
+                NOW + 6,
+                helper_day("busy".into(), "2026-11-25")
+            )
+            .await,
             Ok(PacketHelp::New(_))
         ));
     }
     let third = s
-        .help_red_packet("cap3".into(), "busy".into(), NOW + 7, "2026-11-25".into())
+        .help_red_packet(
+            "cap3".into(),
+            "busy".into(),
+            NOW + 7,
+            helper_day("busy".into(), "2026-11-25"),
+        )
         .await;
     assert!(
         matches!(third, Err(Error::Conflict(ref m)) if m.contains("helped 2 share packets today")),
         "{third:?}"
     );
     let next_day = s
-        .help_red_packet("cap3".into(), "busy".into(), NOW + 8, "2026-11-26".into())
+        .help_red_packet(
+            "cap3".into(),
+            "busy".into(),
+            NOW + 8,
+            helper_day("busy".into(), "2026-11-26"),
+        )
         .await;
     assert!(
         matches!(next_day, Ok(PacketHelp::New(ref p)) if p.helpers == 1),
         "the refused help left no row behind: {next_day:?}"
     );
     let missing = s
-        .help_red_packet("nope".into(), "f1".into(), NOW, "2026-11-25".into())
+        .help_red_packet(
+            "nope".into(),
+            "f1".into(),
+            NOW,
+            helper_day("f1".into(), "2026-11-25"),
+        )
         .await;
     assert!(
         matches!(missing, Err(Error::NotFound { .. })),

@@ -377,7 +377,10 @@ pub async fn help(
             id.clone(),
             req.user_id.clone(),
             Timestamp::now().0,
-            shopgrowth_promo::budget::Period::Day.key(super::budgets::today(&state)),
+            shopgrowth_service::promotions::helper_day_line(
+                &req.user_id,
+                super::budgets::today(&state),
+            ),
         )
         .await?;
     let (status, packet, new) = match helped {
@@ -580,10 +583,7 @@ pub async fn create_rain(
     let rounds = req
         .records(Timestamp::now().0)
         .map_err(|errors| ApiError::invalid("the red-packet rain is not valid", errors))?;
-    let mut created = false;
-    for (packet, amounts) in rounds {
-        created |= state.store.create_red_packet(packet, amounts).await?;
-    }
+    let created = shopgrowth_service::promotions::create_rain_rounds(&state.store, rounds).await?;
     let status = created_or_ok(created);
     Ok((status, Json(load_rain(&state, &req.id).await?)))
 }
