@@ -644,6 +644,78 @@ async fn quotes_a_cart_and_explains_every_promotion() {
     assert_eq!(problem["errors"][0]["field"], "cart.lines[0].sku");
 }
 
+/// A rule saying 减-50 or 150% off is refused wherever a rule comes in (a campaign, a coupon
+/// template, a dry run's promotions), naming the field; so is a cart whose money overflows.
+#[tokio::test]
+async fn rules_and_carts_that_make_no_sense_are_refused_naming_the_field() {
+    let t = test_app().await;
+    let fields = |problem: &serde_json::Value| -> Vec<String> {
+        problem["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|x| x["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (status, problem) = t
+        .call("POST", "/api/v1/campaigns", Some(&t.admin), Some(json!({
+            "id": "minus", "name": "满300减-50",
+            "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": -5000}]},
+                          "stacking": {"category": {"name": "shop", "limit": 0}}}}).to_string()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(
+        fields(&problem),
+        ["promotion.rule.tiers[0].off", "promotion.stacking.limit"]
+    );
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(
+                json!({
+            "id": "too-much", "name": "150% off",
+            "rule": {"type": "percent_off", "percent_bp": 15000}})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["rule.percent_bp"]);
+    let (status, problem) = t
+        .call("POST", "/api/v1/pricing/quote", Some(&t.read), Some(json!({
+            "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 1000}]},
+            "promotions": [
+                {"id": "ok", "name": "ok", "rule": {"type": "free_shipping"}, "stacking": "exclusive"},
+                {"id": "b", "name": "b", "rule": {"type": "buy_x_get_y", "buy": 2, "get": 0},
+                 "stacking": "exclusive"}]}).to_string()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["promotions[1].rule.get"]);
+    // Two lines of ¥90,000,000,000,000,000 each: every line fits, the cart's total does not
+    // (it used to wrap round to a negative subtotal).
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/quote",
+            Some(&t.read),
+            Some(
+                json!({
+            "cart": {"lines": [
+                {"sku": "a", "quantity": 1, "unit_price": 9_000_000_000_000_000_000_i64},
+                {"sku": "b", "quantity": 1, "unit_price": 9_000_000_000_000_000_000_i64}]},
+            "promotions": []})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["cart.lines"]);
+}
+
 #[tokio::test]
 async fn coupons_are_claimed_within_quota_and_redeemed_once() {
     let t = test_app().await;

@@ -83,10 +83,28 @@ impl Cart {
             }
             if l.unit_price < 0 {
                 problems.push(FieldError::new(field("unit_price"), "must not be negative"));
+            } else if l.quantity > 0 && l.quantity.checked_mul(l.unit_price).is_none() {
+                problems.push(FieldError::new(
+                    field("quantity"),
+                    "quantity × unit_price overflows",
+                ));
             }
         }
         if self.shipping_fee < 0 {
             problems.push(FieldError::new("shipping_fee", "must not be negative"));
+        }
+        // The whole cart must be a sum of money the quote can hold.
+        let total = self
+            .lines
+            .iter()
+            .try_fold(self.shipping_fee.max(0), |sum, l| {
+                sum.checked_add(l.quantity.max(0).checked_mul(l.unit_price.max(0))?)
+            });
+        if problems.is_empty() && total.is_none() {
+            problems.push(FieldError::new(
+                "lines",
+                "the cart's total overflows a sum of money",
+            ));
         }
         problems
     }
@@ -171,6 +189,117 @@ pub enum Rule {
     },
 }
 
+impl Rule {
+    /// Why the rule cannot be run as its operator means it, one problem per field
+    /// (`tiers[1].off`); empty when it can. The engine never gives a negative discount whatever
+    /// a rule says, but a rule saying 减-50 or 150% off is a mistake to refuse, not to price.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        match self {
+            Rule::PriceCut { off_per_unit } => at_least(p, "off_per_unit", *off_per_unit, 1),
+            Rule::Threshold { tiers, .. } => {
+                if tiers.is_empty() {
+                    p.push(FieldError::new("tiers", "at least one tier"));
+                }
+                for (k, t) in tiers.iter().enumerate() {
+                    at_least(p, format!("tiers[{k}].threshold"), t.threshold, 0);
+                    at_least(p, format!("tiers[{k}].off"), t.off, 1);
+                }
+            }
+            Rule::PerEvery {
+                every, off, cap, ..
+            } => {
+                at_least(p, "every", *every, 1);
+                at_least(p, "off", *off, 1);
+                if let Some(cap) = cap {
+                    at_least(p, "cap", *cap, 1);
+                }
+            }
+            Rule::PercentOff {
+                percent_bp,
+                threshold,
+                cap,
+            } => {
+                at_least(p, "threshold", *threshold, 0);
+                if let Some(cap) = cap {
+                    at_least(p, "cap", *cap, 1);
+                }
+                percent_bp_in_range(p, *percent_bp);
+            }
+            Rule::NthItemOff { nth, percent_bp } => {
+                at_least(p, "nth", *nth, 1);
+                percent_bp_in_range(p, *percent_bp);
+            }
+            Rule::BuyXGetY {
+                buy,
+                get,
+                max_times,
+            } => {
+                at_least(p, "buy", *buy, 1);
+                at_least(p, "get", *get, 1);
+                if let Some(times) = max_times {
+                    at_least(p, "max_times", *times, 1);
+                }
+            }
+            Rule::Gift {
+                threshold,
+                sku,
+                value,
+            } => {
+                at_least(p, "threshold", *threshold, 0);
+                at_least(p, "value", *value, 1);
+                if sku.trim().is_empty() {
+                    p.push(FieldError::new("sku", "must not be empty"));
+                }
+            }
+            Rule::Bundle { skus, price } => {
+                at_least(p, "price", *price, 0);
+                let distinct: BTreeSet<&str> = skus.iter().map(|s| s.as_str()).collect();
+                if !(2..=64).contains(&skus.len()) {
+                    p.push(FieldError::new("skus", "2 to 64 SKUs"));
+                } else if distinct.len() != skus.len() || distinct.contains("") {
+                    p.push(FieldError::new("skus", "distinct, non-empty SKUs"));
+                }
+            }
+            Rule::MemberPrice { tiers, prices } => {
+                if tiers.is_empty() {
+                    p.push(FieldError::new("tiers", "at least one tier"));
+                }
+                if prices.is_empty() {
+                    p.push(FieldError::new("prices", "at least one SKU's price"));
+                }
+                for (sku, &price) in prices {
+                    at_least(p, format!("prices.{sku}"), price, 0);
+                }
+            }
+            Rule::FreeShipping { threshold } => at_least(p, "threshold", *threshold, 0),
+        }
+        problems
+    }
+}
+
+/// Adds a problem unless `value` is at least `least`.
+fn at_least(problems: &mut Vec<FieldError>, field: impl Into<String>, value: i64, least: i64) {
+    if value < least {
+        let reason = match least {
+            0 => "must not be negative".to_owned(),
+            _ => format!("must be at least {least}"),
+        };
+        problems.push(FieldError::new(field, reason));
+    }
+}
+
+/// Adds a problem unless `bp` is a percentage off from 0.01% to 100%.
+fn percent_bp_in_range(problems: &mut Vec<FieldError>, bp: i64) {
+    if !(1..=BP).contains(&bp) {
+        problems.push(FieldError::new(
+            "percent_bp",
+            "1 to 10000 basis points (10000 is 100% off)",
+        ));
+    }
+}
+
 /// Which lines a promotion looks at; empty lists mean no restriction.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
@@ -244,6 +373,31 @@ pub struct Promotion {
     /// The code the customer must enter, if any (case-insensitive).
     #[serde(default)]
     pub code: Option<String>,
+}
+
+impl Promotion {
+    /// Why the promotion cannot be run as meant, one problem per field (`rule.tiers[0].off`,
+    /// `stacking.limit`); empty when it can.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems: Vec<FieldError> = self
+            .rule
+            .problems()
+            .into_iter()
+            .map(|e| e.under("rule"))
+            .collect();
+        if let Stacking::Category { name, limit, .. } = &self.stacking {
+            if name.trim().is_empty() {
+                problems.push(FieldError::new("stacking.name", "must not be empty"));
+            }
+            if limit.is_some_and(|l| l < 1) {
+                problems.push(FieldError::new("stacking.limit", "must be at least 1"));
+            }
+        }
+        if self.code.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            problems.push(FieldError::new("code", "must not be empty"));
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

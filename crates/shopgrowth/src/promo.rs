@@ -991,7 +991,25 @@ pub async fn run_pricing(
         None => Customer::default(),
     };
     let promotions: Vec<Promotion> = match &promotions {
-        Some(path) => read_json_file(path)?,
+        Some(path) => {
+            let promotions: Vec<Promotion> = read_json_file(path)?;
+            let problems: Vec<shopgrowth_core::FieldError> = promotions
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| {
+                    let at = format!("[{i}]");
+                    p.problems().into_iter().map(move |e| e.under(&at))
+                })
+                .collect();
+            if !problems.is_empty() {
+                return Err(refused_file(
+                    path,
+                    "the promotions cannot be run",
+                    &problems,
+                ));
+            }
+            promotions
+        }
         None => {
             let store = config::open_store(store_args, file).await?;
             live_promotions(&store, config::timezone(None, file)?).await?

@@ -54,6 +54,10 @@ fn check(cart: &Cart, promotions: Option<&[Promotion]>) -> Vec<FieldError> {
             format!("at most {MAX_PROMOTIONS}"),
         ));
     }
+    for (i, p) in promotions.unwrap_or_default().iter().enumerate() {
+        let at = format!("promotions[{i}]");
+        errors.extend(p.problems().into_iter().map(|e| e.under(&at)));
+    }
     errors
 }
 

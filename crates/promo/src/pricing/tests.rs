@@ -125,6 +125,91 @@ fn a_cart_that_cannot_be_priced_names_each_field() {
 }
 
 #[test]
+fn a_cart_whose_money_overflows_is_refused_not_wrapped() {
+    let huge = 9_000_000_000_000_000_000;
+    let one_line = cart(vec![line("a", 2, huge, "母婴", "s1")]);
+    let fields: Vec<String> = one_line.problems().into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["lines[0].quantity"]);
+    // Each line fits; together they do not.
+    let two = cart(vec![
+        line("a", 1, huge, "母婴", "s1"),
+        line("b", 1, huge, "母婴", "s1"),
+    ]);
+    let fields: Vec<String> = two.problems().into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["lines"]);
+}
+
+#[test]
+fn a_rule_that_makes_no_sense_names_each_field() {
+    let fields = |r: Rule| -> Vec<String> { r.problems().into_iter().map(|p| p.field).collect() };
+    assert!(fields(threshold("m", 30_000, 4_000).rule).is_empty());
+    assert_eq!(
+        fields(Rule::Threshold {
+            tiers: vec![
+                Tier {
+                    threshold: 10_000,
+                    off: 1_000
+                },
+                Tier {
+                    threshold: -5,
+                    off: -100
+                },
+            ],
+            across_stores: false,
+        }),
+        ["tiers[1].threshold", "tiers[1].off"]
+    );
+    assert_eq!(
+        fields(Rule::Threshold {
+            tiers: vec![],
+            across_stores: false
+        }),
+        ["tiers"]
+    );
+    assert_eq!(
+        fields(Rule::PercentOff {
+            percent_bp: 15_000,
+            threshold: 0,
+            cap: Some(0)
+        }),
+        ["cap", "percent_bp"]
+    );
+    assert_eq!(
+        fields(Rule::BuyXGetY {
+            buy: 0,
+            get: 0,
+            max_times: None
+        }),
+        ["buy", "get"]
+    );
+    assert_eq!(
+        fields(Rule::Bundle {
+            skus: vec!["a".into(), "a".into()],
+            price: 100
+        }),
+        ["skus"]
+    );
+    assert_eq!(
+        fields(Rule::PerEvery {
+            every: 0,
+            off: 2_000,
+            cap: None,
+            across_stores: true
+        }),
+        ["every"]
+    );
+    // A promotion names its rule's fields under `rule`, and its own.
+    let mut p = threshold("m", 30_000, 0);
+    p.stacking = Stacking::Category {
+        name: "shop".into(),
+        joint: false,
+        limit: Some(0),
+    };
+    let fields: Vec<String> = p.problems().into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["rule.tiers[0].off", "stacking.limit"]);
+}
+
+#[test]
 fn says_how_much_is_missing() {
     let c = cart(vec![line("a", 1, 28_750, "母婴", "s1")]);
     let mut p = threshold("m", 30_000, 4_000);
