@@ -48,8 +48,20 @@ pub fn from_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, FieldError> {
     let mut de = serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { String::new() } else { path };
-        FieldError::new(field, e.into_inner().to_string())
+        let reason = e.into_inner().to_string();
+        // A missing field is found at the end of the object that lacks it, so the path names
+        // that object; the field is the one the message names.
+        let missing = reason
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name);
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name.to_owned(),
+            (".", None) => String::new(),
+            (_, Some(name)) => format!("{path}.{name}"),
+            (_, None) => path,
+        };
+        FieldError::new(field, reason)
     })
 }
 

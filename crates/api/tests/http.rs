@@ -132,6 +132,41 @@ async fn malformed_json_is_a_400_that_names_the_problem() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A missing field is named, at the root and inside a list; a missing time says it is
+    // missing rather than badly written.
+    let no_times =
+        json!({"id": "g1", "sku": "s", "group_size": 2, "leader_price": 1, "member_price": 1});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/group-deals",
+            Some(&t.admin),
+            Some(no_times.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "starts_at", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("missing field `starts_at`"),
+        "{body}"
+    );
+    let no_price = json!({"cart": {"lines": [{"sku": "a", "quantity": 1}]}, "promotions": []});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/quote",
+            Some(&t.read),
+            Some(no_price.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["errors"][0]["field"], "cart.lines[0].unit_price",
+        "{body}"
+    );
 }
 
 #[tokio::test]

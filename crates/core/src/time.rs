@@ -44,20 +44,27 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     /// Accepts an RFC 3339 string or integer epoch milliseconds.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Millis(i64),
-            Text(String),
+        // A visitor rather than an untagged enum, so that a missing field stays "missing field
+        // `starts_at`" and a wrong type says what it got.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an RFC 3339 time with an offset or epoch milliseconds")
+            }
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(ms))
+            }
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Timestamp, E> {
+                i64::try_from(ms)
+                    .map(Timestamp)
+                    .map_err(|_| E::custom(format!("{ms} milliseconds is out of range")))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_rfc3339(s).map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom(
-                "expected an RFC 3339 time with an offset or epoch milliseconds",
-            )
-        })? {
-            Raw::Millis(ms) => Ok(Timestamp(ms)),
-            Raw::Text(s) => Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
