@@ -1,5 +1,5 @@
-//! Extractors: [`ApiJson`], whose rejections are problem details naming the field, and
-//! [`Caller`], the authenticated API key.
+//! Extractors: [`ApiJson`] and [`ApiQuery`], whose rejections are problem details naming the
+//! field, and [`Caller`], the authenticated API key.
 
 use crate::auth::{Scope, VerifiedKey};
 use crate::error::ApiError;
@@ -82,6 +82,72 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 errors: vec![e],
             }
         })
+    }
+}
+
+/// Query string parameters; a bad one is a 400 problem naming it (`limit`), like a bad body field.
+/// (axum's own `Query` answers such a request in plain text.)
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let reason = e.into_inner().to_string();
+                let field = if field == "." { String::new() } else { field };
+                ApiError::Invalid {
+                    code: "invalid_query",
+                    detail: format!("bad query parameter {field}: {reason}"),
+                    errors: vec![FieldError::new(field, reason)],
+                }
+            })
+    }
+}
+
+/// Path parameters; one that does not parse (`/links/abc` for a number) is a 400 problem naming
+/// it, not axum's plain-text answer.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => {
+                // The route's only parameter, when the error does not say which it was.
+                let only = axum::extract::RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .ok()
+                    .and_then(|raw| {
+                        let mut keys = raw.iter().map(|(key, _)| key.to_owned());
+                        keys.next().filter(|_| keys.next().is_none())
+                    });
+                let field = match &rejection {
+                    PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                        ErrorKind::ParseErrorAtKey { key, .. }
+                        | ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
+                        _ => only,
+                    },
+                    _ => only,
+                }
+                .unwrap_or_else(|| "path".to_owned());
+                let reason = rejection.body_text();
+                Err(ApiError::Invalid {
+                    code: "invalid_path",
+                    detail: reason.clone(),
+                    errors: vec![FieldError::new(field, reason)],
+                })
+            }
+        }
     }
 }
 

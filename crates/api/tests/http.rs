@@ -167,6 +167,33 @@ async fn malformed_json_is_a_400_that_names_the_problem() {
         body["errors"][0]["field"], "cart.lines[0].unit_price",
         "{body}"
     );
+    // A bad query or path parameter is a problem naming it too, not plain text.
+    let (status, body) = t
+        .call(
+            "GET",
+            "/api/v1/coupon-templates?limit=abc",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        (body["code"].as_str(), body["errors"][0]["field"].as_str()),
+        (Some("invalid_query"), Some("limit"))
+    );
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/identity-links/abc/undo",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        (body["code"].as_str(), body["errors"][0]["field"].as_str()),
+        (Some("invalid_path"), Some("link_id"))
+    );
 }
 
 #[tokio::test]

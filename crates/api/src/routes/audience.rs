@@ -3,9 +3,9 @@
 use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -137,7 +137,7 @@ fn segment_view(a: &Audience, name: &str) -> ApiResult<SegmentView> {
 pub async fn put_segment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<SegmentRequest>,
 ) -> ApiResult<Json<SegmentView>> {
     caller.require(Scope::Admin)?;
@@ -172,7 +172,7 @@ pub async fn list_segments(
 pub async fn get_segment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<SegmentView>> {
     caller.require(Scope::Read)?;
     state.audience.read(|a| segment_view(a, &name)).map(Json)
@@ -184,7 +184,7 @@ pub async fn get_segment(
 pub async fn delete_segment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
     state.audience.delete_segment(&name).await?;
@@ -192,6 +192,7 @@ pub async fn delete_segment(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Members to skip.
     #[serde(default)]
@@ -217,8 +218,8 @@ pub struct MembersPage {
 pub async fn members(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
-    Query(page): Query<Page>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<MembersPage>> {
     caller.require(Scope::Read)?;
     state.audience.read(|a| {
@@ -289,7 +290,7 @@ pub fn export_row(a: &Audience, user: u32) -> String {
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Scope::Read)?;
     let body = state.audience.read(|a| {
@@ -358,7 +359,7 @@ impl From<SnapshotRecord> for SnapshotView {
 pub async fn take_snapshot(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<SnapshotView>)> {
     caller.require(Scope::Admin)?;
     let s = state.audience.snapshot(&name).await?;
@@ -372,7 +373,7 @@ pub async fn take_snapshot(
 pub async fn snapshots(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Vec<SnapshotView>>> {
     caller.require(Scope::Read)?;
     if state.audience.read(|a| a.segment(&name).is_none()) {
@@ -458,7 +459,7 @@ pub async fn list_tags(
 pub async fn put_tag(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<TagRequest>,
 ) -> ApiResult<(StatusCode, Json<TagView>)> {
     caller.require(Scope::Admin)?;
@@ -488,7 +489,7 @@ pub async fn put_tag(
 pub async fn delete_tag(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
     state.audience.retire_tag(&name).await?;
@@ -502,7 +503,7 @@ pub async fn delete_tag(
 pub async fn profile(
     State(state): State<AppState>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult<Json<shopgrowth_profile::audience::Profile>> {
     caller.require(Scope::Read)?;
     let customer = state.audience.customer_of(&user_id);
@@ -514,6 +515,7 @@ pub async fn profile(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Most entries, newest first (default 100, at most 1000).
     #[serde(default)]
@@ -537,8 +539,8 @@ pub struct TagHistoryItem {
 pub async fn tag_history(
     State(state): State<AppState>,
     caller: Caller,
-    Path(user_id): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    ApiPath(user_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Vec<TagHistoryItem>>> {
     caller.require(Scope::Read)?;
     let items = state

@@ -5,9 +5,9 @@
 
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use shopgrowth_core::time::Timestamp;
@@ -103,7 +103,7 @@ async fn view(state: &AppState, scope: &str) -> ApiResult<BudgetView> {
 pub async fn set_limit(
     State(state): State<AppState>,
     caller: Caller,
-    Path((scope, period)): Path<(String, String)>,
+    ApiPath((scope, period)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<LimitRequest>,
 ) -> ApiResult<Json<BudgetView>> {
     caller.require(Scope::Admin)?;
@@ -135,7 +135,7 @@ pub async fn set_limit(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(scope): Path<String>,
+    ApiPath(scope): ApiPath<String>,
 ) -> ApiResult<Json<BudgetView>> {
     caller.require(Scope::Read)?;
     let mut errors = Vec::new();

@@ -6,9 +6,9 @@
 use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -227,7 +227,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CampaignView>> {
     caller.require(Scope::Read)?;
     let c = state
@@ -257,7 +257,7 @@ pub async fn get(
 pub async fn edit(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<EditCampaign>,
 ) -> ApiResult<Json<CampaignView>> {
     caller.require(Scope::Admin)?;
@@ -285,7 +285,7 @@ pub async fn edit(
 pub async fn transition(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Transition>,
 ) -> ApiResult<Json<CampaignView>> {
     caller.require(Scope::Admin)?;

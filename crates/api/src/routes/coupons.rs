@@ -6,9 +6,9 @@ use super::created_or_ok;
 use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -231,7 +231,7 @@ pub async fn create_template(
 pub async fn get_template(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TemplateView>> {
     caller.require(Scope::Read)?;
     let t = state
@@ -296,7 +296,7 @@ impl From<CouponRecord> for CouponView {
 pub async fn claim(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> ApiResult<(StatusCode, Json<CouponView>)> {
     caller.require(Scope::Ingest)?;
@@ -418,7 +418,7 @@ pub struct ReserveResult {
 pub async fn reserve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<ReserveRequest>,
 ) -> ApiResult<Json<ReserveResult>> {
     caller.require(Scope::Ingest)?;
@@ -469,7 +469,7 @@ pub struct RedeemResult {
 pub async fn redeem(
     State(state): State<AppState>,
     caller: Caller,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> ApiResult<Json<RedeemResult>> {
     caller.require(Scope::Ingest)?;
@@ -546,7 +546,7 @@ pub struct ReleaseResult {
 pub async fn release(
     State(state): State<AppState>,
     caller: Caller,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<ReleaseRequest>,
 ) -> ApiResult<Json<ReleaseResult>> {
     caller.require(Scope::Ingest)?;
@@ -577,7 +577,7 @@ fn redemption_budget_key(code: &str, order_id: &str) -> String {
 pub async fn get_coupon(
     State(state): State<AppState>,
     caller: Caller,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<Json<CouponView>> {
     caller.require(Scope::Read)?;
     let c = state
@@ -621,7 +621,7 @@ pub struct IssueResult {
 pub async fn issue(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<IssueRequest>,
 ) -> ApiResult<Json<IssueResult>> {
     caller.require(Scope::Admin)?;
@@ -738,6 +738,7 @@ pub async fn issue_automatically(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CentreQuery {
     /// The customer looking at the centre.
     pub user_id: String,
@@ -765,7 +766,7 @@ pub struct CentreOffer {
 pub async fn centre(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::Query(q): axum::extract::Query<CentreQuery>,
+    ApiQuery(q): ApiQuery<CentreQuery>,
 ) -> ApiResult<Json<Vec<CentreOffer>>> {
     caller.require(Scope::Read)?;
     if q.user_id.trim().is_empty() {
@@ -830,7 +831,7 @@ mod tests {
 pub async fn list_templates(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<TemplateView>>> {
     caller.require(Scope::Read)?;
     let (after, limit) = page.bounds()?;

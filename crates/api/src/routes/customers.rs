@@ -4,10 +4,10 @@
 use super::bounded;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::views::{CustomerView, OrderView};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use shopgrowth_store::records::IdentityLink;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
     /// How many recent events to include (0–500, default 20).
     pub events: Option<i64>,
@@ -36,8 +37,8 @@ pub struct CustomerQuery {
 pub async fn get_customer(
     State(state): State<AppState>,
     caller: Caller,
-    Path(user_id): Path<String>,
-    Query(q): Query<CustomerQuery>,
+    ApiPath(user_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CustomerQuery>,
 ) -> ApiResult<Json<CustomerView>> {
     caller.require(Scope::Read)?;
     let events = bounded("events", q.events, 20, 500)?;
@@ -138,7 +139,7 @@ pub struct MergeRequest {
 pub async fn merge(
     State(state): State<AppState>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(req): ApiJson<MergeRequest>,
 ) -> ApiResult<(StatusCode, Json<IdentityLink>)> {
     caller.require(Scope::Admin)?;
@@ -170,7 +171,7 @@ pub async fn merge(
 pub async fn undo_link(
     State(state): State<AppState>,
     caller: Caller,
-    Path(link_id): Path<i64>,
+    ApiPath(link_id): ApiPath<i64>,
 ) -> ApiResult<Json<IdentityLink>> {
     caller.require(Scope::Admin)?;
     let link = state.store.undo_link(link_id, Timestamp::now().0).await?;
@@ -187,7 +188,7 @@ pub async fn undo_link(
 pub async fn erase(
     State(state): State<AppState>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
     caller.require(Scope::Pii)?;

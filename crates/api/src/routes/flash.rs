@@ -7,9 +7,9 @@ use super::created_or_ok;
 use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<FlashSaleView>> {
     caller.require(Scope::Read)?;
     let sale = state
@@ -198,7 +198,7 @@ impl From<ReservationRecord> for ReservationView {
 pub async fn reserve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<ReservationView>)> {
     caller.require(Scope::Ingest)?;
@@ -263,7 +263,7 @@ pub async fn reserve(
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ReservationView>> {
     caller.require(Scope::Ingest)?;
     Ok(Json(
@@ -288,7 +288,7 @@ pub struct ReleasedView {
 pub async fn release(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ReleasedView>> {
     caller.require(Scope::Ingest)?;
     let released = state
@@ -566,7 +566,7 @@ mod tests {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<FlashSaleView>>> {
     caller.require(Scope::Read)?;
     let (after, limit) = page.bounds()?;

@@ -7,9 +7,9 @@ use super::created_or_ok;
 use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -249,7 +249,7 @@ fn check(fields: &[(&str, &str)]) -> ApiResult<()> {
 pub async fn open(
     State(state): State<AppState>,
     caller: Caller,
-    Path(deal_id): Path<String>,
+    ApiPath(deal_id): ApiPath<String>,
     ApiJson(req): ApiJson<OpenGroupRequest>,
 ) -> ApiResult<(StatusCode, Json<GroupView>)> {
     caller.require(Scope::Ingest)?;
@@ -282,7 +282,7 @@ pub async fn open(
 pub async fn join(
     State(state): State<AppState>,
     caller: Caller,
-    Path(group_id): Path<String>,
+    ApiPath(group_id): ApiPath<String>,
     ApiJson(req): ApiJson<JoinRequest>,
 ) -> ApiResult<(StatusCode, Json<GroupView>)> {
     caller.require(Scope::Ingest)?;
@@ -306,7 +306,7 @@ pub async fn join(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GroupView>> {
     caller.require(Scope::Read)?;
     Ok(Json(load_group(&state, &id).await?))
@@ -319,7 +319,7 @@ pub async fn get(
 pub async fn list_deals(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<GroupDealView>>> {
     caller.require(Scope::Read)?;
     let (after, limit) = page.bounds()?;

@@ -4,10 +4,10 @@
 use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{from_json, json_bytes, ApiJson, Caller};
+use crate::extract::{from_json, json_bytes, ApiJson, ApiPath, Caller};
 use crate::views::{BatchResult, ItemRef, ItemResult, MergedItem, RejectedItem};
 use crate::AppState;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -440,7 +440,7 @@ pub async fn post_orders(
 pub async fn post_refund(
     State(state): State<AppState>,
     caller: Caller,
-    Path(order_id): Path<String>,
+    ApiPath(order_id): ApiPath<String>,
     ApiJson(refund): ApiJson<Refund>,
 ) -> ApiResult<(StatusCode, Json<ItemResult>)> {
     caller.require(Scope::Ingest)?;

@@ -179,6 +179,7 @@ pub(crate) fn bounded(name: &str, value: Option<i64>, default: i64, max: i64) ->
 
 /// One page of an operator's listing, by id.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The last id of the page before (none for the first page).
     pub after: Option<String>,

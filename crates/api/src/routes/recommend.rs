@@ -3,9 +3,9 @@
 
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::Caller;
+use crate::extract::{ApiQuery, Caller};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use shopgrowth_core::FieldError;
@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// Every parameter arrives as text and is checked here, so a bad one is named in the problem.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct RecommendationQuery {
     /// `home` (default), `product_page`, `cart` or `after_purchase`.
@@ -168,7 +169,7 @@ fn scene_name(scene: Scene) -> String {
 pub async fn recommendations(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<RecommendationQuery>,
+    ApiQuery(q): ApiQuery<RecommendationQuery>,
 ) -> ApiResult<Json<Recommendations>> {
     caller.require(Scope::Read)?;
     let (request, scene) =

@@ -8,9 +8,9 @@ use super::created_or_ok;
 use super::PageQuery;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rand::SeedableRng;
@@ -259,7 +259,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RedPacketView>> {
     caller.require(Scope::Read)?;
     Ok(Json(load(&state, &id).await?))
@@ -301,7 +301,7 @@ pub struct ClaimView {
 pub async fn claim(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> ApiResult<(StatusCode, Json<ClaimView>)> {
     caller.require(Scope::Ingest)?;
@@ -366,7 +366,7 @@ pub struct HelpView {
 pub async fn help(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<HelpRequest>,
 ) -> ApiResult<(StatusCode, Json<HelpView>)> {
     caller.require(Scope::Ingest)?;
@@ -594,7 +594,7 @@ pub async fn create_rain(
 pub async fn get_rain(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RainView>> {
     caller.require(Scope::Read)?;
     Ok(Json(load_rain(&state, &id).await?))
@@ -610,7 +610,7 @@ pub async fn get_rain(
 pub async fn claim_rain(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> ApiResult<(StatusCode, Json<ClaimView>)> {
     caller.require(Scope::Ingest)?;
@@ -640,7 +640,7 @@ pub async fn claim_rain(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<RedPacketView>>> {
     caller.require(Scope::Read)?;
     let (after, limit) = page.bounds()?;

@@ -6,9 +6,9 @@
 
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::Caller;
+use crate::extract::{ApiQuery, Caller};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use shopgrowth_core::model::PromotionType;
@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// Every parameter arrives as text and is checked here, so a bad one is named in the problem.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct TrailQuery {
     pub user_id: Option<String>,
@@ -108,7 +109,7 @@ fn number(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<TrailQuery>,
+    ApiQuery(q): ApiQuery<TrailQuery>,
 ) -> ApiResult<Json<TrailPage>> {
     caller.require(Scope::Read)?;
     let mut errors = Vec::new();
@@ -146,6 +147,7 @@ pub async fn list(
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct FeedQuery {
     /// The previous page's `next` (TX.ID); from the start when absent.
@@ -169,7 +171,7 @@ pub struct FeedPage {
 pub async fn feed(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<FeedQuery>,
+    ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> ApiResult<Json<FeedPage>> {
     caller.require(Scope::Read)?;
     let mut errors = Vec::new();
@@ -192,6 +194,7 @@ pub async fn feed(
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct ReportQuery {
     /// RFC 3339; default 30 days before `to`.
@@ -217,7 +220,7 @@ pub struct TrailReport {
 pub async fn report(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ReportQuery>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Json<TrailReport>> {
     caller.require(Scope::Read)?;
     let mut errors = Vec::new();
