@@ -108,6 +108,17 @@ pub fn app(
     let router = Router::new()
         .route("/health", axum::routing::get(routes::health))
         .nest("/api/v1", routes::api_v1())
+        // An unknown route or method is a problem like any other, not an empty answer.
+        .fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                error::ApiError::NotFound(format!("no route {method} {}", uri.path()))
+            },
+        )
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                error::ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
+            },
+        )
         .with_state(state);
     let count_at_work = axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {

@@ -194,6 +194,19 @@ async fn malformed_json_is_a_400_that_names_the_problem() {
         (body["code"].as_str(), body["errors"][0]["field"].as_str()),
         (Some("invalid_path"), Some("link_id"))
     );
+    // An unknown route or method is a problem too, not an empty answer.
+    let (status, body) = t.call("GET", "/api/v1/nope", Some(&t.admin), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, body) = t
+        .call("DELETE", "/api/v1/campaigns", Some(&t.admin), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
 }
 
 #[tokio::test]
