@@ -39,30 +39,10 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiErro
         })
 }
 
-/// Deserialises JSON text, naming the field path (`lines[0].quantity`) on failure. The fast
-/// parser runs first; only a failing input is parsed again to find the path.
+/// Deserialises JSON text strictly, naming the field path (`lines[0].quantity`) on failure and
+/// refusing unknown fields (`promotions[0].scope.skuz`): [`shopgrowth_core::json`].
 pub fn from_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, FieldError> {
-    if let Ok(value) = serde_json::from_slice(text) {
-        return Ok(value);
-    }
-    let mut de = serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let reason = e.into_inner().to_string();
-        // A missing field is found at the end of the object that lacks it, so the path names
-        // that object; the field is the one the message names.
-        let missing = reason
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(name, _)| name);
-        let field = match (path.as_str(), missing) {
-            (".", Some(name)) => name.to_owned(),
-            (".", None) => String::new(),
-            (_, Some(name)) => format!("{path}.{name}"),
-            (_, None) => path,
-        };
-        FieldError::new(field, reason)
-    })
+    shopgrowth_core::json::from_slice(text)
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {

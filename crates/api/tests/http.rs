@@ -760,6 +760,39 @@ async fn rules_and_carts_that_make_no_sense_are_refused_naming_the_field() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(fields(&problem), ["rule.percent_bp"]);
+    // A typo must not pass as "no restriction": `skuz` would have put the promotion on the
+    // whole cart.
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(
+                json!({
+            "id": "typo", "name": "x",
+            "promotion": {"rule": {"type": "free_shipping"}, "stacking": "exclusive",
+                          "scope": {"skuz": ["a"]}}})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["promotion.scope.skuz"]);
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(
+                json!({
+            "id": "typo", "name": "x", "rule": {"type": "free_shipping"},
+            "scope": {"categorys": ["母婴"]}})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["scope.categorys"]);
     let (status, problem) = t
         .call("POST", "/api/v1/pricing/quote", Some(&t.read), Some(json!({
             "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 1000}]},
@@ -2266,7 +2299,11 @@ async fn a_recurring_campaign_applies_only_inside_its_days_and_hours() {
         (status, fields),
         (
             400,
-            vec!["promotion", "recurrence.weekdays", "recurrence.from"]
+            vec![
+                "promotion.stacking",
+                "recurrence.weekdays",
+                "recurrence.from"
+            ]
         ),
         "{refused}"
     );

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod json;
 pub mod model;
 pub mod money;
 pub mod pii;

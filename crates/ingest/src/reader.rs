@@ -343,14 +343,14 @@ impl Record {
 fn parse_json_event(text: &str, opts: &Options) -> Result<Box<Event>, (Vec<Problem>, RowTags)> {
     let mut de = serde_json::Deserializer::from_str(text);
     let event: Event = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." {
+        let e = shopgrowth_core::json::path_error(e);
+        let field = if e.field.is_empty() {
             "event".to_owned()
         } else {
-            field
+            e.field
         };
         (
-            vec![Problem::new(&field, "json_invalid", e.inner().to_string())],
+            vec![Problem::new(&field, "json_invalid", e.reason)],
             RowTags::default(),
         )
     })?;

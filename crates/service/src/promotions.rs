@@ -100,16 +100,9 @@ pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<Campaign
         o.insert("id".into(), json!(id));
         o.entry("name").or_insert(json!(c.name));
     }
-    match serde_path_to_error::deserialize::<_, Promotion>(&promotion) {
+    match shopgrowth_core::json::from_value::<Promotion>(&promotion) {
         Ok(parsed) => errors.extend(parsed.problems().into_iter().map(|e| e.under("promotion"))),
-        Err(e) => {
-            // A field missing from the promotion itself has the root path, ".".
-            let field = match e.path().to_string().as_str() {
-                "." => "promotion".to_owned(),
-                path => format!("promotion.{path}"),
-            };
-            errors.push(FieldError::new(field, e.inner().to_string()));
-        }
+        Err(e) => errors.push(e.under("promotion")),
     }
     if let (Some(s), Some(e)) = (c.starts_at, c.ends_at) {
         if e <= s {

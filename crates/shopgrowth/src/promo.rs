@@ -196,8 +196,8 @@ pub enum PricingVerb {
 fn read_json_file<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> anyhow::Result<T> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
-        .map_err(|e| anyhow::anyhow!("{}: field {}: {}", file.display(), e.path(), e.inner()))
+    shopgrowth_core::json::from_slice(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: field {}: {}", file.display(), e.field, e.reason))
 }
 
 /// A file's content refused by the API's checks: the file, then each field's problem.

@@ -119,13 +119,7 @@ async fn read_batch<T: DeserializeOwned>(
 
 fn from_json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FieldError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        FieldError::new(
-            if path == "." { String::new() } else { path },
-            e.into_inner().to_string(),
-        )
-    })
+    serde_path_to_error::deserialize(&mut de).map_err(shopgrowth_core::json::path_error)
 }
 
 /// Folds store outcomes back onto batch positions.
