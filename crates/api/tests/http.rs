@@ -961,6 +961,31 @@ async fn coupons_are_claimed_within_quota_and_redeemed_once() {
 #[tokio::test]
 async fn campaigns_move_through_their_states_and_price_carts_while_live() {
     let t = test_app().await;
+    // A campaign may target only a saved segment: a misspelt one is refused, naming it.
+    let misspelt = json!({"id": "typo", "name": "x", "segment": "vpi",
+        "promotion": {"rule": {"type": "free_shipping"}, "stacking": "exclusive"}});
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(misspelt.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("segment")),
+        "{problem}"
+    );
+    let (status, _) = t
+        .call(
+            "PUT",
+            "/api/v1/segments/vip",
+            Some(&t.admin),
+            Some(json!({"expr": r#"tag "value:high""#}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let campaign = json!({"id": "double11", "name": "双11 满300减50",
         "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": 5000}]},
                       "stacking": {"category": {"name": "shop"}}},

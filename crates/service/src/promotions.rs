@@ -87,11 +87,35 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// The names of the shop's saved segments, which a campaign may target.
+pub async fn saved_segment_names(store: &Store) -> shopgrowth_store::Result<Vec<String>> {
+    Ok(store
+        .segments()
+        .await?
+        .into_iter()
+        .map(|s| s.name)
+        .collect())
+}
+
 /// Checks a campaign and makes its draft record (version 1): the promotion must parse (its id
-/// is the campaign's, its name the campaign's unless it names one), the window must not end
-/// before it starts, the budget must not be negative.
-pub fn campaign_record(id: &str, c: &CampaignInput, now: i64) -> Result<CampaignRecord, Refused> {
+/// is the campaign's, its name the campaign's unless it names one) and make sense, the window
+/// must not end before it starts, the budget must not be negative, and the target segment must
+/// be one of `segments` (a misspelt one would silently reach nobody).
+pub fn campaign_record(
+    id: &str,
+    c: &CampaignInput,
+    segments: &[String],
+    now: i64,
+) -> Result<CampaignRecord, Refused> {
     let mut errors = Vec::new();
+    if let Some(segment) = &c.segment {
+        if !segments.contains(segment) {
+            errors.push(FieldError::new(
+                "segment",
+                format!("no saved segment named {segment:?}"),
+            ));
+        }
+    }
     if id.trim().is_empty() || id.len() > 100 {
         errors.push(FieldError::new("id", "1 to 100 characters"));
     }

@@ -20,7 +20,7 @@ use shopgrowth_promo::campaign::{effective, CampaignState};
 use shopgrowth_promo::pricing::{price, Cart, Customer, Promotion};
 use shopgrowth_service::promotions::{
     campaign_record, campaign_spent, campaigns_with_spent, edit_change, issue_coupons,
-    live_promotions, set_campaign_budget, transition_target, ISSUE_CHUNK,
+    live_promotions, saved_segment_names, set_campaign_budget, transition_target, ISSUE_CHUNK,
 };
 use shopgrowth_store::records::{BudgetLine, CouponTemplateRecord};
 use shopgrowth_store::Store;
@@ -512,8 +512,14 @@ pub async fn run_campaign(
         }
         CampaignVerb::Create { file } => {
             let req: CreateCampaign = read_json_file(&file)?;
-            let record = campaign_record(&req.id, &req.campaign.input(), Timestamp::now().0)
-                .map_err(|r| refused_file(&file, r.title, &r.errors))?;
+            let segments = saved_segment_names(&store).await?;
+            let record = campaign_record(
+                &req.id,
+                &req.campaign.input(),
+                &segments,
+                Timestamp::now().0,
+            )
+            .map_err(|r| refused_file(&file, r.title, &r.errors))?;
             let change = serde_json::json!({"action": "created", "by": "cli"}).to_string();
             let created = store.create_campaign(record, change).await?;
             let stored = store
@@ -531,7 +537,8 @@ pub async fn run_campaign(
         CampaignVerb::Edit { id, file } => {
             let req: EditCampaign = read_json_file(&file)?;
             let now = Timestamp::now().0;
-            let record = campaign_record(&id, &req.campaign.input(), now)
+            let segments = saved_segment_names(&store).await?;
+            let record = campaign_record(&id, &req.campaign.input(), &segments, now)
                 .map_err(|r| refused_file(&file, r.title, &r.errors))?;
             let before = store
                 .campaign(id.clone())

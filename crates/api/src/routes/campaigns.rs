@@ -16,8 +16,8 @@ use serde_json::json;
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_promo::campaign::{effective, CampaignState, Recurrence};
 use shopgrowth_service::promotions::{
-    campaign_record, campaign_spent, edit_change, set_campaign_budget, transition_target,
-    CampaignInput, Refused,
+    campaign_record, campaign_spent, edit_change, saved_segment_names, set_campaign_budget,
+    transition_target, CampaignInput, Refused,
 };
 use shopgrowth_store::records::CampaignRecord;
 use utoipa::ToSchema;
@@ -176,8 +176,14 @@ fn refused(r: Refused) -> ApiError {
 }
 
 /// Checks a campaign and returns its record (promotion JSON normalised, id set to the campaign's).
-fn record(id: &str, req: &CampaignRequest, now: i64) -> ApiResult<CampaignRecord> {
-    campaign_record(id, &req.input(), now).map_err(refused)
+async fn record(
+    state: &AppState,
+    id: &str,
+    req: &CampaignRequest,
+    now: i64,
+) -> ApiResult<CampaignRecord> {
+    let segments = saved_segment_names(&state.store).await?;
+    campaign_record(id, &req.input(), &segments, now).map_err(refused)
 }
 
 /// Create a campaign as a draft. The id is the idempotency key: the same id again changes nothing.
@@ -192,7 +198,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CampaignView>)> {
     caller.require(Scope::Admin)?;
     let now = Timestamp::now().0;
-    let rec = record(&req.id, &req.campaign, now)?;
+    let rec = record(&state, &req.id, &req.campaign, now).await?;
     let change = json!({"action": "created", "by": caller.0.id}).to_string();
     let created = state.store.create_campaign(rec, change).await?;
     let stored = state
@@ -262,7 +268,7 @@ pub async fn edit(
 ) -> ApiResult<Json<CampaignView>> {
     caller.require(Scope::Admin)?;
     let now = Timestamp::now().0;
-    let rec = record(&id, &req.campaign, now)?;
+    let rec = record(&state, &id, &req.campaign, now).await?;
     let before = state
         .store
         .campaign(id.clone())
