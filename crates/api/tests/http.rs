@@ -1150,6 +1150,19 @@ async fn flash_sales_reserve_confirm_and_release_over_http() {
     );
     let reserve = |r: &str, u: &str| json!({"reservation_id": r, "user_id": u}).to_string();
     let path = "/api/v1/flash-sales/fs1/reservations";
+    let bad = json!({"reservation_id": " ", "user_id": "", "quantity": 0}).to_string();
+    let (status, body) = t.call("POST", path, Some(&t.ingest), Some(bad)).await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        (status, fields),
+        (
+            StatusCode::BAD_REQUEST,
+            vec!["reservation_id", "user_id", "quantity"]
+        )
+    );
     assert_eq!(
         t.call("POST", path, Some(&t.ingest), Some(reserve("r1", "u1")))
             .await

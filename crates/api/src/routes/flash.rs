@@ -202,13 +202,20 @@ pub async fn reserve(
     ApiJson(req): ApiJson<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<ReservationView>)> {
     caller.require(Scope::Ingest)?;
-    if req.quantity < 1 || req.reservation_id.trim().is_empty() || req.user_id.trim().is_empty() {
+    let mut errors = Vec::new();
+    if req.reservation_id.trim().is_empty() {
+        errors.push(FieldError::new("reservation_id", "must not be empty"));
+    }
+    if req.user_id.trim().is_empty() {
+        errors.push(FieldError::new("user_id", "must not be empty"));
+    }
+    if req.quantity < 1 {
+        errors.push(FieldError::new("quantity", "must be at least 1"));
+    }
+    if !errors.is_empty() {
         return Err(ApiError::invalid(
             "a reservation needs an id, a user and a quantity of at least 1",
-            vec![FieldError::new(
-                "quantity",
-                "at least 1; reservation_id and user_id required",
-            )],
+            errors,
         ));
     }
     if state.sold_out.is_closed(&id) {
