@@ -300,13 +300,15 @@ pub async fn claim(
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> ApiResult<(StatusCode, Json<CouponView>)> {
     caller.require(Scope::Ingest)?;
-    if req.user_id.trim().is_empty() || req.claim_key.trim().is_empty() {
+    let errors: Vec<FieldError> = [("user_id", &req.user_id), ("claim_key", &req.claim_key)]
+        .into_iter()
+        .filter(|(_, value)| value.trim().is_empty())
+        .map(|(field, _)| FieldError::new(field, "must not be empty"))
+        .collect();
+    if !errors.is_empty() {
         return Err(ApiError::invalid(
             "a claim needs a user and a claim key",
-            vec![
-                FieldError::new("user_id", "required"),
-                FieldError::new("claim_key", "required"),
-            ],
+            errors,
         ));
     }
     let template = state
