@@ -65,8 +65,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// Query string parameters; a bad one is a 400 problem naming it (`limit`), like a bad body field.
-/// (axum's own `Query` answers such a request in plain text.)
+/// Query string parameters; a bad one is a 400 problem naming it (`limit`), like a bad body field,
+/// and so is one the endpoint does not take (`kind` where there is no such filter): ignoring it
+/// would answer a question the caller did not ask. (axum's own `Query` answers a bad one in
+/// plain text and ignores unknown ones.)
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
@@ -74,19 +76,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(ApiQuery)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let reason = e.into_inner().to_string();
-                let field = if field == "." { String::new() } else { field };
-                ApiError::Invalid {
-                    code: "invalid_query",
-                    detail: format!("bad query parameter {field}: {reason}"),
-                    errors: vec![FieldError::new(field, reason)],
-                }
-            })
+        let pairs =
+            || serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let mut unknown = None;
+        let problem = match serde_ignored::deserialize(pairs(), |path| {
+            unknown.get_or_insert_with(|| path.to_string());
+        }) {
+            Ok(value) => match unknown {
+                None => return Ok(ApiQuery(value)),
+                Some(name) => FieldError::new(name, "not a parameter of this endpoint"),
+            },
+            // Parsed again only to find which parameter is bad.
+            Err(e) => match serde_path_to_error::deserialize::<_, T>(pairs()) {
+                Err(e) => shopgrowth_core::json::path_error(e),
+                Ok(_) => FieldError::new("", e.to_string()),
+            },
+        };
+        Err(ApiError::Invalid {
+            code: "invalid_query",
+            detail: format!("bad query parameter {}: {}", problem.field, problem.reason),
+            errors: vec![problem],
+        })
     }
 }
 

@@ -181,6 +181,20 @@ async fn malformed_json_is_a_400_that_names_the_problem() {
         (body["code"].as_str(), body["errors"][0]["field"].as_str()),
         (Some("invalid_query"), Some("limit"))
     );
+    // A parameter the endpoint does not take is named, not ignored (the answer would not be
+    // filtered as asked).
+    let (status, body) = t
+        .call(
+            "GET",
+            "/api/v1/promotion-events?kind=redeemed",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("kind"))
+    );
     let (status, body) = t
         .call(
             "POST",
