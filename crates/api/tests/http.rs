@@ -774,6 +774,20 @@ async fn rules_and_carts_that_make_no_sense_are_refused_naming_the_field() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(fields(&problem), ["rule.percent_bp"]);
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates",
+            Some(&t.admin),
+            Some(
+                json!({
+            "id": "nameless", "name": " ", "rule": {"type": "free_shipping"}})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["name"]);
     // A typo must not pass as "no restriction": `skuz` would have put the promotion on the
     // whole cart.
     let (status, problem) = t

@@ -119,6 +119,10 @@ pub fn campaign_record(
     if id.trim().is_empty() || id.len() > 100 {
         errors.push(FieldError::new("id", "1 to 100 characters"));
     }
+    // Customers read the name in every reason ("满300减40: 还差 ¥12.50").
+    if c.name.trim().is_empty() || c.name.chars().count() > 100 {
+        errors.push(FieldError::new("name", "1 to 100 characters"));
+    }
     let mut promotion = c.promotion.clone();
     if let Some(o) = promotion.as_object_mut() {
         o.insert("id".into(), json!(id));

@@ -82,6 +82,9 @@ impl TemplateRequest {
         if self.id.trim().is_empty() || self.id.len() > 100 {
             errors.push(FieldError::new("id", "1 to 100 characters"));
         }
+        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
+            errors.push(FieldError::new("name", "1 to 100 characters"));
+        }
         errors.extend(self.rule.problems().into_iter().map(|e| e.under("rule")));
         if self.quota.is_some_and(|q| q < 0) {
             errors.push(FieldError::new("quota", "must not be negative"));
