@@ -1,5 +1,5 @@
-//! Extractors: [`ApiJson`] and [`ApiQuery`], whose rejections are problem details naming the
-//! field, and [`Caller`], the authenticated API key.
+//! Extractors: [`ApiJson`], [`ApiQuery`] and [`ApiPath`], whose rejections are problem details
+//! naming the field or parameter, and [`Caller`], the authenticated API key.
 
 use crate::auth::{Scope, VerifiedKey};
 use crate::error::ApiError;

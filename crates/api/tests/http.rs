@@ -806,6 +806,39 @@ async fn rules_and_carts_that_make_no_sense_are_refused_naming_the_field() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(fields(&problem), ["promotion.scope.skuz"]);
+    // A misspelt campaign field must not leave the campaign without, say, its budget.
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(
+                json!({
+            "id": "typo2", "name": "x", "budgett": 5000,
+            "promotion": {"rule": {"type": "free_shipping"}, "stacking": "exclusive"}})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["budgett"]);
+    // Nor a misspelt field of a rule (a 折扣 without its threshold).
+    let (status, problem) = t
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            Some(&t.admin),
+            Some(
+                json!({
+            "id": "typo3", "name": "x",
+            "promotion": {"rule": {"type": "percent_off", "percent_bp": 1000, "threhsold": 30000},
+                          "stacking": "exclusive"}})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(fields(&problem), ["promotion.rule.threhsold"]);
     let (status, problem) = t
         .call(
             "POST",

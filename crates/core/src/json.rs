@@ -57,20 +57,22 @@ fn unknown_field(field: String) -> FieldError {
     FieldError::new(field, "unknown field")
 }
 
-/// The problem at its path. A missing field is found at the end of the object that lacks it, so
-/// the path names that object; the field is the one the message names.
+/// The problem at its path. A missing field is found at the end of the object that lacks it, and
+/// an unknown one of a flattened object at the end of the outer one, so the path names that
+/// object; the field is the one the message names.
 pub fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> FieldError {
     let path = e.path().to_string();
     let reason = e.into_inner().to_string();
-    let missing = reason
-        .strip_prefix("missing field `")
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| reason.strip_prefix(prefix))
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| name);
-    let field = match (path.as_str(), missing) {
+    let field = match (path.as_str(), named) {
         (".", Some(name)) => name.to_owned(),
         (".", None) => String::new(),
-        (_, Some(name)) => format!("{path}.{name}"),
-        (_, None) => path,
+        (_, Some(name)) if !path.ends_with(name) => format!("{path}.{name}"),
+        _ => path,
     };
     FieldError::new(field, reason)
 }

@@ -132,7 +132,10 @@ pub struct Tier {
 
 /// What a promotion gives. Amounts in minor units; percentages in basis points (1500 = 15% off).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+// Unknown fields are refused here rather than by the input reader: an internally tagged enum is
+// read from a buffer the reader cannot see into (a misspelt `threhsold` would be a 折扣 without
+// its threshold).
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rule {
     /// 直降: each unit of the lines in scope costs this much less.
     PriceCut { off_per_unit: i64 },

@@ -322,7 +322,7 @@ pub fn recurrence_of(c: &CampaignRecord) -> Option<Recurrence> {
 
 /// A live campaign's promotion, limited to its target segment.
 fn parse_promotion(c: &CampaignRecord) -> Option<Promotion> {
-    let Ok(mut p) = serde_json::from_str::<Promotion>(&c.promotion) else {
+    let Some(mut p) = stored_promotion(&c.id, &c.promotion) else {
         tracing::warn!(campaign = %c.id, "stored promotion no longer parses; skipped");
         return None;
     };
@@ -330,6 +330,31 @@ fn parse_promotion(c: &CampaignRecord) -> Option<Promotion> {
         p.audience.segments = vec![s.clone()];
     }
     Some(p)
+}
+
+/// A promotion as stored. Campaigns stored before rules refused unknown fields may hold one (a
+/// misspelt field their rule ignored then): it is dropped, with a warning, so the campaign prices
+/// as it always did.
+fn stored_promotion(campaign: &str, text: &str) -> Option<Promotion> {
+    let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
+    for _ in 0..16 {
+        let e = match serde_json::from_value::<Promotion>(value.clone()) {
+            Ok(p) => return Some(p),
+            Err(e) => e.to_string(),
+        };
+        let field = e
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned())?;
+        let rule = value.get_mut("rule")?.as_object_mut()?;
+        rule.remove(&field)?;
+        tracing::warn!(
+            campaign,
+            field,
+            "stored rule has a field rules no longer take; ignored"
+        );
+    }
+    None
 }
 
 /// The live set parsed and compiled, as of one read of the campaigns.
@@ -480,4 +505,31 @@ pub async fn trail_report(
         })
     });
     Ok(shopgrowth_promo::trail::report(tallies))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shopgrowth_promo::pricing::Rule;
+
+    #[test]
+    fn a_stored_rule_with_a_field_rules_no_longer_take_still_loads_as_before() {
+        let stored = r#"{"id": "c1", "name": "九折", "stacking": "exclusive",
+            "rule": {"type": "percent_off", "percent_bp": 1000, "threhsold": 30000}}"#;
+        // Input is refused, naming the field...
+        let value: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
+        let refused = shopgrowth_core::json::from_value::<Promotion>(&value).err();
+        assert_eq!(refused.map(|e| e.field), Some("rule.threhsold".to_owned()));
+        // ...but what was stored before prices as it did: the field ignored.
+        let loaded = stored_promotion("c1", stored).map(|p| p.rule);
+        assert_eq!(
+            loaded,
+            Some(Rule::PercentOff {
+                percent_bp: 1000,
+                threshold: 0,
+                cap: None
+            })
+        );
+        assert!(stored_promotion("c1", r#"{"id": "c1"}"#).is_none());
+    }
 }
