@@ -734,155 +734,118 @@ async fn quotes_a_cart_and_explains_every_promotion() {
 }
 
 /// A rule saying 减-50 or 150% off is refused wherever a rule comes in (a campaign, a coupon
-/// template, a dry run's promotions), naming the field; so is a cart whose money overflows.
+/// template, a dry run's promotions), naming the field; so is a misspelt field, and a cart whose
+/// money overflows.
 #[tokio::test]
 async fn rules_and_carts_that_make_no_sense_are_refused_naming_the_field() {
     let t = test_app().await;
-    let fields = |problem: &serde_json::Value| -> Vec<String> {
-        problem["errors"]
-            .as_array()
-            .map(|e| {
-                e.iter()
-                    .filter_map(|x| x["field"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+    // What a POST of `body` is refused for: its status and the fields it names.
+    let refused = |path: &'static str, key: String, body: serde_json::Value| {
+        let t = &t;
+        async move {
+            let (status, problem) = t
+                .call("POST", path, Some(&key), Some(body.to_string()))
+                .await;
+            let fields: Vec<String> = problem["errors"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .filter_map(|x| x["field"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (status, fields)
+        }
     };
-    let (status, problem) = t
-        .call("POST", "/api/v1/campaigns", Some(&t.admin), Some(json!({
-            "id": "minus", "name": "满300减-50",
-            "promotion": {"rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": -5000}]},
-                          "stacking": {"category": {"name": "shop", "limit": 0}}}}).to_string()))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(
-        fields(&problem),
-        ["promotion.rule.tiers[0].off", "promotion.stacking.limit"]
+    let bad = StatusCode::BAD_REQUEST;
+    let campaign = |id: &str, promotion: serde_json::Value| json!({"id": id, "name": "x", "promotion": promotion});
+    let cases = [
+        (
+            "/api/v1/campaigns",
+            campaign(
+                "minus",
+                json!({
+                "rule": {"type": "threshold", "tiers": [{"threshold": 30000, "off": -5000}]},
+                "stacking": {"category": {"name": "shop", "limit": 0}}}),
+            ),
+            vec!["promotion.rule.tiers[0].off", "promotion.stacking.limit"],
+        ),
+        (
+            "/api/v1/coupon-templates",
+            json!({"id": "too-much", "name": "150% off",
+                   "rule": {"type": "percent_off", "percent_bp": 15000}}),
+            vec!["rule.percent_bp"],
+        ),
+        (
+            "/api/v1/coupon-templates",
+            json!({"id": "nameless", "name": " ", "rule": {"type": "free_shipping"}}),
+            vec!["name"],
+        ),
+        // A typo must not pass as "no restriction": `skuz` would have put the promotion on the
+        // whole cart, `threhsold` made a 折扣 without its threshold, `budgett` a campaign
+        // without its budget.
+        (
+            "/api/v1/campaigns",
+            campaign(
+                "typo",
+                json!({"rule": {"type": "free_shipping"}, "stacking": "exclusive",
+                                    "scope": {"skuz": ["a"]}}),
+            ),
+            vec!["promotion.scope.skuz"],
+        ),
+        (
+            "/api/v1/campaigns",
+            campaign(
+                "typo2",
+                json!({"stacking": "exclusive",
+                "rule": {"type": "percent_off", "percent_bp": 1000, "threhsold": 30000}}),
+            ),
+            vec!["promotion.rule.threhsold"],
+        ),
+        (
+            "/api/v1/coupon-templates",
+            json!({"id": "typo", "name": "x", "rule": {"type": "free_shipping"},
+                   "scope": {"categorys": ["母婴"]}}),
+            vec!["scope.categorys"],
+        ),
+    ];
+    for (path, body, fields) in cases {
+        assert_eq!(
+            refused(path, t.admin.clone(), body).await,
+            (bad, fields.iter().map(|f| f.to_string()).collect())
+        );
+    }
+    let mut no_budget = campaign(
+        "typo3",
+        json!({"rule": {"type": "free_shipping"}, "stacking": "exclusive"}),
     );
-    let (status, problem) = t
-        .call(
-            "POST",
-            "/api/v1/coupon-templates",
-            Some(&t.admin),
-            Some(
-                json!({
-            "id": "too-much", "name": "150% off",
-            "rule": {"type": "percent_off", "percent_bp": 15000}})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["rule.percent_bp"]);
-    let (status, problem) = t
-        .call(
-            "POST",
-            "/api/v1/coupon-templates",
-            Some(&t.admin),
-            Some(
-                json!({
-            "id": "nameless", "name": " ", "rule": {"type": "free_shipping"}})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["name"]);
-    // A typo must not pass as "no restriction": `skuz` would have put the promotion on the
-    // whole cart.
-    let (status, problem) = t
-        .call(
-            "POST",
-            "/api/v1/campaigns",
-            Some(&t.admin),
-            Some(
-                json!({
-            "id": "typo", "name": "x",
-            "promotion": {"rule": {"type": "free_shipping"}, "stacking": "exclusive",
-                          "scope": {"skuz": ["a"]}}})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["promotion.scope.skuz"]);
-    // A misspelt campaign field must not leave the campaign without, say, its budget.
-    let (status, problem) = t
-        .call(
-            "POST",
-            "/api/v1/campaigns",
-            Some(&t.admin),
-            Some(
-                json!({
-            "id": "typo2", "name": "x", "budgett": 5000,
-            "promotion": {"rule": {"type": "free_shipping"}, "stacking": "exclusive"}})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["budgett"]);
-    // Nor a misspelt field of a rule (a 折扣 without its threshold).
-    let (status, problem) = t
-        .call(
-            "POST",
-            "/api/v1/campaigns",
-            Some(&t.admin),
-            Some(
-                json!({
-            "id": "typo3", "name": "x",
-            "promotion": {"rule": {"type": "percent_off", "percent_bp": 1000, "threhsold": 30000},
-                          "stacking": "exclusive"}})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["promotion.rule.threhsold"]);
-    let (status, problem) = t
-        .call(
-            "POST",
-            "/api/v1/coupon-templates",
-            Some(&t.admin),
-            Some(
-                json!({
-            "id": "typo", "name": "x", "rule": {"type": "free_shipping"},
-            "scope": {"categorys": ["母婴"]}})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["scope.categorys"]);
-    let (status, problem) = t
-        .call("POST", "/api/v1/pricing/quote", Some(&t.read), Some(json!({
+    no_budget["budgett"] = json!(5000);
+    assert_eq!(
+        refused("/api/v1/campaigns", t.admin.clone(), no_budget).await,
+        (bad, vec!["budgett".to_owned()])
+    );
+    let quote = |body: serde_json::Value| refused("/api/v1/pricing/quote", t.read.clone(), body);
+    assert_eq!(
+        quote(json!({
             "cart": {"lines": [{"sku": "a", "quantity": 1, "unit_price": 1000}]},
             "promotions": [
                 {"id": "ok", "name": "ok", "rule": {"type": "free_shipping"}, "stacking": "exclusive"},
                 {"id": "b", "name": "b", "rule": {"type": "buy_x_get_y", "buy": 2, "get": 0},
-                 "stacking": "exclusive"}]}).to_string()))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["promotions[1].rule.get"]);
+                 "stacking": "exclusive"}]}))
+        .await,
+        (bad, vec!["promotions[1].rule.get".to_owned()])
+    );
     // Two lines of ¥90,000,000,000,000,000 each: every line fits, the cart's total does not
     // (it used to wrap round to a negative subtotal).
-    let (status, problem) = t
-        .call(
-            "POST",
-            "/api/v1/pricing/quote",
-            Some(&t.read),
-            Some(
-                json!({
+    assert_eq!(
+        quote(json!({
             "cart": {"lines": [
                 {"sku": "a", "quantity": 1, "unit_price": 9_000_000_000_000_000_000_i64},
                 {"sku": "b", "quantity": 1, "unit_price": 9_000_000_000_000_000_000_i64}]},
-            "promotions": []})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(fields(&problem), ["cart.lines"]);
+            "promotions": []}))
+        .await,
+        (bad, vec!["cart.lines".to_owned()])
+    );
 }
 
 #[tokio::test]
