@@ -29,15 +29,24 @@ use std::path::PathBuf;
 #[derive(Debug, Subcommand)]
 pub enum CouponVerb {
     /// One coupon: its template, holder, state and order.
-    Show { code: String },
+    Show {
+        /// The coupon code.
+        code: String,
+    },
     /// One template: its rule, quota, limits and how many were issued.
-    Template { id: String },
+    Template {
+        /// The template's id.
+        id: String,
+    },
     /// Every template by id, a page at a time: quota, issued and limits.
     Templates(PageArgs),
     /// Create a coupon template from a JSON file shaped like the API's body (`id`, `name`,
     /// `rule`, `quota`, `per_user_limit`, validity, device and phone limits, `in_centre`,
     /// `issue_on`, `scope`); the id is the idempotency key.
-    CreateTemplate { file: PathBuf },
+    CreateTemplate {
+        /// The template, as JSON.
+        file: PathBuf,
+    },
     /// Issue a coupon of a template to every member of a saved segment, or to the users listed
     /// in a file (one id per line); the batch name keys the issuance, so running it again issues
     /// nothing twice.
@@ -57,15 +66,20 @@ pub struct PageArgs {
 
 #[derive(Debug, Args)]
 pub struct IssueArgs {
+    /// The coupon template's id.
     pub template: String,
+    /// The issuance's name, its idempotency key (`wave-1`): the same batch again issues nothing
+    /// twice.
     #[arg(long)]
     pub batch: String,
+    /// Every member of this saved segment.
     #[arg(
         long,
         conflicts_with = "users_file",
         required_unless_present = "users_file"
     )]
     pub segment: Option<String>,
+    /// A file of user ids, one per line.
     #[arg(long)]
     pub users_file: Option<PathBuf>,
 }
@@ -75,17 +89,29 @@ pub enum CampaignVerb {
     /// Every campaign with its stored and effective state, budget and spend.
     List,
     /// One campaign and every recorded change.
-    Show { id: String },
+    Show {
+        /// The campaign's id.
+        id: String,
+    },
     /// Create a campaign, as a draft, from a JSON file shaped like the API's body (`id`, `name`,
     /// `promotion`, `starts_at`, `ends_at`, `segment`, `budget`); the id is the idempotency key.
-    Create { file: PathBuf },
+    Create {
+        /// The campaign, as JSON.
+        file: PathBuf,
+    },
     /// Edit a campaign, also a running one, from a JSON file shaped like the API's body
     /// (`version` as `show` gives it, then the fields as for `create`, without `id`); refused if
     /// the campaign changed since that version. The change is recorded with each field's value
     /// before and after.
-    Edit { id: String, file: PathBuf },
+    Edit {
+        /// The campaign's id.
+        id: String,
+        /// The edit, as JSON.
+        file: PathBuf,
+    },
     /// Move a campaign: schedule, start, pause, resume or end it.
     Transition {
+        /// The campaign's id.
         id: String,
         /// scheduled, running, paused or ended.
         #[arg(long)]
@@ -97,11 +123,17 @@ pub enum CampaignVerb {
 pub enum BudgetVerb {
     /// A scope's limits and what its current periods used (`campaign:ID`, `coupon:ID`,
     /// `customer:ID`, `device:ID`, `store:ID`).
-    Show { scope: String },
+    Show {
+        /// `campaign:ID`, `coupon:ID`, `customer:ID`, `device:ID` or `store:ID`.
+        scope: String,
+    },
     /// Set the limit of a scope for a period kind (total, day, week, month), in minor units.
     Limit {
+        /// `campaign:ID`, `coupon:ID`, `customer:ID`, `device:ID` or `store:ID`.
         scope: String,
+        /// total, day, week or month (in the shop's time zone).
         period: String,
+        /// Most the scope may use in each such period, in minor units (分).
         amount: i64,
     },
 }
@@ -109,44 +141,68 @@ pub enum BudgetVerb {
 #[derive(Debug, Subcommand)]
 pub enum FlashVerb {
     /// A flash sale's stock, units taken and available.
-    Show { id: String },
+    Show {
+        /// The flash sale's id.
+        id: String,
+    },
     /// Every flash sale by id, a page at a time.
     List(PageArgs),
     /// Create a flash sale from a JSON file shaped like the API's body (`id`, `sku`, `price`,
     /// `stock`, `per_user_limit`, `starts_at`, `ends_at`, `hold_seconds`); the id is the
     /// idempotency key.
-    Create { file: PathBuf },
+    Create {
+        /// The flash sale, as JSON.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RedPacketVerb {
     /// A red packet: its split, what was claimed and by whom, and what went back on expiry.
-    Show { id: String },
+    Show {
+        /// The red packet's id.
+        id: String,
+    },
     /// Every red packet (rain rounds included) by id, a page at a time, without its claims.
     List(PageArgs),
     /// Make a red packet (fixed or 拼手气) from a JSON file shaped like the API's body (`id`,
     /// `sender`, `kind`, `total`, `currency`, `shares`, `min_share`, `expires_in_seconds`); the id
     /// is the idempotency key; `unlock_helpers` makes it a share-to-unlock packet. Customers
     /// claim it through the API.
-    Send { file: PathBuf },
+    Send {
+        /// The red packet, as JSON.
+        file: PathBuf,
+    },
     /// Schedule a red-packet rain (红包雨) from a JSON file shaped like the API's body (`id`,
     /// `sender`, `currency`, `rounds`: each `starts_at`, `seconds`, `total`, `shares`,
     /// `min_share`); the id is the idempotency key. Customers catch packets through the API.
-    Rain { file: PathBuf },
+    Rain {
+        /// The rain, as JSON.
+        file: PathBuf,
+    },
     /// A red-packet rain: each round's time, budget, what was claimed and what went back.
-    RainShow { id: String },
+    RainShow {
+        /// The rain's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum GroupVerb {
     /// A group's progress (拼团): seats taken and missing, the deadline and every member.
-    Show { id: String },
+    Show {
+        /// The group's id.
+        id: String,
+    },
     /// Every group-buying deal by id, a page at a time.
     Deals(PageArgs),
     /// Create a group-buying deal from a JSON file shaped like the API's body (`id`, `sku`,
     /// `group_size`, `leader_price`, `member_price`, `window_seconds`, `starts_at`, `ends_at`);
     /// the id is the idempotency key.
-    CreateDeal { file: PathBuf },
+    CreateDeal {
+        /// The group deal, as JSON.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,14 +210,16 @@ pub enum PromotionVerb {
     /// The promotion trail, newest first: what was issued, claimed, reserved, redeemed, rolled
     /// back or expired.
     Trail {
+        /// Only this customer's entries.
         #[arg(long)]
         user: Option<String>,
-        /// coupon, flash_sale, red_packet or group_buy.
+        /// coupon, flash_sale, red_packet, group_buy or campaign.
         #[arg(long = "type")]
         promotion_type: Option<String>,
-        /// The coupon template, flash sale, red packet or group deal.
+        /// The coupon template, flash sale, red packet, group deal or campaign.
         #[arg(long)]
         id: Option<String>,
+        /// Most entries.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -178,7 +236,11 @@ pub enum PricingVerb {
     /// Price a cart (a JSON file like the API's `cart`): against the promotions in a JSON file,
     /// or else the campaigns live now. Changes nothing.
     Quote {
+        /// A JSON file with the cart: lines (sku, quantity, unit_price, category, store),
+        /// shipping_fee, codes.
         cart: PathBuf,
+        /// A JSON file with a list of promotions, as the API's `promotions`; without it, the
+        /// campaigns live now.
         #[arg(long)]
         promotions: Option<PathBuf>,
         /// A JSON file with the customer (tier, segments, orders).
@@ -188,7 +250,10 @@ pub enum PricingVerb {
     /// What a partial refund takes back of each promotion's discount (a JSON file like the
     /// API's body: each paid line's units, the discounts its quote allocated to it, the units
     /// refunded before and now). Changes nothing.
-    RefundShare { file: PathBuf },
+    RefundShare {
+        /// The order's lines with their discounts and the units refunded, as JSON.
+        file: PathBuf,
+    },
 }
 
 /// A JSON file shaped like an API body; an error names the file, the field (and the line) and
