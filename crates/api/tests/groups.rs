@@ -66,9 +66,14 @@ async fn groups_fill_to_their_size_and_no_further() {
     );
     let (_, progress) = c.get("/api/v1/groups/g1", &t.read).await;
     assert_eq!(progress["state"], "complete", "{progress}");
+    // A complete group counts down no more.
     assert_eq!(
-        (progress["joined"].as_i64(), progress["missing"].as_i64()),
-        (Some(3), Some(0))
+        (
+            progress["joined"].as_i64(),
+            progress["missing"].as_i64(),
+            progress["seconds_left"].as_i64()
+        ),
+        (Some(3), Some(0), Some(0))
     );
     let prices: Vec<i64> = progress["members"]
         .as_array()

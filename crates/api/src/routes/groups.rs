@@ -172,7 +172,8 @@ pub struct GroupView {
     /// `open`, `complete` or `failed`.
     pub state: String,
     pub deadline: String,
-    /// Until the deadline, 0 once past.
+    /// Until the deadline while the group is open (the countdown a group page shows); 0 once it
+    /// is complete, failed or past its deadline.
     pub seconds_left: i64,
     pub members: Vec<MemberView>,
 }
@@ -182,7 +183,11 @@ pub fn group_view(g: GroupRecord, members: Vec<GroupMemberRecord>) -> GroupView 
     let now = Timestamp::now().0;
     GroupView {
         missing: (g.size - g.joined).max(0),
-        seconds_left: ((g.deadline - now) / 1000).max(0),
+        seconds_left: if g.state == "open" {
+            ((g.deadline - now) / 1000).max(0)
+        } else {
+            0
+        },
         id: g.id,
         deal_id: g.deal_id,
         leader: g.leader,
