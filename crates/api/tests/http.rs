@@ -1303,7 +1303,24 @@ async fn a_partial_refund_returns_exactly_the_refunded_units_share() {
         .await;
     assert_eq!(
         (status, body["errors"][0]["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("lines[0]"))
+        (StatusCode::BAD_REQUEST, Some("lines[0].refunded"))
+    );
+    let negative = json!({"lines": [{"quantity": 1, "refunded": 1,
+        "discounts": [{"promotion": "满减", "amount": 100}, {"promotion": "券", "amount": -5}]}]});
+    let (status, body) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/refund-share",
+            Some(&t.read),
+            Some(negative.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("lines[0].discounts[1].amount")
+        )
     );
 }
 

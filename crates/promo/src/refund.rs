@@ -24,29 +24,50 @@ pub struct PaidLine {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefundError {
-    #[error("line {line}: {reason}")]
-    Line { line: usize, reason: String },
+    /// The line's `field` (`quantity`, `refunded`, `discounts[0].amount`) is wrong.
+    #[error("line {line}, {field}: {reason}")]
+    Line {
+        line: usize,
+        field: String,
+        reason: String,
+    },
 }
 
 /// The discount each promotion gave the refunded units, by promotion id.
 pub fn refund_shares(lines: &[PaidLine]) -> Result<BTreeMap<String, i64>, RefundError> {
     let mut out: BTreeMap<String, i64> = BTreeMap::new();
     for (i, l) in lines.iter().enumerate() {
-        let bad = |reason: String| RefundError::Line { line: i, reason };
+        let bad = |field: &str, reason: String| RefundError::Line {
+            line: i,
+            field: field.to_owned(),
+            reason,
+        };
         if l.quantity < 1 || l.quantity > 1_000_000 {
-            return Err(bad(format!(
-                "quantity {} is not between 1 and 1,000,000",
-                l.quantity
-            )));
+            return Err(bad(
+                "quantity",
+                format!("{} is not between 1 and 1,000,000", l.quantity),
+            ));
         }
-        if l.already_refunded < 0 || l.refunded < 0 {
-            return Err(bad("refunded units must not be negative".into()));
+        if l.already_refunded < 0 {
+            return Err(bad("already_refunded", "must not be negative".into()));
+        }
+        if l.refunded < 0 {
+            return Err(bad("refunded", "must not be negative".into()));
         }
         if l.already_refunded + l.refunded > l.quantity {
-            return Err(bad(format!(
-                "{} units refunded before and {} now, but the line has {}",
-                l.already_refunded, l.refunded, l.quantity
-            )));
+            return Err(bad(
+                "refunded",
+                format!(
+                    "{} units refunded before and {} now, but the line has {}",
+                    l.already_refunded, l.refunded, l.quantity
+                ),
+            ));
+        }
+        if let Some(k) = l.discounts.iter().position(|(_, amount)| *amount < 0) {
+            return Err(bad(
+                &format!("discounts[{k}].amount"),
+                "a discount is not negative".into(),
+            ));
         }
         let from = l.already_refunded as usize;
         let to = from + l.refunded as usize;
@@ -87,9 +108,19 @@ mod tests {
                 .and_then(|m| m.get("满减").copied()),
             Some(666)
         );
-        assert!(
-            refund_shares(&[line(3, 1000, 2, 2)]).is_err(),
+        let field = |lines: &[PaidLine]| match refund_shares(lines) {
+            Err(RefundError::Line { line, field, .. }) => Some((line, field)),
+            Ok(_) => None,
+        };
+        assert_eq!(
+            field(&[line(3, 1000, 0, 1), line(3, 1000, 2, 2)]),
+            Some((1, "refunded".to_owned())),
             "more than the line has"
+        );
+        assert_eq!(
+            field(&[line(3, -1, 0, 1)]),
+            Some((0, "discounts[0].amount".to_owned())),
+            "a negative discount"
         );
     }
 

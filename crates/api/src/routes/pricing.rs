@@ -552,9 +552,11 @@ impl RefundShareRequest {
             })
             .collect();
         let shares = shopgrowth_promo::refund::refund_shares(&lines).map_err(|e| match e {
-            shopgrowth_promo::refund::RefundError::Line { line, reason } => {
-                vec![FieldError::new(format!("lines[{line}]"), reason)]
-            }
+            shopgrowth_promo::refund::RefundError::Line {
+                line,
+                field,
+                reason,
+            } => vec![FieldError::new(format!("lines[{line}].{field}"), reason)],
         })?;
         Ok(RefundShare {
             total: shares.values().sum(),
