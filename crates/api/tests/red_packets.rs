@@ -347,7 +347,11 @@ async fn a_rain_hands_out_the_round_that_is_on() {
         "{seen}"
     );
     let (_, packet) = c.get("/api/v1/red-packets/night:2", &t.read).await;
-    assert_eq!(packet["rain_id"], "night");
+    assert_eq!(
+        (packet["rain_id"].as_str(), packet["state"].as_str()),
+        (Some("night"), Some("scheduled")),
+        "a round not open yet shows so as a packet too: {packet}"
+    );
 
     // Between rounds: told when the next opens.
     let later = json!({"id": "dawn", "sender": "shop", "currency": "CNY", "rounds": [

@@ -178,7 +178,8 @@ pub struct RedPacketView {
     pub shares: i64,
     pub claimed_count: i64,
     pub claimed_amount: i64,
-    /// `locked` (waiting for helpers), `open`, `finished` or `expired`.
+    /// `scheduled` (a rain's round before it opens), `locked` (waiting for helpers), `open`,
+    /// `finished` or `expired`.
     pub state: String,
     /// Returned to the sender on expiry.
     pub returned: i64,
@@ -200,8 +201,18 @@ pub struct RedPacketView {
 }
 
 /// A packet as the API and the CLI show it: claimed shares only.
+/// A packet's state as shown: an open rain round that has not opened yet is `scheduled`.
+fn shown_state(state: String, opens_at: i64, now: i64) -> String {
+    if state == "open" && now < opens_at {
+        "scheduled".to_owned()
+    } else {
+        state
+    }
+}
+
 pub fn red_packet_view(p: RedPacketRecord, shares: Vec<RedPacketShare>) -> RedPacketView {
     RedPacketView {
+        state: shown_state(p.state, p.opens_at, Timestamp::now().0),
         id: p.id,
         sender: p.sender,
         kind: p.kind,
@@ -210,7 +221,6 @@ pub fn red_packet_view(p: RedPacketRecord, shares: Vec<RedPacketShare>) -> RedPa
         shares: p.shares,
         claimed_count: p.claimed_count,
         claimed_amount: p.claimed_amount,
-        state: p.state,
         returned: p.returned,
         expires_at: Timestamp(p.expires_at).to_rfc3339(),
         unlock_helpers: p.unlock_helpers,
@@ -551,11 +561,7 @@ pub fn rain_view(id: &str, rounds: Vec<RedPacketRecord>, now: i64) -> Option<Rai
                 shares: r.shares,
                 claimed_count: r.claimed_count,
                 claimed_amount: r.claimed_amount,
-                state: if r.state == "open" && now < r.opens_at {
-                    "scheduled".to_owned()
-                } else {
-                    r.state
-                },
+                state: shown_state(r.state, r.opens_at, now),
                 returned: r.returned,
             })
             .collect(),
