@@ -61,6 +61,7 @@ impl Modify for ApiKeyAuth {
         crate::routes::pricing::quote,
         crate::routes::pricing::checkout,
         crate::routes::pricing::cart_coupons,
+        crate::routes::pricing::validate_coupon,
         crate::routes::pricing::refund_share,
         crate::routes::budgets::set_limit,
         crate::routes::budgets::get,

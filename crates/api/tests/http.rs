@@ -2271,6 +2271,39 @@ async fn the_order_page_lists_each_coupon_usable_or_why_not() {
         Some(code["t20"].as_str()),
         "{for_o9}"
     );
+    // Validating one code says the same, and more: whose it is, used or not.
+    let validate = |id: &str, user: &str, order: Option<&str>| {
+        let c = &c;
+        let (path, key) = (
+            format!("/api/v1/coupons/{}/validate", code[id]),
+            t.read.clone(),
+        );
+        let body = json!({"user_id": user, "cart": cart, "order_id": order});
+        async move { c.post(&path, &key, body).await }
+    };
+    let (status, v) = validate("t200", "u1", None).await;
+    assert_eq!(
+        (
+            status,
+            v["valid"].as_bool(),
+            v["reason"].as_str(),
+            v["shortfall"].as_i64()
+        ),
+        (200, Some(false), Some("not_reached"), Some(65_000)),
+        "{v}"
+    );
+    let (_, v) = validate("t20", "u1", None).await;
+    assert_eq!(v["reason"], "held", "{v}");
+    let (_, v) = validate("t20", "u1", Some("o9")).await;
+    assert_eq!(
+        (
+            v["valid"].as_bool(),
+            v["saves"].as_i64(),
+            v["total"].as_i64()
+        ),
+        (Some(true), Some(2_000), Some(33_000)),
+        "the order that holds it: {v}"
+    );
     // Checking out with the best coupon prices as the list said.
     let (status, paid) = c
         .post(
@@ -2283,6 +2316,29 @@ async fn the_order_page_lists_each_coupon_usable_or_why_not() {
         (status, paid["quote"]["total"].as_i64()),
         (200, Some(34_000))
     );
+    let (_, v) = validate("tbook", "u2", None).await;
+    assert_eq!(v["reason"], "not_yours", "{v}");
+    let (status, redeemed) = c
+        .post(
+            &format!("/api/v1/coupons/{}/redeem", code["t10"]),
+            &t.ingest,
+            json!({"user_id": "u1", "order_id": "o10"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{redeemed}");
+    let (_, v) = validate("t10", "u1", None).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["reason"].as_str()),
+        (Some(false), Some("used"))
+    );
+    let (status, _) = c
+        .post(
+            "/api/v1/coupons/NO-SUCH-CODE/validate",
+            &t.read,
+            json!({"user_id": "u1", "cart": cart}),
+        )
+        .await;
+    assert_eq!(status, 404);
     let (status, bad) = c
         .post(
             "/api/v1/pricing/coupons",

@@ -123,6 +123,7 @@ pub fn api_v1() -> Router<AppState> {
         .route("/coupon-templates/{id}/claims", post(coupons::claim))
         .route("/coupon-templates/{id}/issue", post(coupons::issue))
         .route("/coupons/{code}", get(coupons::get_coupon))
+        .route("/coupons/{code}/validate", post(pricing::validate_coupon))
         .route("/coupons/{code}/reserve", post(coupons::reserve))
         .route("/coupon-centre", get(coupons::centre))
         .route("/coupons/{code}/redeem", post(coupons::redeem))

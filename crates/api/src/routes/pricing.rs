@@ -2,7 +2,7 @@
 
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::header;
@@ -15,7 +15,7 @@ use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
 use shopgrowth_service::promotions::campaign_uses_line;
 use shopgrowth_store::records::{
-    BudgetSpend, CheckoutAttempt, CountedLine, CouponTemplateRecord, SpendTrail,
+    BudgetSpend, CheckoutAttempt, CountedLine, CouponRecord, CouponTemplateRecord, SpendTrail,
 };
 use utoipa::ToSchema;
 
@@ -601,7 +601,7 @@ pub async fn refund_share(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CartCouponsRequest {
-    /// The customer whose coupons are listed.
+    /// The customer whose coupons are listed or validated.
     pub user_id: String,
     #[schema(value_type = Object)]
     pub cart: Cart,
@@ -611,6 +611,37 @@ pub struct CartCouponsRequest {
     /// The order being checked out, if any: the coupons it holds are the customer's to use.
     #[serde(default)]
     pub order_id: Option<String>,
+}
+
+impl CartCouponsRequest {
+    fn check(&self) -> ApiResult<()> {
+        let mut errors = check(&self.cart, None);
+        if self.user_id.trim().is_empty() {
+            errors.push(FieldError::new("user_id", "must not be empty"));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid("the cart cannot be priced", errors))
+        }
+    }
+
+    /// The live campaigns, the customer as pricing reads them, and the cart priced with the
+    /// campaigns alone: what a coupon is weighed against.
+    async fn with_campaigns_alone(
+        &self,
+        state: &AppState,
+    ) -> ApiResult<(
+        std::sync::Arc<shopgrowth_service::promotions::LiveSet>,
+        Customer,
+        shopgrowth_promo::pricing::Quote,
+    )> {
+        let mut customer = known_customer(state, self.customer.clone(), Some(&self.user_id));
+        let live = state.live.get(&state.store, shop_tz(state)).await?;
+        customer.used_up = live.used_up_by(&state.store, &self.user_id).await?;
+        let without = live.pricer.price(&self.cart, &customer);
+        Ok((live, customer, without))
+    }
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -654,6 +685,74 @@ pub struct CartCoupons {
     pub unusable: Vec<UnusableCoupon>,
 }
 
+/// One coupon priced on a cart with the live campaigns, as checkout would price it.
+struct CouponOnCart<'a> {
+    live: &'a shopgrowth_service::promotions::LiveSet,
+    customer: &'a Customer,
+    cart: &'a Cart,
+    /// The cart with the campaigns alone.
+    without: &'a shopgrowth_promo::pricing::Quote,
+    /// The order being checked out: the coupons it holds are the customer's to use.
+    order_id: Option<&'a str>,
+    now: i64,
+}
+
+impl CouponOnCart<'_> {
+    /// Usable, with what it saves, or unusable, with the reason (the coupon must be the
+    /// customer's and still to be used: the caller checks that).
+    fn assess(
+        &self,
+        c: &CouponRecord,
+        template: &CouponTemplateRecord,
+    ) -> ApiResult<Result<UsableCoupon, UnusableCoupon>> {
+        let expires_at = c
+            .expires_at
+            .map(|t| shopgrowth_core::time::Timestamp(t).to_rfc3339());
+        let unusable = |reason: &str, message: String, shortfall: Option<i64>| UnusableCoupon {
+            code: c.code.clone(),
+            template_id: c.template_id.clone(),
+            name: template.name.clone(),
+            reason: reason.to_owned(),
+            message,
+            shortfall,
+            expires_at: expires_at.clone(),
+        };
+        let held_elsewhere = c.state == "reserved"
+            && c.reserved_until.is_some_and(|until| until > self.now)
+            && c.order_id.as_deref() != self.order_id;
+        if held_elsewhere {
+            return Ok(Err(unusable(
+                "held",
+                format!(
+                    "{}: 已被订单 {} 占用",
+                    template.name,
+                    c.order_id.as_deref().unwrap_or_default()
+                ),
+                None,
+            )));
+        }
+        let mut promotions = self.live.promotions.clone();
+        promotions.push(promotion_of_coupon(&c.code, template.clone())?);
+        let with = price(self.cart, self.customer, &promotions);
+        let id = format!("coupon:{}", c.code);
+        if with.applied.iter().any(|a| *a.id == *id) {
+            return Ok(Ok(UsableCoupon {
+                code: c.code.clone(),
+                template_id: c.template_id.clone(),
+                name: template.name.clone(),
+                saves: shopgrowth_promo::pricing::benefit(&with)
+                    - shopgrowth_promo::pricing::benefit(self.without),
+                total: with.total,
+                expires_at,
+            }));
+        }
+        Ok(Err(match with.not_applied.iter().find(|n| *n.id == *id) {
+            Some(n) => unusable(n.code, n.message(), n.shortfall),
+            None => unusable("not_chosen", format!("{}: 未被选用", template.name), None),
+        }))
+    }
+}
+
 /// The customer's coupons for this cart (可用券 / 不可用券 on the order page): each one still to
 /// be used, priced with the live campaigns, either usable (what it saves beyond the campaigns,
 /// and the total with it) or not, with the reason ("满300减40: 还差 ¥12.50", no line in its
@@ -668,18 +767,9 @@ pub async fn cart_coupons(
     ApiJson(req): ApiJson<CartCouponsRequest>,
 ) -> ApiResult<Json<CartCoupons>> {
     caller.require(Scope::Read)?;
-    let mut errors = check(&req.cart, None);
-    if req.user_id.trim().is_empty() {
-        errors.push(FieldError::new("user_id", "required"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid("the cart cannot be priced", errors));
-    }
+    req.check()?;
     let now = shopgrowth_core::time::Timestamp::now().0;
-    let mut customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
-    let live = state.live.get(&state.store, shop_tz(&state)).await?;
-    customer.used_up = live.used_up_by(&state.store, &req.user_id).await?;
-    let without = live.pricer.price(&req.cart, &customer);
+    let (live, customer, without) = req.with_campaigns_alone(&state).await?;
     let coupons = state
         .store
         .open_coupons_of(req.user_id.clone(), now)
@@ -694,49 +784,17 @@ pub async fn cart_coupons(
         let Some(template) = templates.get(&c.template_id) else {
             continue;
         };
-        let expires_at = c
-            .expires_at
-            .map(|t| shopgrowth_core::time::Timestamp(t).to_rfc3339());
-        let unusable_as = |reason: &str, message: String, shortfall: Option<i64>| UnusableCoupon {
-            code: c.code.clone(),
-            template_id: c.template_id.clone(),
-            name: template.name.clone(),
-            reason: reason.to_owned(),
-            message,
-            shortfall,
-            expires_at: expires_at.clone(),
+        let priced = CouponOnCart {
+            live: &live,
+            customer: &customer,
+            cart: &req.cart,
+            without: &without,
+            order_id: req.order_id.as_deref(),
+            now,
         };
-        let held_elsewhere = c.state == "reserved"
-            && c.reserved_until.is_some_and(|until| until > now)
-            && c.order_id != req.order_id;
-        if held_elsewhere {
-            unusable.push(unusable_as(
-                "held",
-                format!(
-                    "{}: 已被订单 {} 占用",
-                    template.name,
-                    c.order_id.as_deref().unwrap_or_default()
-                ),
-                None,
-            ));
-            continue;
-        }
-        let mut promotions = live.promotions.clone();
-        promotions.push(promotion_of_coupon(&c.code, template.clone())?);
-        let with = price(&req.cart, &customer, &promotions);
-        let id = format!("coupon:{}", c.code);
-        if with.applied.iter().any(|a| *a.id == *id) {
-            usable.push(UsableCoupon {
-                code: c.code.clone(),
-                template_id: c.template_id.clone(),
-                name: template.name.clone(),
-                saves: shopgrowth_promo::pricing::benefit(&with)
-                    - shopgrowth_promo::pricing::benefit(&without),
-                total: with.total,
-                expires_at: expires_at.clone(),
-            });
-        } else if let Some(n) = with.not_applied.iter().find(|n| *n.id == *id) {
-            unusable.push(unusable_as(n.code, n.message(), n.shortfall));
+        match priced.assess(&c, template)? {
+            Ok(u) => usable.push(u),
+            Err(u) => unusable.push(u),
         }
     }
     // Most saved first, then the one expiring first (a coupon without an end last), then code.
@@ -752,5 +810,113 @@ pub async fn cart_coupons(
         best: usable.first().map(|u| u.code.clone()),
         usable,
         unusable,
+    }))
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CouponValidation {
+    pub code: String,
+    /// Whether checkout would apply it to this cart now.
+    pub valid: bool,
+    /// Why not: `not_yours`, `used`, `expired`, `held` (by another order), `not_reached` (with
+    /// `shortfall`), `no_lines`, or another of the quote's reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// As the customer reads it: "满300减40: 还差 ¥12.50".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortfall: Option<i64>,
+    /// What it takes off this cart beyond the live campaigns, and the order total with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saves: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// Validate a coupon for a cart (the first step of validate → reserve → redeem → roll back):
+/// whether checkout would apply it now, with what it saves beyond the live campaigns, or why not
+/// (another customer's, used, expired, held by another order, "满300减40: 还差 ¥12.50"). Nothing
+/// is reserved or stored; an unknown code is a 404.
+#[utoipa::path(post, path = "/api/v1/coupons/{code}/validate", tag = "promotions",
+    request_body = CartCouponsRequest, params(("code" = String, Path, description = "the coupon code")),
+    security(("api_key" = [])),
+    responses((status = 200, body = CouponValidation), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn validate_coupon(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(req): ApiJson<CartCouponsRequest>,
+) -> ApiResult<Json<CouponValidation>> {
+    caller.require(Scope::Read)?;
+    req.check()?;
+    let coupon = state
+        .store
+        .coupon(code.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no coupon {code:?}")))?;
+    let template = template_of(&state, &coupon.template_id).await?;
+    let now = shopgrowth_core::time::Timestamp::now().0;
+    let invalid = |reason: &str, message: String| CouponValidation {
+        code: coupon.code.clone(),
+        valid: false,
+        reason: Some(reason.to_owned()),
+        message: Some(message),
+        shortfall: None,
+        saves: None,
+        total: None,
+        expires_at: coupon
+            .expires_at
+            .map(|t| shopgrowth_core::time::Timestamp(t).to_rfc3339()),
+    };
+    let held_by_this_order = coupon.state == "reserved"
+        && coupon.order_id.is_some()
+        && coupon.order_id == req.order_id
+        && coupon.reserved_until.is_some_and(|until| until > now);
+    let name = &template.name;
+    if coupon.user_id != req.user_id {
+        return Ok(Json(invalid(
+            "not_yours",
+            format!("{name}: 不是该顾客的券"),
+        )));
+    }
+    if coupon.state == "redeemed" {
+        return Ok(Json(invalid("used", format!("{name}: 已使用"))));
+    }
+    if coupon.expires_at.is_some_and(|end| end <= now) && !held_by_this_order {
+        return Ok(Json(invalid("expired", format!("{name}: 已过期"))));
+    }
+    let (live, customer, without) = req.with_campaigns_alone(&state).await?;
+    let on_cart = CouponOnCart {
+        live: &live,
+        customer: &customer,
+        cart: &req.cart,
+        without: &without,
+        order_id: req.order_id.as_deref(),
+        now,
+    };
+    Ok(Json(match on_cart.assess(&coupon, &template)? {
+        Ok(u) => CouponValidation {
+            code: u.code,
+            valid: true,
+            reason: None,
+            message: None,
+            shortfall: None,
+            saves: Some(u.saves),
+            total: Some(u.total),
+            expires_at: u.expires_at,
+        },
+        Err(u) => CouponValidation {
+            code: u.code,
+            valid: false,
+            reason: Some(u.reason),
+            message: Some(u.message),
+            shortfall: u.shortfall,
+            saves: None,
+            total: None,
+            expires_at: u.expires_at,
+        },
     }))
 }
