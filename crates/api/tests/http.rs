@@ -2309,12 +2309,28 @@ async fn the_order_page_lists_each_coupon_usable_or_why_not() {
         .post(
             "/api/v1/pricing/checkout",
             &t.ingest,
-            json!({"order_id": "o10", "user_id": "u1", "cart": cart, "coupons": [code["t10"]]}),
+            // As the customer typed it: lower case.
+            json!({"order_id": "o10", "user_id": "u1", "cart": cart,
+                   "coupons": [code["t10"].to_lowercase()]}),
         )
         .await;
     assert_eq!(
         (status, paid["quote"]["total"].as_i64()),
         (200, Some(34_000))
+    );
+    // A code typed in lower case, with spaces round it, is the same code.
+    let typed = format!(" {} ", code["tbook"].to_lowercase());
+    let (status, v) = c
+        .post(
+            &format!("/api/v1/coupons/{}/validate", typed.replace(' ', "%20")),
+            &t.read,
+            json!({"user_id": "u1", "cart": cart}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str(), v["reason"].as_str()),
+        (200, Some(code["tbook"].as_str()), Some("no_lines")),
+        "{v}"
     );
     let (_, v) = validate("tbook", "u2", None).await;
     assert_eq!(v["reason"], "not_yours", "{v}");

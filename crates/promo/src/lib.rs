@@ -74,6 +74,12 @@ fn push_digits(code: &mut String, value: i64, width: u32) {
     }
 }
 
+/// A coupon code as a customer types it, as the store keeps it: codes are upper case (the
+/// alphabet, and prefixes are checked to be), so `2rb5as…` and ` 2RB5AS… ` are the same code.
+pub fn canonical_code(typed: &str) -> String {
+    typed.trim().to_ascii_uppercase()
+}
+
 /// One new coupon code (see [`CouponCodes`]).
 pub fn coupon_code(rng: &mut impl rand::Rng, now_ms: i64) -> String {
     CouponCodes::new(rng).next(now_ms)

@@ -309,6 +309,7 @@ pub async fn run_coupon(
     let store = config::open_store(store_args, file).await?;
     match verb {
         CouponVerb::Show { code } => {
+            let code = shopgrowth_promo::canonical_code(&code);
             let c = store
                 .coupon(code.clone())
                 .await?

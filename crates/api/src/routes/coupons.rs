@@ -426,6 +426,7 @@ pub async fn reserve(
     ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<ReserveRequest>,
 ) -> ApiResult<Json<ReserveResult>> {
+    let code = shopgrowth_promo::canonical_code(&code);
     caller.require(Scope::Ingest)?;
     if !(1..=86_400).contains(&req.hold_seconds) {
         return Err(ApiError::invalid(
@@ -477,6 +478,7 @@ pub async fn redeem(
     ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> ApiResult<Json<RedeemResult>> {
+    let code = shopgrowth_promo::canonical_code(&code);
     caller.require(Scope::Ingest)?;
     let now = Timestamp::now().0;
     let budget_key = redemption_budget_key(&code, &req.order_id);
@@ -554,6 +556,7 @@ pub async fn release(
     ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<ReleaseRequest>,
 ) -> ApiResult<Json<ReleaseResult>> {
+    let code = shopgrowth_promo::canonical_code(&code);
     caller.require(Scope::Ingest)?;
     let released = state
         .store
@@ -584,6 +587,7 @@ pub async fn get_coupon(
     caller: Caller,
     ApiPath(code): ApiPath<String>,
 ) -> ApiResult<Json<CouponView>> {
+    let code = shopgrowth_promo::canonical_code(&code);
     caller.require(Scope::Read)?;
     let c = state
         .store

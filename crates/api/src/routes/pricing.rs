@@ -165,6 +165,7 @@ const COUPON_CATEGORY: &str = "coupon";
 
 /// The customer's coupon as a promotion: applied after the campaigns, on the discounted prices.
 async fn coupon_promotion(state: &AppState, code: &str, user: &str) -> ApiResult<Promotion> {
+    let code = &shopgrowth_promo::canonical_code(code);
     let now = shopgrowth_core::time::Timestamp::now().0;
     let c = state
         .store
@@ -850,6 +851,7 @@ pub async fn validate_coupon(
     ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<CartCouponsRequest>,
 ) -> ApiResult<Json<CouponValidation>> {
+    let code = shopgrowth_promo::canonical_code(&code);
     caller.require(Scope::Read)?;
     req.check()?;
     let coupon = state
