@@ -30,11 +30,23 @@ stop_pg() {
 }
 trap stop_pg EXIT
 
-echo "== starting postgresql on 127.0.0.1:$PGPORT"
 as_pg "$PGBIN/initdb" -D "$PGDATA" -A trust -U postgres >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
-    -o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
-export SHOPGROWTH_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+# A port another program holds is not fatal: the next ones are tried. A start that fails shows
+# the server's own log, so the reason is in the test output.
+started=
+for port in "$PGPORT" $((PGPORT + 1)) $((PGPORT + 2)); do
+    echo "== starting postgresql on 127.0.0.1:$port"
+    if as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
+        -o "-p $port -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" \
+        start >/dev/null; then
+        started=$port
+        break
+    fi
+    echo "   postgresql did not start; its log:" >&2
+    tail -n 20 "$PGDATA/server.log" >&2 || true
+done
+[ -n "$started" ] || { echo "postgresql could not be started" >&2; exit 1; }
+export SHOPGROWTH_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$started/postgres"
 
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets --locked "$@"
