@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shopgrowth_core::FieldError;
 use shopgrowth_promo::pricing::{price, Base, Cart, Customer, Promotion, Quote, Stacking};
-use shopgrowth_service::promotions::campaign_uses_line;
+use shopgrowth_service::promotions::{campaign_uses_line, LiveSet};
 use shopgrowth_store::records::{
     BudgetSpend, CheckoutAttempt, CountedLine, CouponRecord, CouponTemplateRecord, SpendTrail,
 };
@@ -78,18 +78,29 @@ pub async fn quote(
     if !errors.is_empty() {
         return Err(ApiError::invalid("the cart cannot be priced", errors));
     }
-    let customer = known_customer(&state, req.customer.clone(), req.user_id.as_deref());
+    let user = req.user_id.as_deref();
     Ok(Json(match req.promotions {
-        Some(p) => price(&req.cart, &customer, &p),
+        Some(p) => price(&req.cart, &known_customer(&state, req.customer, user), &p),
         None => {
-            let live = state.live.get(&state.store, shop_tz(&state)).await?;
-            let mut customer = customer;
-            if let Some(user) = req.user_id.as_deref() {
-                customer.used_up = live.used_up_by(&state.store, user).await?;
-            }
+            let (live, customer) = live_for(&state, req.customer, user).await?;
             live.pricer.price(&req.cart, &customer)
         }
     }))
+}
+
+/// The live campaigns, and the customer as they are priced for: [`known_customer`], and, for a
+/// known user, the campaigns they have had as often as those allow (`used_up`).
+async fn live_for(
+    state: &AppState,
+    customer: Customer,
+    user: Option<&str>,
+) -> ApiResult<(std::sync::Arc<LiveSet>, Customer)> {
+    let mut customer = known_customer(state, customer, user);
+    let live = state.live.get(&state.store, shop_tz(state)).await?;
+    if let Some(user) = user {
+        customer.used_up = live.used_up_by(&state.store, user).await?;
+    }
+    Ok((live, customer))
 }
 
 /// The shop's time zone, in which recurring campaigns apply.
@@ -260,10 +271,8 @@ pub async fn checkout(
         settle_order(&state.store, &req.order_id, &kept, &[]).await?;
         return kept_answer(&req.order_id, &request_hash, kept);
     }
-    let mut customer = known_customer(&state, req.customer.clone(), Some(&req.user_id));
-    let live = state.live.get(&state.store, shop_tz(&state)).await?;
     // Campaigns this customer has had as often as they allow are not for them.
-    customer.used_up = live.used_up_by(&state.store, &req.user_id).await?;
+    let (live, customer) = live_for(&state, req.customer.clone(), Some(&req.user_id)).await?;
     let mut limit_reached: Vec<String> = customer.used_up.iter().cloned().collect();
     // The live set as compiled until coupons or a refused budget change it.
     let mut promotions = std::borrow::Cow::Borrowed(live.promotions.as_slice());
@@ -633,13 +642,11 @@ impl CartCouponsRequest {
         &self,
         state: &AppState,
     ) -> ApiResult<(
-        std::sync::Arc<shopgrowth_service::promotions::LiveSet>,
+        std::sync::Arc<LiveSet>,
         Customer,
         shopgrowth_promo::pricing::Quote,
     )> {
-        let mut customer = known_customer(state, self.customer.clone(), Some(&self.user_id));
-        let live = state.live.get(&state.store, shop_tz(state)).await?;
-        customer.used_up = live.used_up_by(&state.store, &self.user_id).await?;
+        let (live, customer) = live_for(state, self.customer.clone(), Some(&self.user_id)).await?;
         let without = live.pricer.price(&self.cart, &customer);
         Ok((live, customer, without))
     }
@@ -688,7 +695,7 @@ pub struct CartCoupons {
 
 /// One coupon priced on a cart with the live campaigns, as checkout would price it.
 struct CouponOnCart<'a> {
-    live: &'a shopgrowth_service::promotions::LiveSet,
+    live: &'a LiveSet,
     customer: &'a Customer,
     cart: &'a Cart,
     /// The cart with the campaigns alone.
