@@ -53,6 +53,31 @@ pub struct ItemResult {
     pub status: String,
 }
 
+/// A refund as written, and what it gave back of the promotions on its order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundResult {
+    pub id: String,
+    /// `applied`, or `duplicate` for a refund id seen before.
+    pub status: String,
+    /// For an order checked out here (`POST /api/v1/pricing/checkout`): each promotion's share
+    /// of the discount the refunded units carried, given back to the budget it was spent from
+    /// (empty when none was, or when it was given back before).
+    pub promotions_returned: Vec<ReturnedShare>,
+}
+
+/// One promotion's share of a refund, given back to its budget.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReturnedShare {
+    /// `campaign` or `coupon`.
+    pub promotion_type: String,
+    /// The campaign's id, or the coupon's template id.
+    pub promotion_id: String,
+    /// The trail's subject: the campaign's budget spend key, or the coupon's code.
+    pub subject: String,
+    /// Minor units.
+    pub amount: i64,
+}
+
 /// An order as stored, with what has been refunded.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {

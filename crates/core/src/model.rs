@@ -64,7 +64,8 @@ str_enum!(
 );
 
 str_enum!(
-    /// What happened to a promotion on its trail (发放, 领取, 锁定, 核销, 回滚, 过期).
+    /// What happened to a promotion on its trail (发放, 领取, 锁定, 核销, 回滚, 过期, 退款返还:
+    /// the share of a kept discount that a refund's units carried, given back to its budget).
     PromotionKind {
         Issued = "issued",
         Claimed = "claimed",
@@ -72,6 +73,7 @@ str_enum!(
         Redeemed = "redeemed",
         RolledBack = "rolled_back",
         Expired = "expired",
+        Refunded = "refunded",
     }
 );
 

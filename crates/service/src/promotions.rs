@@ -8,10 +8,13 @@ use shopgrowth_core::FieldError;
 use shopgrowth_promo::budget::Period;
 use shopgrowth_promo::campaign::{effective, CampaignState, Recurrence};
 use shopgrowth_promo::pricing::{Pricer, Promotion};
+use shopgrowth_promo::refund::{refund_shares, PaidLine};
 use shopgrowth_store::records::{
-    BudgetLine, CampaignRecord, CouponGrant, IssueSummary, RedPacketRecord,
+    BudgetLine, CampaignRecord, CouponGrant, IssueSummary, RedPacketRecord, SharePlan, ShareReturn,
+    SharesReturned,
 };
 use shopgrowth_store::Store;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The budget scope of a campaign: its `budget` is that scope's `total` limit, checkouts spend
@@ -532,4 +535,159 @@ mod tests {
         );
         assert!(stored_promotion("c1", r#"{"id": "c1"}"#).is_none());
     }
+}
+
+/// The budget spend of one coupon on one order (its redemption's `discount`).
+pub fn redemption_budget_key(code: &str, order_id: &str) -> String {
+    format!("coupon-redemption:{code}:{order_id}")
+}
+
+/// What an order's kept checkout answer says a refund gives back: per order line (by position)
+/// its units and what each promotion took off it, and per promotion the budget spend its
+/// discount was paid from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckoutShares {
+    lines: Vec<(i64, Vec<(String, i64)>)>,
+    /// By the quote's promotion id (a campaign's id, `coupon:CODE`): the share's spend, type,
+    /// promotion id and trail subject.
+    spends: BTreeMap<String, ShareReturn>,
+}
+
+impl CheckoutShares {
+    /// Reads a kept checkout answer (`POST /api/v1/pricing/checkout`'s body): its campaigns'
+    /// spends are its `budget_keys`, in the order of the campaigns among `quote.applied`; a
+    /// coupon's is its redemption's (`template_of` gives each coupon code's template). `None`
+    /// for an answer it cannot read.
+    pub fn of_checkout(
+        order_id: &str,
+        answer: &str,
+        template_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<CheckoutShares> {
+        let v: serde_json::Value = serde_json::from_str(answer).ok()?;
+        let quote = v.get("quote")?;
+        let mut lines: Vec<(i64, Vec<(String, i64)>)> = quote
+            .get("lines")?
+            .as_array()?
+            .iter()
+            .map(|l| Some((l.get("quantity")?.as_i64()?, Vec::new())))
+            .collect::<Option<_>>()?;
+        let mut keys = v.get("budget_keys")?.as_array()?.iter();
+        let mut spends = BTreeMap::new();
+        for a in quote.get("applied")?.as_array()? {
+            let id = a.get("id")?.as_str()?;
+            for pair in a.get("allocation")?.as_array()? {
+                let line = usize::try_from(pair.get(0)?.as_u64()?).ok()?;
+                lines
+                    .get_mut(line)?
+                    .1
+                    .push((id.to_owned(), pair.get(1)?.as_i64()?));
+            }
+            let share = match id.strip_prefix("coupon:") {
+                Some(code) => ShareReturn {
+                    spend_key: redemption_budget_key(code, order_id),
+                    promotion_type: "coupon".into(),
+                    promotion_id: template_of(code)?,
+                    subject: code.to_owned(),
+                    amount: 0,
+                },
+                None => {
+                    let key = keys.next()?.as_str()?.to_owned();
+                    ShareReturn {
+                        subject: key.clone(),
+                        spend_key: key,
+                        promotion_type: "campaign".into(),
+                        promotion_id: id.to_owned(),
+                        amount: 0,
+                    }
+                }
+            };
+            spends.insert(id.to_owned(), share);
+        }
+        Some(CheckoutShares { lines, spends })
+    }
+
+    /// Each promotion's share of a refund of `units` (order line, units) after earlier refunds
+    /// returned `before` (order line → units): what the quote allocated to those units, units
+    /// beyond what a line has left counting for nothing.
+    pub fn shares(&self, units: &[(i64, i64)], before: &BTreeMap<i64, i64>) -> Vec<ShareReturn> {
+        let paid: Vec<PaidLine> = self
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, (quantity, discounts))| {
+                !discounts.is_empty() && (1..=1_000_000).contains(quantity)
+            })
+            .map(|(i, (quantity, discounts))| {
+                let at = i as i64;
+                let already = before.get(&at).copied().unwrap_or(0).clamp(0, *quantity);
+                let now: i64 = units.iter().filter(|(l, _)| *l == at).map(|(_, u)| u).sum();
+                PaidLine {
+                    quantity: *quantity,
+                    discounts: discounts.clone(),
+                    already_refunded: already,
+                    refunded: now.clamp(0, quantity - already),
+                }
+            })
+            .collect();
+        let Ok(shares) = refund_shares(&paid) else {
+            return Vec::new();
+        };
+        shares
+            .into_iter()
+            .filter(|(_, amount)| *amount > 0)
+            .filter_map(|(id, amount)| {
+                let spend = self.spends.get(&id)?;
+                Some(ShareReturn {
+                    amount,
+                    ..spend.clone()
+                })
+            })
+            .collect()
+    }
+}
+
+/// Gives back, when refund `refund_id` returns `units` (order line, units) of an order checked
+/// out here, each promotion's share of the discount those units carried to the budget it was
+/// spent from (docs/pricing.md, "Refunds give back their share"). `None` for an order not
+/// checked out here.
+pub async fn return_refund_shares(
+    store: &Store,
+    order_id: &str,
+    refund_id: &str,
+    units: Vec<(i64, i64)>,
+    now: i64,
+) -> shopgrowth_store::Result<Option<SharesReturned>> {
+    let Some(kept) = store.checkout(order_id.to_owned()).await? else {
+        return Ok(None);
+    };
+    // Each coupon's template, looked up before the write.
+    let mut templates = BTreeMap::new();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&kept.response) {
+        let applied = v["quote"]["applied"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for a in applied {
+            if let Some(code) = a["id"].as_str().and_then(|id| id.strip_prefix("coupon:")) {
+                if let Some(c) = store.coupon(code.to_owned()).await? {
+                    templates.insert(code.to_owned(), c.template_id);
+                }
+            }
+        }
+    }
+    let Some(shares) = CheckoutShares::of_checkout(order_id, &kept.response, &|code| {
+        templates.get(code).cloned()
+    }) else {
+        tracing::warn!(
+            order_id,
+            "a kept checkout answer could not be read for a refund"
+        );
+        return Ok(None);
+    };
+    let plan_units = units.clone();
+    let plan: SharePlan = Box::new(move |before| shares.shares(&plan_units, before));
+    store
+        .return_refund_shares(order_id.to_owned(), refund_id.to_owned(), units, plan, now)
+        .await
+        .map(Some)
 }

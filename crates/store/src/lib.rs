@@ -699,6 +699,22 @@ impl Store {
         dispatch!(self.keep_campaign_spend(key, now))
     }
 
+    /// Gives back, for refund `refund_id` of `order_id` (its `units` per order line), the share
+    /// of each promotion's discount that `plan` works out from the units earlier refunds of the
+    /// order returned: each from its budget spend's every line, never more than the spend has
+    /// left, with a `refunded` trail entry; once per refund (a refund seen before is a
+    /// duplicate). The refunds of one order are worked out one after another.
+    pub async fn return_refund_shares(
+        &self,
+        order_id: String,
+        refund_id: String,
+        units: Vec<(i64, i64)>,
+        plan: SharePlan,
+        now: i64,
+    ) -> Result<SharesReturned> {
+        dispatch!(self.return_refund_shares(order_id, refund_id, units, plan, now))
+    }
+
     /// Gives back what the spend with `key` took, once (and records `rolled_back` on the trail
     /// when the spend was recorded there).
     pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {

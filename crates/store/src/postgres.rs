@@ -2468,6 +2468,80 @@ impl PgStore {
         Ok(kept > 0)
     }
 
+    pub async fn return_refund_shares(
+        &self,
+        order_id: String,
+        refund_id: String,
+        units: Vec<(i64, i64)>,
+        plan: SharePlan,
+        now: i64,
+    ) -> Result<SharesReturned> {
+        let mut tx = self.pool.begin().await?;
+        // The refunds of one order are worked out one after another, each from where the one
+        // before ended.
+        sqlx::query(LOCK_CHECKOUT)
+            .bind(&order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut before = std::collections::BTreeMap::new();
+        for r in sqlx::query(REFUND_RETURNS_OF)
+            .bind(&order_id)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            if r.try_get::<String, _>(0)? == refund_id {
+                return Ok(SharesReturned::Duplicate);
+            }
+            add_units(&r.try_get::<String, _>(1)?, &mut before);
+        }
+        let mut returned = Vec::new();
+        for share in plan(&before) {
+            if share.amount <= 0
+                || sqlx::query(RETURN_SHARE)
+                    .bind(&share.spend_key)
+                    .bind(share.amount)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 0
+            {
+                continue;
+            }
+            for r in sqlx::query(BUDGET_LINES_OF)
+                .bind(&share.spend_key)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                sqlx::query(RETURN_BUDGET)
+                    .bind(r.try_get::<String, _>(0)?)
+                    .bind(r.try_get::<String, _>(1)?)
+                    .bind(r.try_get::<String, _>(2)?)
+                    .bind(share.amount)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(TRAIL_SHARE_RETURNED)
+                .bind(now)
+                .bind(&share.promotion_type)
+                .bind(&share.promotion_id)
+                .bind(&share.subject)
+                .bind(&order_id)
+                .bind(share.amount)
+                .execute(&mut *tx)
+                .await?;
+            returned.push(share);
+        }
+        sqlx::query(INSERT_REFUND_RETURN)
+            .bind(&order_id)
+            .bind(&refund_id)
+            .bind(units_text(&units))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(SharesReturned::Returned(returned))
+    }
+
     pub async fn revert_budget(&self, key: String, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let marked = sqlx::query(MARK_REVERTED)

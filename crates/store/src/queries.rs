@@ -576,8 +576,9 @@ pub const SPEND_UNDER: &str = "UPDATE budget_usage SET used = used + $4 \
 pub const INSERT_BUDGET_LEDGER: &str =
     "INSERT INTO budget_ledger (key, scope, period, period_key, \
      amount, at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// Each line of a spend with what a whole revert gives back: what partial returns left.
 pub const BUDGET_LEDGER_OF: &str =
-    "SELECT scope, period, period_key, amount, reverted FROM budget_ledger \
+    "SELECT scope, period, period_key, amount - returned, reverted FROM budget_ledger \
      WHERE key = $1";
 /// Whether a spend under the key stands (not given back).
 pub const BUDGET_SPEND_STANDS: &str =
@@ -625,10 +626,28 @@ pub const TRAIL_SPEND_KEPT: &str = concat!(
 pub const TRAIL_SPEND_REVERTED: &str = concat!(
     "INSERT INTO promotion_events (at, kind, promotion_type, promotion_id, subject, user_id, \
      order_id, amount) SELECT $2, CASE kind WHEN 'redeemed' THEN 'rolled_back' ELSE 'expired' \
-     END, promotion_type, promotion_id, subject, user_id, order_id, amount FROM promotion_events \
+     END, promotion_type, promotion_id, subject, user_id, order_id, amount - COALESCE((SELECT \
+     MAX(l.returned) FROM budget_ledger l WHERE l.key = $1), 0) FROM promotion_events \
      WHERE id = ",
     latest_spend_entry!()
 );
+/// Serialises the refunds of one order on PostgreSQL: each locks its kept checkout's row.
+pub const LOCK_CHECKOUT: &str = "SELECT order_id FROM checkouts WHERE order_id = $1 FOR UPDATE";
+pub const REFUND_RETURNS_OF: &str =
+    "SELECT refund_id, lines FROM refund_returns WHERE order_id = $1";
+pub const INSERT_REFUND_RETURN: &str =
+    "INSERT INTO refund_returns (order_id, refund_id, lines, at) VALUES ($1, $2, $3, $4)";
+/// Gives back `$2` of the standing spend `$1` (each of its lines), never more than it has left.
+pub const RETURN_SHARE: &str = "UPDATE budget_ledger SET returned = returned + $2 \
+     WHERE key = $1 AND reverted = 0 AND returned + $2 <= amount";
+pub const BUDGET_LINES_OF: &str =
+    "SELECT scope, period, period_key FROM budget_ledger WHERE key = $1";
+/// A share of a refund given back (`$4` the subject, `$5` the order): its customer is the one
+/// the subject's latest entry for the order names.
+pub const TRAIL_SHARE_RETURNED: &str = "INSERT INTO promotion_events (at, kind, promotion_type, \
+     promotion_id, subject, user_id, order_id, amount) VALUES ($1, 'refunded', $2, $3, $4, \
+     (SELECT e.user_id FROM promotion_events e WHERE e.subject = $4 AND e.order_id = $5 \
+     ORDER BY e.id DESC LIMIT 1), $5, $6)";
 pub const MARK_REVERTED: &str =
     "UPDATE budget_ledger SET reverted = 1 WHERE key = $1 AND reverted = 0";
 pub const RETURN_BUDGET: &str = "UPDATE budget_usage SET used = used - $4 \

@@ -194,6 +194,47 @@ pub enum RefundWritten {
     Duplicate,
 }
 
+/// One promotion's share of a refund, given back to the budget spend its discount came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShareReturn {
+    /// The budget spend the discount came from: a checkout's `checkout:ORDER:CAMPAIGN:ATTEMPT`,
+    /// or a coupon redemption's.
+    pub spend_key: String,
+    /// `campaign` or `coupon`, and the campaign's or the coupon template's id.
+    pub promotion_type: String,
+    pub promotion_id: String,
+    /// The trail's subject: the spend key for a campaign, the code for a coupon.
+    pub subject: String,
+    pub amount: i64,
+}
+
+/// Works out a refund's shares from the units of each order line (by position) that earlier
+/// refunds of the order returned; run in the write that gives them back, so the refunds of one
+/// order are worked out one after another.
+pub type SharePlan =
+    Box<dyn FnOnce(&std::collections::BTreeMap<i64, i64>) -> Vec<ShareReturn> + Send>;
+
+/// What a refund gave back: the shares whose spends stood (a spend reverted whole, or one that
+/// was never made, gives nothing back), or nothing for a refund seen before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharesReturned {
+    Returned(Vec<ShareReturn>),
+    Duplicate,
+}
+
+/// A refund's units per order line, as `refund_returns.lines` keeps them.
+pub(crate) fn units_text(lines: &[(i64, i64)]) -> String {
+    serde_json::to_string(lines).unwrap_or_else(|_| "[]".into())
+}
+
+/// Adds the units of a `refund_returns.lines` text to `into`.
+pub(crate) fn add_units(text: &str, into: &mut std::collections::BTreeMap<i64, i64>) {
+    let lines: Vec<(i64, i64)> = serde_json::from_str(text).unwrap_or_default();
+    for (line, units) in lines {
+        *into.entry(line).or_default() += units;
+    }
+}
+
 pub(crate) fn json_text(map: &Map<String, Value>) -> String {
     Value::Object(map.clone()).to_string()
 }

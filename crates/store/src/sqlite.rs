@@ -180,6 +180,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "red_packet_helper_cap",
         include_str!("../migrations/sqlite/0024_red_packet_helper_cap.sql"),
     ),
+    (
+        25,
+        "refund_returns",
+        include_str!("../migrations/sqlite/0025_refund_returns.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -2313,6 +2318,68 @@ impl SqliteStore {
             }
             conn.execute(&lite(TRAIL_SPEND_REVERTED), params![key, now])?;
             Ok(true)
+        })
+        .await
+    }
+
+    pub async fn return_refund_shares(
+        &self,
+        order_id: String,
+        refund_id: String,
+        units: Vec<(i64, i64)>,
+        plan: SharePlan,
+        now: i64,
+    ) -> Result<SharesReturned> {
+        self.write(move |conn| {
+            let mut before = std::collections::BTreeMap::new();
+            {
+                let mut stmt = conn.prepare_cached(&lite(REFUND_RETURNS_OF))?;
+                let mut rows = stmt.query([&order_id])?;
+                while let Some(r) = rows.next()? {
+                    if r.get::<_, String>(0)? == refund_id {
+                        return Ok(SharesReturned::Duplicate);
+                    }
+                    add_units(&r.get::<_, String>(1)?, &mut before);
+                }
+            }
+            let mut returned = Vec::new();
+            for share in plan(&before) {
+                if share.amount <= 0
+                    || conn.execute(&lite(RETURN_SHARE), params![share.spend_key, share.amount])?
+                        == 0
+                {
+                    continue;
+                }
+                let lines: Vec<(String, String, String)> = conn
+                    .prepare_cached(&lite(BUDGET_LINES_OF))?
+                    .query_map([&share.spend_key], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (scope, period, period_key) in lines {
+                    conn.execute(
+                        &lite(RETURN_BUDGET),
+                        params![scope, period, period_key, share.amount],
+                    )?;
+                }
+                conn.execute(
+                    &lite(TRAIL_SHARE_RETURNED),
+                    params![
+                        now,
+                        share.promotion_type,
+                        share.promotion_id,
+                        share.subject,
+                        order_id,
+                        share.amount
+                    ],
+                )?;
+                returned.push(share);
+            }
+            conn.execute(
+                &lite(INSERT_REFUND_RETURN),
+                params![order_id, refund_id, units_text(&units), now],
+            )?;
+            Ok(SharesReturned::Returned(returned))
         })
         .await
     }

@@ -2006,6 +2006,201 @@ async fn a_campaign_spend_is_on_the_trail_and_its_revert_too(h: Harness) {
     assert_eq!(count, 5);
 }
 
+/// A refund's share: 901 off 9 units of line 0, unit by unit (the first unit carries the extra
+/// cent), for the units after those returned before.
+fn nine_unit_share(key: &str, units: i64) -> SharePlan {
+    let key = key.to_owned();
+    Box::new(move |before| {
+        let per_unit = shopgrowth_core::money::allocate(901, &[1; 9]);
+        let from = before.get(&0).copied().unwrap_or(0).clamp(0, 9) as usize;
+        let to = (from + units as usize).min(9);
+        vec![ShareReturn {
+            spend_key: key.clone(),
+            promotion_type: "campaign".into(),
+            promotion_id: "r".into(),
+            subject: key,
+            amount: per_unit[from..to].iter().sum(),
+        }]
+    })
+}
+
+async fn refunds_give_back_each_share_once_and_never_more_than_was_spent(h: Harness) {
+    let s = std::sync::Arc::new(h.store);
+    s.set_budget_limit("campaign:r".into(), "total".into(), 1_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let note = |order: &str| {
+        Some(SpendTrail {
+            campaign_id: "r".into(),
+            user_id: Some("u1".into()),
+            order_id: Some(order.into()),
+            attempt: None,
+        })
+    };
+    let lines = || vec![line("campaign:r", "total", "all")];
+    let used = || {
+        let s = std::sync::Arc::clone(&s);
+        async move {
+            s.budget_used(line("campaign:r", "total", "all"))
+                .await
+                .unwrap_or(-1)
+        }
+    };
+    let key = "checkout:o9:r".to_owned();
+    assert_eq!(
+        s.spend_budget(key.clone(), lines(), 901, NOW, note("o9"))
+            .await
+            .ok(),
+        Some(Spent::New)
+    );
+    s.save_checkout("o9".into(), "h".into(), "{}".into(), NOW, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Nine refunds of one unit each, at once: each works out its share from where the ones
+    // before it ended, so together they give back exactly the 901 spent (two that both started
+    // from the first unit would ask 101 twice, and the last would find too little left).
+    let mut tasks = Vec::new();
+    for i in 0..9 {
+        let s = std::sync::Arc::clone(&s);
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            s.return_refund_shares(
+                "o9".into(),
+                format!("rf{i}"),
+                vec![(0, 1)],
+                nine_unit_share(&key, 1),
+                NOW + 1,
+            )
+            .await
+        }));
+    }
+    let mut given = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok(SharesReturned::Returned(shares))) => {
+                given.extend(shares.iter().map(|r| r.amount));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    given.sort_unstable();
+    assert_eq!(given, [100, 100, 100, 100, 100, 100, 100, 100, 101]);
+    assert_eq!(used().await, 0);
+    // The same refund again gives nothing back twice; a tenth unit has nothing left to give.
+    let again = s
+        .return_refund_shares(
+            "o9".into(),
+            "rf3".into(),
+            vec![(0, 1)],
+            nine_unit_share(&key, 1),
+            NOW,
+        )
+        .await
+        .ok();
+    assert_eq!(again, Some(SharesReturned::Duplicate));
+    let beyond = s
+        .return_refund_shares(
+            "o9".into(),
+            "rf9".into(),
+            vec![(0, 1)],
+            nine_unit_share(&key, 1),
+            NOW,
+        )
+        .await
+        .ok();
+    assert_eq!(beyond, Some(SharesReturned::Returned(Vec::new())));
+    // Part of a spend given back by a refund, then the rest by a whole revert (the order
+    // cancelled): the budget gets back exactly what was spent, and the trail says which part
+    // came back how.
+    let other = "checkout:o10:r".to_owned();
+    assert_eq!(
+        s.spend_budget(other.clone(), lines(), 600, NOW, note("o10"))
+            .await
+            .ok(),
+        Some(Spent::New)
+    );
+    assert!(s
+        .keep_campaign_spend(other.clone(), NOW + 1)
+        .await
+        .unwrap_or(false));
+    let share = |amount: i64| -> SharePlan {
+        let other = other.clone();
+        Box::new(move |_| {
+            vec![ShareReturn {
+                spend_key: other.clone(),
+                promotion_type: "campaign".into(),
+                promotion_id: "r".into(),
+                subject: other,
+                amount,
+            }]
+        })
+    };
+    // More than the spend has is never given back.
+    let too_much = s
+        .return_refund_shares(
+            "o10".into(),
+            "big".into(),
+            vec![(0, 1)],
+            share(601),
+            NOW + 2,
+        )
+        .await
+        .ok();
+    assert_eq!(too_much, Some(SharesReturned::Returned(Vec::new())));
+    let part = s
+        .return_refund_shares(
+            "o10".into(),
+            "part".into(),
+            vec![(0, 1)],
+            share(250),
+            NOW + 3,
+        )
+        .await
+        .ok();
+    assert!(
+        matches!(part, Some(SharesReturned::Returned(ref r)) if r.len() == 1 && r[0].amount == 250)
+    );
+    assert_eq!(used().await, 350);
+    assert!(s
+        .revert_budget(other.clone(), NOW + 4)
+        .await
+        .unwrap_or(false));
+    assert_eq!(used().await, 0);
+    // A spend reverted whole has nothing left for a later refund.
+    let late = s
+        .return_refund_shares(
+            "o10".into(),
+            "late".into(),
+            vec![(0, 1)],
+            share(10),
+            NOW + 5,
+        )
+        .await
+        .ok();
+    assert_eq!(late, Some(SharesReturned::Returned(Vec::new())));
+    let trail = s
+        .promotion_trail(TrailFilter {
+            subject: Some(other.clone()),
+            limit: 10,
+            ..TrailFilter::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(&str, Option<i64>, Option<&str>)> = trail
+        .iter()
+        .map(|e| (e.kind.as_str(), e.amount, e.user_id.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("rolled_back", Some(350), Some("u1")),
+            ("refunded", Some(250), Some("u1")),
+            ("redeemed", Some(600), Some("u1")),
+            ("reserved", Some(600), Some("u1")),
+        ]
+    );
+}
+
 async fn an_orders_standing_campaign_spends_are_found_by_order(h: Harness) {
     let s = &h.store;
     let note = |order: &str| {
@@ -3279,6 +3474,7 @@ suite!(sqlite: events_are_stored_once, anonymous_history_follows_login, same_pho
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
     a_checkout_answer_is_kept_once_per_order,
     a_campaign_spend_is_on_the_trail_and_its_revert_too,
+    refunds_give_back_each_share_once_and_never_more_than_was_spent,
     an_orders_standing_campaign_spends_are_found_by_order,
     checkout_attempts_are_found_once_stale_and_forgotten_when_settled);
 suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_phone_is_one_customer,
@@ -3303,5 +3499,6 @@ suite!(postgres: events_are_stored_once, anonymous_history_follows_login, same_p
     the_promotion_trail_records_each_change_and_the_feed_gives_each_once,
     a_checkout_answer_is_kept_once_per_order,
     a_campaign_spend_is_on_the_trail_and_its_revert_too,
+    refunds_give_back_each_share_once_and_never_more_than_was_spent,
     an_orders_standing_campaign_spends_are_found_by_order,
     checkout_attempts_are_found_once_stale_and_forgotten_when_settled);

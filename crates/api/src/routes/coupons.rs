@@ -481,7 +481,7 @@ pub async fn redeem(
     let code = shopgrowth_promo::canonical_code(&code);
     caller.require(Scope::Ingest)?;
     let now = Timestamp::now().0;
-    let budget_key = redemption_budget_key(&code, &req.order_id);
+    let budget_key = shopgrowth_service::promotions::redemption_budget_key(&code, &req.order_id);
     let discount = req.discount.unwrap_or(0);
     if discount < 0 {
         return Err(ApiError::invalid(
@@ -566,17 +566,12 @@ pub async fn release(
         state
             .store
             .revert_budget(
-                redemption_budget_key(&code, &req.order_id),
+                shopgrowth_service::promotions::redemption_budget_key(&code, &req.order_id),
                 Timestamp::now().0,
             )
             .await?;
     }
     Ok(Json(ReleaseResult { code, released }))
-}
-
-/// The budget spend of one coupon on one order.
-fn redemption_budget_key(code: &str, order_id: &str) -> String {
-    format!("coupon-redemption:{code}:{order_id}")
 }
 
 #[utoipa::path(get, path = "/api/v1/coupons/{code}", tag = "promotions",

@@ -5,7 +5,9 @@ use super::created_or_ok;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{from_json, json_bytes, ApiJson, ApiPath, Caller};
-use crate::views::{BatchResult, ItemRef, ItemResult, MergedItem, RejectedItem};
+use crate::views::{
+    BatchResult, ItemRef, ItemResult, MergedItem, RefundResult, RejectedItem, ReturnedShare,
+};
 use crate::AppState;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -17,7 +19,9 @@ use shopgrowth_core::model::{Event, Order, Product, Refund, Store as ShopStore, 
 use shopgrowth_core::time::Timestamp;
 use shopgrowth_core::FieldError;
 use shopgrowth_service::Update;
-use shopgrowth_store::records::{RefundWritten, SealedUser, UserAttributes, Written};
+use shopgrowth_store::records::{
+    RefundWritten, SealedUser, SharesReturned, UserAttributes, Written,
+};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 
@@ -425,18 +429,21 @@ pub async fn post_orders(
 }
 
 /// Refund some lines of an order. Each line's refunds can never exceed what was paid for it,
-/// also under concurrent requests; the same refund id twice applies once.
+/// also under concurrent requests; the same refund id twice applies once. For an order checked
+/// out here, each promotion's share of the discount the refunded units carried goes back to the
+/// budget it was spent from, once per refund (also when the refund is sent again after a crash
+/// between the two writes).
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/refunds", tag = "ingest", request_body = Refund,
     params(("order_id" = String, Path, description = "the order")),
     security(("api_key" = [])),
-    responses((status = 201, body = ItemResult), (status = 200, description = "duplicate", body = ItemResult),
+    responses((status = 201, body = RefundResult), (status = 200, description = "duplicate", body = RefundResult),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn post_refund(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(order_id): ApiPath<String>,
     ApiJson(refund): ApiJson<Refund>,
-) -> ApiResult<(StatusCode, Json<ItemResult>)> {
+) -> ApiResult<(StatusCode, Json<RefundResult>)> {
     caller.require(Scope::Ingest)?;
     let now = now();
     let errors = refund.validate(now);
@@ -446,33 +453,56 @@ pub async fn post_refund(
     let id = refund.id.clone();
     let amount = refund.lines.iter().map(|l| l.amount).sum();
     let at = refund.refunded_at.0;
-    match state
+    let units: Vec<(i64, i64)> = refund
+        .lines
+        .iter()
+        .map(|l| (l.line_no, l.quantity))
+        .collect();
+    let written = state
         .store
         .add_refund(order_id.clone(), refund, now.0)
-        .await?
-    {
+        .await?;
+    // After the refund's own write, so a crash in between is mended by sending it again: the
+    // shares go back once per refund id.
+    let returned = shopgrowth_service::promotions::return_refund_shares(
+        &state.store,
+        &order_id,
+        &id,
+        units,
+        now.0,
+    )
+    .await?;
+    let promotions_returned = match returned {
+        Some(SharesReturned::Returned(shares)) => shares
+            .into_iter()
+            .map(|s| ReturnedShare {
+                promotion_type: s.promotion_type,
+                promotion_id: s.promotion_id,
+                subject: s.subject,
+                amount: s.amount,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let (code, status) = match written {
         RefundWritten::Applied => {
             state.audience.notify(Update::Refund {
                 order_id,
                 amount,
                 at,
             });
-            Ok((
-                StatusCode::CREATED,
-                Json(ItemResult {
-                    id,
-                    status: "applied".into(),
-                }),
-            ))
+            (StatusCode::CREATED, "applied")
         }
-        RefundWritten::Duplicate => Ok((
-            StatusCode::OK,
-            Json(ItemResult {
-                id,
-                status: "duplicate".into(),
-            }),
-        )),
-    }
+        RefundWritten::Duplicate => (StatusCode::OK, "duplicate"),
+    };
+    Ok((
+        code,
+        Json(RefundResult {
+            id,
+            status: status.into(),
+            promotions_returned,
+        }),
+    ))
 }
 
 /// The items that were new (not duplicates).
