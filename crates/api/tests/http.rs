@@ -2040,6 +2040,165 @@ async fn the_sweeper_settles_checkout_attempts_that_died_and_keeps_what_kept_ans
 }
 
 #[tokio::test]
+async fn a_refund_gives_back_the_share_of_the_discount_its_units_carried() {
+    let t = test_app().await;
+    let t = &t;
+    // 满300减50 with a budget of 100: one order of ¥350 over two lines.
+    running_budgeted_campaign(t, "d14").await;
+    let cart = json!({"lines": [{"sku": "a", "quantity": 3, "unit_price": 10000},
+        {"sku": "b", "quantity": 1, "unit_price": 5000}]});
+    let (status, checkout) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/checkout",
+            Some(&t.ingest),
+            Some(json!({"order_id": "o7", "user_id": "u1", "cart": cart}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{checkout}");
+    let allocation = &checkout["quote"]["applied"][0]["allocation"];
+    assert_eq!(allocation, &json!([[0, 4286], [1, 714]]), "{checkout}");
+    let order = json!({"id": "o7", "user_id": "u1", "channel": "web", "currency": "CNY",
+        "placed_at": "2026-11-11T00:00:05+08:00",
+        "lines": [{"sku_id": "a", "quantity": 3, "unit_price": 10000, "discount": 4286},
+                  {"sku_id": "b", "quantity": 1, "unit_price": 5000, "discount": 714}]});
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/orders",
+            Some(&t.ingest),
+            Some(order.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let spent = || async {
+        let (_, c) = t
+            .call("GET", "/api/v1/campaigns/d14", Some(&t.read), None)
+            .await;
+        c["spent"].as_i64()
+    };
+    assert_eq!(spent().await, Some(5000));
+    let refund = |id: &str, lines: Value| {
+        let body = json!({"id": id, "refunded_at": "2026-11-12T10:00:00+08:00", "lines": lines});
+        async move {
+            t.call(
+                "POST",
+                "/api/v1/orders/o7/refunds",
+                Some(&t.ingest),
+                Some(body.to_string()),
+            )
+            .await
+        }
+    };
+    // One of line 0's three units: the first unit's share of its 4,286 (1,429, the extra cent
+    // on the first units) goes back to the campaign's budget.
+    let (status, first) =
+        refund("r1", json!([{"line_no": 0, "quantity": 1, "amount": 8571}])).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(
+        first["promotions_returned"],
+        json!([{"promotion_type": "campaign", "promotion_id": "d14",
+            "subject": checkout["budget_keys"][0], "amount": 1429}]),
+        "{first}"
+    );
+    assert_eq!(spent().await, Some(3571));
+    // Sent again, it gives nothing back twice.
+    let (status, again) =
+        refund("r1", json!([{"line_no": 0, "quantity": 1, "amount": 8571}])).await;
+    assert_eq!(
+        (
+            status,
+            again["status"].as_str(),
+            &again["promotions_returned"]
+        ),
+        (StatusCode::OK, Some("duplicate"), &json!([]))
+    );
+    assert_eq!(spent().await, Some(3571));
+    // The rest of the order: 1,429 + 1,428 of line 0 and line 1's 714, so the refunds together
+    // gave back exactly the 5,000 spent.
+    let (status, rest) = refund(
+        "r2",
+        json!([{"line_no": 0, "quantity": 2, "amount": 17143}, {"line_no": 1, "quantity": 1, "amount": 4286}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{rest}");
+    assert_eq!(rest["promotions_returned"][0]["amount"], 3571, "{rest}");
+    assert_eq!(spent().await, Some(0));
+    // On the trail for the customer, and in the report as money returned; the order still kept
+    // the discount it had.
+    let (_, trail) = t
+        .call(
+            "GET",
+            "/api/v1/promotion-events?promotion_type=campaign&user_id=u1",
+            Some(&t.read),
+            None,
+        )
+        .await;
+    let kinds: Vec<(&str, i64)> = trail["items"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|e| Some((e["kind"].as_str()?, e["amount"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        kinds,
+        [
+            ("refunded", 3571),
+            ("refunded", 1429),
+            ("redeemed", 5000),
+            ("reserved", 5000)
+        ],
+        "{trail}"
+    );
+    let (_, report) = t
+        .call("GET", "/api/v1/promotions/report", Some(&t.read), None)
+        .await;
+    let d14 = report["promotions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["promotion_id"] == "d14").cloned())
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (
+            d14["refunded"].as_u64(),
+            d14["amount_returned"].as_i64(),
+            d14["conversion"].as_f64()
+        ),
+        (Some(2), Some(5000), Some(1.0)),
+        "{d14}"
+    );
+    // An order not checked out here gives nothing back.
+    let plain = json!({"id": "o8", "user_id": "u1", "channel": "web", "currency": "CNY",
+        "placed_at": "2026-11-11T00:00:05+08:00",
+        "lines": [{"sku_id": "a", "quantity": 1, "unit_price": 10000, "discount": 0}]});
+    t.call(
+        "POST",
+        "/api/v1/orders",
+        Some(&t.ingest),
+        Some(plain.to_string()),
+    )
+    .await;
+    let (status, none) = t
+        .call(
+            "POST",
+            "/api/v1/orders/o8/refunds",
+            Some(&t.ingest),
+            Some(
+                json!({"id": "r3", "refunded_at": "2026-11-12T10:00:00+08:00",
+                    "lines": [{"line_no": 0, "quantity": 1, "amount": 10000}]})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, &none["promotions_returned"]),
+        (StatusCode::CREATED, &json!([])),
+        "{none}"
+    );
+}
+
+#[tokio::test]
 async fn coupons_issue_themselves_to_new_users_and_on_events_and_show_in_the_centre() {
     let t = test_app().await;
     let t = &t;

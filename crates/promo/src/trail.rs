@@ -9,7 +9,8 @@
 //! - **group buy**: redeemed ÷ reserved — seats in groups that filled;
 //! - **red packet**: amount claimed ÷ amount issued — the money taken up;
 //! - **campaign**: orders that kept the discount ÷ orders discounted ((redeemed − rolled back) ÷
-//!   redeemed).
+//!   redeemed). A refund's share given back (`refunded`) leaves the order counted as kept; its
+//!   money counts as returned.
 
 use serde::Serialize;
 use shopgrowth_core::model::{PromotionKind, PromotionType};
@@ -39,6 +40,8 @@ pub struct PromotionReport {
     pub redeemed: u64,
     pub rolled_back: u64,
     pub expired: u64,
+    /// Shares of kept discounts that refunds gave back (campaigns, coupons with budgets).
+    pub refunded: u64,
     /// Distinct users at the funnel's first step (coupons: received, counting a user who both
     /// claimed and was issued one twice; flash sales and groups: reserved; red packets: claimed).
     pub users_reached: u64,
@@ -48,7 +51,7 @@ pub struct PromotionReport {
     /// prices, red-packet shares claimed, campaign discounts given.
     pub amount_converted: i64,
     /// Money that came back: red-packet remainders, flash-sale holds given up or lapsed, campaign
-    /// discounts of cancelled orders.
+    /// discounts of cancelled orders and the shares refunds gave back.
     pub amount_returned: i64,
     /// The type's conversion (see the module), 0–1; `None` before its first step happened.
     pub conversion: Option<f64>,
@@ -83,13 +86,14 @@ fn funnel(promotion: PromotionType, id: &str, tallies: &[Tally<'_>]) -> Promotio
                 (e + t.events, u + t.users, a + t.amount)
             })
     };
-    let (issued, claimed, reserved, redeemed, rolled_back, expired) = (
+    let (issued, claimed, reserved, redeemed, rolled_back, expired, refunded) = (
         of(K::Issued),
         of(K::Claimed),
         of(K::Reserved),
         of(K::Redeemed),
         of(K::RolledBack),
         of(K::Expired),
+        of(K::Refunded),
     );
     let (users_reached, users_converted, amount_converted, amount_returned, conversion) =
         match promotion {
@@ -122,7 +126,7 @@ fn funnel(promotion: PromotionType, id: &str, tallies: &[Tally<'_>]) -> Promotio
                 redeemed.1,
                 redeemed.1,
                 redeemed.2,
-                rolled_back.2,
+                rolled_back.2 + refunded.2,
                 ratio(redeemed.0.saturating_sub(rolled_back.0), redeemed.0),
             ),
         };
@@ -135,6 +139,7 @@ fn funnel(promotion: PromotionType, id: &str, tallies: &[Tally<'_>]) -> Promotio
         redeemed: redeemed.0,
         rolled_back: rolled_back.0,
         expired: expired.0,
+        refunded: refunded.0,
         users_reached,
         users_converted,
         amount_converted,
@@ -226,12 +231,14 @@ mod tests {
         let r = report([
             t(T::Campaign, "d11", K::Redeemed, 40, 35, 200_000),
             t(T::Campaign, "d11", K::RolledBack, 10, 9, 50_000),
+            t(T::Campaign, "d11", K::Refunded, 4, 4, 3_000),
         ]);
         let c = &r[0];
         assert_eq!(c.promotion_type, "campaign");
-        assert_eq!((c.redeemed, c.rolled_back), (40, 10));
+        assert_eq!((c.redeemed, c.rolled_back, c.refunded), (40, 10, 4));
+        // Partly refunded orders still kept the discount; the shares came back.
         assert_eq!(c.conversion, Some(0.75));
-        assert_eq!((c.amount_converted, c.amount_returned), (200_000, 50_000));
+        assert_eq!((c.amount_converted, c.amount_returned), (200_000, 53_000));
         assert_eq!((c.users_reached, c.users_converted), (35, 35));
     }
 

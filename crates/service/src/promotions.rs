@@ -510,33 +510,6 @@ pub async fn trail_report(
     Ok(shopgrowth_promo::trail::report(tallies))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shopgrowth_promo::pricing::Rule;
-
-    #[test]
-    fn a_stored_rule_with_a_field_rules_no_longer_take_still_loads_as_before() {
-        let stored = r#"{"id": "c1", "name": "九折", "stacking": "exclusive",
-            "rule": {"type": "percent_off", "percent_bp": 1000, "threhsold": 30000}}"#;
-        // Input is refused, naming the field...
-        let value: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
-        let refused = shopgrowth_core::json::from_value::<Promotion>(&value).err();
-        assert_eq!(refused.map(|e| e.field), Some("rule.threhsold".to_owned()));
-        // ...but what was stored before prices as it did: the field ignored.
-        let loaded = stored_promotion("c1", stored).map(|p| p.rule);
-        assert_eq!(
-            loaded,
-            Some(Rule::PercentOff {
-                percent_bp: 1000,
-                threshold: 0,
-                cap: None
-            })
-        );
-        assert!(stored_promotion("c1", r#"{"id": "c1"}"#).is_none());
-    }
-}
-
 /// The budget spend of one coupon on one order (its redemption's `discount`).
 pub fn redemption_budget_key(code: &str, order_id: &str) -> String {
     format!("coupon-redemption:{code}:{order_id}")
@@ -690,4 +663,75 @@ pub async fn return_refund_shares(
         .return_refund_shares(order_id.to_owned(), refund_id.to_owned(), units, plan, now)
         .await
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shopgrowth_promo::pricing::Rule;
+
+    #[test]
+    fn a_stored_rule_with_a_field_rules_no_longer_take_still_loads_as_before() {
+        let stored = r#"{"id": "c1", "name": "九折", "stacking": "exclusive",
+            "rule": {"type": "percent_off", "percent_bp": 1000, "threhsold": 30000}}"#;
+        // Input is refused, naming the field...
+        let value: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
+        let refused = shopgrowth_core::json::from_value::<Promotion>(&value).err();
+        assert_eq!(refused.map(|e| e.field), Some("rule.threhsold".to_owned()));
+        // ...but what was stored before prices as it did: the field ignored.
+        let loaded = stored_promotion("c1", stored).map(|p| p.rule);
+        assert_eq!(
+            loaded,
+            Some(Rule::PercentOff {
+                percent_bp: 1000,
+                threshold: 0,
+                cap: None
+            })
+        );
+        assert!(stored_promotion("c1", r#"{"id": "c1"}"#).is_none());
+    }
+
+    #[test]
+    fn a_kept_checkout_gives_each_refund_the_share_of_its_units() {
+        // Two lines: a campaign took 1,001 off line 0 (3 units) and 500 off line 1 (2 units);
+        // the coupon took 300 off line 0.
+        let answer = r#"{"order_id": "o1", "budget_keys": ["checkout:o1:d11:ab"],
+            "quote": {"lines": [{"quantity": 3}, {"quantity": 2}],
+            "applied": [
+                {"id": "d11", "allocation": [[0, 1001], [1, 500]]},
+                {"id": "coupon:NEW10AB", "allocation": [[0, 300]]}]}}"#;
+        let templates = |code: &str| (code == "NEW10AB").then(|| "new10".to_owned());
+        let Some(shares) = CheckoutShares::of_checkout("o1", answer, &templates) else {
+            panic!("a kept answer is read");
+        };
+        let amounts = |units: &[(i64, i64)], before: &[(i64, i64)]| -> Vec<(String, String, i64)> {
+            shares
+                .shares(units, &before.iter().copied().collect())
+                .into_iter()
+                .map(|s| (s.spend_key, s.promotion_id, s.amount))
+                .collect()
+        };
+        let campaign = |amount| ("checkout:o1:d11:ab".to_owned(), "d11".to_owned(), amount);
+        let coupon = |amount| {
+            (
+                "coupon-redemption:NEW10AB:o1".to_owned(),
+                "new10".to_owned(),
+                amount,
+            )
+        };
+        // By the quote's promotion id; the first unit of line 0 carries the extra cent.
+        assert_eq!(amounts(&[(0, 1)], &[]), [coupon(100), campaign(334)]);
+        assert_eq!(amounts(&[(0, 2)], &[(0, 1)]), [coupon(200), campaign(667)]);
+        // Units beyond what a line has left count for nothing; a line the quote never discounted
+        // gives nothing.
+        assert_eq!(
+            amounts(&[(0, 5), (7, 1)], &[(0, 2)]),
+            [coupon(100), campaign(333)]
+        );
+        assert!(amounts(&[(0, 1)], &[(0, 3)]).is_empty());
+        assert_eq!(amounts(&[(1, 2)], &[]), [campaign(500)]);
+        // An answer it cannot read (or a coupon whose template is unknown) gives nothing to go on.
+        assert_eq!(CheckoutShares::of_checkout("o1", "{}", &templates), None);
+        assert_eq!(CheckoutShares::of_checkout("o1", answer, &|_| None), None);
+    }
 }
