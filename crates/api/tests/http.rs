@@ -2199,6 +2199,111 @@ async fn a_refund_gives_back_the_share_of_the_discount_its_units_carried() {
 }
 
 #[tokio::test]
+async fn a_refund_gives_back_the_coupons_share_to_its_budgets() {
+    let t = test_app().await;
+    let t = &t;
+    // A 满100减30 coupon whose template has a budget, used on an order of two units.
+    let template = json!({"id": "c30", "name": "满100减30",
+        "rule": {"type": "threshold", "tiers": [{"threshold": 10000, "off": 3001}]}});
+    t.call(
+        "POST",
+        "/api/v1/coupon-templates",
+        Some(&t.admin),
+        Some(template.to_string()),
+    )
+    .await;
+    let (status, _) = t
+        .call(
+            "PUT",
+            "/api/v1/budgets/coupon:c30/limits/total",
+            Some(&t.admin),
+            Some(json!({"amount": 100000}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, claimed) = t
+        .call(
+            "POST",
+            "/api/v1/coupon-templates/c30/claims",
+            Some(&t.ingest),
+            Some(json!({"user_id": "u2", "claim_key": "k"}).to_string()),
+        )
+        .await;
+    let code = claimed["code"].as_str().unwrap_or_default().to_owned();
+    let (status, checkout) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/checkout",
+            Some(&t.ingest),
+            Some(
+                json!({"order_id": "o9", "user_id": "u2", "coupons": [code],
+                    "cart": {"lines": [{"sku": "a", "quantity": 2, "unit_price": 6000}]}})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{checkout}");
+    assert_eq!(checkout["quote"]["discount"], 3001, "{checkout}");
+    let (status, redeemed) = t
+        .call(
+            "POST",
+            &format!("/api/v1/coupons/{code}/redeem"),
+            Some(&t.ingest),
+            Some(json!({"user_id": "u2", "order_id": "o9", "discount": 3001}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{redeemed}");
+    let used = || async {
+        let (_, b) = t
+            .call("GET", "/api/v1/budgets/coupon:c30", Some(&t.read), None)
+            .await;
+        b["periods"][0]["used"].as_i64()
+    };
+    assert_eq!(used().await, Some(3001));
+    let order = json!({"id": "o9", "user_id": "u2", "channel": "web", "currency": "CNY",
+        "placed_at": "2026-11-11T00:00:05+08:00",
+        "lines": [{"sku_id": "a", "quantity": 2, "unit_price": 6000, "discount": 3001}]});
+    t.call(
+        "POST",
+        "/api/v1/orders",
+        Some(&t.ingest),
+        Some(order.to_string()),
+    )
+    .await;
+    // One of the two units: its share, 1,501 (the first unit carries the extra cent).
+    let (status, refund) = t
+        .call(
+            "POST",
+            "/api/v1/orders/o9/refunds",
+            Some(&t.ingest),
+            Some(
+                json!({"id": "r1", "refunded_at": "2026-11-12T10:00:00+08:00",
+                    "lines": [{"line_no": 0, "quantity": 1, "amount": 4499}]})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{refund}");
+    assert_eq!(
+        refund["promotions_returned"],
+        json!([{"promotion_type": "coupon", "promotion_id": "c30", "subject": code, "amount": 1501}]),
+        "{refund}"
+    );
+    assert_eq!(used().await, Some(1500));
+    // Released (the rest of the order cancelled): the rest of the spend comes back, no more.
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/coupons/{code}/release"),
+            Some(&t.ingest),
+            Some(json!({"order_id": "o9"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(used().await, Some(0));
+}
+
+#[tokio::test]
 async fn coupons_issue_themselves_to_new_users_and_on_events_and_show_in_the_centre() {
     let t = test_app().await;
     let t = &t;
