@@ -529,8 +529,8 @@ pub struct CheckoutShares {
 impl CheckoutShares {
     /// Reads a kept checkout answer (`POST /api/v1/pricing/checkout`'s body): its campaigns'
     /// spends are its `budget_keys`, in the order of the campaigns among `quote.applied`; a
-    /// coupon's is its redemption's (`template_of` gives each coupon code's template). `None`
-    /// for an answer it cannot read.
+    /// coupon's is its redemption's (`template_of` gives each coupon code's template; a coupon
+    /// it does not know gives nothing back). `None` for an answer it cannot read.
     pub fn of_checkout(
         order_id: &str,
         answer: &str,
@@ -556,12 +556,17 @@ impl CheckoutShares {
                     .push((id.to_owned(), pair.get(1)?.as_i64()?));
             }
             let share = match id.strip_prefix("coupon:") {
-                Some(code) => ShareReturn {
-                    spend_key: redemption_budget_key(code, order_id),
-                    promotion_type: "coupon".into(),
-                    promotion_id: template_of(code)?,
-                    subject: code.to_owned(),
-                    amount: 0,
+                // A coupon no longer stored (its customer's data erased) has no budget to give
+                // back to; the campaigns' shares still go back.
+                Some(code) => match template_of(code) {
+                    Some(template) => ShareReturn {
+                        spend_key: redemption_budget_key(code, order_id),
+                        promotion_type: "coupon".into(),
+                        promotion_id: template,
+                        subject: code.to_owned(),
+                        amount: 0,
+                    },
+                    None => continue,
                 },
                 None => {
                     let key = keys.next()?.as_str()?.to_owned();
@@ -730,8 +735,11 @@ mod tests {
         );
         assert!(amounts(&[(0, 1)], &[(0, 3)]).is_empty());
         assert_eq!(amounts(&[(1, 2)], &[]), [campaign(500)]);
-        // An answer it cannot read (or a coupon whose template is unknown) gives nothing to go on.
+        // An answer it cannot read gives nothing to go on; a coupon it does not know gives
+        // nothing back, the campaign's share still does.
         assert_eq!(CheckoutShares::of_checkout("o1", "{}", &templates), None);
-        assert_eq!(CheckoutShares::of_checkout("o1", answer, &|_| None), None);
+        let unknown = CheckoutShares::of_checkout("o1", answer, &|_| None)
+            .map(|s| s.shares(&[(0, 1)], &BTreeMap::new()).len());
+        assert_eq!(unknown, Some(1));
     }
 }
