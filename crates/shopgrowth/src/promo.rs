@@ -1172,7 +1172,7 @@ pub async fn run_promotion(
                 return print_json(&report);
             }
             println!(
-                "{:<10} {:<20} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10}",
+                "{:<10} {:<20} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>12} {:>10}",
                 "type",
                 "id",
                 "issued",
@@ -1181,13 +1181,15 @@ pub async fn run_promotion(
                 "redeemed",
                 "rolled",
                 "expired",
+                "refunded",
                 "users",
                 "money",
+                "returned",
                 "conversion"
             );
             for r in report {
                 println!(
-                    "{:<10} {:<20} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10}",
+                    "{:<10} {:<20} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>12} {:>10}",
                     r.promotion_type,
                     r.promotion_id,
                     r.issued,
@@ -1196,8 +1198,10 @@ pub async fn run_promotion(
                     r.redeemed,
                     r.rolled_back,
                     r.expired,
+                    r.refunded,
                     r.users_reached,
                     shopgrowth_promo::pricing::yuan(r.amount_converted),
+                    shopgrowth_promo::pricing::yuan(r.amount_returned),
                     r.conversion
                         .map_or_else(|| "-".into(), |c| format!("{:.1}%", c * 100.0))
                 );
