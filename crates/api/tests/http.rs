@@ -2168,6 +2168,64 @@ async fn a_refund_gives_back_the_share_of_the_discount_its_units_carried() {
         (Some(2), Some(5000), Some(1.0)),
         "{d14}"
     );
+    // The server died between the refund's write and the give-back: the refund is stored but
+    // nothing came back. Sent again, it is a duplicate, and the give-back happens then, once.
+    let (status, _) = t
+        .call(
+            "POST",
+            "/api/v1/pricing/checkout",
+            Some(&t.ingest),
+            Some(json!({"order_id": "o10", "user_id": "u1", "cart": cart}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut order10 = order.clone();
+    order10["id"] = json!("o10");
+    t.call(
+        "POST",
+        "/api/v1/orders",
+        Some(&t.ingest),
+        Some(order10.to_string()),
+    )
+    .await;
+    assert_eq!(spent().await, Some(5000));
+    let crashed: shopgrowth_core::model::Refund = serde_json::from_value(
+        json!({"id": "r10", "refunded_at": "2026-11-12T10:00:00+08:00",
+            "lines": [{"line_no": 1, "quantity": 1, "amount": 4286}]}),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    t.state
+        .store
+        .add_refund("o10".into(), crashed, 1_780_000_000_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spent().await, Some(5000));
+    let resend = |id: &str| {
+        let body = json!({"id": id, "refunded_at": "2026-11-12T10:00:00+08:00",
+            "lines": [{"line_no": 1, "quantity": 1, "amount": 4286}]});
+        async move {
+            t.call(
+                "POST",
+                "/api/v1/orders/o10/refunds",
+                Some(&t.ingest),
+                Some(body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, mended) = resend("r10").await;
+    assert_eq!(
+        (
+            status,
+            mended["status"].as_str(),
+            mended["promotions_returned"][0]["amount"].as_i64()
+        ),
+        (StatusCode::OK, Some("duplicate"), Some(714)),
+        "{mended}"
+    );
+    let (_, once) = resend("r10").await;
+    assert_eq!(once["promotions_returned"], json!([]), "{once}");
+    assert_eq!(spent().await, Some(4286));
     // An order not checked out here gives nothing back.
     let plain = json!({"id": "o8", "user_id": "u1", "channel": "web", "currency": "CNY",
         "placed_at": "2026-11-11T00:00:05+08:00",
