@@ -742,4 +742,44 @@ mod tests {
             .map(|s| s.shares(&[(0, 1)], &BTreeMap::new()).len());
         assert_eq!(unknown, Some(1));
     }
+
+    proptest::proptest! {
+        /// However an order's units are refunded, in steps of any size and order, what comes
+        /// back of each promotion adds up to exactly what the quote allocated it.
+        #[test]
+        fn refunds_in_any_steps_give_back_exactly_each_discount(
+            lines in proptest::collection::vec((1i64..6, 0i64..5_000, 0i64..3_000), 1..5),
+            steps in proptest::collection::vec((0usize..5, 1i64..4), 1..30),
+        ) {
+            let applied: Vec<serde_json::Value> = vec![
+                serde_json::json!({"id": "d11", "allocation": lines.iter().enumerate()
+                    .map(|(i, l)| serde_json::json!([i, l.1])).collect::<Vec<_>>()}),
+                serde_json::json!({"id": "coupon:C1", "allocation": lines.iter().enumerate()
+                    .map(|(i, l)| serde_json::json!([i, l.2])).collect::<Vec<_>>()}),
+            ];
+            let answer = serde_json::json!({"budget_keys": ["k"], "quote": {
+                "lines": lines.iter().map(|l| serde_json::json!({"quantity": l.0})).collect::<Vec<_>>(),
+                "applied": applied}}).to_string();
+            let shares = CheckoutShares::of_checkout("o", &answer, &|_| Some("t".into()));
+            proptest::prop_assert!(shares.is_some());
+            let shares = shares.unwrap_or_default();
+            let mut before: BTreeMap<i64, i64> = BTreeMap::new();
+            let mut back: BTreeMap<String, i64> = BTreeMap::new();
+            // The steps, then whatever is left of every line.
+            let rest: Vec<(usize, i64)> = (0..lines.len()).map(|i| (i, 1_000)).collect();
+            for (line, units) in steps.into_iter().chain(rest) {
+                let line = (line % lines.len()) as i64;
+                for s in shares.shares(&[(line, units)], &before) {
+                    *back.entry(s.promotion_type).or_default() += s.amount;
+                }
+                let q = lines[line as usize].0;
+                let done = before.entry(line).or_default();
+                *done = (*done + units).min(q);
+            }
+            let campaign: i64 = lines.iter().map(|l| l.1).sum();
+            let coupon: i64 = lines.iter().map(|l| l.2).sum();
+            proptest::prop_assert_eq!(back.get("campaign").copied().unwrap_or(0), campaign);
+            proptest::prop_assert_eq!(back.get("coupon").copied().unwrap_or(0), coupon);
+        }
+    }
 }
