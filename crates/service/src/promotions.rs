@@ -533,10 +533,10 @@ impl CheckoutShares {
     /// it does not know gives nothing back). `None` for an answer it cannot read.
     pub fn of_checkout(
         order_id: &str,
-        answer: &str,
+        answer: &serde_json::Value,
         template_of: &dyn Fn(&str) -> Option<String>,
     ) -> Option<CheckoutShares> {
-        let v: serde_json::Value = serde_json::from_str(answer).ok()?;
+        let v = answer;
         let quote = v.get("quote")?;
         let mut lines: Vec<(i64, Vec<(String, i64)>)> = quote
             .get("lines")?
@@ -638,24 +638,22 @@ pub async fn return_refund_shares(
     let Some(kept) = store.checkout(order_id.to_owned()).await? else {
         return Ok(None);
     };
+    let answer = serde_json::from_str::<serde_json::Value>(&kept.response).unwrap_or_default();
     // Each coupon's template, looked up before the write.
     let mut templates = BTreeMap::new();
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&kept.response) {
-        let applied = v["quote"]["applied"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for a in applied {
-            if let Some(code) = a["id"].as_str().and_then(|id| id.strip_prefix("coupon:")) {
-                if let Some(c) = store.coupon(code.to_owned()).await? {
-                    templates.insert(code.to_owned(), c.template_id);
-                }
-            }
+    let codes = answer["quote"]["applied"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["id"].as_str()?.strip_prefix("coupon:"));
+    for code in codes {
+        if let Some(c) = store.coupon(code.to_owned()).await? {
+            templates.insert(code.to_owned(), c.template_id);
         }
     }
-    let Some(shares) = CheckoutShares::of_checkout(order_id, &kept.response, &|code| {
-        templates.get(code).cloned()
-    }) else {
+    let Some(shares) =
+        CheckoutShares::of_checkout(order_id, &answer, &|code| templates.get(code).cloned())
+    else {
         tracing::warn!(
             order_id,
             "a kept checkout answer could not be read for a refund"
@@ -706,7 +704,8 @@ mod tests {
                 {"id": "d11", "allocation": [[0, 1001], [1, 500]]},
                 {"id": "coupon:NEW10AB", "allocation": [[0, 300]]}]}}"#;
         let templates = |code: &str| (code == "NEW10AB").then(|| "new10".to_owned());
-        let Some(shares) = CheckoutShares::of_checkout("o1", answer, &templates) else {
+        let answer: serde_json::Value = serde_json::from_str(answer).unwrap_or_default();
+        let Some(shares) = CheckoutShares::of_checkout("o1", &answer, &templates) else {
             panic!("a kept answer is read");
         };
         let amounts = |units: &[(i64, i64)], before: &[(i64, i64)]| -> Vec<(String, String, i64)> {
@@ -737,8 +736,11 @@ mod tests {
         assert_eq!(amounts(&[(1, 2)], &[]), [campaign(500)]);
         // An answer it cannot read gives nothing to go on; a coupon it does not know gives
         // nothing back, the campaign's share still does.
-        assert_eq!(CheckoutShares::of_checkout("o1", "{}", &templates), None);
-        let unknown = CheckoutShares::of_checkout("o1", answer, &|_| None)
+        assert_eq!(
+            CheckoutShares::of_checkout("o1", &serde_json::json!({}), &templates),
+            None
+        );
+        let unknown = CheckoutShares::of_checkout("o1", &answer, &|_| None)
             .map(|s| s.shares(&[(0, 1)], &BTreeMap::new()).len());
         assert_eq!(unknown, Some(1));
     }
@@ -759,7 +761,7 @@ mod tests {
             ];
             let answer = serde_json::json!({"budget_keys": ["k"], "quote": {
                 "lines": lines.iter().map(|l| serde_json::json!({"quantity": l.0})).collect::<Vec<_>>(),
-                "applied": applied}}).to_string();
+                "applied": applied}});
             let shares = CheckoutShares::of_checkout("o", &answer, &|_| Some("t".into()));
             proptest::prop_assert!(shares.is_some());
             let shares = shares.unwrap_or_default();
